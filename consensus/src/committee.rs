@@ -1,0 +1,119 @@
+//! The committee: validators, their keys, voting power, quorum and leader rotation.
+
+use accel::{AggregatePublicKey, PublicKey};
+use alloy_primitives::Address;
+use state::{spec::parse_hex, Bitmap, ChainSpec};
+
+/// One BLS key of the committee, in bitmap order.
+#[derive(Debug, Clone)]
+pub struct CommitteeKey {
+    pub public_key: PublicKey,
+    /// Index of the validator that owns it.
+    pub member: usize,
+    /// Voting power carried by this key.
+    pub power: u64,
+}
+
+/// One validator.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub address: Address,
+    /// Committee key indices owned by this validator (contiguous).
+    pub keys: std::ops::Range<usize>,
+    pub power: u64,
+    pub transport_key: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitteeError {
+    #[error("committee: {0}")]
+    Invalid(String),
+}
+
+/// Validated committee, built once per epoch; keys are decompressed and checked here only.
+#[derive(Debug, Clone)]
+pub struct Committee {
+    pub keys: Vec<CommitteeKey>,
+    pub members: Vec<Member>,
+    pub total_power: u64,
+    pub blocks_per_leader: u64,
+}
+
+impl Committee {
+    /// Builds the committee of a (validated) chain spec. A validator's voting power is split
+    /// evenly over its keys, the remainder to its first key, so the sum is exact.
+    pub fn from_spec(spec: &ChainSpec) -> Result<Self, CommitteeError> {
+        let mut keys = Vec::new();
+        let mut members = Vec::new();
+        for (i, v) in spec.validators.iter().enumerate() {
+            let start = keys.len();
+            let n = v.bls_keys.len() as u64;
+            if n == 0 {
+                return Err(CommitteeError::Invalid(format!("validator {i} has no key")));
+            }
+            for (j, k) in v.bls_keys.iter().enumerate() {
+                let bytes = parse_hex::<48>(&k.public_key).map_err(CommitteeError::Invalid)?;
+                let public_key = PublicKey::from_bytes(&bytes)
+                    .map_err(|e| CommitteeError::Invalid(format!("validator {i} key {j}: {e}")))?;
+                let power = v.voting_power / n + if j == 0 { v.voting_power % n } else { 0 };
+                keys.push(CommitteeKey { public_key, member: i, power });
+            }
+            let transport_key = parse_hex::<32>(&v.transport_key).map_err(CommitteeError::Invalid)?;
+            members.push(Member {
+                address: v.address,
+                keys: start..keys.len(),
+                power: v.voting_power,
+                transport_key,
+            });
+        }
+        let total_power = members.iter().map(|m| m.power).sum();
+        Ok(Self { keys, members, total_power, blocks_per_leader: spec.blocks_per_leader })
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Voting power of the keys in `bitmap`.
+    pub fn power_of(&self, bitmap: &Bitmap) -> u64 {
+        bitmap.ones().filter_map(|i| self.keys.get(i)).map(|k| k.power).sum()
+    }
+
+    /// Strictly more than 2/3 of the total voting power.
+    pub fn is_quorum(&self, power: u64) -> bool {
+        (power as u128) * 3 > (self.total_power as u128) * 2
+    }
+
+    /// Bitmap of all keys of one member.
+    pub fn member_bitmap(&self, member: usize) -> Bitmap {
+        let mut b = Bitmap::with_len(self.key_count());
+        for i in self.members[member].keys.clone() {
+            b.set(i);
+        }
+        b
+    }
+
+    /// True when every key in `bitmap` belongs to `member` and there is at least one.
+    pub fn bitmap_owned_by(&self, bitmap: &Bitmap, member: usize) -> bool {
+        let range = &self.members[member].keys;
+        bitmap.count() > 0 && bitmap.ones().all(|i| range.contains(&i))
+    }
+
+    /// Aggregate public key of the keys in `bitmap` (None when empty or out of range).
+    pub fn aggregate_key(&self, bitmap: &Bitmap) -> Option<PublicKey> {
+        let keys: Vec<&PublicKey> =
+            bitmap.ones().map(|i| self.keys.get(i).map(|k| &k.public_key)).collect::<Option<_>>()?;
+        AggregatePublicKey::aggregate(keys).ok().map(|a| a.to_public_key())
+    }
+
+    /// Leader of `view`: members take turns of `blocks_per_leader` views in committee order
+    /// (Harmony HET-8). In the happy path the view advances by one per block, so this rotates
+    /// by block number; a view change moves to the next view and so towards the next leader.
+    pub fn leader_of(&self, view: u64) -> usize {
+        ((view.saturating_sub(1) / self.blocks_per_leader) % self.members.len() as u64) as usize
+    }
+
+    pub fn member_by_transport_key(&self, key: &[u8; 32]) -> Option<usize> {
+        self.members.iter().position(|m| &m.transport_key == key)
+    }
+}

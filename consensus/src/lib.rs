@@ -1,0 +1,14 @@
+//! FBFT consensus as a sans-IO state machine.
+//!
+//! [`Fbft`] is a value the caller steps with [`Input`]s; it answers with [`Effect`]s that the
+//! caller executes in order (a sign or persist completes before any later send). It owns no
+//! socket, thread, clock or file: the appliance turns effects into QUIC messages, signer calls,
+//! verification jobs and disk writes, and the simulation turns them into a virtual network.
+
+pub mod committee;
+pub mod fbft;
+pub mod message;
+
+pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
+pub use fbft::{Config, Effect, Fbft, Input, Tip, Timer, VerifyJob};
+pub use message::{Announce, Message, MessageError, Status, SyncRequest, SyncResponse, Vote};

@@ -1,0 +1,293 @@
+//! A deterministic in-process cluster: every node's effects executed in one thread, messages
+//! delivered in FIFO order unless a test intervenes. The base for message-level tests.
+#![allow(dead_code)]
+
+use accel::{Engine, SecretKey};
+use alloy_primitives::{Address, B256};
+use consensus::{Committee, Config, Effect, Fbft, Input, Message, Tip, Timer};
+use hsm::{LocalSigner, Signer};
+use state::{Block, BlockTemplate, ChainSpec, CommitCertificate, Validator, ValidatorKey};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+pub const CHAIN_ID: u64 = 31_415_926;
+pub const GENESIS_MS: u64 = 1_800_000_000_000;
+
+pub fn secret(member: usize, key: usize) -> SecretKey {
+    let mut ikm = [0x42u8; 32];
+    ikm[0] = member as u8;
+    ikm[1] = key as u8;
+    SecretKey::from_ikm(&ikm).unwrap()
+}
+
+/// A spec with `keys_per_member[i]` keys for member i, equal voting power.
+pub fn spec(keys_per_member: &[usize], blocks_per_leader: u64) -> ChainSpec {
+    let validators = keys_per_member
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| Validator {
+            address: Address::repeat_byte(i as u8 + 1),
+            voting_power: 100,
+            transport_key: hex::encode([i as u8 + 1; 32]),
+            endpoint: format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
+            bls_keys: (0..k)
+                .map(|j| {
+                    let sk = secret(i, j);
+                    ValidatorKey {
+                        public_key: hex::encode(sk.public_key().to_bytes()),
+                        proof_of_possession: hex::encode(sk.prove_possession().to_bytes()),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let spec = ChainSpec {
+        name: "test".into(),
+        chain_id: CHAIN_ID,
+        shard: 0,
+        block_time_ms: 1000,
+        blocks_per_leader,
+        epoch_blocks: 100,
+        genesis_timestamp_ms: GENESIS_MS,
+        forks: Default::default(),
+        validators,
+    };
+    spec.validate().unwrap();
+    spec
+}
+
+pub fn signer(spec: &ChainSpec, member: usize) -> LocalSigner {
+    LocalSigner::new((0..spec.validators[member].bls_keys.len()).map(|j| secret(member, j)).collect())
+}
+
+pub fn genesis_tip(spec: &ChainSpec) -> Tip {
+    let g = spec.genesis();
+    Tip { number: 0, hash: g.hash(), view: 0, timestamp_ms: g.header.timestamp_ms, cert: None }
+}
+
+pub fn config(spec: &ChainSpec, me: usize) -> Config {
+    Config {
+        chain_id: spec.chain_id,
+        shard: spec.shard,
+        epoch_blocks: spec.epoch_blocks,
+        block_time_ms: spec.block_time_ms,
+        max_future_ms: 1000,
+        me,
+    }
+}
+
+/// Builds what `Effect::BuildBlock` asks for (the appliance does the same with its mempool).
+pub fn build(committee: &Committee, e: &Effect, now_ms: u64) -> Block {
+    let Effect::BuildBlock { number, view, epoch, parent, min_timestamp_ms, last_commit } = e else {
+        panic!("not a build request: {e:?}")
+    };
+    BlockTemplate {
+        number: *number,
+        view: *view,
+        epoch: *epoch,
+        shard: 0,
+        parent_hash: *parent,
+        timestamp_ms: now_ms.max(*min_timestamp_ms),
+        leader: committee.members[committee.leader_of(*view)].address,
+        last_commit: last_commit.clone(),
+        transactions: vec![],
+    }
+    .build()
+}
+
+pub struct Node {
+    pub fbft: Fbft,
+    pub signer: LocalSigner,
+    pub chain: Vec<(Block, CommitCertificate)>,
+    pub faults: Vec<String>,
+    pub up: bool,
+    /// Blocks whose full validation this node reports as failed.
+    pub reject: Option<B256>,
+}
+
+pub struct Cluster {
+    pub spec: ChainSpec,
+    pub committee: Arc<Committee>,
+    pub nodes: Vec<Node>,
+    pub engine: Engine,
+    pub now_ms: u64,
+    pub wire: VecDeque<(usize, usize, Message)>,
+    pub timers: Vec<(u64, usize, Timer)>,
+    pub delivered: usize,
+}
+
+impl Cluster {
+    pub fn new(keys_per_member: &[usize], blocks_per_leader: u64) -> Self {
+        let spec = spec(keys_per_member, blocks_per_leader);
+        let committee = Arc::new(Committee::from_spec(&spec).unwrap());
+        let nodes = (0..keys_per_member.len())
+            .map(|i| Node {
+                fbft: Fbft::new(config(&spec, i), committee.clone(), genesis_tip(&spec)),
+                signer: signer(&spec, i),
+                chain: vec![],
+                faults: vec![],
+                up: true,
+                reject: None,
+            })
+            .collect();
+        let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+        Self {
+            spec,
+            committee,
+            nodes,
+            engine: Engine::cpu(pool),
+            now_ms: GENESIS_MS,
+            wire: VecDeque::new(),
+            timers: vec![],
+            delivered: 0,
+        }
+    }
+
+    pub fn start(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.input(i, Input::Start);
+        }
+    }
+
+    /// Feeds one input to node `i` and executes every effect, depth first, in order.
+    pub fn input(&mut self, i: usize, input: Input) {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            if !self.nodes[i].up {
+                return;
+            }
+            let effects = self.nodes[i].fbft.step(self.now_ms, input);
+            for e in effects {
+                self.execute(i, e, &mut queue);
+            }
+        }
+    }
+
+    fn execute(&mut self, i: usize, e: Effect, queue: &mut VecDeque<Input>) {
+        match e {
+            Effect::Broadcast(m) => {
+                for j in 0..self.nodes.len() {
+                    if j != i {
+                        self.wire.push_back((i, j, m.clone()));
+                    }
+                }
+            }
+            Effect::Send(j, m) => self.wire.push_back((i, j, m)),
+            Effect::Sign(req) => {
+                let signatures = self.nodes[i].signer.sign(&req).unwrap();
+                queue.push_back(Input::Signed { req, signatures });
+            }
+            Effect::Verify(job) => {
+                let valid = self.engine.verify_votes(&job.payload, &job.votes);
+                queue.push_back(Input::Verified { id: job.id, valid });
+            }
+            Effect::Validate(block) => {
+                let hash = block.hash();
+                let result = if self.nodes[i].reject == Some(hash) { Err("rejected by test".into()) } else { Ok(()) };
+                queue.push_back(Input::Validated { hash, result });
+            }
+            e @ Effect::BuildBlock { .. } => {
+                let block = build(&self.committee, &e, self.now_ms);
+                queue.push_back(Input::Proposal(block));
+            }
+            Effect::Schedule(timer, delay) => {
+                self.timers.push((self.now_ms + delay.as_millis() as u64, i, timer));
+            }
+            Effect::Finalize { block, cert } => {
+                let tip = Tip {
+                    number: block.number(),
+                    hash: block.hash(),
+                    view: block.header.view,
+                    timestamp_ms: block.header.timestamp_ms,
+                    cert: Some(cert.clone()),
+                };
+                self.nodes[i].chain.push((block, cert));
+                queue.push_back(Input::Persisted(tip));
+            }
+            Effect::Behind { peer, number } => {
+                // Catch up from the peer's chain, as the appliance's sync does.
+                let have = self.nodes[i].chain.len();
+                let theirs: Vec<_> = self.nodes[peer].chain.iter().skip(have).take_while(|(b, _)| b.number() <= number).cloned().collect();
+                for (block, cert) in theirs {
+                    let tip = Tip {
+                        number: block.number(),
+                        hash: block.hash(),
+                        view: block.header.view,
+                        timestamp_ms: block.header.timestamp_ms,
+                        cert: Some(cert.clone()),
+                    };
+                    self.nodes[i].chain.push((block, cert));
+                    queue.push_back(Input::Persisted(tip));
+                }
+            }
+            Effect::PeerFault { peer, reason } => self.nodes[i].faults.push(format!("{peer}: {reason}")),
+        }
+    }
+
+    /// Delivers one message or, when the wire is empty, fires the earliest timer.
+    /// Returns false when nothing is left to do.
+    pub fn tick(&mut self) -> bool {
+        if let Some((from, to, msg)) = self.wire.pop_front() {
+            self.delivered += 1;
+            self.input(to, Input::Message { from, msg });
+            return true;
+        }
+        if self.timers.is_empty() {
+            return false;
+        }
+        self.timers.sort_by_key(|(at, _, _)| *at);
+        let (at, i, timer) = self.timers.remove(0);
+        self.now_ms = self.now_ms.max(at);
+        self.input(i, Input::Timeout(timer));
+        true
+    }
+
+    /// Runs until every up node has finalized `height` (or `max_ticks` pass).
+    pub fn run_until(&mut self, height: u64, max_ticks: usize) {
+        for _ in 0..max_ticks {
+            if self.nodes.iter().filter(|n| n.up).all(|n| n.fbft.tip().number >= height) {
+                return;
+            }
+            if !self.tick() {
+                return;
+            }
+        }
+    }
+
+    /// Asserts all nodes agree on every height both have, and every certificate verifies.
+    pub fn assert_agreement(&self) {
+        let longest = self.nodes.iter().map(|n| n.chain.len()).max().unwrap_or(0);
+        for h in 0..longest {
+            let mut hash = None;
+            for n in &self.nodes {
+                if let Some((b, c)) = n.chain.get(h) {
+                    assert_eq!(b.number() as usize, h + 1);
+                    assert_eq!(c.hash, b.hash());
+                    assert!(self.cert_valid(c), "certificate of block {} does not verify", h + 1);
+                    match hash {
+                        None => hash = Some(b.hash()),
+                        Some(x) => assert_eq!(x, b.hash(), "disagreement at height {}", h + 1),
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn cert_valid(&self, c: &CommitCertificate) -> bool {
+        let bitmap = state::Bitmap::from_bytes(&c.bitmap, self.committee.key_count()).unwrap();
+        if !self.committee.is_quorum(self.committee.power_of(&bitmap)) {
+            return false;
+        }
+        let pks: Vec<_> = bitmap.ones().map(|i| self.committee.keys[i].public_key).collect();
+        let req = hsm::SignRequest {
+            kind: hsm::MsgKind::Commit,
+            chain_id: self.spec.chain_id,
+            shard: self.spec.shard,
+            number: c.number,
+            view: c.view,
+            hash: c.hash.0,
+        };
+        let sig = accel::Signature::from_bytes(&c.signature).unwrap();
+        self.engine.verify_aggregate(&hsm::payload(&req), &pks, &sig)
+    }
+}

@@ -1,0 +1,133 @@
+//! Key and value codecs: how typed keys and values become the bytes MDBX stores.
+//!
+//! Keys are encoded so that MDBX's byte order is the natural order (`u64` big-endian), values
+//! of chain types are their RLP encoding, decoded strictly (no trailing bytes).
+
+use crate::block::{decode_exact, Body, CommitCertificate, Header};
+use alloy_primitives::B256;
+use alloy_rlp::Decodable;
+
+/// A table key. Decoding errors are reported as `DbError::Corrupt` by the transaction layer.
+pub trait KeyCodec: Sized {
+    /// The encoded form (a fixed array for fixed-size keys, so encoding does not allocate).
+    type Encoded: AsRef<[u8]>;
+    fn encode_key(&self) -> Self::Encoded;
+    fn decode_key(bytes: &[u8]) -> Result<Self, String>;
+    /// Human-readable form, for error messages.
+    fn display_key(&self) -> String;
+}
+
+/// A table value. Decoding errors are reported as `DbError::Corrupt` by the transaction layer.
+pub trait ValueCodec: Sized {
+    fn encode_value(&self) -> Vec<u8>;
+    fn decode_value(bytes: &[u8]) -> Result<Self, String>;
+}
+
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
+    bytes
+        .try_into()
+        .map_err(|_| format!("expected {N} bytes, found {}", bytes.len()))
+}
+
+/// Block numbers: 8 bytes big-endian, so MDBX's lexicographic order is numeric order.
+impl KeyCodec for u64 {
+    type Encoded = [u8; 8];
+    fn encode_key(&self) -> [u8; 8] {
+        self.to_be_bytes()
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+        fixed::<8>(bytes).map(u64::from_be_bytes)
+    }
+    fn display_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Hashes: their 32 bytes.
+impl KeyCodec for B256 {
+    type Encoded = [u8; 32];
+    fn encode_key(&self) -> [u8; 32] {
+        self.0
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+        fixed::<32>(bytes).map(B256::from)
+    }
+    fn display_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Metadata names: their UTF-8 bytes.
+impl KeyCodec for String {
+    type Encoded = Vec<u8>;
+    fn encode_key(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| format!("key is not UTF-8: {e}"))
+    }
+    fn display_key(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// `u64` values: 8 bytes big-endian.
+impl ValueCodec for u64 {
+    fn encode_value(&self) -> Vec<u8> {
+        self.to_be_bytes().to_vec()
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        fixed::<8>(bytes).map(u64::from_be_bytes)
+    }
+}
+
+/// Hash values: their 32 bytes.
+impl ValueCodec for B256 {
+    fn encode_value(&self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        fixed::<32>(bytes).map(B256::from)
+    }
+}
+
+/// Opaque bytes, stored as they are.
+impl ValueCodec for Vec<u8> {
+    fn encode_value(&self) -> Vec<u8> {
+        self.clone()
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        Ok(bytes.to_vec())
+    }
+}
+
+/// Decodes exactly one RLP item (no trailing bytes); the helper for RLP-encoded values.
+pub fn rlp_decode_value<T: Decodable>(bytes: &[u8]) -> Result<T, String> {
+    decode_exact::<T>(bytes).map_err(|e| e.to_string())
+}
+
+/// Headers: RLP, refusing header versions this node does not know.
+impl ValueCodec for Header {
+    fn encode_value(&self) -> Vec<u8> {
+        alloy_rlp::encode(self)
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        Header::decode_exact(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// Implements [`ValueCodec`] as strict RLP for types with alloy-rlp codecs.
+macro_rules! rlp_value {
+    ($($ty:ty),* $(,)?) => {$(
+        impl ValueCodec for $ty {
+            fn encode_value(&self) -> Vec<u8> {
+                alloy_rlp::encode(self)
+            }
+            fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+                rlp_decode_value(bytes)
+            }
+        }
+    )*};
+}
+
+rlp_value!(Body, CommitCertificate);

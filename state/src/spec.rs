@@ -1,0 +1,191 @@
+//! The chain spec: one TOML file that defines a network.
+//!
+//! Its hash (keccak256 of its canonical JSON form, so formatting and comments do not matter)
+//! is written into block 0 and into every QUIC certificate, so nodes of different networks
+//! never talk. Every BLS key carries a proof of possession, checked at load: same-message
+//! aggregation is only safe against rogue keys with it.
+
+use crate::block::{Block, Body, Header, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION};
+use accel::{PublicKey, Signature};
+use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Harmony's own chain ids (mainnet, testnet, devnet): refused, since localnet keys are public.
+pub const HARMONY_CHAIN_IDS: [u64; 4] = [1_666_600_000, 1_666_700_000, 1_666_800_000, 1_666_900_000];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSpec {
+    /// Human name of the network.
+    pub name: String,
+    pub chain_id: u64,
+    pub shard: u32,
+    /// Target time between blocks.
+    pub block_time_ms: u64,
+    /// Consecutive blocks each leader proposes before the next takes over (Harmony HET-8).
+    pub blocks_per_leader: u64,
+    /// Blocks per epoch.
+    pub epoch_blocks: u64,
+    /// Timestamp of block 0.
+    pub genesis_timestamp_ms: u64,
+    /// Fork schedule: feature name → first block number where it is active.
+    #[serde(default)]
+    pub forks: BTreeMap<String, u64>,
+    pub validators: Vec<Validator>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Validator {
+    /// Operator address (0x-prefixed hex, 20 bytes).
+    pub address: Address,
+    pub voting_power: u64,
+    /// Hex Ed25519 public key of the QUIC transport identity (32 bytes).
+    pub transport_key: String,
+    /// UDP address the node listens on for QUIC.
+    pub endpoint: SocketAddr,
+    pub bls_keys: Vec<ValidatorKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorKey {
+    /// Hex compressed G1 public key (48 bytes).
+    pub public_key: String,
+    /// Hex proof of possession (96 bytes).
+    pub proof_of_possession: String,
+}
+
+/// Why a chain spec was refused; every variant names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read chain spec {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("chain spec {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("chain spec field `{field}`: {message}")]
+    Field { field: String, message: String },
+}
+
+fn field(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError::Field { field: field.into(), message: message.into() }
+}
+
+/// Parses a hex string with or without 0x into exactly `N` bytes.
+pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let bytes = hex::decode(s.trim_start_matches("0x")).map_err(|e| format!("not hex: {e}"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| format!("expected {N} bytes, got {}", b.len()))
+}
+
+impl ChainSpec {
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            SpecError::Parse { message, .. } => {
+                SpecError::Parse { path: path.display().to_string(), message }
+            }
+            other => other,
+        })
+    }
+
+    /// Parses and validates a spec (including every proof of possession).
+    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
+        let spec: ChainSpec = toml::from_str(text)
+            .map_err(|e| SpecError::Parse { path: "<text>".into(), message: e.to_string() })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("spec serializes")
+    }
+
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.chain_id == 0 || HARMONY_CHAIN_IDS.contains(&self.chain_id) {
+            return Err(field("chain_id", "must be non-zero and not one of Harmony's chain ids"));
+        }
+        if self.block_time_ms < 50 {
+            return Err(field("block_time_ms", "must be at least 50"));
+        }
+        if self.blocks_per_leader == 0 {
+            return Err(field("blocks_per_leader", "must be at least 1"));
+        }
+        if self.epoch_blocks == 0 {
+            return Err(field("epoch_blocks", "must be at least 1"));
+        }
+        if self.validators.is_empty() {
+            return Err(field("validators", "the committee is empty"));
+        }
+        let mut seen_keys = std::collections::HashSet::new();
+        let mut seen_transport = std::collections::HashSet::new();
+        for (i, v) in self.validators.iter().enumerate() {
+            let at = |f: &str| format!("validators[{i}].{f}");
+            if v.voting_power == 0 {
+                return Err(field(at("voting_power"), "must be positive"));
+            }
+            let tk = parse_hex::<32>(&v.transport_key).map_err(|m| field(at("transport_key"), m))?;
+            if !seen_transport.insert(tk) {
+                return Err(field(at("transport_key"), "used by two validators"));
+            }
+            if v.bls_keys.is_empty() {
+                return Err(field(at("bls_keys"), "a validator needs at least one BLS key"));
+            }
+            if v.bls_keys.len() > 106 {
+                return Err(field(at("bls_keys"), "at most 106 keys per validator"));
+            }
+            for (j, k) in v.bls_keys.iter().enumerate() {
+                let atk = |f: &str| format!("validators[{i}].bls_keys[{j}].{f}");
+                let pk_bytes = parse_hex::<48>(&k.public_key).map_err(|m| field(atk("public_key"), m))?;
+                let pk = PublicKey::from_bytes(&pk_bytes)
+                    .map_err(|e| field(atk("public_key"), e.to_string()))?;
+                let pop_bytes = parse_hex::<96>(&k.proof_of_possession)
+                    .map_err(|m| field(atk("proof_of_possession"), m))?;
+                let pop = Signature::from_bytes(&pop_bytes)
+                    .map_err(|e| field(atk("proof_of_possession"), e.to_string()))?;
+                if !pk.verify_possession(&pop) {
+                    return Err(field(atk("proof_of_possession"), "does not prove possession of public_key"));
+                }
+                if !seen_keys.insert(pk_bytes) {
+                    return Err(field(atk("public_key"), "key appears twice in the committee"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// keccak256 of the canonical JSON form.
+    pub fn hash(&self) -> B256 {
+        keccak256(serde_json::to_vec(self).expect("spec serializes"))
+    }
+
+    /// Block 0: no transactions, the spec hash in `extra_data`.
+    pub fn genesis(&self) -> Block {
+        let header = Header {
+            version: HEADER_VERSION,
+            parent_hash: B256::ZERO,
+            number: 0,
+            epoch: 0,
+            shard: self.shard,
+            view: 0,
+            timestamp_ms: self.genesis_timestamp_ms,
+            leader: Address::ZERO,
+            state_root: EMPTY_ROOT,
+            transactions_root: EMPTY_ROOT,
+            receipts_root: EMPTY_ROOT,
+            logs_bloom: Bloom::ZERO,
+            gas_limit: GAS_LIMIT,
+            gas_used: 0,
+            base_fee: 0,
+            extra_data: Bytes::copy_from_slice(self.hash().as_slice()),
+            vrf: Bytes::new(),
+            vdf: Bytes::new(),
+            last_commit_signature: Bytes::new(),
+            last_commit_bitmap: Bytes::new(),
+        };
+        Block { header, body: Body::default() }
+    }
+}
