@@ -386,28 +386,12 @@ impl Fbft {
         out.push(Effect::Validate(block));
     }
 
-    /// Turns a certificate into one vote (aggregate key of its bitmap) after cheap checks.
     fn certificate_vote(
         &self,
         kind: MsgKind,
         cert: &CommitCertificate,
     ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
-        let bitmap = Bitmap::from_bytes(&cert.bitmap, self.committee.key_count())
-            .ok_or("bitmap has the wrong length for the committee")?;
-        if !self.committee.is_quorum(self.committee.power_of(&bitmap)) {
-            return Err("signers hold no quorum of voting power".into());
-        }
-        let signature = Signature::from_bytes(&cert.signature).map_err(|e| format!("signature: {e}"))?;
-        let public_key = self.committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
-        let req = SignRequest {
-            kind,
-            chain_id: self.cfg.chain_id,
-            shard: self.cfg.shard,
-            number: cert.number,
-            view: cert.view,
-            hash: cert.hash.0,
-        };
-        Ok((payload(&req), accel::Vote { public_key, signature }))
+        crate::certificate::certificate_vote(&self.committee, self.cfg.chain_id, self.cfg.shard, kind, cert)
     }
 
     fn verify(&mut self, payload: [u8; PAYLOAD_BYTES], votes: Vec<accel::Vote>, check: Check, out: &mut Vec<Effect>) {

@@ -5,10 +5,12 @@
 //! socket, thread, clock or file: the appliance turns effects into QUIC messages, signer calls,
 //! verification jobs and disk writes, and the simulation turns them into a virtual network.
 
+pub mod certificate;
 pub mod committee;
 pub mod fbft;
 pub mod message;
 
+pub use certificate::{certificate_vote, verify_commit_certificate};
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fbft::{Config, Effect, Fbft, Input, Tip, Timer, VerifyJob};
 pub use message::{Announce, Message, MessageError, Status, SyncRequest, SyncResponse, Vote};

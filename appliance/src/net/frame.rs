@@ -21,6 +21,8 @@
 //!
 //! Invalid frames are dropped whole; nothing in this module panics on malformed input.
 
+use std::time::Duration;
+
 use tokio::sync::Semaphore;
 
 /// The wire version this node sends.
@@ -78,12 +80,21 @@ pub enum FrameError {
 /// If `payload` is longer than `u32::MAX` bytes (the mesh refuses such payloads, and anything
 /// above its `max_message_bytes`, before encoding).
 pub fn encode_frame(version: u8, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("frame payload longer than u32::MAX bytes");
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.push(version);
-    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&encode_header(version, payload.len()));
     out.extend_from_slice(payload);
     out
+}
+
+/// Encodes the header of a frame whose payload is `len` bytes long.
+///
+/// # Panics
+///
+/// If `len` exceeds `u32::MAX`.
+pub fn encode_header(version: u8, len: usize) -> [u8; HEADER_LEN] {
+    let len = u32::try_from(len).expect("frame payload longer than u32::MAX bytes");
+    let l = len.to_be_bytes();
+    [version, l[0], l[1], l[2], l[3]]
 }
 
 /// Checks a frame header; returns the version and the declared payload length.
@@ -137,17 +148,29 @@ pub enum ReadFrameError {
     Stream(String),
     /// The stream was not finished within the read timeout.
     #[error("frame not complete within {0:?}")]
-    TimedOut(std::time::Duration),
+    TimedOut(Duration),
 }
 
-/// Reads one frame from a stream, holding at most `max + HEADER_LEN` bytes.
+/// Reads one frame (the whole stream) from `recv`, holding at most `max + HEADER_LEN` bytes,
+/// and fails with [`ReadFrameError::TimedOut`] if the stream is not finished within `timeout`.
 ///
 /// The header is read and checked first, so an oversized or wrong-version frame is refused
 /// before its payload is read. Before reading a payload of `n` bytes, `n` permits are taken from
-/// `budget` (if given); they are returned with the payload (wrapped in
-/// [`FramePermit`]) and released when it is dropped, so the memory held by frames being read or
-/// waiting for the consumer is bounded by the semaphore's size.
+/// `budget` (if given; it must hold at least `max` permits); they are returned with the
+/// payload (as a [`FramePermit`]) and released when that is dropped, so the memory held by
+/// frames being read is bounded by the semaphore's size.
 pub async fn read_frame<'a>(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+    budget: Option<&'a Semaphore>,
+    timeout: Duration,
+) -> Result<(u8, Vec<u8>, FramePermit<'a>), ReadFrameError> {
+    tokio::time::timeout(timeout, read_frame_inner(recv, max, budget))
+        .await
+        .unwrap_or(Err(ReadFrameError::TimedOut(timeout)))
+}
+
+async fn read_frame_inner<'a>(
     recv: &mut quinn::RecvStream,
     max: usize,
     budget: Option<&'a Semaphore>,

@@ -286,6 +286,7 @@ impl<'db, K: TransactionKind> Tx<'db, K> {
     }
 
     /// The raw stored bytes under `key` (no decoding).
+    #[cfg(test)]
     pub(crate) fn get_raw<T: Table>(&self, key: &T::Key) -> Result<Option<Vec<u8>>, DbError> {
         let table = self.table_by_name(T::NAME)?;
         let value = self

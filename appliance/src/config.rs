@@ -1,0 +1,232 @@
+//! Node configuration (TOML). Every field has a default, so an empty file is a valid config.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Chain spec file, relative to the data directory unless absolute.
+    pub chain_spec: PathBuf,
+    pub network: NetworkConfig,
+    pub rpc: RpcConfig,
+    pub metrics: MetricsConfig,
+    pub consensus: ConsensusConfig,
+    pub keys: KeysConfig,
+    pub accel: AccelConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// UDP address for QUIC; defaults to this validator's endpoint in the chain spec.
+    pub listen: Option<SocketAddr>,
+    /// Largest accepted message, in bytes.
+    pub max_message_bytes: usize,
+    /// How often this node tells peers its tip (so a node behind notices), in ms.
+    pub status_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub max_request_bytes: u32,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// A header timestamp further ahead of the local clock than this is refused.
+    pub max_future_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Local BLS key file (development backend), relative to the data directory.
+    pub bls_key_file: PathBuf,
+    /// Ed25519 transport identity (PKCS#8, mode 0600), relative to the data directory.
+    pub transport_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccelConfig {
+    /// `reference`, `cpu` or `auto`.
+    pub backend: String,
+    /// Threads of the verification pool; 0 = one per core.
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: String,
+    /// tracing filter, e.g. `info` or `info,consensus=debug`.
+    pub filter: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            chain_spec: "chain-spec.toml".into(),
+            network: NetworkConfig::default(),
+            rpc: RpcConfig::default(),
+            metrics: MetricsConfig::default(),
+            consensus: ConsensusConfig::default(),
+            keys: KeysConfig::default(),
+            accel: AccelConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { listen: None, max_message_bytes: 8 << 20, status_interval_ms: 1000 }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:9500".parse().expect("literal"),
+            max_request_bytes: 1 << 20,
+            max_connections: 100,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:9900".parse().expect("literal") }
+    }
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self { max_future_ms: 1000 }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            bls_key_file: "keys/bls.json".into(),
+            transport_key_file: "keys/transport.pk8".into(),
+        }
+    }
+}
+
+impl Default for AccelConfig {
+    fn default() -> Self {
+        Self { backend: "auto".into(), threads: 0 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "human".into(), filter: "info".into() }
+    }
+}
+
+/// A config that could not be used; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl NodeConfig {
+    /// Loads `path`, or the defaults when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let cfg = Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses and checks a config; the error names the offending field.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cfg: NodeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(format!("field `log.format`: `{}` is not `human` or `json`", self.log.format));
+        }
+        self.accel
+            .backend
+            .parse::<accel::Backend>()
+            .map_err(|e| format!("field `accel.backend`: {e}"))?;
+        if self.network.max_message_bytes < 64 << 10 {
+            return Err("field `network.max_message_bytes`: must be at least 65536".into());
+        }
+        if self.network.status_interval_ms == 0 {
+            return Err("field `network.status_interval_ms`: must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+}
+
+/// Resolves `p` against the data directory unless it is absolute.
+pub fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        data_dir.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults_and_roundtrips() {
+        assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
+        let d = NodeConfig::default();
+        assert_eq!(NodeConfig::parse(&d.to_toml()).unwrap(), d);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, want) in [
+            ("[rpc]\nlisten = \"nope\"", "listen"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            ("[accel]\nbackend = \"gpu\"", "accel.backend"),
+            ("[network]\nmax_message_bytes = 10", "network.max_message_bytes"),
+            ("bogus = 1", "bogus"),
+            ("[consensus]\nmax_future_ms = \"soon\"", "max_future_ms"),
+        ] {
+            let err = NodeConfig::parse(text).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+}

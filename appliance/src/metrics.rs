@@ -1,0 +1,113 @@
+//! Prometheus metrics: one registry, served as text on `/metrics`.
+//! Names follow `harmony_<area>_<what>_<unit>`; the catalogue is `docs/metrics.md`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub chain_height: IntGauge,
+    pub consensus_view: IntGauge,
+    pub consensus_is_leader: IntGauge,
+    pub finality_seconds: Histogram,
+    pub blocks_finalized: IntCounter,
+    pub peer_faults: IntCounterVec,
+    pub messages_received: IntCounterVec,
+    pub messages_invalid: IntCounter,
+    pub sync_blocks: IntCounter,
+    pub connected_peers: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Self {
+            chain_height: IntGauge::new("harmony_chain_height_blocks", "Number of the last finalized block").unwrap(),
+            consensus_view: IntGauge::new("harmony_consensus_view_number", "View of the round in progress").unwrap(),
+            consensus_is_leader: IntGauge::new("harmony_consensus_is_leader_bool", "1 while this node leads the round").unwrap(),
+            finality_seconds: Histogram::with_opts(
+                HistogramOpts::new("harmony_consensus_finality_seconds", "Announce to committed, as seen by this node")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            )
+            .unwrap(),
+            blocks_finalized: IntCounter::new("harmony_consensus_blocks_finalized_total", "Blocks this node finalized in consensus").unwrap(),
+            peer_faults: IntCounterVec::new(
+                Opts::new("harmony_network_peer_faults_total", "Invalid messages or signatures, by peer index"),
+                &["peer"],
+            )
+            .unwrap(),
+            messages_received: IntCounterVec::new(
+                Opts::new("harmony_network_messages_received_total", "Consensus messages received, by kind"),
+                &["kind"],
+            )
+            .unwrap(),
+            messages_invalid: IntCounter::new("harmony_network_messages_invalid_total", "Messages that failed to decode").unwrap(),
+            sync_blocks: IntCounter::new("harmony_sync_blocks_total", "Blocks stored by catch-up").unwrap(),
+            connected_peers: IntGauge::new("harmony_network_connected_peers", "Peers with an open outgoing connection").unwrap(),
+            registry,
+        };
+        for c in [
+            Box::new(m.chain_height.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.consensus_view.clone()),
+            Box::new(m.consensus_is_leader.clone()),
+            Box::new(m.finality_seconds.clone()),
+            Box::new(m.blocks_finalized.clone()),
+            Box::new(m.peer_faults.clone()),
+            Box::new(m.messages_received.clone()),
+            Box::new(m.messages_invalid.clone()),
+            Box::new(m.sync_blocks.clone()),
+            Box::new(m.connected_peers.clone()),
+        ] {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
+        String::from_utf8(buf).expect("utf-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves `GET /metrics` (anything else is 404) until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+                let req = String::from_utf8_lossy(&buf[..n]);
+                let (status, body) = if req.starts_with("GET /metrics ") || req.starts_with("GET /metrics?") {
+                    ("200 OK", metrics.render())
+                } else {
+                    ("404 Not Found", "only /metrics is served here\n".to_string())
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    Ok(local)
+}

@@ -1,0 +1,42 @@
+//! Turning a quorum certificate into one verification job.
+
+use crate::committee::Committee;
+use accel::Signature;
+use hsm::{payload, MsgKind, SignRequest, PAYLOAD_BYTES};
+use state::{Bitmap, CommitCertificate};
+
+/// Cheap checks of a certificate (bitmap shape, quorum of power, signature encoding) and the
+/// (payload, aggregate-key vote) pair whose verification proves it. One pairing verifies it.
+pub fn certificate_vote(
+    committee: &Committee,
+    chain_id: u64,
+    shard: u32,
+    kind: MsgKind,
+    cert: &CommitCertificate,
+) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
+    let bitmap = Bitmap::from_bytes(&cert.bitmap, committee.key_count())
+        .ok_or("bitmap has the wrong length for the committee")?;
+    if !committee.is_quorum(committee.power_of(&bitmap)) {
+        return Err("signers hold no quorum of voting power".into());
+    }
+    let signature = Signature::from_bytes(&cert.signature).map_err(|e| format!("signature: {e}"))?;
+    let public_key = committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
+    let req = SignRequest { kind, chain_id, shard, number: cert.number, view: cert.view, hash: cert.hash.0 };
+    Ok((payload(&req), accel::Vote { public_key, signature }))
+}
+
+/// Verifies a commit certificate synchronously (catch-up path).
+pub fn verify_commit_certificate(
+    engine: &accel::Engine,
+    committee: &Committee,
+    chain_id: u64,
+    shard: u32,
+    cert: &CommitCertificate,
+) -> Result<(), String> {
+    let (payload, vote) = certificate_vote(committee, chain_id, shard, MsgKind::Commit, cert)?;
+    if engine.verify_votes(&payload, &[vote]) == [true] {
+        Ok(())
+    } else {
+        Err("aggregate signature does not verify".into())
+    }
+}
