@@ -1,1 +1,11 @@
+//! The `harmony-appliance` process: configuration, CLI, QUIC network, RPC, metrics and the
+//! event loop that wires accel, hsm, state and consensus together.
 
+pub mod cmd;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod rpc;
+pub mod validate;

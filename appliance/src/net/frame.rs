@@ -195,13 +195,15 @@ async fn read_frame_inner<'a>(
         // `declared <= max`, and the mesh keeps `max` below `u32::MAX`.
         Some(sem) => {
             let n = u32::try_from(declared).unwrap_or(u32::MAX);
-            FramePermit(Some(
-                sem.acquire_many(n)
-                    .await
-                    .map_err(|_| ReadFrameError::Stream("mesh shutting down".into()))?,
-            ))
+            let permits = sem
+                .acquire_many(n)
+                .await
+                .map_err(|_| ReadFrameError::Stream("mesh shutting down".into()))?;
+            FramePermit {
+                _permits: Some(permits),
+            }
         }
-        None => FramePermit(None),
+        None => FramePermit { _permits: None },
     };
     let payload = match recv.read_to_end(declared).await {
         Ok(p) => p,
@@ -222,7 +224,9 @@ async fn read_frame_inner<'a>(
 
 /// Memory-budget permits held for a frame's payload (released on drop).
 #[derive(Debug)]
-pub struct FramePermit<'a>(Option<tokio::sync::SemaphorePermit<'a>>);
+pub struct FramePermit<'a> {
+    _permits: Option<tokio::sync::SemaphorePermit<'a>>,
+}
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 use super::codec::{KeyCodec, ValueCodec};
 use super::error::DbError;
-use super::tables::{Metadata, Table, TABLES};
+use super::tables::{Entry, Metadata, Table, TABLES};
 use libmdbx::{
     DatabaseOptions, Mode, NoWriteMap, ReadWriteOptions, SyncMode, TableFlags, TransactionKind,
     WriteFlags,
@@ -122,8 +122,10 @@ impl Db {
         })?;
         let env = libmdbx::Database::<NoWriteMap>::open_with_options(&path, options()).map_err(
             |source| match source {
-                // MDBX_EXCLUSIVE: the environment is held by another process (or handle).
-                libmdbx::Error::Busy => DbError::InUse { path: path.clone() },
+                // MDBX_EXCLUSIVE: the environment is held by another process or handle. MDBX
+                // reports the lock conflict as MDBX_BUSY or as the errno of the refused file
+                // lock (EAGAIN/EWOULDBLOCK).
+                source if held_elsewhere(&source) => DbError::InUse { path: path.clone() },
                 source => DbError::Open {
                     path: path.clone(),
                     source,
@@ -196,6 +198,12 @@ impl Db {
         Ok(())
     }
 
+    /// The MDBX environment (tests inspect its geometry).
+    #[cfg(test)]
+    pub(crate) fn env(&self) -> &libmdbx::Database<NoWriteMap> {
+        &self.env
+    }
+
     /// The directory holding the database.
     pub fn path(&self) -> &Path {
         &self.path
@@ -230,6 +238,17 @@ impl Db {
     /// The stored schema version (`None` only before the first open completed).
     pub fn schema_version(&self) -> Result<Option<u32>, DbError> {
         read_schema_version(&self.tx()?)
+    }
+}
+
+/// Whether an open failed because another process (or handle) holds the environment.
+fn held_elsewhere(e: &libmdbx::Error) -> bool {
+    match e {
+        libmdbx::Error::Busy => true,
+        libmdbx::Error::Other(code) => {
+            std::io::Error::from_raw_os_error(*code).kind() == std::io::ErrorKind::WouldBlock
+        }
+        _ => false,
     }
 }
 
@@ -319,7 +338,7 @@ impl<'db, K: TransactionKind> Tx<'db, K> {
 
     /// The entry with the greatest key in `T` (for `u64` keys: the highest number), or `None`
     /// when the table is empty.
-    pub fn last<T: Table>(&self) -> Result<Option<(T::Key, T::Value)>, DbError> {
+    pub fn last<T: Table>(&self) -> Result<Option<Entry<T>>, DbError> {
         let table = self.table_by_name(T::NAME)?;
         let mut cursor = self
             .inner

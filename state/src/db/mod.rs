@@ -27,5 +27,5 @@ pub use env::{
 };
 pub use error::DbError;
 pub use tables::{
-    Bodies, CanonicalHashes, Certificates, HeaderNumbers, Headers, Metadata, Table, TABLES,
+    Bodies, CanonicalHashes, Certificates, Entry, HeaderNumbers, Headers, Metadata, Table, TABLES,
 };

@@ -13,6 +13,9 @@ pub trait Table: 'static {
     type Value: ValueCodec;
 }
 
+/// One stored entry of table `T`: its key and value.
+pub type Entry<T> = (<T as Table>::Key, <T as Table>::Value);
+
 /// Declares tables: `Name: Key => Value`, each with its doc comment, and the [`TABLES`] list.
 macro_rules! tables {
     ($($(#[$doc:meta])* $name:ident : $key:ty => $value:ty),* $(,)?) => {

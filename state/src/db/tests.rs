@@ -119,6 +119,28 @@ fn store_is_send_sync_and_tables_are_listed() {
 }
 
 #[test]
+fn geometry_grows_on_demand_up_to_one_tebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let geometry = db.env().info().unwrap().geometry();
+    assert_eq!(geometry.max_size(), MAX_SIZE);
+    assert_eq!(geometry.growth_step(), GROWTH_STEP);
+    assert!(
+        geometry.current_size() <= GROWTH_STEP,
+        "{}",
+        geometry.current_size()
+    );
+    let stat = db.env().stat().unwrap();
+    eprintln!(
+        "page size {}, current size {}, min {}, shrink {}",
+        stat.page_size(),
+        geometry.current_size(),
+        geometry.min_size(),
+        geometry.shrink_threshold()
+    );
+}
+
+#[test]
 fn u64_keys_sort_numerically() {
     let mut keys: Vec<[u8; 8]> = [256u64, 1, 255, u64::MAX, 0, 65_536]
         .iter()
@@ -887,7 +909,7 @@ proptest! {
         let last = blocks.last().unwrap();
         prop_assert_eq!(store.tip().unwrap(), Some((last.number(), last.hash())));
         for (b, c) in blocks.iter().zip(&certs) {
-            prop_assert_eq!(store.block(b.number()).unwrap().as_ref(), Some(b));
+            prop_assert_eq!(store.block(b.number()).unwrap(), Some(b.clone()));
             prop_assert_eq!(&store.certificate(b.number()).unwrap(), c);
             prop_assert_eq!(store.number_of(&b.hash()).unwrap(), Some(b.number()));
             prop_assert_eq!(store.canonical_hash(b.number()).unwrap(), Some(b.hash()));

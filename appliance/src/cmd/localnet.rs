@@ -1,0 +1,243 @@
+//! `harmony-appliance localnet`: generates keys, a chain spec and configs for N nodes on
+//! loopback, runs one `harmony-appliance run` process per node and shows a live status line.
+//!
+//! Node i listens on QUIC 127.0.0.1:9000+i/udp, RPC 127.0.0.1:9500+i and metrics
+//! 127.0.0.1:9900+i (plus `--port-offset`). Re-running resumes the same chain; `--reset`
+//! starts over. The keys are development keys written in plain files: never use them on a
+//! public network (the chain id is not Harmony's).
+
+use super::Cli;
+use crate::config::NodeConfig;
+use crate::net::TransportIdentity;
+use accel::SecretKey;
+use alloy_primitives::{keccak256, Address};
+use clap::Args;
+use eyre::{bail, WrapErr};
+use hsm::LocalSigner;
+use rand::RngCore;
+use state::{ChainSpec, Validator, ValidatorKey};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Chain id of generated local networks (not one of Harmony's).
+pub const LOCALNET_CHAIN_ID: u64 = 31_415_926;
+
+#[derive(Debug, Args)]
+pub struct LocalnetArgs {
+    /// Number of validator nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Target block time in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub block_time_ms: u64,
+    /// Blocks each leader proposes before the next one takes over. Large by default: until
+    /// view change lands, a stopped leader halts the chain, so localnet keeps node 0 leading.
+    #[arg(long, default_value_t = 100_000)]
+    pub blocks_per_leader: u64,
+    /// Delete the data directory and start a new chain.
+    #[arg(long)]
+    pub reset: bool,
+    /// Only write keys, spec and configs; start nothing.
+    #[arg(long)]
+    pub generate_only: bool,
+    /// Added to every port (QUIC 9000+i, RPC 9500+i, metrics 9900+i), to run beside another network.
+    #[arg(long, default_value_t = 0)]
+    pub port_offset: u16,
+}
+
+pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
+    let dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("./localnet"));
+    if args.nodes == 0 || args.nodes > 64 {
+        bail!("--nodes must be between 1 and 64, got {}", args.nodes);
+    }
+    if args.reset && dir.exists() {
+        std::fs::remove_dir_all(&dir).wrap_err_with(|| format!("removing {}", dir.display()))?;
+    }
+    let spec_path = dir.join("chain-spec.toml");
+    if spec_path.exists() {
+        let spec = ChainSpec::load(&spec_path)?;
+        if spec.validators.len() != args.nodes || spec.block_time_ms != args.block_time_ms {
+            bail!(
+                "{} holds a network of {} nodes with {} ms blocks; pass --reset to start a new one \
+                 with {} nodes and {} ms blocks",
+                dir.display(),
+                spec.validators.len(),
+                spec.block_time_ms,
+                args.nodes,
+                args.block_time_ms
+            );
+        }
+        println!("resuming the local network in {}", dir.display());
+    } else {
+        generate(&dir, args)?;
+        println!("generated a {}-node local network in {}", args.nodes, dir.display());
+    }
+    if args.generate_only {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut children: Vec<Child> = (0..args.nodes)
+        .map(|i| spawn(&exe, &dir.join(format!("node{i}")), cli.log_format.as_deref()))
+        .collect::<eyre::Result<_>>()?;
+    for i in 0..args.nodes {
+        println!(
+            "node{i}: QUIC 127.0.0.1:{} RPC http://127.0.0.1:{} metrics http://127.0.0.1:{}/metrics log {}",
+            9000 + args.port_offset as usize + i,
+            9500 + args.port_offset as usize + i,
+            9900 + args.port_offset as usize + i,
+            dir.join(format!("node{i}/node.log")).display()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = rt.block_on(status_loop(args, &mut children));
+    stop_all(&mut children);
+    println!("\nall nodes stopped");
+    result
+}
+
+fn node_addr(base: u16, offset: u16, i: usize) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], base + offset + i as u16))
+}
+
+fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
+    let mut validators = Vec::new();
+    for i in 0..args.nodes {
+        let node_dir = dir.join(format!("node{i}"));
+        let keys_dir = node_dir.join("keys");
+        std::fs::create_dir_all(&keys_dir)?;
+        let mut ikm = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(&mut ikm[..]);
+        let sk = SecretKey::from_ikm(&ikm[..])?;
+        LocalSigner::write_file(&keys_dir.join("bls.json"), std::slice::from_ref(&sk))?;
+        let (identity, der) = TransportIdentity::generate();
+        TransportIdentity::write_pkcs8_file(keys_dir.join("transport.pk8"), &der)?;
+        let transport = identity.public_key();
+        validators.push(Validator {
+            address: Address::from_slice(&keccak256(transport)[12..]),
+            voting_power: 100,
+            transport_key: hex::encode(transport),
+            endpoint: node_addr(9000, args.port_offset, i),
+            bls_keys: vec![ValidatorKey {
+                public_key: hex::encode(sk.public_key().to_bytes()),
+                proof_of_possession: hex::encode(sk.prove_possession().to_bytes()),
+            }],
+        });
+        let mut cfg = NodeConfig { chain_spec: "../chain-spec.toml".into(), ..NodeConfig::default() };
+        cfg.rpc.listen = node_addr(9500, args.port_offset, i);
+        cfg.metrics.listen = node_addr(9900, args.port_offset, i);
+        // Several nodes share this machine: one verification thread each.
+        cfg.accel.threads = 1;
+        std::fs::write(node_dir.join("config.toml"), cfg.to_toml())?;
+    }
+    let spec = ChainSpec {
+        name: "localnet".into(),
+        chain_id: LOCALNET_CHAIN_ID,
+        shard: 0,
+        block_time_ms: args.block_time_ms,
+        blocks_per_leader: args.blocks_per_leader,
+        epoch_blocks: 3600,
+        genesis_timestamp_ms: crate::node::now_ms(),
+        forks: Default::default(),
+        validators,
+    };
+    spec.validate()?;
+    std::fs::write(dir.join("chain-spec.toml"), spec.to_toml())?;
+    Ok(())
+}
+
+fn spawn(exe: &Path, node_dir: &Path, log_format: Option<&str>) -> eyre::Result<Child> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(node_dir.join("node.log"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg("--data-dir").arg(node_dir).arg("--config").arg(node_dir.join("config.toml"));
+    if let Some(f) = log_format {
+        cmd.arg("--log-format").arg(f);
+    }
+    // Own process group: Ctrl-C reaches only this supervisor, which stops the nodes in order.
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let child = cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
+    Ok(child)
+}
+
+async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Result<()> {
+    use jsonrpsee::core::client::ClientT;
+    let clients: Vec<_> = (0..args.nodes)
+        .map(|i| {
+            jsonrpsee::http_client::HttpClientBuilder::default()
+                .request_timeout(Duration::from_millis(500))
+                .build(format!("http://{}", node_addr(9500, args.port_offset, i)))
+        })
+        .collect::<Result<_, _>>()?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last_height = u64::MAX;
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        for (i, c) in children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                eprintln!("\nnode{i} exited with {status}; see its node.log");
+            }
+        }
+        let mut best: Option<serde_json::Value> = None;
+        let mut up = 0;
+        for c in &clients {
+            let s: Result<serde_json::Value, _> = c.request("hmy_consensusStatus", jsonrpsee::rpc_params![]).await;
+            if let Ok(s) = s {
+                up += 1;
+                if best.as_ref().is_none_or(|b| s["blockNumber"].as_u64() > b["blockNumber"].as_u64()) {
+                    best = Some(s);
+                }
+            }
+        }
+        let Some(b) = best else {
+            print!("\rwaiting for nodes to answer RPC...");
+            flush();
+            continue;
+        };
+        let height = b["blockNumber"].as_u64().unwrap_or(0);
+        let latency = b["lastFinalityMs"].as_f64().map(|v| format!("{v:.1} ms")).unwrap_or_else(|| "-".into());
+        let line = format!(
+            "height {height} | last finality {latency} | view {} | leader node{} | nodes up {up}/{}",
+            b["viewID"], b["leader"], args.nodes
+        );
+        if tty {
+            print!("\r{line}    ");
+            flush();
+        } else if height != last_height {
+            println!("{line}");
+        }
+        last_height = height;
+    }
+}
+
+fn flush() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// SIGTERM to every node, then SIGKILL to any still running after 10 s.
+fn stop_all(children: &mut [Child]) {
+    for c in children.iter() {
+        // SAFETY: kill with a pid we spawned; at worst the process is already gone.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for c in children.iter_mut() {
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if c.try_wait().ok().flatten().is_none() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Subcommands, one file each. Every subcommand takes `--data-dir` and `--config`.
+
+pub mod config;
+pub mod localnet;
+pub mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "harmony-appliance", version, about = "Harmony-style FBFT validator node for bare metal")]
+pub struct Cli {
+    /// Data directory (database, keys, chain spec). Defaults to `.` for `run` and
+    /// `./localnet` for `localnet`.
+    #[arg(long, global = true, env = "HARMONY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Node config file (TOML). Defaults to `<data-dir>/config.toml` when that exists,
+    /// otherwise built-in defaults.
+    #[arg(long, global = true, env = "HARMONY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: `human` or `json` (overrides the config's `log.format`).
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a validator node.
+    Run(run::RunArgs),
+    /// Generate and run a local network of N nodes on loopback.
+    Localnet(localnet::LocalnetArgs),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+}
+
+pub fn dispatch(cli: Cli) -> eyre::Result<()> {
+    match &cli.command {
+        Command::Run(a) => run::run(&cli, a),
+        Command::Localnet(a) => localnet::run(&cli, a),
+        Command::Config(c) => config::run(&cli, c),
+    }
+}
+
+/// The config file to use: `--config`, else `<data-dir>/config.toml` if present.
+pub fn config_path(cli: &Cli, data_dir: &std::path::Path) -> Option<PathBuf> {
+    cli.config.clone().or_else(|| {
+        let p = data_dir.join("config.toml");
+        p.exists().then_some(p)
+    })
+}

@@ -1,0 +1,168 @@
+//! `harmony-appliance run`: one validator node.
+
+use super::Cli;
+use crate::config::{resolve, NodeConfig};
+use crate::metrics::Metrics;
+use crate::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
+use crate::node::{self, NodeContext, StatusBoard};
+use crate::rpc::{self, RpcContext};
+use clap::Args;
+use consensus::{fbft::member_keys, Committee};
+use eyre::{bail, eyre, WrapErr};
+use hsm::{LocalSigner, Signer};
+use state::db::ChainStore;
+use state::ChainSpec;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Verification backend: reference, cpu or auto (overrides `accel.backend`).
+    #[arg(long)]
+    pub accel: Option<String>,
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> eyre::Result<()> {
+    disable_core_dumps();
+    let data_dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let mut cfg = NodeConfig::load(super::config_path(cli, &data_dir).as_deref())?;
+    if let Some(f) = &cli.log_format {
+        cfg.log.format = f.clone();
+    }
+    if let Some(a) = &args.accel {
+        cfg.accel.backend = a.clone();
+    }
+    cfg.check().map_err(|e| eyre!("config: {e}"))?;
+    crate::logging::init(&cfg.log.format, &cfg.log.filter);
+
+    let threads = if cfg.accel.threads == 0 { num_cpus() } else { cfg.accel.threads };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.clamp(1, 4))
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(data_dir, cfg, threads))
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// A validator's secrets must not end up in a core file.
+fn disable_core_dumps() {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit reads a valid, initialized struct; failure only leaves the limit as is.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+    }
+}
+
+async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::Result<()> {
+    let spec_path = resolve(&data_dir, &cfg.chain_spec);
+    let spec = ChainSpec::load(&spec_path)?;
+    let spec_hash = spec.hash();
+    let committee = Arc::new(Committee::from_spec(&spec)?);
+
+    let tk_path = resolve(&data_dir, &cfg.keys.transport_key_file);
+    let identity = TransportIdentity::from_pkcs8_file(&tk_path)
+        .wrap_err_with(|| format!("transport key {}", tk_path.display()))?;
+    let me = committee.member_by_transport_key(&identity.public_key()).ok_or_else(|| {
+        eyre!(
+            "transport key {} (public {}) is not in the committee of chain spec {}; \
+             check that this data dir belongs to this network",
+            tk_path.display(),
+            hex::encode(identity.public_key()),
+            spec_path.display()
+        )
+    })?;
+
+    let bls_path = resolve(&data_dir, &cfg.keys.bls_key_file);
+    let signer = LocalSigner::from_file(&bls_path)?;
+    if signer.public_keys() != member_keys(&committee, me).as_slice() {
+        bail!(
+            "BLS keys in {} are not the keys of validator {} in the chain spec (same keys, same order)",
+            bls_path.display(),
+            me
+        );
+    }
+
+    let store = Arc::new(ChainStore::open(&data_dir.join("db"))?);
+    store.init_genesis(&spec.genesis())?;
+
+    let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("accel-{i}")).build()?);
+    let backend: accel::Backend = cfg.accel.backend.parse().map_err(|e: String| eyre!(e))?;
+    let engine = accel::Engine::new(backend, pool);
+
+    let listen = cfg.network.listen.unwrap_or(spec.validators[me].endpoint);
+    let peers = committee
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| PeerInfo { index: i, endpoint: spec.validators[i].endpoint, transport_key: m.transport_key })
+        .collect();
+    let (mesh, inbound) = Mesh::start(MeshConfig {
+        listen,
+        identity,
+        self_index: me,
+        peers,
+        spec_hash: spec_hash.0,
+        max_message_bytes: cfg.network.max_message_bytes,
+    })?;
+
+    let metrics = Metrics::new();
+    if cfg.metrics.enabled {
+        let addr = crate::metrics::serve(cfg.metrics.listen, metrics.clone())
+            .await
+            .wrap_err_with(|| format!("metrics listener {}", cfg.metrics.listen))?;
+        tracing::info!(target: "node", %addr, "metrics on /metrics");
+    }
+    let board = Arc::new(StatusBoard::default());
+    let _rpc = if cfg.rpc.enabled {
+        let (addr, handle) = rpc::serve(
+            &cfg.rpc,
+            RpcContext { chain_id: spec.chain_id, store: store.clone(), board: board.clone() },
+        )
+        .await
+        .wrap_err_with(|| format!("RPC listener {}", cfg.rpc.listen))?;
+        tracing::info!(target: "node", %addr, "JSON-RPC on http");
+        Some(handle)
+    } else {
+        None
+    };
+
+    tracing::info!(
+        target: "node",
+        validator = me,
+        chain_id = spec.chain_id,
+        spec = %spec_hash,
+        quic = %mesh.local_addr(),
+        accel = ?backend,
+        "harmony-appliance started"
+    );
+    let ctx = NodeContext {
+        spec,
+        committee,
+        me,
+        max_future_ms: cfg.consensus.max_future_ms,
+        status_interval: Duration::from_millis(cfg.network.status_interval_ms),
+        store,
+        signer: Arc::new(signer),
+        engine,
+        metrics,
+        board,
+    };
+    node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await?;
+    mesh.shutdown().await;
+    tracing::info!(target: "node", "stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

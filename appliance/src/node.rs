@@ -1,0 +1,343 @@
+//! The node's event loop: the only place that turns consensus effects into QUIC messages,
+//! signer calls, verification jobs, disk writes and timers, in order.
+
+use crate::metrics::Metrics;
+use crate::net::{Inbound, MeshHandle};
+use crate::validate::{check_link, validate_block};
+use accel::Engine;
+use alloy_primitives::B256;
+use consensus::{
+    verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, Status,
+    SyncRequest, SyncResponse, Tip, Timer,
+};
+use hsm::Signer;
+use serde::Serialize;
+use state::db::ChainStore;
+use state::{BlockTemplate, ChainSpec};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Most blocks sent in one sync response.
+const SYNC_BATCH: u64 = 64;
+/// A sync request unanswered for this long may be retried (possibly to another peer).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
+/// Finality samples kept for `hmy_finalityStats`.
+const LATENCY_RING: usize = 4096;
+
+/// What RPC and the status line read about consensus.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub block_number: u64,
+    #[serde(rename = "viewID")]
+    pub view_id: u64,
+    pub leader: usize,
+    pub is_leader: bool,
+    pub last_finality_ms: Option<f64>,
+    pub connected_peers: Vec<usize>,
+}
+
+#[derive(Default)]
+pub struct StatusBoard {
+    pub status: Mutex<NodeStatus>,
+    /// (block number, announce → committed in µs) as seen by this node.
+    pub latencies: Mutex<VecDeque<(u64, u64)>>,
+}
+
+/// Everything the loop needs, assembled by `run`.
+pub struct NodeContext {
+    pub spec: ChainSpec,
+    pub committee: Arc<Committee>,
+    pub me: usize,
+    pub max_future_ms: u64,
+    pub status_interval: Duration,
+    pub store: Arc<ChainStore>,
+    pub signer: Arc<dyn Signer>,
+    pub engine: Engine,
+    pub metrics: Metrics,
+    pub board: Arc<StatusBoard>,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads the finalized tip from the store.
+pub fn load_tip(store: &ChainStore) -> eyre::Result<Tip> {
+    let (number, hash) = store.tip()?.ok_or_else(|| eyre::eyre!("the database holds no genesis block"))?;
+    let header = store.header(number)?.ok_or_else(|| eyre::eyre!("header #{number} missing from the database"))?;
+    let cert = if number == 0 { None } else { store.certificate(number)? };
+    Ok(Tip { number, hash, view: header.view, timestamp_ms: header.timestamp_ms, cert })
+}
+
+struct Driver {
+    ctx: NodeContext,
+    mesh: MeshHandle,
+    fbft: Fbft,
+    timers: mpsc::UnboundedSender<Timer>,
+    started: HashMap<B256, Instant>,
+    sync_in_flight: Option<Instant>,
+}
+
+/// Runs consensus until `shutdown` resolves.
+pub async fn run(
+    ctx: NodeContext,
+    mesh: MeshHandle,
+    mut inbound: mpsc::Receiver<Inbound>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> eyre::Result<()> {
+    let tip = load_tip(&ctx.store)?;
+    let cfg = Config {
+        chain_id: ctx.spec.chain_id,
+        shard: ctx.spec.shard,
+        epoch_blocks: ctx.spec.epoch_blocks,
+        block_time_ms: ctx.spec.block_time_ms,
+        max_future_ms: ctx.max_future_ms,
+        me: ctx.me,
+    };
+    tracing::info!(target: "node", number = tip.number, hash = %tip.hash, "starting from tip");
+    let fbft = Fbft::new(cfg, ctx.committee.clone(), tip);
+    let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+    let mut status_tick = tokio::time::interval(ctx.status_interval);
+    let mut d = Driver { ctx, mesh, fbft, timers: timer_tx, started: HashMap::new(), sync_in_flight: None };
+    d.feed(Input::Start);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(inb) = inbound.recv() => d.on_inbound(inb),
+            Some(t) = timer_rx.recv() => d.feed(Input::Timeout(t)),
+            _ = status_tick.tick() => d.on_status_tick(),
+        }
+    }
+    tracing::info!(target: "node", "consensus loop stopped");
+    Ok(())
+}
+
+impl Driver {
+    fn on_inbound(&mut self, inb: Inbound) {
+        let msg = match Message::decode(&inb.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.ctx.metrics.messages_invalid.inc();
+                self.fault(inb.from, &format!("undecodable message: {e}"));
+                return;
+            }
+        };
+        self.ctx.metrics.messages_received.with_label_values(&[msg.name()]).inc();
+        match msg {
+            Message::Status(s) => self.on_peer_status(inb.from, s),
+            Message::SyncRequest(r) => self.on_sync_request(inb.from, r),
+            Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
+            Message::Announce(ref a) => {
+                self.started.entry(a.block.hash()).or_insert_with(Instant::now);
+                self.feed(Input::Message { from: inb.from, msg });
+            }
+            msg => self.feed(Input::Message { from: inb.from, msg }),
+        }
+    }
+
+    fn fault(&self, peer: usize, reason: &str) {
+        tracing::warn!(target: "net", peer, %reason, "rejected message from peer");
+        self.ctx.metrics.peer_faults.with_label_values(&[&peer.to_string()]).inc();
+    }
+
+    /// Steps consensus with `input` and executes every effect in order; completions of
+    /// effects (signatures, verifications, persistence) are fed back before anything later.
+    fn feed(&mut self, input: Input) {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let effects = self.fbft.step(now_ms(), input);
+            for e in effects {
+                if let Some(next) = self.execute(e) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        self.publish_status();
+    }
+
+    fn execute(&mut self, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Broadcast(m) => self.mesh.broadcast(m.encode()),
+            Effect::Send(to, m) => self.mesh.send(to, m.encode()),
+            Effect::Sign(req) => match self.ctx.signer.sign(&req) {
+                Ok(signatures) => return Some(Input::Signed { req, signatures }),
+                Err(e) => tracing::error!(target: "signer", ?req, error = %e, "signing failed; not voting"),
+            },
+            Effect::Verify(job) => {
+                let valid = self.ctx.engine.verify_votes(&job.payload, &job.votes);
+                return Some(Input::Verified { id: job.id, valid });
+            }
+            Effect::Validate(block) => {
+                let hash = block.hash();
+                return Some(Input::Validated { hash, result: validate_block(&block) });
+            }
+            Effect::BuildBlock { number, view, epoch, parent, min_timestamp_ms, last_commit } => {
+                let block = BlockTemplate {
+                    number,
+                    view,
+                    epoch,
+                    shard: self.ctx.spec.shard,
+                    parent_hash: parent,
+                    timestamp_ms: now_ms().max(min_timestamp_ms),
+                    leader: self.ctx.committee.members[self.ctx.me].address,
+                    last_commit,
+                    transactions: vec![],
+                }
+                .build();
+                self.started.insert(block.hash(), Instant::now());
+                tracing::debug!(target: "consensus", number, view, "proposing");
+                return Some(Input::Proposal(block));
+            }
+            Effect::Schedule(timer, delay) => {
+                let tx = self.timers.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(timer);
+                });
+            }
+            Effect::Finalize { block, cert } => {
+                let hash = block.hash();
+                if let Err(e) = self.ctx.store.insert_block(&block, Some(&cert)) {
+                    // The round stays open; catch-up will bring the block if we lost it.
+                    tracing::error!(target: "storage", number = block.number(), error = %e, "could not store finalized block");
+                    return None;
+                }
+                if let Some(start) = self.started.remove(&hash) {
+                    let elapsed = start.elapsed();
+                    self.ctx.metrics.finality_seconds.observe(elapsed.as_secs_f64());
+                    let mut ring = self.ctx.board.latencies.lock().expect("lock");
+                    if ring.len() == LATENCY_RING {
+                        ring.pop_front();
+                    }
+                    ring.push_back((block.number(), elapsed.as_micros() as u64));
+                    self.ctx.board.status.lock().expect("lock").last_finality_ms =
+                        Some(elapsed.as_secs_f64() * 1000.0);
+                }
+                self.started.retain(|_, t| t.elapsed() < Duration::from_secs(60));
+                self.ctx.metrics.blocks_finalized.inc();
+                tracing::info!(target: "consensus", number = block.number(), %hash, view = block.header.view, "finalized");
+                return Some(Input::Persisted(tip_of(&block, cert)));
+            }
+            Effect::Behind { peer, number } => self.request_sync(peer, number),
+            Effect::PeerFault { peer, reason } => self.fault(peer, &reason),
+        }
+        None
+    }
+
+    fn publish_status(&self) {
+        let (number, view, leader) = self.fbft.round();
+        let m = &self.ctx.metrics;
+        m.chain_height.set(self.fbft.tip().number as i64);
+        m.consensus_view.set(view as i64);
+        m.consensus_is_leader.set((leader == self.ctx.me) as i64);
+        let mut s = self.ctx.board.status.lock().expect("lock");
+        s.block_number = number - 1;
+        s.view_id = view;
+        s.leader = leader;
+        s.is_leader = leader == self.ctx.me;
+    }
+
+    fn on_status_tick(&mut self) {
+        let tip = self.fbft.tip();
+        self.mesh.broadcast(Message::Status(Status { number: tip.number, hash: tip.hash }).encode());
+        let peers = self.mesh.connected_peers();
+        self.ctx.metrics.connected_peers.set(peers.len() as i64);
+        self.ctx.board.status.lock().expect("lock").connected_peers = peers;
+    }
+
+    fn on_peer_status(&mut self, peer: usize, s: Status) {
+        if s.number > self.fbft.tip().number {
+            self.request_sync(peer, s.number);
+        }
+    }
+
+    fn request_sync(&mut self, peer: usize, target: u64) {
+        let tip = self.fbft.tip().number;
+        if target <= tip || self.sync_in_flight.is_some_and(|t| t.elapsed() < SYNC_TIMEOUT) {
+            return;
+        }
+        self.sync_in_flight = Some(Instant::now());
+        let count = (target - tip).min(SYNC_BATCH);
+        tracing::info!(target: "sync", peer, from = tip + 1, count, "behind; fetching blocks");
+        self.mesh.send(peer, Message::SyncRequest(SyncRequest { from: tip + 1, count }).encode());
+    }
+
+    fn on_sync_request(&mut self, peer: usize, r: SyncRequest) {
+        let mut blocks = Vec::new();
+        let mut certificates = Vec::new();
+        let mut size = 0usize;
+        for n in r.from..r.from.saturating_add(r.count.min(SYNC_BATCH)) {
+            let (Ok(Some(b)), Ok(Some(c))) = (self.ctx.store.block(n), self.ctx.store.certificate(n)) else { break };
+            size += alloy_rlp::Encodable::length(&b);
+            if size > 1 << 20 && !blocks.is_empty() {
+                break;
+            }
+            blocks.push(b);
+            certificates.push(c);
+        }
+        self.mesh.send(peer, Message::SyncResponse(SyncResponse { blocks, certificates }).encode());
+    }
+
+    /// Verifies and stores fetched blocks in order: linkage and proposer, full validation,
+    /// then the commit certificate (one pairing each) before anything is written.
+    fn on_sync_response(&mut self, peer: usize, r: SyncResponse) {
+        self.sync_in_flight = None;
+        let full = r.blocks.len() as u64 == SYNC_BATCH;
+        if r.blocks.len() != r.certificates.len() {
+            return self.fault(peer, "sync response with unequal block and certificate counts");
+        }
+        let mut stored = 0;
+        for (block, cert) in r.blocks.into_iter().zip(r.certificates) {
+            let tip = self.fbft.tip().clone();
+            if block.number() <= tip.number {
+                continue;
+            }
+            let parent = match self.ctx.store.header(tip.number) {
+                Ok(Some(h)) => h,
+                _ => return,
+            };
+            let checked = check_link(&self.ctx.committee, self.ctx.spec.epoch_blocks, self.ctx.spec.shard, &parent, &block)
+                .and_then(|_| validate_block(&block))
+                .and_then(|_| {
+                    if cert.number != block.number() || cert.hash != block.hash() || cert.view != block.header.view {
+                        return Err("certificate is for another block".into());
+                    }
+                    verify_commit_certificate(&self.ctx.engine, &self.ctx.committee, self.ctx.spec.chain_id, self.ctx.spec.shard, &cert)
+                });
+            if let Err(reason) = checked {
+                return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));
+            }
+            if let Err(e) = self.ctx.store.insert_block(&block, Some(&cert)) {
+                tracing::error!(target: "storage", error = %e, "could not store synced block");
+                return;
+            }
+            stored += 1;
+            self.ctx.metrics.sync_blocks.inc();
+            self.feed(Input::Persisted(tip_of(&block, cert)));
+        }
+        if stored > 0 {
+            tracing::info!(target: "sync", peer, stored, tip = self.fbft.tip().number, "caught up blocks");
+        }
+        if full {
+            let tip = self.fbft.tip().number;
+            self.request_sync(peer, tip + SYNC_BATCH);
+        }
+    }
+}
+
+fn tip_of(block: &state::Block, cert: state::CommitCertificate) -> Tip {
+    Tip {
+        number: block.number(),
+        hash: block.hash(),
+        view: block.header.view,
+        timestamp_ms: block.header.timestamp_ms,
+        cert: Some(cert),
+    }
+}
