@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 pub use libmdbx::{RO, RW};
 
-/// Current schema version of the chain database. Bump it (and add a [`Migration`] from the
-/// previous version) whenever a table's name, key or value encoding changes.
+/// Current schema version of the chain database. Bump it (and add a migration step from the
+/// previous version to `MIGRATIONS`) whenever a table's name, key or value encoding changes.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Metadata key holding the schema version (4 bytes, big-endian).
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -108,13 +108,32 @@ impl Db {
         target: u32,
         migrations: &[Migration],
     ) -> Result<Self, DbError> {
-        let db = Self::open_raw(path)?;
+        let db = Self::open_env(path)?;
+        // Refuse a newer schema before writing anything, even an empty table.
+        if let Some(found) = db.schema_version()? {
+            if found > target {
+                return Err(DbError::SchemaTooNew {
+                    path: db.path.clone(),
+                    found,
+                    supported: target,
+                });
+            }
+        }
+        db.create_tables()?;
         db.check_schema(target, migrations)?;
         Ok(db)
     }
 
-    /// Opens the environment and creates the tables, without looking at the schema version.
+    /// Opens the environment and creates the tables, without looking at the schema version
+    /// (tests use it to craft databases).
+    #[cfg(test)]
     pub(crate) fn open_raw(path: &Path) -> Result<Self, DbError> {
+        let db = Self::open_env(path)?;
+        db.create_tables()?;
+        Ok(db)
+    }
+
+    fn open_env(path: &Path) -> Result<Self, DbError> {
         let path = path.to_path_buf();
         std::fs::create_dir_all(&path).map_err(|source| DbError::CreateDir {
             path: path.clone(),
@@ -132,15 +151,17 @@ impl Db {
                 },
             },
         )?;
-        let db = Db { env, path };
-        let tx = db.tx_mut()?;
+        Ok(Db { env, path })
+    }
+
+    fn create_tables(&self) -> Result<(), DbError> {
+        let tx = self.tx_mut()?;
         for name in TABLES {
             tx.inner
                 .create_table(Some(name), TableFlags::default())
                 .map_err(tx.err(|| format!("creating table {name}")))?;
         }
-        tx.commit()?;
-        Ok(db)
+        tx.commit()
     }
 
     fn check_schema(&self, target: u32, migrations: &[Migration]) -> Result<(), DbError> {
@@ -237,7 +258,13 @@ impl Db {
 
     /// The stored schema version (`None` only before the first open completed).
     pub fn schema_version(&self) -> Result<Option<u32>, DbError> {
-        read_schema_version(&self.tx()?)
+        let tx = self.tx()?;
+        match tx.inner.open_table(Some(Metadata::NAME)) {
+            Err(libmdbx::Error::NotFound) => return Ok(None),
+            Err(source) => return Err(tx.err(|| "opening table Metadata".to_string())(source)),
+            Ok(_) => {}
+        }
+        read_schema_version(&tx)
     }
 }
 

@@ -485,6 +485,45 @@ fn newer_schema_is_refused_with_upgrade_advice() {
     assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION + 1));
 }
 
+#[test]
+fn newer_schema_is_refused_before_anything_is_written() {
+    // A database from a "newer node" whose schema has only a Metadata table.
+    let dir = tempfile::tempdir().unwrap();
+    let options = || libmdbx::DatabaseOptions {
+        max_tables: Some(8),
+        ..Default::default()
+    };
+    {
+        let env =
+            libmdbx::Database::<libmdbx::NoWriteMap>::open_with_options(dir.path(), options())
+                .unwrap();
+        let tx = env.begin_rw_txn().unwrap();
+        let t = tx
+            .create_table(Some("Metadata"), Default::default())
+            .unwrap();
+        tx.put(
+            &t,
+            SCHEMA_VERSION_KEY,
+            7u32.to_be_bytes(),
+            libmdbx::WriteFlags::UPSERT,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let err = ChainStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, DbError::SchemaTooNew { found: 7, .. }),
+        "{err:?}"
+    );
+    let env =
+        libmdbx::Database::<libmdbx::NoWriteMap>::open_with_options(dir.path(), options()).unwrap();
+    let tx = env.begin_ro_txn().unwrap();
+    assert!(matches!(
+        tx.open_table(Some("Headers")),
+        Err(libmdbx::Error::NotFound)
+    ));
+}
+
 fn mig_0_to_1(tx: &RwTx<'_>) -> Result<(), DbError> {
     // Sees the database at version 0 and rewrites data, like a real migration would.
     assert_eq!(

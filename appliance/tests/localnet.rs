@@ -1,0 +1,273 @@
+//! Four real node processes on loopback: agreement, a killed validator, garbage from a peer,
+//! and catch-up after restart.
+
+use appliance::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
+use consensus::{Message, Vote};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use state::ChainSpec;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
+const NODES: usize = 4;
+
+struct Net {
+    dir: PathBuf,
+    offset: u16,
+    children: Vec<Option<Child>>,
+}
+
+impl Net {
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{i}"))
+    }
+
+    fn start(&mut self, i: usize) {
+        let dir = self.node_dir(i);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn client(&self, i: usize) -> HttpClient {
+        HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(2))
+            .build(format!("http://127.0.0.1:{}", 9500 + self.offset as usize + i))
+            .unwrap()
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.node_dir(i).join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            for i in 0..NODES {
+                let log = self.log(i);
+                let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                eprintln!("---- node{i} log (tail) ----\n{tail}");
+            }
+        }
+    }
+}
+
+async fn height(c: &HttpClient) -> Option<u64> {
+    let h: String = c.request("eth_blockNumber", rpc_params![]).await.ok()?;
+    u64::from_str_radix(h.trim_start_matches("0x"), 16).ok()
+}
+
+async fn block_hash(c: &HttpClient, n: u64) -> String {
+    let b: Value = c.request("eth_getBlockByNumber", rpc_params![format!("0x{n:x}"), false]).await.unwrap();
+    b["hash"].as_str().unwrap_or_else(|| panic!("block {n} missing: {b}")).to_string()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+async fn assert_same_hashes(net: &Net, nodes: &[usize], upto: u64) {
+    for n in 1..=upto {
+        let want = block_hash(&net.client(nodes[0]), n).await;
+        for &i in &nodes[1..] {
+            assert_eq!(block_hash(&net.client(i), n).await, want, "node{i} disagrees at height {n}");
+        }
+    }
+}
+
+async fn metric(offset: u16, i: usize, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", 9900 + offset + i as u16)).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends garbage to node 0 while pretending to be node 3 (whose key file we hold).
+async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
+    let identity = TransportIdentity::from_pkcs8_file(net.node_dir(3).join("keys/transport.pk8")).unwrap();
+    let peers = spec
+        .validators
+        .iter()
+        .enumerate()
+        .map(|(i, v)| PeerInfo {
+            index: i,
+            endpoint: v.endpoint,
+            transport_key: state::spec::parse_hex::<32>(&v.transport_key).unwrap(),
+        })
+        .collect();
+    let (mesh, _inbound) = Mesh::start(MeshConfig {
+        listen: spec.validators[3].endpoint,
+        identity,
+        self_index: 3,
+        peers,
+        spec_hash: spec.hash().0,
+        max_message_bytes: 8 << 20,
+    })
+    .unwrap();
+    let garbage_vote = Vote {
+        number: 1_000_000,
+        view: 1,
+        hash: Default::default(),
+        bitmap: vec![0xff].into(),
+        signature: vec![7; 96].into(),
+    };
+    for _ in 0..20 {
+        mesh.send(0, vec![0xde, 0xad, 0xbe, 0xef]);
+        mesh.send(0, vec![99]);
+        mesh.send(0, Message::Prepare(garbage_vote.clone()).encode());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mesh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_agree_survive_a_kill_and_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let offset = 1000 + (std::process::id() % 40) as u16 * 10;
+    let status = Command::new(BIN)
+        .args(["localnet", "--generate-only", "--nodes", "4", "--block-time-ms", "250"])
+        .arg("--port-offset")
+        .arg(offset.to_string())
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let spec = ChainSpec::load(&tmp.path().join("chain-spec.toml")).unwrap();
+    let mut net = Net { dir: tmp.path().to_path_buf(), offset, children: (0..NODES).map(|_| None).collect() };
+    for i in 0..NODES {
+        net.start(i);
+    }
+
+    // 20 finalized blocks, identical on every node.
+    wait_for("20 blocks on every node", Duration::from_secs(90), async || {
+        for i in 0..NODES {
+            if height(&net.client(i)).await.unwrap_or(0) < 20 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_same_hashes(&net, &[0, 1, 2, 3], 20).await;
+
+    // Kill a non-leader (node 0 leads in localnet); the chain goes on without it, and
+    // garbage sent in its name changes nothing.
+    net.kill(3);
+    let at_kill = height(&net.client(0)).await.unwrap();
+    impersonate_and_send_garbage(&net, &spec).await;
+    wait_for("10 more blocks with node3 down", Duration::from_secs(60), async || {
+        height(&net.client(0)).await.unwrap_or(0) >= at_kill + 10
+    })
+    .await;
+    let h = height(&net.client(1)).await.unwrap();
+    assert_same_hashes(&net, &[0, 1, 2], h).await;
+    let faults = metric(offset, 0, "harmony_network_peer_faults_total{peer=\"3\"}").await;
+    assert!(faults >= 20.0, "garbage from node3 was counted: {faults}");
+    assert!(net.log(0).contains("rejected message from peer"), "reason logged");
+
+    // Restarted, node 3 catches up from its peers and agrees.
+    net.start(3);
+    wait_for("node3 to catch up", Duration::from_secs(60), async || {
+        let lead = height(&net.client(0)).await.unwrap_or(0);
+        height(&net.client(3)).await.unwrap_or(0) + 2 >= lead && lead > at_kill + 10
+    })
+    .await;
+    let h3 = height(&net.client(3)).await.unwrap();
+    assert_same_hashes(&net, &[0, 3], h3).await;
+    assert!(metric(offset, 3, "harmony_sync_blocks_total").await >= 10.0, "node3 used catch-up");
+    // And then it takes part in consensus again (finalizes blocks itself).
+    let before = metric(offset, 3, "harmony_consensus_blocks_finalized_total").await;
+    wait_for("node3 to finalize in consensus", Duration::from_secs(30), async || {
+        metric(offset, 3, "harmony_consensus_blocks_finalized_total").await > before
+    })
+    .await;
+
+    // Clean stop on SIGTERM.
+    for i in 0..NODES {
+        let mut c = net.children[i].take().unwrap();
+        // SAFETY: signalling a child we spawned and have not reaped.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let st = c.wait().unwrap();
+        assert!(st.success(), "node{i} exited with {st}");
+        assert!(net.log(i).contains("stopped cleanly"));
+    }
+}
+
+
+#[test]
+fn corrupted_config_and_spec_name_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Command::new(BIN)
+        .args(["localnet", "--generate-only", "--nodes", "2", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let node = tmp.path().join("node0");
+    let check = |dir: &Path| Command::new(BIN).args(["config", "check", "--data-dir"]).arg(dir).output().unwrap();
+    let ok = check(&node);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    // A config with a bad field.
+    let cfg_path = node.join("config.toml");
+    let good_cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, good_cfg.replace("format = \"human\"", "format = \"xml\"")).unwrap();
+    let out = check(&node);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.format"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&cfg_path, &good_cfg).unwrap();
+
+    // A spec whose proof of possession belongs to another key.
+    let spec_path = tmp.path().join("chain-spec.toml");
+    let mut spec = ChainSpec::load(&spec_path).unwrap();
+    spec.validators[1].bls_keys[0].proof_of_possession = spec.validators[0].bls_keys[0].proof_of_possession.clone();
+    std::fs::write(&spec_path, spec.to_toml()).unwrap();
+    let out = check(&node);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("validators[1].bls_keys[0].proof_of_possession"), "{err}");
+
+    // A spec that is not TOML at all.
+    std::fs::write(&spec_path, "chain_id = [").unwrap();
+    let out = check(&node);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chain-spec.toml"));
+}
