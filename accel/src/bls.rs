@@ -45,7 +45,9 @@ impl SecretKey {
     /// Derives a key from at least 32 bytes of input keying material (IETF KeyGen).
     pub fn from_ikm(ikm: &[u8]) -> Result<Self, BlsError> {
         if ikm.len() < 32 {
-            return Err(BlsError::SecretKey("input keying material shorter than 32 bytes"));
+            return Err(BlsError::SecretKey(
+                "input keying material shorter than 32 bytes",
+            ));
         }
         raw::SecretKey::key_gen(ikm, &[])
             .map(Self)
@@ -55,7 +57,10 @@ impl SecretKey {
     /// Parses a 32-byte big-endian scalar; zero and values ≥ r are refused.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BlsError> {
         if bytes.len() != SECRET_KEY_BYTES {
-            return Err(BlsError::Length { expected: SECRET_KEY_BYTES, got: bytes.len() });
+            return Err(BlsError::Length {
+                expected: SECRET_KEY_BYTES,
+                got: bytes.len(),
+            });
         }
         raw::SecretKey::from_bytes(bytes)
             .map(Self)
@@ -92,9 +97,14 @@ impl PublicKey {
     /// Keys are validated once, when a committee is loaded, and cached in this form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BlsError> {
         if bytes.len() != PUBLIC_KEY_BYTES {
-            return Err(BlsError::Length { expected: PUBLIC_KEY_BYTES, got: bytes.len() });
+            return Err(BlsError::Length {
+                expected: PUBLIC_KEY_BYTES,
+                got: bytes.len(),
+            });
         }
-        raw::PublicKey::key_validate(bytes).map(Self).map_err(map_err)
+        raw::PublicKey::key_validate(bytes)
+            .map(Self)
+            .map_err(map_err)
     }
 
     pub fn to_bytes(&self) -> [u8; PUBLIC_KEY_BYTES] {
@@ -129,7 +139,10 @@ impl Signature {
     /// checked where a signature is accepted (see [`Signature::verify`] and the engine).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BlsError> {
         if bytes.len() != SIGNATURE_BYTES {
-            return Err(BlsError::Length { expected: SIGNATURE_BYTES, got: bytes.len() });
+            return Err(BlsError::Length {
+                expected: SIGNATURE_BYTES,
+                got: bytes.len(),
+            });
         }
         raw::Signature::uncompress(bytes).map(Self).map_err(map_err)
     }
@@ -224,12 +237,20 @@ mod tests {
         assert_eq!(PublicKey::from_bytes(&pk.to_bytes()).unwrap(), pk);
         let sig = sk.sign(b"m");
         assert_eq!(Signature::from_bytes(&sig.to_bytes()).unwrap(), sig);
-        assert_eq!(SecretKey::from_bytes(&sk.to_bytes()[..]).unwrap().public_key(), pk);
+        assert_eq!(
+            SecretKey::from_bytes(&sk.to_bytes()[..])
+                .unwrap()
+                .public_key(),
+            pk
+        );
     }
 
     #[test]
     fn bad_encodings_are_refused() {
-        assert!(matches!(PublicKey::from_bytes(&[0u8; 47]), Err(BlsError::Length { .. })));
+        assert!(matches!(
+            PublicKey::from_bytes(&[0u8; 47]),
+            Err(BlsError::Length { .. })
+        ));
         assert!(PublicKey::from_bytes(&[0xffu8; 48]).is_err());
         // Compressed infinity is a valid encoding but not a valid public key.
         let mut inf = [0u8; 48];
@@ -259,8 +280,13 @@ mod tests {
         let agg = AggregateSignature::aggregate(&sigs).unwrap().to_signature();
         let apk = AggregatePublicKey::aggregate(&pks).unwrap().to_public_key();
         assert!(agg.verify(&apk, b"block"));
-        let apk3 = AggregatePublicKey::aggregate(&pks[..3]).unwrap().to_public_key();
+        let apk3 = AggregatePublicKey::aggregate(&pks[..3])
+            .unwrap()
+            .to_public_key();
         assert!(!agg.verify(&apk3, b"block"));
-        assert_eq!(AggregateSignature::aggregate([]).err(), Some(BlsError::Empty));
+        assert_eq!(
+            AggregateSignature::aggregate([]).err(),
+            Some(BlsError::Empty)
+        );
     }
 }

@@ -51,12 +51,18 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// The scalar oracle.
     pub fn reference() -> Self {
-        Self { backend: Backend::Reference, pool: None }
+        Self {
+            backend: Backend::Reference,
+            pool: None,
+        }
     }
 
     /// The multicore backend on a pool the caller sized together with its other runtimes.
     pub fn cpu(pool: Arc<ThreadPool>) -> Self {
-        Self { backend: Backend::Cpu, pool: Some(pool) }
+        Self {
+            backend: Backend::Cpu,
+            pool: Some(pool),
+        }
     }
 
     pub fn new(backend: Backend, pool: Arc<ThreadPool>) -> Self {
@@ -86,9 +92,10 @@ impl Engine {
     /// Returns, for each vote on `msg`, whether it is valid.
     pub fn verify_votes(&self, msg: &[u8], votes: &[Vote]) -> Vec<bool> {
         match self.backend {
-            Backend::Reference => {
-                votes.iter().map(|v| v.signature.verify(&v.public_key, msg)).collect()
-            }
+            Backend::Reference => votes
+                .iter()
+                .map(|v| v.signature.verify(&v.public_key, msg))
+                .collect(),
             Backend::Cpu => {
                 let mut out = vec![false; votes.len()];
                 let pool = self.pool.as_ref().expect("cpu backend has a pool");
@@ -143,23 +150,41 @@ mod tests {
                 ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
                 let sk = SecretKey::from_ikm(&ikm).unwrap();
                 let signed: &[u8] = if bad.contains(&i) { b"other" } else { msg };
-                Vote { public_key: sk.public_key(), signature: sk.sign(signed) }
+                Vote {
+                    public_key: sk.public_key(),
+                    signature: sk.sign(signed),
+                }
             })
             .collect()
     }
 
     fn pool() -> Arc<ThreadPool> {
-        Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap())
+        Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        )
     }
 
     #[test]
     fn backends_agree_and_find_exactly_the_bad_votes() {
         let cpu = Engine::cpu(pool());
         let reference = Engine::reference();
-        for bad in [vec![], vec![0], vec![5], vec![1, 2, 9], (0..10).collect::<Vec<_>>()] {
+        for bad in [
+            vec![],
+            vec![0],
+            vec![5],
+            vec![1, 2, 9],
+            (0..10).collect::<Vec<_>>(),
+        ] {
             let vs = votes(10, &bad, b"payload");
             let want: Vec<bool> = (0..10).map(|i| !bad.contains(&i)).collect();
-            assert_eq!(reference.verify_votes(b"payload", &vs), want, "reference, bad={bad:?}");
+            assert_eq!(
+                reference.verify_votes(b"payload", &vs),
+                want,
+                "reference, bad={bad:?}"
+            );
             assert_eq!(cpu.verify_votes(b"payload", &vs), want, "cpu, bad={bad:?}");
         }
         assert!(cpu.verify_votes(b"payload", &[]).is_empty());
@@ -169,8 +194,9 @@ mod tests {
     fn aggregate_certificate() {
         let vs = votes(4, &[], b"m");
         let pks: Vec<_> = vs.iter().map(|v| v.public_key).collect();
-        let sig =
-            AggregateSignature::aggregate(vs.iter().map(|v| &v.signature)).unwrap().to_signature();
+        let sig = AggregateSignature::aggregate(vs.iter().map(|v| &v.signature))
+            .unwrap()
+            .to_signature();
         let e = Engine::cpu(pool());
         assert!(e.verify_aggregate(b"m", &pks, &sig));
         assert!(!e.verify_aggregate(b"m", &pks[..3], &sig));
@@ -182,6 +208,9 @@ mod tests {
     fn backend_parses() {
         assert_eq!("reference".parse::<Backend>().unwrap(), Backend::Reference);
         assert_eq!("auto".parse::<Backend>().unwrap(), Backend::Cpu);
-        assert!("gpu".parse::<Backend>().unwrap_err().contains("expected reference"));
+        assert!("gpu"
+            .parse::<Backend>()
+            .unwrap_err()
+            .contains("expected reference"));
     }
 }

@@ -96,7 +96,11 @@ impl Default for NodeConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { listen: None, max_message_bytes: 8 << 20, status_interval_ms: 1000 }
+        Self {
+            listen: None,
+            max_message_bytes: 8 << 20,
+            status_interval_ms: 1000,
+        }
     }
 }
 
@@ -113,13 +117,18 @@ impl Default for RpcConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "127.0.0.1:9900".parse().expect("literal") }
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:9900".parse().expect("literal"),
+        }
     }
 }
 
 impl Default for ConsensusConfig {
     fn default() -> Self {
-        Self { max_future_ms: 1000 }
+        Self {
+            max_future_ms: 1000,
+        }
     }
 }
 
@@ -134,13 +143,19 @@ impl Default for KeysConfig {
 
 impl Default for AccelConfig {
     fn default() -> Self {
-        Self { backend: "auto".into(), threads: 0 }
+        Self {
+            backend: "auto".into(),
+            threads: 0,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "human".into(), filter: "info".into() }
+        Self {
+            format: "human".into(),
+            filter: "info".into(),
+        }
     }
 }
 
@@ -148,7 +163,10 @@ impl Default for LogConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config {path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -156,9 +174,13 @@ pub enum ConfigError {
 impl NodeConfig {
     /// Loads `path`, or the defaults when `path` is None.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let cfg = Self::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.display().to_string(),
             message,
@@ -175,7 +197,10 @@ impl NodeConfig {
 
     pub fn check(&self) -> Result<(), String> {
         if !matches!(self.log.format.as_str(), "human" | "json") {
-            return Err(format!("field `log.format`: `{}` is not `human` or `json`", self.log.format));
+            return Err(format!(
+                "field `log.format`: `{}` is not `human` or `json`",
+                self.log.format
+            ));
         }
         self.accel
             .backend
@@ -221,7 +246,10 @@ mod tests {
             ("[rpc]\nlisten = \"nope\"", "listen"),
             ("[log]\nformat = \"xml\"", "log.format"),
             ("[accel]\nbackend = \"gpu\"", "accel.backend"),
-            ("[network]\nmax_message_bytes = 10", "network.max_message_bytes"),
+            (
+                "[network]\nmax_message_bytes = 10",
+                "network.max_message_bytes",
+            ),
             ("bogus = 1", "bogus"),
             ("[consensus]\nmax_future_ms = \"soon\"", "max_future_ms"),
         ] {

@@ -27,28 +27,64 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let m = Self {
-            chain_height: IntGauge::new("harmony_chain_height_blocks", "Number of the last finalized block").unwrap(),
-            consensus_view: IntGauge::new("harmony_consensus_view_number", "View of the round in progress").unwrap(),
-            consensus_is_leader: IntGauge::new("harmony_consensus_is_leader_bool", "1 while this node leads the round").unwrap(),
-            finality_seconds: Histogram::with_opts(
-                HistogramOpts::new("harmony_consensus_finality_seconds", "Announce to committed, as seen by this node")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            chain_height: IntGauge::new(
+                "harmony_chain_height_blocks",
+                "Number of the last finalized block",
             )
             .unwrap(),
-            blocks_finalized: IntCounter::new("harmony_consensus_blocks_finalized_total", "Blocks this node finalized in consensus").unwrap(),
+            consensus_view: IntGauge::new(
+                "harmony_consensus_view_number",
+                "View of the round in progress",
+            )
+            .unwrap(),
+            consensus_is_leader: IntGauge::new(
+                "harmony_consensus_is_leader_bool",
+                "1 while this node leads the round",
+            )
+            .unwrap(),
+            finality_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "harmony_consensus_finality_seconds",
+                    "Announce to committed, as seen by this node",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )
+            .unwrap(),
+            blocks_finalized: IntCounter::new(
+                "harmony_consensus_blocks_finalized_total",
+                "Blocks this node finalized in consensus",
+            )
+            .unwrap(),
             peer_faults: IntCounterVec::new(
-                Opts::new("harmony_network_peer_faults_total", "Invalid messages or signatures, by peer index"),
+                Opts::new(
+                    "harmony_network_peer_faults_total",
+                    "Invalid messages or signatures, by peer index",
+                ),
                 &["peer"],
             )
             .unwrap(),
             messages_received: IntCounterVec::new(
-                Opts::new("harmony_network_messages_received_total", "Consensus messages received, by kind"),
+                Opts::new(
+                    "harmony_network_messages_received_total",
+                    "Consensus messages received, by kind",
+                ),
                 &["kind"],
             )
             .unwrap(),
-            messages_invalid: IntCounter::new("harmony_network_messages_invalid_total", "Messages that failed to decode").unwrap(),
-            sync_blocks: IntCounter::new("harmony_sync_blocks_total", "Blocks stored by catch-up").unwrap(),
-            connected_peers: IntGauge::new("harmony_network_connected_peers", "Peers with an open outgoing connection").unwrap(),
+            messages_invalid: IntCounter::new(
+                "harmony_network_messages_invalid_total",
+                "Messages that failed to decode",
+            )
+            .unwrap(),
+            sync_blocks: IntCounter::new("harmony_sync_blocks_total", "Blocks stored by catch-up")
+                .unwrap(),
+            connected_peers: IntGauge::new(
+                "harmony_network_connected_peers",
+                "Peers with an open outgoing connection",
+            )
+            .unwrap(),
             registry,
         };
         for c in [
@@ -70,7 +106,9 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
         String::from_utf8(buf).expect("utf-8")
     }
 }
@@ -87,20 +125,31 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Socket
     let local = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
-                let n = match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await {
+                let n = match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    sock.read(&mut buf),
+                )
+                .await
+                {
                     Ok(Ok(n)) => n,
                     _ => return,
                 };
                 let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) = if req.starts_with("GET /metrics ") || req.starts_with("GET /metrics?") {
-                    ("200 OK", metrics.render())
-                } else {
-                    ("404 Not Found", "only /metrics is served here\n".to_string())
-                };
+                let (status, body) =
+                    if req.starts_with("GET /metrics ") || req.starts_with("GET /metrics?") {
+                        ("200 OK", metrics.render())
+                    } else {
+                        (
+                            "404 Not Found",
+                            "only /metrics is served here\n".to_string(),
+                        )
+                    };
                 let resp = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()

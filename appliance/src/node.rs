@@ -8,7 +8,7 @@ use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
     verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, Status,
-    SyncRequest, SyncResponse, Tip, Timer,
+    SyncRequest, SyncResponse, Timer, Tip,
 };
 use hsm::Signer;
 use serde::Serialize;
@@ -69,10 +69,24 @@ pub fn now_ms() -> u64 {
 
 /// Reads the finalized tip from the store.
 pub fn load_tip(store: &ChainStore) -> eyre::Result<Tip> {
-    let (number, hash) = store.tip()?.ok_or_else(|| eyre::eyre!("the database holds no genesis block"))?;
-    let header = store.header(number)?.ok_or_else(|| eyre::eyre!("header #{number} missing from the database"))?;
-    let cert = if number == 0 { None } else { store.certificate(number)? };
-    Ok(Tip { number, hash, view: header.view, timestamp_ms: header.timestamp_ms, cert })
+    let (number, hash) = store
+        .tip()?
+        .ok_or_else(|| eyre::eyre!("the database holds no genesis block"))?;
+    let header = store
+        .header(number)?
+        .ok_or_else(|| eyre::eyre!("header #{number} missing from the database"))?;
+    let cert = if number == 0 {
+        None
+    } else {
+        store.certificate(number)?
+    };
+    Ok(Tip {
+        number,
+        hash,
+        view: header.view,
+        timestamp_ms: header.timestamp_ms,
+        cert,
+    })
 }
 
 struct Driver {
@@ -104,7 +118,14 @@ pub async fn run(
     let fbft = Fbft::new(cfg, ctx.committee.clone(), tip);
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut status_tick = tokio::time::interval(ctx.status_interval);
-    let mut d = Driver { ctx, mesh, fbft, timers: timer_tx, started: HashMap::new(), sync_in_flight: None };
+    let mut d = Driver {
+        ctx,
+        mesh,
+        fbft,
+        timers: timer_tx,
+        started: HashMap::new(),
+        sync_in_flight: None,
+    };
     d.feed(Input::Start);
     tokio::pin!(shutdown);
     loop {
@@ -129,22 +150,38 @@ impl Driver {
                 return;
             }
         };
-        self.ctx.metrics.messages_received.with_label_values(&[msg.name()]).inc();
+        self.ctx
+            .metrics
+            .messages_received
+            .with_label_values(&[msg.name()])
+            .inc();
         match msg {
             Message::Status(s) => self.on_peer_status(inb.from, s),
             Message::SyncRequest(r) => self.on_sync_request(inb.from, r),
             Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
             Message::Announce(ref a) => {
-                self.started.entry(a.block.hash()).or_insert_with(Instant::now);
-                self.feed(Input::Message { from: inb.from, msg });
+                self.started
+                    .entry(a.block.hash())
+                    .or_insert_with(Instant::now);
+                self.feed(Input::Message {
+                    from: inb.from,
+                    msg,
+                });
             }
-            msg => self.feed(Input::Message { from: inb.from, msg }),
+            msg => self.feed(Input::Message {
+                from: inb.from,
+                msg,
+            }),
         }
     }
 
     fn fault(&self, peer: usize, reason: &str) {
         tracing::warn!(target: "net", peer, %reason, "rejected message from peer");
-        self.ctx.metrics.peer_faults.with_label_values(&[&peer.to_string()]).inc();
+        self.ctx
+            .metrics
+            .peer_faults
+            .with_label_values(&[&peer.to_string()])
+            .inc();
     }
 
     /// Steps consensus with `input` and executes every effect in order; completions of
@@ -168,7 +205,9 @@ impl Driver {
             Effect::Send(to, m) => self.mesh.send(to, m.encode()),
             Effect::Sign(req) => match self.ctx.signer.sign(&req) {
                 Ok(signatures) => return Some(Input::Signed { req, signatures }),
-                Err(e) => tracing::error!(target: "signer", ?req, error = %e, "signing failed; not voting"),
+                Err(e) => {
+                    tracing::error!(target: "signer", ?req, error = %e, "signing failed; not voting")
+                }
             },
             Effect::Verify(job) => {
                 let valid = self.ctx.engine.verify_votes(&job.payload, &job.votes);
@@ -176,9 +215,19 @@ impl Driver {
             }
             Effect::Validate(block) => {
                 let hash = block.hash();
-                return Some(Input::Validated { hash, result: validate_block(&block) });
+                return Some(Input::Validated {
+                    hash,
+                    result: validate_block(&block),
+                });
             }
-            Effect::BuildBlock { number, view, epoch, parent, min_timestamp_ms, last_commit } => {
+            Effect::BuildBlock {
+                number,
+                view,
+                epoch,
+                parent,
+                min_timestamp_ms,
+                last_commit,
+            } => {
                 let block = BlockTemplate {
                     number,
                     view,
@@ -211,7 +260,10 @@ impl Driver {
                 }
                 if let Some(start) = self.started.remove(&hash) {
                     let elapsed = start.elapsed();
-                    self.ctx.metrics.finality_seconds.observe(elapsed.as_secs_f64());
+                    self.ctx
+                        .metrics
+                        .finality_seconds
+                        .observe(elapsed.as_secs_f64());
                     let mut ring = self.ctx.board.latencies.lock().expect("lock");
                     if ring.len() == LATENCY_RING {
                         ring.pop_front();
@@ -220,7 +272,8 @@ impl Driver {
                     self.ctx.board.status.lock().expect("lock").last_finality_ms =
                         Some(elapsed.as_secs_f64() * 1000.0);
                 }
-                self.started.retain(|_, t| t.elapsed() < Duration::from_secs(60));
+                self.started
+                    .retain(|_, t| t.elapsed() < Duration::from_secs(60));
                 self.ctx.metrics.blocks_finalized.inc();
                 tracing::info!(target: "consensus", number = block.number(), %hash, view = block.header.view, "finalized");
                 return Some(Input::Persisted(tip_of(&block, cert)));
@@ -246,7 +299,13 @@ impl Driver {
 
     fn on_status_tick(&mut self) {
         let tip = self.fbft.tip();
-        self.mesh.broadcast(Message::Status(Status { number: tip.number, hash: tip.hash }).encode());
+        self.mesh.broadcast(
+            Message::Status(Status {
+                number: tip.number,
+                hash: tip.hash,
+            })
+            .encode(),
+        );
         let peers = self.mesh.connected_peers();
         self.ctx.metrics.connected_peers.set(peers.len() as i64);
         self.ctx.board.status.lock().expect("lock").connected_peers = peers;
@@ -260,13 +319,24 @@ impl Driver {
 
     fn request_sync(&mut self, peer: usize, target: u64) {
         let tip = self.fbft.tip().number;
-        if target <= tip || self.sync_in_flight.is_some_and(|t| t.elapsed() < SYNC_TIMEOUT) {
+        if target <= tip
+            || self
+                .sync_in_flight
+                .is_some_and(|t| t.elapsed() < SYNC_TIMEOUT)
+        {
             return;
         }
         self.sync_in_flight = Some(Instant::now());
         let count = (target - tip).min(SYNC_BATCH);
         tracing::info!(target: "sync", peer, from = tip + 1, count, "behind; fetching blocks");
-        self.mesh.send(peer, Message::SyncRequest(SyncRequest { from: tip + 1, count }).encode());
+        self.mesh.send(
+            peer,
+            Message::SyncRequest(SyncRequest {
+                from: tip + 1,
+                count,
+            })
+            .encode(),
+        );
     }
 
     fn on_sync_request(&mut self, peer: usize, r: SyncRequest) {
@@ -274,7 +344,11 @@ impl Driver {
         let mut certificates = Vec::new();
         let mut size = 0usize;
         for n in r.from..r.from.saturating_add(r.count.min(SYNC_BATCH)) {
-            let (Ok(Some(b)), Ok(Some(c))) = (self.ctx.store.block(n), self.ctx.store.certificate(n)) else { break };
+            let (Ok(Some(b)), Ok(Some(c))) =
+                (self.ctx.store.block(n), self.ctx.store.certificate(n))
+            else {
+                break;
+            };
             size += alloy_rlp::Encodable::length(&b);
             if size > 1 << 20 && !blocks.is_empty() {
                 break;
@@ -282,7 +356,14 @@ impl Driver {
             blocks.push(b);
             certificates.push(c);
         }
-        self.mesh.send(peer, Message::SyncResponse(SyncResponse { blocks, certificates }).encode());
+        self.mesh.send(
+            peer,
+            Message::SyncResponse(SyncResponse {
+                blocks,
+                certificates,
+            })
+            .encode(),
+        );
     }
 
     /// Verifies and stores fetched blocks in order: linkage and proposer, full validation,
@@ -291,7 +372,10 @@ impl Driver {
         self.sync_in_flight = None;
         let full = r.blocks.len() as u64 == SYNC_BATCH;
         if r.blocks.len() != r.certificates.len() {
-            return self.fault(peer, "sync response with unequal block and certificate counts");
+            return self.fault(
+                peer,
+                "sync response with unequal block and certificate counts",
+            );
         }
         let mut stored = 0;
         for (block, cert) in r.blocks.into_iter().zip(r.certificates) {
@@ -303,14 +387,29 @@ impl Driver {
                 Ok(Some(h)) => h,
                 _ => return,
             };
-            let checked = check_link(&self.ctx.committee, self.ctx.spec.epoch_blocks, self.ctx.spec.shard, &parent, &block)
-                .and_then(|_| validate_block(&block))
-                .and_then(|_| {
-                    if cert.number != block.number() || cert.hash != block.hash() || cert.view != block.header.view {
-                        return Err("certificate is for another block".into());
-                    }
-                    verify_commit_certificate(&self.ctx.engine, &self.ctx.committee, self.ctx.spec.chain_id, self.ctx.spec.shard, &cert)
-                });
+            let checked = check_link(
+                &self.ctx.committee,
+                self.ctx.spec.epoch_blocks,
+                self.ctx.spec.shard,
+                &parent,
+                &block,
+            )
+            .and_then(|_| validate_block(&block))
+            .and_then(|_| {
+                if cert.number != block.number()
+                    || cert.hash != block.hash()
+                    || cert.view != block.header.view
+                {
+                    return Err("certificate is for another block".into());
+                }
+                verify_commit_certificate(
+                    &self.ctx.engine,
+                    &self.ctx.committee,
+                    self.ctx.spec.chain_id,
+                    self.ctx.spec.shard,
+                    &cert,
+                )
+            });
             if let Err(reason) = checked {
                 return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));
             }

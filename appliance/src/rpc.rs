@@ -34,7 +34,12 @@ fn hex_u64(v: u64) -> String {
 
 /// Resolves a block tag or hex number to a block number.
 fn block_number(ctx: &RpcContext, tag: &str) -> Result<u64, ErrorObjectOwned> {
-    let tip = ctx.store.tip().map_err(internal)?.map(|(n, _)| n).unwrap_or(0);
+    let tip = ctx
+        .store
+        .tip()
+        .map_err(internal)?
+        .map(|(n, _)| n)
+        .unwrap_or(0);
     match tag {
         "latest" | "finalized" | "safe" | "pending" => Ok(tip),
         "earliest" => Ok(0),
@@ -42,7 +47,8 @@ fn block_number(ctx: &RpcContext, tag: &str) -> Result<u64, ErrorObjectOwned> {
             let digits = hex.strip_prefix("0x").ok_or_else(|| {
                 invalid(format!("block `{hex}`: expected a tag (latest, finalized, safe, earliest, pending) or a 0x-prefixed hex number"))
             })?;
-            u64::from_str_radix(digits, 16).map_err(|_| invalid(format!("block `{hex}` is not a hex number")))
+            u64::from_str_radix(digits, 16)
+                .map_err(|_| invalid(format!("block `{hex}` is not a hex number")))
         }
     }
 }
@@ -81,24 +87,43 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
         format!("harmony-appliance/v{}", env!("CARGO_PKG_VERSION"))
     })
     .expect("unique name");
-    m.register_method("net_version", |_, c, _| c.chain_id.to_string()).expect("unique name");
-    m.register_method("eth_chainId", |_, c, _| hex_u64(c.chain_id)).expect("unique name");
+    m.register_method("net_version", |_, c, _| c.chain_id.to_string())
+        .expect("unique name");
+    m.register_method("eth_chainId", |_, c, _| hex_u64(c.chain_id))
+        .expect("unique name");
     m.register_method("eth_blockNumber", |_, c, _| {
-        let tip = c.store.tip().map_err(internal)?.map(|(n, _)| n).unwrap_or(0);
+        let tip = c
+            .store
+            .tip()
+            .map_err(internal)?
+            .map(|(n, _)| n)
+            .unwrap_or(0);
         Ok::<_, ErrorObjectOwned>(hex_u64(tip))
     })
     .expect("unique name");
     m.register_method("eth_getBlockByNumber", |p: Params, c, _| {
-        let (tag, full): (String, Option<bool>) =
-            p.parse().map_err(|e| invalid(format!("expected [block, fullTransactions]: {e}")))?;
+        let (tag, full): (String, Option<bool>) = p
+            .parse()
+            .map_err(|e| invalid(format!("expected [block, fullTransactions]: {e}")))?;
         let n = block_number(c, &tag)?;
         let h = c.store.header(n).map_err(internal)?;
-        Ok::<_, ErrorObjectOwned>(h.map(|h| block_json(&h, full.unwrap_or(false))).unwrap_or(Value::Null))
+        Ok::<_, ErrorObjectOwned>(
+            h.map(|h| block_json(&h, full.unwrap_or(false)))
+                .unwrap_or(Value::Null),
+        )
     })
     .expect("unique name");
     m.register_method("hmy_latestHeader", |_, c, _| {
-        let (n, hash) = c.store.tip().map_err(internal)?.ok_or_else(|| internal("no genesis"))?;
-        let h = c.store.header(n).map_err(internal)?.ok_or_else(|| internal("tip header missing"))?;
+        let (n, hash) = c
+            .store
+            .tip()
+            .map_err(internal)?
+            .ok_or_else(|| internal("no genesis"))?;
+        let h = c
+            .store
+            .header(n)
+            .map_err(internal)?
+            .ok_or_else(|| internal("tip header missing"))?;
         Ok::<_, ErrorObjectOwned>(json!({
             "blockNumber": n,
             "blockHash": hash,
@@ -117,20 +142,28 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     .expect("unique name");
     m.register_method("hmy_finalityStats", |_, c, _| {
         let ring = c.board.latencies.lock().expect("lock");
-        ring.iter().map(|(n, us)| json!([n, us])).collect::<Vec<_>>()
+        ring.iter()
+            .map(|(n, us)| json!([n, us]))
+            .collect::<Vec<_>>()
     })
     .expect("unique name");
     m
 }
 
 /// Starts the server; it runs until the handle is stopped or dropped.
-pub async fn serve(cfg: &RpcConfig, ctx: RpcContext) -> std::io::Result<(SocketAddr, ServerHandle)> {
+pub async fn serve(
+    cfg: &RpcConfig,
+    ctx: RpcContext,
+) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let server_cfg = ServerConfig::builder()
         .max_request_body_size(cfg.max_request_bytes)
         .max_response_body_size(16 << 20)
         .max_connections(cfg.max_connections)
         .build();
-    let server = Server::builder().set_config(server_cfg).build(cfg.listen).await?;
+    let server = Server::builder()
+        .set_config(server_cfg)
+        .build(cfg.listen)
+        .await?;
     let addr = server.local_addr()?;
     Ok((addr, server.start(module(ctx))))
 }

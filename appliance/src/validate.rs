@@ -13,13 +13,18 @@ pub fn validate_block(block: &Block) -> Result<(), String> {
         return Err("transactions root does not match the body".into());
     }
     if !block.body.transactions.is_empty() {
-        return Err("block carries transactions, which this node version cannot execute yet".into());
+        return Err(
+            "block carries transactions, which this node version cannot execute yet".into(),
+        );
     }
     if h.state_root != EMPTY_ROOT || h.receipts_root != EMPTY_ROOT {
         return Err("state or receipts root differs from the re-executed (empty) state".into());
     }
     if h.gas_used != 0 || h.gas_limit != GAS_LIMIT {
-        return Err(format!("gas used {} / limit {} do not match execution", h.gas_used, h.gas_limit));
+        return Err(format!(
+            "gas used {} / limit {} do not match execution",
+            h.gas_used, h.gas_limit
+        ));
     }
     Ok(())
 }
@@ -38,16 +43,25 @@ pub fn check_link(
         return Err(format!("header version {}", h.version));
     }
     if h.number != parent.number + 1 || h.parent_hash != parent.hash() {
-        return Err(format!("block #{} does not extend our tip #{}", h.number, parent.number));
+        return Err(format!(
+            "block #{} does not extend our tip #{}",
+            h.number, parent.number
+        ));
     }
     if h.view <= parent.view {
-        return Err(format!("view {} does not advance past the parent's {}", h.view, parent.view));
+        return Err(format!(
+            "view {} does not advance past the parent's {}",
+            h.view, parent.view
+        ));
     }
     if h.shard != shard || h.epoch != h.number / epoch_blocks {
         return Err("wrong shard or epoch".into());
     }
     if h.leader != committee.members[committee.leader_of(h.view)].address {
-        return Err(format!("leader {} is not the leader of view {}", h.leader, h.view));
+        return Err(format!(
+            "leader {} is not the leader of view {}",
+            h.leader, h.view
+        ));
     }
     if h.timestamp_ms <= parent.timestamp_ms {
         return Err("timestamp not after the parent's".into());

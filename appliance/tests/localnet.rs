@@ -28,7 +28,11 @@ impl Net {
 
     fn start(&mut self, i: usize) {
         let dir = self.node_dir(i);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("node.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .arg("run")
             .arg("--data-dir")
@@ -52,7 +56,10 @@ impl Net {
     fn client(&self, i: usize) -> HttpClient {
         HttpClientBuilder::default()
             .request_timeout(Duration::from_secs(2))
-            .build(format!("http://127.0.0.1:{}", 9500 + self.offset as usize + i))
+            .build(format!(
+                "http://127.0.0.1:{}",
+                9500 + self.offset as usize + i
+            ))
             .unwrap()
     }
 
@@ -70,7 +77,15 @@ impl Drop for Net {
         if std::thread::panicking() {
             for i in 0..NODES {
                 let log = self.log(i);
-                let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 eprintln!("---- node{i} log (tail) ----\n{tail}");
             }
         }
@@ -83,8 +98,17 @@ async fn height(c: &HttpClient) -> Option<u64> {
 }
 
 async fn block_hash(c: &HttpClient, n: u64) -> String {
-    let b: Value = c.request("eth_getBlockByNumber", rpc_params![format!("0x{n:x}"), false]).await.unwrap();
-    b["hash"].as_str().unwrap_or_else(|| panic!("block {n} missing: {b}")).to_string()
+    let b: Value = c
+        .request(
+            "eth_getBlockByNumber",
+            rpc_params![format!("0x{n:x}"), false],
+        )
+        .await
+        .unwrap();
+    b["hash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("block {n} missing: {b}"))
+        .to_string()
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) {
@@ -102,15 +126,23 @@ async fn assert_same_hashes(net: &Net, nodes: &[usize], upto: u64) {
     for n in 1..=upto {
         let want = block_hash(&net.client(nodes[0]), n).await;
         for &i in &nodes[1..] {
-            assert_eq!(block_hash(&net.client(i), n).await, want, "node{i} disagrees at height {n}");
+            assert_eq!(
+                block_hash(&net.client(i), n).await,
+                want,
+                "node{i} disagrees at height {n}"
+            );
         }
     }
 }
 
 async fn metric(offset: u16, i: usize, name: &str) -> f64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", 9900 + offset + i as u16)).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", 9900 + offset + i as u16))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).await.unwrap();
     body.lines()
@@ -121,7 +153,8 @@ async fn metric(offset: u16, i: usize, name: &str) -> f64 {
 
 /// Sends garbage to node 0 while pretending to be node 3 (whose key file we hold).
 async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
-    let identity = TransportIdentity::from_pkcs8_file(net.node_dir(3).join("keys/transport.pk8")).unwrap();
+    let identity =
+        TransportIdentity::from_pkcs8_file(net.node_dir(3).join("keys/transport.pk8")).unwrap();
     let peers = spec
         .validators
         .iter()
@@ -162,7 +195,14 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     let tmp = tempfile::tempdir().unwrap();
     let offset = 1000 + (std::process::id() % 40) as u16 * 10;
     let status = Command::new(BIN)
-        .args(["localnet", "--generate-only", "--nodes", "4", "--block-time-ms", "250"])
+        .args([
+            "localnet",
+            "--generate-only",
+            "--nodes",
+            "4",
+            "--block-time-ms",
+            "250",
+        ])
         .arg("--port-offset")
         .arg(offset.to_string())
         .arg("--data-dir")
@@ -171,20 +211,28 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
         .unwrap();
     assert!(status.success());
     let spec = ChainSpec::load(&tmp.path().join("chain-spec.toml")).unwrap();
-    let mut net = Net { dir: tmp.path().to_path_buf(), offset, children: (0..NODES).map(|_| None).collect() };
+    let mut net = Net {
+        dir: tmp.path().to_path_buf(),
+        offset,
+        children: (0..NODES).map(|_| None).collect(),
+    };
     for i in 0..NODES {
         net.start(i);
     }
 
     // 20 finalized blocks, identical on every node.
-    wait_for("20 blocks on every node", Duration::from_secs(90), async || {
-        for i in 0..NODES {
-            if height(&net.client(i)).await.unwrap_or(0) < 20 {
-                return false;
+    wait_for(
+        "20 blocks on every node",
+        Duration::from_secs(90),
+        async || {
+            for i in 0..NODES {
+                if height(&net.client(i)).await.unwrap_or(0) < 20 {
+                    return false;
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
     assert_same_hashes(&net, &[0, 1, 2, 3], 20).await;
 
@@ -193,15 +241,20 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     net.kill(3);
     let at_kill = height(&net.client(0)).await.unwrap();
     impersonate_and_send_garbage(&net, &spec).await;
-    wait_for("10 more blocks with node3 down", Duration::from_secs(60), async || {
-        height(&net.client(0)).await.unwrap_or(0) >= at_kill + 10
-    })
+    wait_for(
+        "10 more blocks with node3 down",
+        Duration::from_secs(60),
+        async || height(&net.client(0)).await.unwrap_or(0) >= at_kill + 10,
+    )
     .await;
     let h = height(&net.client(1)).await.unwrap();
     assert_same_hashes(&net, &[0, 1, 2], h).await;
     let faults = metric(offset, 0, "harmony_network_peer_faults_total{peer=\"3\"}").await;
     assert!(faults >= 20.0, "garbage from node3 was counted: {faults}");
-    assert!(net.log(0).contains("rejected message from peer"), "reason logged");
+    assert!(
+        net.log(0).contains("rejected message from peer"),
+        "reason logged"
+    );
 
     // Restarted, node 3 catches up from its peers and agrees.
     net.start(3);
@@ -212,12 +265,17 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     .await;
     let h3 = height(&net.client(3)).await.unwrap();
     assert_same_hashes(&net, &[0, 3], h3).await;
-    assert!(metric(offset, 3, "harmony_sync_blocks_total").await >= 10.0, "node3 used catch-up");
+    assert!(
+        metric(offset, 3, "harmony_sync_blocks_total").await >= 10.0,
+        "node3 used catch-up"
+    );
     // And then it takes part in consensus again (finalizes blocks itself).
     let before = metric(offset, 3, "harmony_consensus_blocks_finalized_total").await;
-    wait_for("node3 to finalize in consensus", Duration::from_secs(30), async || {
-        metric(offset, 3, "harmony_consensus_blocks_finalized_total").await > before
-    })
+    wait_for(
+        "node3 to finalize in consensus",
+        Duration::from_secs(30),
+        async || metric(offset, 3, "harmony_consensus_blocks_finalized_total").await > before,
+    )
     .await;
 
     // Clean stop on SIGTERM.
@@ -231,7 +289,6 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     }
 }
 
-
 #[test]
 fn corrupted_config_and_spec_name_the_field() {
     let tmp = tempfile::tempdir().unwrap();
@@ -242,28 +299,50 @@ fn corrupted_config_and_spec_name_the_field() {
         .unwrap();
     assert!(st.status.success());
     let node = tmp.path().join("node0");
-    let check = |dir: &Path| Command::new(BIN).args(["config", "check", "--data-dir"]).arg(dir).output().unwrap();
+    let check = |dir: &Path| {
+        Command::new(BIN)
+            .args(["config", "check", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
     let ok = check(&node);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     // A config with a bad field.
     let cfg_path = node.join("config.toml");
     let good_cfg = std::fs::read_to_string(&cfg_path).unwrap();
-    std::fs::write(&cfg_path, good_cfg.replace("format = \"human\"", "format = \"xml\"")).unwrap();
+    std::fs::write(
+        &cfg_path,
+        good_cfg.replace("format = \"human\"", "format = \"xml\""),
+    )
+    .unwrap();
     let out = check(&node);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("log.format"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("log.format"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(&cfg_path, &good_cfg).unwrap();
 
     // A spec whose proof of possession belongs to another key.
     let spec_path = tmp.path().join("chain-spec.toml");
     let mut spec = ChainSpec::load(&spec_path).unwrap();
-    spec.validators[1].bls_keys[0].proof_of_possession = spec.validators[0].bls_keys[0].proof_of_possession.clone();
+    spec.validators[1].bls_keys[0].proof_of_possession =
+        spec.validators[0].bls_keys[0].proof_of_possession.clone();
     std::fs::write(&spec_path, spec.to_toml()).unwrap();
     let out = check(&node);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("validators[1].bls_keys[0].proof_of_possession"), "{err}");
+    assert!(
+        err.contains("validators[1].bls_keys[0].proof_of_possession"),
+        "{err}"
+    );
 
     // A spec that is not TOML at all.
     std::fs::write(&spec_path, "chain_id = [").unwrap();

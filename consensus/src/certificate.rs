@@ -19,10 +19,24 @@ pub fn certificate_vote(
     if !committee.is_quorum(committee.power_of(&bitmap)) {
         return Err("signers hold no quorum of voting power".into());
     }
-    let signature = Signature::from_bytes(&cert.signature).map_err(|e| format!("signature: {e}"))?;
+    let signature =
+        Signature::from_bytes(&cert.signature).map_err(|e| format!("signature: {e}"))?;
     let public_key = committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
-    let req = SignRequest { kind, chain_id, shard, number: cert.number, view: cert.view, hash: cert.hash.0 };
-    Ok((payload(&req), accel::Vote { public_key, signature }))
+    let req = SignRequest {
+        kind,
+        chain_id,
+        shard,
+        number: cert.number,
+        view: cert.view,
+        hash: cert.hash.0,
+    };
+    Ok((
+        payload(&req),
+        accel::Vote {
+            public_key,
+            signature,
+        },
+    ))
 }
 
 /// Verifies a commit certificate synchronously (catch-up path).

@@ -56,9 +56,14 @@ impl Committee {
                 let public_key = PublicKey::from_bytes(&bytes)
                     .map_err(|e| CommitteeError::Invalid(format!("validator {i} key {j}: {e}")))?;
                 let power = v.voting_power / n + if j == 0 { v.voting_power % n } else { 0 };
-                keys.push(CommitteeKey { public_key, member: i, power });
+                keys.push(CommitteeKey {
+                    public_key,
+                    member: i,
+                    power,
+                });
             }
-            let transport_key = parse_hex::<32>(&v.transport_key).map_err(CommitteeError::Invalid)?;
+            let transport_key =
+                parse_hex::<32>(&v.transport_key).map_err(CommitteeError::Invalid)?;
             members.push(Member {
                 address: v.address,
                 keys: start..keys.len(),
@@ -67,7 +72,12 @@ impl Committee {
             });
         }
         let total_power = members.iter().map(|m| m.power).sum();
-        Ok(Self { keys, members, total_power, blocks_per_leader: spec.blocks_per_leader })
+        Ok(Self {
+            keys,
+            members,
+            total_power,
+            blocks_per_leader: spec.blocks_per_leader,
+        })
     }
 
     pub fn key_count(&self) -> usize {
@@ -76,7 +86,11 @@ impl Committee {
 
     /// Voting power of the keys in `bitmap`.
     pub fn power_of(&self, bitmap: &Bitmap) -> u64 {
-        bitmap.ones().filter_map(|i| self.keys.get(i)).map(|k| k.power).sum()
+        bitmap
+            .ones()
+            .filter_map(|i| self.keys.get(i))
+            .map(|k| k.power)
+            .sum()
     }
 
     /// Strictly more than 2/3 of the total voting power.
@@ -101,9 +115,13 @@ impl Committee {
 
     /// Aggregate public key of the keys in `bitmap` (None when empty or out of range).
     pub fn aggregate_key(&self, bitmap: &Bitmap) -> Option<PublicKey> {
-        let keys: Vec<&PublicKey> =
-            bitmap.ones().map(|i| self.keys.get(i).map(|k| &k.public_key)).collect::<Option<_>>()?;
-        AggregatePublicKey::aggregate(keys).ok().map(|a| a.to_public_key())
+        let keys: Vec<&PublicKey> = bitmap
+            .ones()
+            .map(|i| self.keys.get(i).map(|k| &k.public_key))
+            .collect::<Option<_>>()?;
+        AggregatePublicKey::aggregate(keys)
+            .ok()
+            .map(|a| a.to_public_key())
     }
 
     /// Leader of `view`: members take turns of `blocks_per_leader` views in committee order

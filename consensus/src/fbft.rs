@@ -58,22 +58,37 @@ pub struct VerifyJob {
     pub votes: Vec<accel::Vote>,
 }
 
+// Inputs and effects are moved once through the step; boxing the block would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// The node started (after the tip was loaded with [`Fbft::new`]).
     Start,
-    Message { from: usize, msg: Message },
+    Message {
+        from: usize,
+        msg: Message,
+    },
     Timeout(Timer),
     /// The block the caller built after [`Effect::BuildBlock`].
     Proposal(Block),
     /// Result of full validation (re-execution) of a block.
-    Validated { hash: B256, result: Result<(), String> },
-    Signed { req: SignRequest, signatures: Vec<Signature> },
-    Verified { id: u64, valid: Vec<bool> },
+    Validated {
+        hash: B256,
+        result: Result<(), String>,
+    },
+    Signed {
+        req: SignRequest,
+        signatures: Vec<Signature>,
+    },
+    Verified {
+        id: u64,
+        valid: Vec<bool>,
+    },
     /// A block was durably stored (by finalization or catch-up): the new tip.
     Persisted(Tip),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     Broadcast(Message),
@@ -93,11 +108,20 @@ pub enum Effect {
     },
     Schedule(Timer, Duration),
     /// Store the block with its certificate, then answer with [`Input::Persisted`].
-    Finalize { block: Block, cert: CommitCertificate },
+    Finalize {
+        block: Block,
+        cert: CommitCertificate,
+    },
     /// A peer has finalized past our tip: fetch blocks from it.
-    Behind { peer: usize, number: u64 },
+    Behind {
+        peer: usize,
+        number: u64,
+    },
     /// A peer sent something invalid; the caller logs and scores it.
-    PeerFault { peer: usize, reason: String },
+    PeerFault {
+        peer: usize,
+        reason: String,
+    },
 }
 
 /// Votes of one kind collected by the leader.
@@ -125,10 +149,18 @@ struct Round {
 }
 
 enum Check {
-    AnnounceParent { block: Block },
+    AnnounceParent {
+        block: Box<Block>,
+    },
     Prepared(CommitCertificate),
-    Committed { cert: CommitCertificate, from: usize },
-    Votes { kind: MsgKind, voters: Vec<(usize, Bitmap, Signature)> },
+    Committed {
+        cert: CommitCertificate,
+        from: usize,
+    },
+    Votes {
+        kind: MsgKind,
+        voters: Vec<(usize, Bitmap, Signature)>,
+    },
 }
 
 /// Messages for a later height kept until the tip catches up (bounded).
@@ -147,7 +179,15 @@ pub struct Fbft {
 impl Fbft {
     pub fn new(cfg: Config, committee: Arc<Committee>, tip: Tip) -> Self {
         let round = Self::round_after(&committee, &tip);
-        Self { cfg, committee, tip, round, checks: HashMap::new(), next_check: 0, future: Vec::new() }
+        Self {
+            cfg,
+            committee,
+            tip,
+            round,
+            checks: HashMap::new(),
+            next_check: 0,
+            future: Vec::new(),
+        }
     }
 
     fn round_after(committee: &Committee, tip: &Tip) -> Round {
@@ -239,7 +279,10 @@ impl Fbft {
             let due = self.tip.timestamp_ms + self.cfg.block_time_ms;
             let delay = Duration::from_millis(due.saturating_sub(now_ms));
             out.push(Effect::Schedule(
-                Timer::Propose { number: self.round.number, view: self.round.view },
+                Timer::Propose {
+                    number: self.round.number,
+                    view: self.round.view,
+                },
                 delay,
             ));
         }
@@ -258,14 +301,20 @@ impl Fbft {
 
     fn on_proposal(&mut self, block: Block, out: &mut Vec<Effect>) {
         let h = &block.header;
-        if !self.is_leader() || h.number != self.round.number || h.view != self.round.view || self.round.block.is_some() {
+        if !self.is_leader()
+            || h.number != self.round.number
+            || h.view != self.round.view
+            || self.round.block.is_some()
+        {
             return;
         }
         let hash = block.hash();
         self.round.block = Some(block.clone());
         // The leader built the block itself: it is validated by construction.
         self.round.validated = true;
-        out.push(Effect::Broadcast(Message::Announce(Announce { block })));
+        out.push(Effect::Broadcast(Message::Announce(Box::new(Announce {
+            block,
+        }))));
         out.push(Effect::Sign(self.request(MsgKind::Prepare, hash)));
     }
 
@@ -285,7 +334,10 @@ impl Fbft {
         }
         if number > self.round.number {
             if matches!(msg, Message::Committed(_) | Message::Announce(_)) {
-                out.push(Effect::Behind { peer: from, number: number - 1 });
+                out.push(Effect::Behind {
+                    peer: from,
+                    number: number - 1,
+                });
             }
             if self.future.len() < FUTURE_BUFFER && number == self.round.number + 1 {
                 self.future.push((from, msg));
@@ -303,18 +355,32 @@ impl Fbft {
     }
 
     fn fault(out: &mut Vec<Effect>, peer: usize, reason: impl Into<String>) {
-        out.push(Effect::PeerFault { peer, reason: reason.into() });
+        out.push(Effect::PeerFault {
+            peer,
+            reason: reason.into(),
+        });
     }
 
     fn on_announce(&mut self, now_ms: u64, from: usize, block: Block, out: &mut Vec<Effect>) {
         let r = &self.round;
         let h = &block.header;
         if from != r.leader {
-            return Self::fault(out, from, format!("announce for view {} from a node that is not its leader", h.view));
+            return Self::fault(
+                out,
+                from,
+                format!(
+                    "announce for view {} from a node that is not its leader",
+                    h.view
+                ),
+            );
         }
         if r.block.is_some() || r.announce_checking {
             if r.block.as_ref().map(Block::hash) != Some(block.hash()) {
-                Self::fault(out, from, "second, different announce in one round (equivocation)");
+                Self::fault(
+                    out,
+                    from,
+                    "second, different announce in one round (equivocation)",
+                );
             }
             return;
         }
@@ -335,9 +401,20 @@ impl Fbft {
         match self.certificate_vote(MsgKind::Commit, &cert) {
             Ok((payload, vote)) => {
                 self.round.announce_checking = true;
-                self.verify(payload, vec![vote], Check::AnnounceParent { block }, out);
+                self.verify(
+                    payload,
+                    vec![vote],
+                    Check::AnnounceParent {
+                        block: Box::new(block),
+                    },
+                    out,
+                );
             }
-            Err(reason) => Self::fault(out, from, format!("announce #{}: last commit {reason}", h.number)),
+            Err(reason) => Self::fault(
+                out,
+                from,
+                format!("announce #{}: last commit {reason}", h.number),
+            ),
         }
     }
 
@@ -349,25 +426,40 @@ impl Fbft {
             return Err(format!("header version {}", h.version));
         }
         if h.number != r.number || h.view != r.view {
-            return Err(format!("expected number {} view {}, got {} {}", r.number, r.view, h.number, h.view));
+            return Err(format!(
+                "expected number {} view {}, got {} {}",
+                r.number, r.view, h.number, h.view
+            ));
         }
         if h.parent_hash != self.tip.hash {
-            return Err(format!("parent {} is not our tip {}", h.parent_hash, self.tip.hash));
+            return Err(format!(
+                "parent {} is not our tip {}",
+                h.parent_hash, self.tip.hash
+            ));
         }
         if h.shard != self.cfg.shard {
-            return Err(format!("shard {} is not ours ({})", h.shard, self.cfg.shard));
+            return Err(format!(
+                "shard {} is not ours ({})",
+                h.shard, self.cfg.shard
+            ));
         }
         if h.epoch != h.number / self.cfg.epoch_blocks {
             return Err(format!("epoch {} is wrong for block {}", h.epoch, h.number));
         }
         if h.leader != self.committee.members[r.leader].address {
-            return Err(format!("leader field {} is not the view's leader", h.leader));
+            return Err(format!(
+                "leader field {} is not the view's leader",
+                h.leader
+            ));
         }
         if h.timestamp_ms <= self.tip.timestamp_ms {
             return Err("timestamp not after the parent's".into());
         }
         if h.timestamp_ms > now_ms + self.cfg.max_future_ms {
-            return Err(format!("timestamp {} ms in the future", h.timestamp_ms - now_ms));
+            return Err(format!(
+                "timestamp {} ms in the future",
+                h.timestamp_ms - now_ms
+            ));
         }
         if h.gas_limit != GAS_LIMIT || h.gas_used > h.gas_limit {
             return Err(format!("gas limit {} / used {}", h.gas_limit, h.gas_used));
@@ -391,22 +483,44 @@ impl Fbft {
         kind: MsgKind,
         cert: &CommitCertificate,
     ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
-        crate::certificate::certificate_vote(&self.committee, self.cfg.chain_id, self.cfg.shard, kind, cert)
+        crate::certificate::certificate_vote(
+            &self.committee,
+            self.cfg.chain_id,
+            self.cfg.shard,
+            kind,
+            cert,
+        )
     }
 
-    fn verify(&mut self, payload: [u8; PAYLOAD_BYTES], votes: Vec<accel::Vote>, check: Check, out: &mut Vec<Effect>) {
+    fn verify(
+        &mut self,
+        payload: [u8; PAYLOAD_BYTES],
+        votes: Vec<accel::Vote>,
+        check: Check,
+        out: &mut Vec<Effect>,
+    ) {
         let id = self.next_check;
         self.next_check += 1;
         self.checks.insert(id, check);
         out.push(Effect::Verify(VerifyJob { id, payload, votes }));
     }
 
-    fn on_certificate(&mut self, kind: MsgKind, from: usize, cert: CommitCertificate, out: &mut Vec<Effect>) {
+    fn on_certificate(
+        &mut self,
+        kind: MsgKind,
+        from: usize,
+        cert: CommitCertificate,
+        out: &mut Vec<Effect>,
+    ) {
         let r = &self.round;
         let our_hash = r.block.as_ref().map(Block::hash);
         match kind {
             MsgKind::Prepare => {
-                if from != r.leader || r.prepared.is_some() || our_hash != Some(cert.hash) || cert.view != r.view {
+                if from != r.leader
+                    || r.prepared.is_some()
+                    || our_hash != Some(cert.hash)
+                    || cert.view != r.view
+                {
                     return;
                 }
             }
@@ -418,10 +532,18 @@ impl Fbft {
         }
         match self.certificate_vote(kind, &cert) {
             Ok((payload, vote)) => {
-                let check = if kind == MsgKind::Prepare { Check::Prepared(cert) } else { Check::Committed { cert, from } };
+                let check = if kind == MsgKind::Prepare {
+                    Check::Prepared(cert)
+                } else {
+                    Check::Committed { cert, from }
+                };
                 self.verify(payload, vec![vote], check, out)
             }
-            Err(reason) => Self::fault(out, from, format!("{kind:?} certificate #{}: {reason}", cert.number)),
+            Err(reason) => Self::fault(
+                out,
+                from,
+                format!("{kind:?} certificate #{}: {reason}", cert.number),
+            ),
         }
     }
 
@@ -429,7 +551,9 @@ impl Fbft {
         if !self.is_leader() {
             return;
         }
-        let Some(hash) = self.round.block.as_ref().map(Block::hash) else { return };
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else {
+            return;
+        };
         if vote.view != self.round.view || vote.hash != hash {
             return;
         }
@@ -468,8 +592,16 @@ impl Fbft {
         if set.in_flight || set.pending.is_empty() || set.certified {
             return;
         }
-        let power: u64 = set.verified.iter().map(|(b, _)| committee.power_of(b)).sum::<u64>()
-            + set.pending.iter().map(|(_, b, _)| committee.power_of(b)).sum::<u64>();
+        let power: u64 = set
+            .verified
+            .iter()
+            .map(|(b, _)| committee.power_of(b))
+            .sum::<u64>()
+            + set
+                .pending
+                .iter()
+                .map(|(_, b, _)| committee.power_of(b))
+                .sum::<u64>();
         if !committee.is_quorum(power) {
             return;
         }
@@ -478,7 +610,9 @@ impl Fbft {
         let votes = voters
             .iter()
             .map(|(_, b, s)| accel::Vote {
-                public_key: committee.aggregate_key(b).expect("non-empty checked bitmap"),
+                public_key: committee
+                    .aggregate_key(b)
+                    .expect("non-empty checked bitmap"),
                 signature: *s,
             })
             .collect();
@@ -486,15 +620,22 @@ impl Fbft {
     }
 
     fn on_verified(&mut self, id: u64, valid: Vec<bool>, out: &mut Vec<Effect>) {
-        let Some(check) = self.checks.remove(&id) else { return };
+        let Some(check) = self.checks.remove(&id) else {
+            return;
+        };
         let all_ok = !valid.is_empty() && valid.iter().all(|v| *v);
         match check {
             Check::AnnounceParent { block } => {
                 self.round.announce_checking = false;
-                if all_ok && block.header.number == self.round.number && self.round.block.is_none() {
-                    self.accept_announce(block, out);
+                if all_ok && block.header.number == self.round.number && self.round.block.is_none()
+                {
+                    self.accept_announce(*block, out);
                 } else if !all_ok {
-                    Self::fault(out, self.round.leader, "announce carries an invalid parent commit signature");
+                    Self::fault(
+                        out,
+                        self.round.leader,
+                        "announce carries an invalid parent commit signature",
+                    );
                 }
             }
             Check::Prepared(cert) => {
@@ -515,10 +656,16 @@ impl Fbft {
                 match &self.round.block {
                     Some(b) if b.hash() == cert.hash => {
                         self.round.committed = true;
-                        out.push(Effect::Finalize { block: b.clone(), cert });
+                        out.push(Effect::Finalize {
+                            block: b.clone(),
+                            cert,
+                        });
                     }
                     // Finalized by a quorum, but we lack the block: fetch it with its certificate.
-                    _ => out.push(Effect::Behind { peer: from, number: cert.number }),
+                    _ => out.push(Effect::Behind {
+                        peer: from,
+                        number: cert.number,
+                    }),
                 }
             }
             Check::Votes { kind, voters } => {
@@ -563,7 +710,11 @@ impl Fbft {
         if set.certified {
             return;
         }
-        let power: u64 = set.verified.iter().map(|(b, _)| committee.power_of(b)).sum();
+        let power: u64 = set
+            .verified
+            .iter()
+            .map(|(b, _)| committee.power_of(b))
+            .sum();
         if !committee.is_quorum(power) {
             return;
         }
@@ -609,11 +760,15 @@ impl Fbft {
 
     fn on_signed(&mut self, req: SignRequest, signatures: Vec<Signature>, out: &mut Vec<Effect>) {
         let r = &self.round;
-        let Some(hash) = r.block.as_ref().map(Block::hash) else { return };
+        let Some(hash) = r.block.as_ref().map(Block::hash) else {
+            return;
+        };
         if req.number != r.number || req.view != r.view || req.hash != hash.0 {
             return;
         }
-        let Ok(agg) = AggregateSignature::aggregate(&signatures) else { return };
+        let Ok(agg) = AggregateSignature::aggregate(&signatures) else {
+            return;
+        };
         let sig = agg.to_signature();
         if self.is_leader() {
             return self.add_own_vote(req.kind, sig, hash, out);
@@ -636,5 +791,9 @@ impl Fbft {
 
 /// Public keys of a member, for checking a signer against the committee at start.
 pub fn member_keys(committee: &Committee, member: usize) -> Vec<PublicKey> {
-    committee.members[member].keys.clone().map(|i| committee.keys[i].public_key).collect()
+    committee.members[member]
+        .keys
+        .clone()
+        .map(|i| committee.keys[i].public_key)
+        .collect()
 }

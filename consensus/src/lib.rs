@@ -12,5 +12,5 @@ pub mod message;
 
 pub use certificate::{certificate_vote, verify_commit_certificate};
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
-pub use fbft::{Config, Effect, Fbft, Input, Tip, Timer, VerifyJob};
+pub use fbft::{Config, Effect, Fbft, Input, Timer, Tip, VerifyJob};
 pub use message::{Announce, Message, MessageError, Status, SyncRequest, SyncResponse, Vote};

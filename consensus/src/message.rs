@@ -47,7 +47,7 @@ pub struct SyncResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Announce(Announce),
+    Announce(Box<Announce>),
     Prepare(Vote),
     /// Prepared certificate (same shape as a commit certificate, over the prepare payload).
     Prepared(CommitCertificate),
@@ -89,9 +89,11 @@ impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![self.kind_byte()];
         match self {
-            Message::Announce(m) => alloy_rlp::Encodable::encode(m, &mut out),
+            Message::Announce(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
             Message::Prepare(v) | Message::Commit(v) => alloy_rlp::Encodable::encode(v, &mut out),
-            Message::Prepared(c) | Message::Committed(c) => alloy_rlp::Encodable::encode(c, &mut out),
+            Message::Prepared(c) | Message::Committed(c) => {
+                alloy_rlp::Encodable::encode(c, &mut out)
+            }
             Message::Status(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::SyncRequest(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::SyncResponse(m) => alloy_rlp::Encodable::encode(m, &mut out),
@@ -102,9 +104,12 @@ impl Message {
     pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
         let (&kind, body) = bytes.split_first().ok_or(MessageError::Empty)?;
         let name = kind_name(kind);
-        let bad = |e: state::HeaderError| MessageError::Malformed { kind: name, reason: e.to_string() };
+        let bad = |e: state::HeaderError| MessageError::Malformed {
+            kind: name,
+            reason: e.to_string(),
+        };
         Ok(match kind {
-            1 => Message::Announce(decode_exact(body).map_err(bad)?),
+            1 => Message::Announce(Box::new(decode_exact(body).map_err(bad)?)),
             2 => Message::Prepare(decode_exact(body).map_err(bad)?),
             3 => Message::Prepared(decode_exact(body).map_err(bad)?),
             4 => Message::Commit(decode_exact(body).map_err(bad)?),
@@ -137,23 +142,41 @@ mod tests {
 
     #[test]
     fn roundtrip_and_refusals() {
-        let v = Vote { number: 3, view: 4, hash: B256::repeat_byte(5), bitmap: Bytes::from(vec![1]), signature: Bytes::from(vec![2; 96]) };
+        let v = Vote {
+            number: 3,
+            view: 4,
+            hash: B256::repeat_byte(5),
+            bitmap: Bytes::from(vec![1]),
+            signature: Bytes::from(vec![2; 96]),
+        };
         for m in [
             Message::Prepare(v.clone()),
             Message::Commit(v),
-            Message::Status(Status { number: 9, hash: B256::ZERO }),
+            Message::Status(Status {
+                number: 9,
+                hash: B256::ZERO,
+            }),
             Message::SyncRequest(SyncRequest { from: 1, count: 64 }),
-            Message::SyncResponse(SyncResponse { blocks: vec![], certificates: vec![] }),
+            Message::SyncResponse(SyncResponse {
+                blocks: vec![],
+                certificates: vec![],
+            }),
         ] {
             let bytes = m.encode();
             assert_eq!(Message::decode(&bytes).unwrap(), m);
             let mut extra = bytes.clone();
             extra.push(0);
-            assert!(matches!(Message::decode(&extra), Err(MessageError::Malformed { .. })));
+            assert!(matches!(
+                Message::decode(&extra),
+                Err(MessageError::Malformed { .. })
+            ));
             assert!(Message::decode(&bytes[..bytes.len() - 1]).is_err());
         }
         assert!(matches!(Message::decode(&[]), Err(MessageError::Empty)));
-        assert!(matches!(Message::decode(&[99, 0xc0]), Err(MessageError::UnknownKind(99))));
+        assert!(matches!(
+            Message::decode(&[99, 0xc0]),
+            Err(MessageError::UnknownKind(99))
+        ));
     }
 
     #[test]

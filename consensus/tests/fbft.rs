@@ -8,14 +8,22 @@ use consensus::{Effect, Fbft, Input, Message, Timer};
 use hsm::{MsgKind, Signer};
 use std::sync::Arc;
 
-fn find<'a>(effects: &'a [Effect], pred: impl Fn(&Effect) -> bool) -> &'a Effect {
-    effects.iter().find(|e| pred(e)).unwrap_or_else(|| panic!("expected effect missing in {effects:#?}"))
+fn find(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> &Effect {
+    effects
+        .iter()
+        .find(|e| pred(e))
+        .unwrap_or_else(|| panic!("expected effect missing in {effects:#?}"))
 }
 
 /// Runs a verify job with the reference engine.
 fn verified(_c: &Cluster, e: &Effect) -> Input {
-    let Effect::Verify(job) = e else { panic!("not a verify job: {e:?}") };
-    Input::Verified { id: job.id, valid: accel::Engine::reference().verify_votes(&job.payload, &job.votes) }
+    let Effect::Verify(job) = e else {
+        panic!("not a verify job: {e:?}")
+    };
+    Input::Verified {
+        id: job.id,
+        valid: accel::Engine::reference().verify_votes(&job.payload, &job.votes),
+    }
 }
 
 #[test]
@@ -26,58 +34,139 @@ fn validator_walks_through_every_phase() {
     // Node 0 leads view 1. Drive node 1 by hand.
     let mut v = Fbft::new(config(&spec, 1), committee.clone(), genesis_tip(&spec));
     let now = GENESIS_MS + 10;
-    assert!(v.step(now, Input::Start).is_empty(), "a validator schedules nothing");
+    assert!(
+        v.step(now, Input::Start).is_empty(),
+        "a validator schedules nothing"
+    );
 
     // Leader builds block 1.
     let mut leader = Fbft::new(config(&spec, 0), committee.clone(), genesis_tip(&spec));
     let eff = leader.step(now, Input::Start);
-    assert!(matches!(eff[0], Effect::Schedule(Timer::Propose { number: 1, view: 1 }, _)));
+    assert!(matches!(
+        eff[0],
+        Effect::Schedule(Timer::Propose { number: 1, view: 1 }, _)
+    ));
     let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
     let block = build(&committee, &eff[0], now);
     let hash = block.hash();
 
     // Announce → sign prepare and validate in parallel.
-    let eff = v.step(now, Input::Message { from: 0, msg: Message::Announce(consensus::Announce { block: block.clone() }) });
-    let Effect::Sign(req) = find(&eff, |e| matches!(e, Effect::Sign(_))) else { unreachable!() };
-    assert_eq!((req.kind, req.number, req.view, req.hash), (MsgKind::Prepare, 1, 1, hash.0));
-    find(&eff, |e| matches!(e, Effect::Validate(b) if b.hash() == hash));
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: 0,
+            msg: Message::Announce(Box::new(consensus::Announce {
+                block: block.clone(),
+            })),
+        },
+    );
+    let Effect::Sign(req) = find(&eff, |e| matches!(e, Effect::Sign(_))) else {
+        unreachable!()
+    };
+    assert_eq!(
+        (req.kind, req.number, req.view, req.hash),
+        (MsgKind::Prepare, 1, 1, hash.0)
+    );
+    find(
+        &eff,
+        |e| matches!(e, Effect::Validate(b) if b.hash() == hash),
+    );
     let sigs = c.nodes[1].signer.sign(req).unwrap();
-    let eff = v.step(now, Input::Signed { req: *req, signatures: sigs });
+    let eff = v.step(
+        now,
+        Input::Signed {
+            req: *req,
+            signatures: sigs,
+        },
+    );
     assert!(matches!(&eff[..], [Effect::Send(0, Message::Prepare(vote))] if vote.hash == hash));
 
     // A prepared certificate from nodes 0, 2, 3.
     let prepared = cert(&c, MsgKind::Prepare, &[0, 2, 3], 1, 1, hash);
-    let eff = v.step(now, Input::Message { from: 0, msg: Message::Prepared(prepared) });
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: 0,
+            msg: Message::Prepared(prepared),
+        },
+    );
     let input = verified(&c, &eff[0]);
     let eff = v.step(now, input);
-    assert!(eff.is_empty(), "no commit before the block validated: {eff:?}");
-    let eff = v.step(now, Input::Validated { hash, result: Ok(()) });
-    let Effect::Sign(req) = &eff[0] else { panic!("{eff:?}") };
+    assert!(
+        eff.is_empty(),
+        "no commit before the block validated: {eff:?}"
+    );
+    let eff = v.step(
+        now,
+        Input::Validated {
+            hash,
+            result: Ok(()),
+        },
+    );
+    let Effect::Sign(req) = &eff[0] else {
+        panic!("{eff:?}")
+    };
     assert_eq!(req.kind, MsgKind::Commit);
     let sigs = c.nodes[1].signer.sign(req).unwrap();
-    let eff = v.step(now, Input::Signed { req: *req, signatures: sigs });
+    let eff = v.step(
+        now,
+        Input::Signed {
+            req: *req,
+            signatures: sigs,
+        },
+    );
     assert!(matches!(&eff[..], [Effect::Send(0, Message::Commit(_))]));
 
     // Committed certificate → finalize.
     let committed = cert(&c, MsgKind::Commit, &[0, 1, 2], 1, 1, hash);
-    let eff = v.step(now, Input::Message { from: 0, msg: Message::Committed(committed.clone()) });
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: 0,
+            msg: Message::Committed(committed.clone()),
+        },
+    );
     let input = verified(&c, &eff[0]);
     let eff = v.step(now, input);
-    assert!(matches!(&eff[..], [Effect::Finalize { block: b, cert }] if b.hash() == hash && *cert == committed));
+    assert!(
+        matches!(&eff[..], [Effect::Finalize { block: b, cert }] if b.hash() == hash && *cert == committed)
+    );
     c.now_ms = now;
 }
 
 /// Certificate over `kind` by `members` (one key each).
-fn cert(c: &Cluster, kind: MsgKind, members: &[usize], number: u64, view: u64, hash: alloy_primitives::B256) -> state::CommitCertificate {
-    let req = hsm::SignRequest { kind, chain_id: CHAIN_ID, shard: 0, number, view, hash: hash.0 };
+fn cert(
+    c: &Cluster,
+    kind: MsgKind,
+    members: &[usize],
+    number: u64,
+    view: u64,
+    hash: alloy_primitives::B256,
+) -> state::CommitCertificate {
+    let req = hsm::SignRequest {
+        kind,
+        chain_id: CHAIN_ID,
+        shard: 0,
+        number,
+        view,
+        hash: hash.0,
+    };
     let mut bitmap = state::Bitmap::with_len(c.committee.key_count());
     let mut sigs = vec![];
     for &m in members {
         sigs.extend(c.nodes[m].signer.sign(&req).unwrap());
         bitmap.union_with(&c.committee.member_bitmap(m));
     }
-    let agg = accel::AggregateSignature::aggregate(&sigs).unwrap().to_signature();
-    state::CommitCertificate { number, view, hash, signature: Bytes::copy_from_slice(&agg.to_bytes()), bitmap: Bytes::copy_from_slice(bitmap.as_bytes()) }
+    let agg = accel::AggregateSignature::aggregate(&sigs)
+        .unwrap()
+        .to_signature();
+    state::CommitCertificate {
+        number,
+        view,
+        hash,
+        signature: Bytes::copy_from_slice(&agg.to_bytes()),
+        bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
+    }
 }
 
 #[test]
@@ -91,19 +180,43 @@ fn minority_certificate_and_forged_signature_are_refused() {
     let block = build(&c.committee, &eff[0], now);
     let hash = block.hash();
     let mut v = Fbft::new(config(&spec, 1), c.committee.clone(), genesis_tip(&spec));
-    v.step(now, Input::Message { from: 0, msg: Message::Announce(consensus::Announce { block }) });
+    v.step(
+        now,
+        Input::Message {
+            from: 0,
+            msg: Message::Announce(Box::new(consensus::Announce { block })),
+        },
+    );
 
     // 2 of 4 is no quorum: refused before any pairing.
     let weak = cert(&c, MsgKind::Commit, &[0, 2], 1, 1, hash);
-    let eff = v.step(now, Input::Message { from: 0, msg: Message::Committed(weak) });
-    assert!(matches!(&eff[..], [Effect::PeerFault { peer: 0, reason }] if reason.contains("quorum")), "{eff:?}");
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: 0,
+            msg: Message::Committed(weak),
+        },
+    );
+    assert!(
+        matches!(&eff[..], [Effect::PeerFault { peer: 0, reason }] if reason.contains("quorum")),
+        "{eff:?}"
+    );
 
     // A prepare certificate replayed as a commit certificate fails verification.
     let replay = cert(&c, MsgKind::Prepare, &[0, 2, 3], 1, 1, hash);
-    let eff = v.step(now, Input::Message { from: 2, msg: Message::Committed(replay) });
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: 2,
+            msg: Message::Committed(replay),
+        },
+    );
     let input = verified(&c, &eff[0]);
     let eff = v.step(now, input);
-    assert!(matches!(&eff[..], [Effect::PeerFault { peer: 2, .. }]), "{eff:?}");
+    assert!(
+        matches!(&eff[..], [Effect::PeerFault { peer: 2, .. }]),
+        "{eff:?}"
+    );
 }
 
 #[test]
@@ -116,20 +229,47 @@ fn announce_checks_refuse_bad_proposals() {
     let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
     let good = build(&c.committee, &eff[0], now);
 
-    let cases: Vec<(usize, Box<dyn Fn(&mut state::Block)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut state::Block)>;
+    let cases: Vec<(usize, Mutation, &str)> = vec![
         (2, Box::new(|_| {}), "not its leader"),
-        (0, Box::new(|b| b.header.timestamp_ms = GENESIS_MS + 60_000), "in the future"),
-        (0, Box::new(|b| b.header.timestamp_ms = GENESIS_MS), "not after the parent"),
-        (0, Box::new(|b| b.header.parent_hash = Default::default()), "not our tip"),
-        (0, Box::new(|b| b.header.leader = Default::default()), "leader field"),
+        (
+            0,
+            Box::new(|b| b.header.timestamp_ms = GENESIS_MS + 60_000),
+            "in the future",
+        ),
+        (
+            0,
+            Box::new(|b| b.header.timestamp_ms = GENESIS_MS),
+            "not after the parent",
+        ),
+        (
+            0,
+            Box::new(|b| b.header.parent_hash = Default::default()),
+            "not our tip",
+        ),
+        (
+            0,
+            Box::new(|b| b.header.leader = Default::default()),
+            "leader field",
+        ),
         (0, Box::new(|b| b.header.gas_limit = 1), "gas limit"),
-        (0, Box::new(|b| b.body.transactions.push(Bytes::from_static(b"x"))), "transactions root"),
+        (
+            0,
+            Box::new(|b| b.body.transactions.push(Bytes::from_static(b"x"))),
+            "transactions root",
+        ),
     ];
     for (from, mutate, want) in cases {
         let mut v = Fbft::new(config(&spec, 1), c.committee.clone(), genesis_tip(&spec));
         let mut block = good.clone();
         mutate(&mut block);
-        let eff = v.step(now, Input::Message { from, msg: Message::Announce(consensus::Announce { block }) });
+        let eff = v.step(
+            now,
+            Input::Message {
+                from,
+                msg: Message::Announce(Box::new(consensus::Announce { block })),
+            },
+        );
         assert!(
             matches!(&eff[..], [Effect::PeerFault { reason, .. }] if reason.contains(want)),
             "want fault `{want}`, got {eff:?}"
@@ -151,28 +291,78 @@ fn leader_finds_bad_votes_and_still_certifies() {
     assert!(matches!(eff[0], Effect::Broadcast(Message::Announce(_))));
     let Effect::Sign(req) = &eff[1] else { panic!() };
     let own = c.nodes[0].signer.sign(req).unwrap();
-    assert!(leader.step(now, Input::Signed { req: *req, signatures: own }).is_empty());
+    assert!(leader
+        .step(
+            now,
+            Input::Signed {
+                req: *req,
+                signatures: own
+            }
+        )
+        .is_empty());
 
     let vote = |m: usize, sign_hash: alloy_primitives::B256| {
-        let r = hsm::SignRequest { hash: sign_hash.0, ..*req };
+        let r = hsm::SignRequest {
+            hash: sign_hash.0,
+            ..*req
+        };
         let s = c.nodes[m].signer.sign(&r).unwrap()[0];
-        consensus::Vote { number: 1, view: 1, hash, bitmap: Bytes::copy_from_slice(c.committee.member_bitmap(m).as_bytes()), signature: Bytes::copy_from_slice(&s.to_bytes()) }
+        consensus::Vote {
+            number: 1,
+            view: 1,
+            hash,
+            bitmap: Bytes::copy_from_slice(c.committee.member_bitmap(m).as_bytes()),
+            signature: Bytes::copy_from_slice(&s.to_bytes()),
+        }
     };
     // A vote claiming another member's key is refused outright.
-    let eff = leader.step(now, Input::Message { from: 3, msg: Message::Prepare(vote(2, hash)) });
+    let eff = leader.step(
+        now,
+        Input::Message {
+            from: 3,
+            msg: Message::Prepare(vote(2, hash)),
+        },
+    );
     assert!(matches!(&eff[..], [Effect::PeerFault { peer: 3, .. }]));
     // Node 1's vote signs the wrong hash; nodes 2 and 3 vote correctly.
-    assert!(leader.step(now, Input::Message { from: 1, msg: Message::Prepare(vote(1, Default::default())) }).is_empty());
-    let eff = leader.step(now, Input::Message { from: 2, msg: Message::Prepare(vote(2, hash)) });
-    let Effect::Verify(job) = &eff[0] else { panic!("{eff:?}") };
+    assert!(leader
+        .step(
+            now,
+            Input::Message {
+                from: 1,
+                msg: Message::Prepare(vote(1, Default::default()))
+            }
+        )
+        .is_empty());
+    let eff = leader.step(
+        now,
+        Input::Message {
+            from: 2,
+            msg: Message::Prepare(vote(2, hash)),
+        },
+    );
+    let Effect::Verify(job) = &eff[0] else {
+        panic!("{eff:?}")
+    };
     assert_eq!(job.votes.len(), 2, "optimistic batch of both pending votes");
     let input = verified(&c, &eff[0]);
     let eff = leader.step(now, input);
-    assert!(matches!(&eff[..], [Effect::PeerFault { peer: 1, .. }]), "bad vote isolated: {eff:?}");
-    let eff = leader.step(now, Input::Message { from: 3, msg: Message::Prepare(vote(3, hash)) });
+    assert!(
+        matches!(&eff[..], [Effect::PeerFault { peer: 1, .. }]),
+        "bad vote isolated: {eff:?}"
+    );
+    let eff = leader.step(
+        now,
+        Input::Message {
+            from: 3,
+            msg: Message::Prepare(vote(3, hash)),
+        },
+    );
     let input = verified(&c, &eff[0]);
     let eff = leader.step(now, input);
-    let Effect::Broadcast(Message::Prepared(p)) = &eff[0] else { panic!("{eff:?}") };
+    let Effect::Broadcast(Message::Prepared(p)) = &eff[0] else {
+        panic!("{eff:?}")
+    };
     let bm = state::Bitmap::from_bytes(&p.bitmap, 4).unwrap();
     assert_eq!(bm.ones().collect::<Vec<_>>(), vec![0, 2, 3]);
     assert!(matches!(&eff[1], Effect::Sign(r) if r.kind == MsgKind::Commit));
@@ -189,7 +379,11 @@ fn four_nodes_finalize_twenty_blocks_with_rotation() {
         assert!(n.faults.is_empty(), "{:?}", n.faults);
     }
     // Leaders rotated every 2 blocks across all 4 members.
-    let leaders: Vec<_> = c.nodes[0].chain.iter().map(|(b, _)| b.header.leader).collect();
+    let leaders: Vec<_> = c.nodes[0]
+        .chain
+        .iter()
+        .map(|(b, _)| b.header.leader)
+        .collect();
     for (i, l) in leaders.iter().enumerate() {
         let member = (i / 2) % 4;
         assert_eq!(*l, c.committee.members[member].address, "block {}", i + 1);
@@ -247,7 +441,11 @@ fn block_that_fails_validation_is_never_committed_by_that_node() {
             break;
         }
     }
-    assert_eq!(c.nodes[0].fbft.tip().number, 3, "three honest validators suffice");
+    assert_eq!(
+        c.nodes[0].fbft.tip().number,
+        3,
+        "three honest validators suffice"
+    );
     let cert = &c.nodes[0].chain[2].1;
     let bm = state::Bitmap::from_bytes(&cert.bitmap, 4).unwrap();
     assert!(!bm.get(3), "node 3 committed a block it found invalid");

@@ -33,8 +33,11 @@ impl LocalSigner {
         let err = |m: String| SignError::Backend(format!("key file {}: {m}", path.display()));
         check_private(path).map_err(err)?;
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let file: LocalKeyFile = serde_json::from_str(&text)
-            .map_err(|e| err(format!("not a key file ({e}); expected {{\"bls_secret_keys\": [hex, ...]}}")))?;
+        let file: LocalKeyFile = serde_json::from_str(&text).map_err(|e| {
+            err(format!(
+                "not a key file ({e}); expected {{\"bls_secret_keys\": [hex, ...]}}"
+            ))
+        })?;
         if file.bls_secret_keys.is_empty() {
             return Err(err("holds no key".into()));
         }
@@ -58,7 +61,10 @@ impl LocalSigner {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let file = LocalKeyFile {
-            bls_secret_keys: keys.iter().map(|k| hex::encode(&k.to_bytes()[..])).collect(),
+            bls_secret_keys: keys
+                .iter()
+                .map(|k| hex::encode(&k.to_bytes()[..]))
+                .collect(),
         };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -105,13 +111,23 @@ mod tests {
     fn file_roundtrip_and_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        let keys = vec![SecretKey::from_ikm(&[1; 32]).unwrap(), SecretKey::from_ikm(&[2; 32]).unwrap()];
+        let keys = vec![
+            SecretKey::from_ikm(&[1; 32]).unwrap(),
+            SecretKey::from_ikm(&[2; 32]).unwrap(),
+        ];
         let pks: Vec<_> = keys.iter().map(SecretKey::public_key).collect();
         LocalSigner::write_file(&path, &keys).unwrap();
         let signer = LocalSigner::from_file(&path).unwrap();
         assert_eq!(signer.public_keys(), &pks[..]);
 
-        let req = SignRequest { kind: MsgKind::Prepare, chain_id: 1, shard: 0, number: 1, view: 1, hash: [1; 32] };
+        let req = SignRequest {
+            kind: MsgKind::Prepare,
+            chain_id: 1,
+            shard: 0,
+            number: 1,
+            view: 1,
+            hash: [1; 32],
+        };
         let sigs = signer.sign(&req).unwrap();
         assert_eq!(sigs.len(), 2);
         for (sig, pk) in sigs.iter().zip(&pks) {
@@ -129,9 +145,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         use std::os::unix::fs::OpenOptionsExt;
-        for (body, want) in [("{", "not a key file"), ("{\"bls_secret_keys\":[]}", "no key"), ("{\"bls_secret_keys\":[\"zz\"]}", "key #0 is not hex")] {
+        for (body, want) in [
+            ("{", "not a key file"),
+            ("{\"bls_secret_keys\":[]}", "no key"),
+            ("{\"bls_secret_keys\":[\"zz\"]}", "key #0 is not hex"),
+        ] {
             let _ = std::fs::remove_file(&path);
-            std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(&path).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap();
             std::fs::write(&path, body).unwrap();
             let err = LocalSigner::from_file(&path).err().unwrap().to_string();
             assert!(err.contains(want), "{err}");

@@ -78,7 +78,14 @@ mod tests {
     use super::*;
 
     fn req(kind: MsgKind) -> SignRequest {
-        SignRequest { kind, chain_id: 7, shard: 0, number: 5, view: 9, hash: [0xab; 32] }
+        SignRequest {
+            kind,
+            chain_id: 7,
+            shard: 0,
+            number: 5,
+            view: 9,
+            hash: [0xab; 32],
+        }
     }
 
     #[test]
@@ -96,12 +103,21 @@ mod tests {
     fn every_field_changes_the_payload() {
         let base = req(MsgKind::Prepare);
         let variants = [
-            SignRequest { kind: MsgKind::Commit, ..base },
-            SignRequest { chain_id: 8, ..base },
+            SignRequest {
+                kind: MsgKind::Commit,
+                ..base
+            },
+            SignRequest {
+                chain_id: 8,
+                ..base
+            },
             SignRequest { shard: 1, ..base },
             SignRequest { number: 6, ..base },
             SignRequest { view: 10, ..base },
-            SignRequest { hash: [0xac; 32], ..base },
+            SignRequest {
+                hash: [0xac; 32],
+                ..base
+            },
         ];
         for v in variants {
             assert_ne!(payload(&v), payload(&base), "{v:?}");
@@ -110,7 +126,12 @@ mod tests {
 
     #[test]
     fn kind_roundtrip() {
-        for k in [MsgKind::Prepare, MsgKind::Commit, MsgKind::ViewChange, MsgKind::NewView] {
+        for k in [
+            MsgKind::Prepare,
+            MsgKind::Commit,
+            MsgKind::ViewChange,
+            MsgKind::NewView,
+        ] {
             assert_eq!(MsgKind::from_u8(k as u8), Some(k));
         }
         assert_eq!(MsgKind::from_u8(0), None);

@@ -16,7 +16,7 @@ impl Bitmap {
         if bytes.len() != n.div_ceil(8) {
             return None;
         }
-        if n % 8 != 0 {
+        if !n.is_multiple_of(8) {
             let last = *bytes.last()?;
             if last >> (n % 8) != 0 {
                 return None;

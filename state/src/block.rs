@@ -8,9 +8,8 @@ pub const HEADER_VERSION: u8 = 1;
 /// Block gas limit (Harmony HET-87).
 pub const GAS_LIMIT: u64 = 30_000_000;
 /// Root of an empty Merkle-Patricia trie: keccak256(rlp("")).
-pub const EMPTY_ROOT: B256 = alloy_primitives::b256!(
-    "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
-);
+pub const EMPTY_ROOT: B256 =
+    alloy_primitives::b256!("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421");
 
 /// Block header. Every field later features need is present from version 1 on, so the hash
 /// of a block never depends on which features a node has.
@@ -50,7 +49,9 @@ pub struct Header {
 pub enum HeaderError {
     #[error("undecodable RLP: {0}")]
     Rlp(#[from] alloy_rlp::Error),
-    #[error("header version {0} is newer than this node knows ({HEADER_VERSION}); upgrade the node")]
+    #[error(
+        "header version {0} is newer than this node knows ({HEADER_VERSION}); upgrade the node"
+    )]
     Version(u8),
     #[error("{0} trailing bytes after the RLP item")]
     Trailing(usize),
@@ -162,7 +163,9 @@ impl BlockTemplate {
                 last_commit_signature,
                 last_commit_bitmap,
             },
-            body: Body { transactions: self.transactions },
+            body: Body {
+                transactions: self.transactions,
+            },
         };
         block.header.transactions_root = block.compute_transactions_root();
         block
@@ -234,7 +237,10 @@ mod tests {
         let h = sample_header();
         let mut bytes = h.encode_to_vec();
         bytes.push(0);
-        assert!(matches!(Header::decode_exact(&bytes), Err(HeaderError::Trailing(1))));
+        assert!(matches!(
+            Header::decode_exact(&bytes),
+            Err(HeaderError::Trailing(1))
+        ));
         assert!(Header::decode_exact(&[0xc1]).is_err());
         assert!(Header::decode_exact(&[]).is_err());
         let mut newer = h.clone();
@@ -245,10 +251,24 @@ mod tests {
 
     #[test]
     fn block_and_certificate_roundtrip() {
-        let b = Block { header: sample_header(), body: Body { transactions: vec![Bytes::from_static(b"tx")] } };
+        let b = Block {
+            header: sample_header(),
+            body: Body {
+                transactions: vec![Bytes::from_static(b"tx")],
+            },
+        };
         assert_eq!(decode_exact::<Block>(&alloy_rlp::encode(&b)).unwrap(), b);
         assert_ne!(b.compute_transactions_root(), EMPTY_ROOT);
-        let c = CommitCertificate { number: 1, view: 2, hash: B256::repeat_byte(9), signature: Bytes::from(vec![1; 96]), bitmap: Bytes::from(vec![7]) };
-        assert_eq!(decode_exact::<CommitCertificate>(&alloy_rlp::encode(&c)).unwrap(), c);
+        let c = CommitCertificate {
+            number: 1,
+            view: 2,
+            hash: B256::repeat_byte(9),
+            signature: Bytes::from(vec![1; 96]),
+            bitmap: Bytes::from(vec![7]),
+        };
+        assert_eq!(
+            decode_exact::<CommitCertificate>(&alloy_rlp::encode(&c)).unwrap(),
+            c
+        );
     }
 }

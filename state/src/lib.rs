@@ -6,6 +6,9 @@ pub mod spec;
 
 pub use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256};
 pub use bitmap::Bitmap;
-pub use block::{decode_exact, Block, BlockTemplate, Body, CommitCertificate, Header, HeaderError, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION};
+pub use block::{
+    decode_exact, Block, BlockTemplate, Body, CommitCertificate, Header, HeaderError, EMPTY_ROOT,
+    GAS_LIMIT, HEADER_VERSION,
+};
 pub use spec::{ChainSpec, SpecError, Validator, ValidatorKey};
 pub mod db;

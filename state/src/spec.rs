@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 /// Harmony's own chain ids (mainnet, testnet, devnet): refused, since localnet keys are public.
-pub const HARMONY_CHAIN_IDS: [u64; 4] = [1_666_600_000, 1_666_700_000, 1_666_800_000, 1_666_900_000];
+pub const HARMONY_CHAIN_IDS: [u64; 4] =
+    [1_666_600_000, 1_666_700_000, 1_666_800_000, 1_666_900_000];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +64,10 @@ pub struct ValidatorKey {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("cannot read chain spec {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("chain spec {path}: {message}")]
     Parse { path: String, message: String },
     #[error("chain spec field `{field}`: {message}")]
@@ -71,31 +75,41 @@ pub enum SpecError {
 }
 
 fn field(field: impl Into<String>, message: impl Into<String>) -> SpecError {
-    SpecError::Field { field: field.into(), message: message.into() }
+    SpecError::Field {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Parses a hex string with or without 0x into exactly `N` bytes.
 pub fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
     let bytes = hex::decode(s.trim_start_matches("0x")).map_err(|e| format!("not hex: {e}"))?;
-    bytes.try_into().map_err(|b: Vec<u8>| format!("expected {N} bytes, got {}", b.len()))
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("expected {N} bytes, got {}", b.len()))
 }
 
 impl ChainSpec {
     pub fn load(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SpecError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml(&text).map_err(|e| match e {
-            SpecError::Parse { message, .. } => {
-                SpecError::Parse { path: path.display().to_string(), message }
-            }
+            SpecError::Parse { message, .. } => SpecError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
             other => other,
         })
     }
 
     /// Parses and validates a spec (including every proof of possession).
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
-        let spec: ChainSpec = toml::from_str(text)
-            .map_err(|e| SpecError::Parse { path: "<text>".into(), message: e.to_string() })?;
+        let spec: ChainSpec = toml::from_str(text).map_err(|e| SpecError::Parse {
+            path: "<text>".into(),
+            message: e.to_string(),
+        })?;
         spec.validate()?;
         Ok(spec)
     }
@@ -106,7 +120,10 @@ impl ChainSpec {
 
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.chain_id == 0 || HARMONY_CHAIN_IDS.contains(&self.chain_id) {
-            return Err(field("chain_id", "must be non-zero and not one of Harmony's chain ids"));
+            return Err(field(
+                "chain_id",
+                "must be non-zero and not one of Harmony's chain ids",
+            ));
         }
         if self.block_time_ms < 50 {
             return Err(field("block_time_ms", "must be at least 50"));
@@ -127,19 +144,24 @@ impl ChainSpec {
             if v.voting_power == 0 {
                 return Err(field(at("voting_power"), "must be positive"));
             }
-            let tk = parse_hex::<32>(&v.transport_key).map_err(|m| field(at("transport_key"), m))?;
+            let tk =
+                parse_hex::<32>(&v.transport_key).map_err(|m| field(at("transport_key"), m))?;
             if !seen_transport.insert(tk) {
                 return Err(field(at("transport_key"), "used by two validators"));
             }
             if v.bls_keys.is_empty() {
-                return Err(field(at("bls_keys"), "a validator needs at least one BLS key"));
+                return Err(field(
+                    at("bls_keys"),
+                    "a validator needs at least one BLS key",
+                ));
             }
             if v.bls_keys.len() > 106 {
                 return Err(field(at("bls_keys"), "at most 106 keys per validator"));
             }
             for (j, k) in v.bls_keys.iter().enumerate() {
                 let atk = |f: &str| format!("validators[{i}].bls_keys[{j}].{f}");
-                let pk_bytes = parse_hex::<48>(&k.public_key).map_err(|m| field(atk("public_key"), m))?;
+                let pk_bytes =
+                    parse_hex::<48>(&k.public_key).map_err(|m| field(atk("public_key"), m))?;
                 let pk = PublicKey::from_bytes(&pk_bytes)
                     .map_err(|e| field(atk("public_key"), e.to_string()))?;
                 let pop_bytes = parse_hex::<96>(&k.proof_of_possession)
@@ -147,10 +169,16 @@ impl ChainSpec {
                 let pop = Signature::from_bytes(&pop_bytes)
                     .map_err(|e| field(atk("proof_of_possession"), e.to_string()))?;
                 if !pk.verify_possession(&pop) {
-                    return Err(field(atk("proof_of_possession"), "does not prove possession of public_key"));
+                    return Err(field(
+                        atk("proof_of_possession"),
+                        "does not prove possession of public_key",
+                    ));
                 }
                 if !seen_keys.insert(pk_bytes) {
-                    return Err(field(atk("public_key"), "key appears twice in the committee"));
+                    return Err(field(
+                        atk("public_key"),
+                        "key appears twice in the committee",
+                    ));
                 }
             }
         }
@@ -186,6 +214,9 @@ impl ChainSpec {
             last_commit_signature: Bytes::new(),
             last_commit_bitmap: Bytes::new(),
         };
-        Block { header, body: Body::default() }
+        Block {
+            header,
+            body: Body::default(),
+        }
     }
 }

@@ -24,7 +24,8 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> eyre::Result<()> {
             let spec = state::ChainSpec::load(&spec_path)?;
             println!(
                 "config {}: ok\nchain spec {}: ok (chain id {}, {} validators, hash {})",
-                path.map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into()),
+                path.map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "<defaults>".into()),
                 spec_path.display(),
                 spec.chain_id,
                 spec.validators.len(),

@@ -47,7 +47,10 @@ pub struct LocalnetArgs {
 }
 
 pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
-    let dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("./localnet"));
+    let dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./localnet"));
     if args.nodes == 0 || args.nodes > 64 {
         bail!("--nodes must be between 1 and 64, got {}", args.nodes);
     }
@@ -71,14 +74,24 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
         println!("resuming the local network in {}", dir.display());
     } else {
         generate(&dir, args)?;
-        println!("generated a {}-node local network in {}", args.nodes, dir.display());
+        println!(
+            "generated a {}-node local network in {}",
+            args.nodes,
+            dir.display()
+        );
     }
     if args.generate_only {
         return Ok(());
     }
     let exe = std::env::current_exe()?;
     let mut children: Vec<Child> = (0..args.nodes)
-        .map(|i| spawn(&exe, &dir.join(format!("node{i}")), cli.log_format.as_deref()))
+        .map(|i| {
+            spawn(
+                &exe,
+                &dir.join(format!("node{i}")),
+                cli.log_format.as_deref(),
+            )
+        })
         .collect::<eyre::Result<_>>()?;
     for i in 0..args.nodes {
         println!(
@@ -89,7 +102,9 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
             dir.join(format!("node{i}/node.log")).display()
         );
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = rt.block_on(status_loop(args, &mut children));
     stop_all(&mut children);
     println!("\nall nodes stopped");
@@ -123,7 +138,10 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
                 proof_of_possession: hex::encode(sk.prove_possession().to_bytes()),
             }],
         });
-        let mut cfg = NodeConfig { chain_spec: "../chain-spec.toml".into(), ..NodeConfig::default() };
+        let mut cfg = NodeConfig {
+            chain_spec: "../chain-spec.toml".into(),
+            ..NodeConfig::default()
+        };
         cfg.rpc.listen = node_addr(9500, args.port_offset, i);
         cfg.metrics.listen = node_addr(9900, args.port_offset, i);
         // Several nodes share this machine: one verification thread each.
@@ -147,16 +165,27 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
 }
 
 fn spawn(exe: &Path, node_dir: &Path, log_format: Option<&str>) -> eyre::Result<Child> {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(node_dir.join("node.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(node_dir.join("node.log"))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("run").arg("--data-dir").arg(node_dir).arg("--config").arg(node_dir.join("config.toml"));
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(node_dir)
+        .arg("--config")
+        .arg(node_dir.join("config.toml"));
     if let Some(f) = log_format {
         cmd.arg("--log-format").arg(f);
     }
     // Own process group: Ctrl-C reaches only this supervisor, which stops the nodes in order.
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    let child = cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
     Ok(child)
 }
 
@@ -185,10 +214,15 @@ async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Resul
         let mut best: Option<serde_json::Value> = None;
         let mut up = 0;
         for c in &clients {
-            let s: Result<serde_json::Value, _> = c.request("hmy_consensusStatus", jsonrpsee::rpc_params![]).await;
+            let s: Result<serde_json::Value, _> = c
+                .request("hmy_consensusStatus", jsonrpsee::rpc_params![])
+                .await;
             if let Ok(s) = s {
                 up += 1;
-                if best.as_ref().is_none_or(|b| s["blockNumber"].as_u64() > b["blockNumber"].as_u64()) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| s["blockNumber"].as_u64() > b["blockNumber"].as_u64())
+                {
                     best = Some(s);
                 }
             }
@@ -199,7 +233,10 @@ async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Resul
             continue;
         };
         let height = b["blockNumber"].as_u64().unwrap_or(0);
-        let latency = b["lastFinalityMs"].as_f64().map(|v| format!("{v:.1} ms")).unwrap_or_else(|| "-".into());
+        let latency = b["lastFinalityMs"]
+            .as_f64()
+            .map(|v| format!("{v:.1} ms"))
+            .unwrap_or_else(|| "-".into());
         let line = format!(
             "height {height} | last finality {latency} | view {} | leader node{} | nodes up {up}/{}",
             b["viewID"], b["leader"], args.nodes

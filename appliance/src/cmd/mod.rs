@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "harmony-appliance", version, about = "Harmony-style FBFT validator node for bare metal")]
+#[command(
+    name = "harmony-appliance",
+    version,
+    about = "Harmony-style FBFT validator node for bare metal"
+)]
 pub struct Cli {
     /// Data directory (database, keys, chain spec). Defaults to `.` for `run` and
     /// `./localnet` for `localnet`.

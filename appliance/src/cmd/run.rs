@@ -36,7 +36,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> eyre::Result<()> {
     cfg.check().map_err(|e| eyre!("config: {e}"))?;
     crate::logging::init(&cfg.log.format, &cfg.log.filter);
 
-    let threads = if cfg.accel.threads == 0 { num_cpus() } else { cfg.accel.threads };
+    let threads = if cfg.accel.threads == 0 {
+        num_cpus()
+    } else {
+        cfg.accel.threads
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.clamp(1, 4))
         .enable_all()
@@ -45,12 +49,17 @@ pub fn run(cli: &Cli, args: &RunArgs) -> eyre::Result<()> {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// A validator's secrets must not end up in a core file.
 fn disable_core_dumps() {
-    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: setrlimit reads a valid, initialized struct; failure only leaves the limit as is.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &zero);
@@ -66,15 +75,17 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
     let tk_path = resolve(&data_dir, &cfg.keys.transport_key_file);
     let identity = TransportIdentity::from_pkcs8_file(&tk_path)
         .wrap_err_with(|| format!("transport key {}", tk_path.display()))?;
-    let me = committee.member_by_transport_key(&identity.public_key()).ok_or_else(|| {
-        eyre!(
-            "transport key {} (public {}) is not in the committee of chain spec {}; \
+    let me = committee
+        .member_by_transport_key(&identity.public_key())
+        .ok_or_else(|| {
+            eyre!(
+                "transport key {} (public {}) is not in the committee of chain spec {}; \
              check that this data dir belongs to this network",
-            tk_path.display(),
-            hex::encode(identity.public_key()),
-            spec_path.display()
-        )
-    })?;
+                tk_path.display(),
+                hex::encode(identity.public_key()),
+                spec_path.display()
+            )
+        })?;
 
     let bls_path = resolve(&data_dir, &cfg.keys.bls_key_file);
     let signer = LocalSigner::from_file(&bls_path)?;
@@ -89,7 +100,12 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
     let store = Arc::new(ChainStore::open(&data_dir.join("db"))?);
     store.init_genesis(&spec.genesis())?;
 
-    let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("accel-{i}")).build()?);
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("accel-{i}"))
+            .build()?,
+    );
     let backend: accel::Backend = cfg.accel.backend.parse().map_err(|e: String| eyre!(e))?;
     let engine = accel::Engine::new(backend, pool);
 
@@ -98,7 +114,11 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
         .members
         .iter()
         .enumerate()
-        .map(|(i, m)| PeerInfo { index: i, endpoint: spec.validators[i].endpoint, transport_key: m.transport_key })
+        .map(|(i, m)| PeerInfo {
+            index: i,
+            endpoint: spec.validators[i].endpoint,
+            transport_key: m.transport_key,
+        })
         .collect();
     let (mesh, inbound) = Mesh::start(MeshConfig {
         listen,
@@ -120,7 +140,11 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
     let _rpc = if cfg.rpc.enabled {
         let (addr, handle) = rpc::serve(
             &cfg.rpc,
-            RpcContext { chain_id: spec.chain_id, store: store.clone(), board: board.clone() },
+            RpcContext {
+                chain_id: spec.chain_id,
+                store: store.clone(),
+                board: board.clone(),
+            },
         )
         .await
         .wrap_err_with(|| format!("RPC listener {}", cfg.rpc.listen))?;

@@ -66,7 +66,9 @@ pub enum FrameError {
         actual: usize,
     },
     /// A stream carries more bytes than its header declares (how many more is not read).
-    #[error("trailing data: stream carries more than the {declared} payload bytes its header declares")]
+    #[error(
+        "trailing data: stream carries more than the {declared} payload bytes its header declares"
+    )]
     TrailingData {
         /// Length in the header.
         declared: usize,
@@ -244,17 +246,26 @@ mod tests {
 
     #[test]
     fn exact_bytes_are_frozen() {
-        assert_eq!(encode_frame(1, b"abc"), vec![1, 0, 0, 0, 3, b'a', b'b', b'c']);
-        let f = encode_frame(1, &[0u8; 0x0102_03]);
+        assert_eq!(
+            encode_frame(1, b"abc"),
+            vec![1, 0, 0, 0, 3, b'a', b'b', b'c']
+        );
+        let f = encode_frame(1, &[0u8; 0x0001_0203]);
         assert_eq!(&f[..5], &[1, 0x00, 0x01, 0x02, 0x03]);
     }
 
     #[test]
     fn errors() {
         assert_eq!(decode_frame(&[]), Err(FrameError::Empty));
-        assert_eq!(decode_frame(&[1, 0, 0]), Err(FrameError::TruncatedHeader { got: 3 }));
+        assert_eq!(
+            decode_frame(&[1, 0, 0]),
+            Err(FrameError::TruncatedHeader { got: 3 })
+        );
         assert_eq!(decode_frame(&[9, 0]), Err(FrameError::UnknownVersion(9)));
-        assert_eq!(decode_frame(&encode_frame(0, b"a")), Err(FrameError::UnknownVersion(0)));
+        assert_eq!(
+            decode_frame(&encode_frame(0, b"a")),
+            Err(FrameError::UnknownVersion(0))
+        );
         assert_eq!(
             decode_frame(&encode_frame(WIRE_VERSION + 1, b"a")),
             Err(FrameError::UnknownVersion(WIRE_VERSION + 1))
@@ -263,22 +274,34 @@ mod tests {
         f.pop();
         assert_eq!(
             decode_frame(&f),
-            Err(FrameError::LengthMismatch { declared: 4, actual: 3 })
+            Err(FrameError::LengthMismatch {
+                declared: 4,
+                actual: 3
+            })
         );
         f.extend_from_slice(b"de");
         assert_eq!(
             decode_frame(&f),
-            Err(FrameError::LengthMismatch { declared: 4, actual: 5 })
+            Err(FrameError::LengthMismatch {
+                declared: 4,
+                actual: 5
+            })
         );
         assert_eq!(
             decode_frame_with_limit(&encode_frame(1, &[0; 11]), 10),
-            Err(FrameError::TooLarge { declared: 11, max: 10 })
+            Err(FrameError::TooLarge {
+                declared: 11,
+                max: 10
+            })
         );
         assert!(decode_frame_with_limit(&encode_frame(1, &[0; 10]), 10).is_ok());
         // A huge declared length is refused without needing the bytes.
         assert_eq!(
             decode_frame(&[1, 0xff, 0xff, 0xff, 0xff]),
-            Err(FrameError::TooLarge { declared: u32::MAX as usize, max: MAX_MESSAGE_BYTES })
+            Err(FrameError::TooLarge {
+                declared: u32::MAX as usize,
+                max: MAX_MESSAGE_BYTES
+            })
         );
     }
 

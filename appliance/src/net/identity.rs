@@ -210,7 +210,8 @@ impl TransportIdentity {
         // The mode above is subject to the umask, which can only remove bits; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(|e| IdentityError::io(path, e))?;
-        file.write_all(der).map_err(|e| IdentityError::io(path, e))?;
+        file.write_all(der)
+            .map_err(|e| IdentityError::io(path, e))?;
         file.sync_all().map_err(|e| IdentityError::io(path, e))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // Best effort: make the new directory entry durable too.

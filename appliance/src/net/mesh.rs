@@ -209,10 +209,12 @@ impl Mesh {
             addr: cfg.listen,
             source,
         })?;
-        socket.set_nonblocking(true).map_err(|source| NetError::Bind {
-            addr: local_addr,
-            source,
-        })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|source| NetError::Bind {
+                addr: local_addr,
+                source,
+            })?;
 
         let certified = cfg.identity.certified_key(cfg.spec_hash)?;
         let client_verifier = Arc::new(PinnedClientVerifier::new(
@@ -415,7 +417,9 @@ pub(crate) fn quinn_client_config(
 
 /// Per-connection memory budget for frames being read: room for two maximal frames.
 pub fn read_budget(max_message_bytes: usize) -> usize {
-    max_message_bytes.saturating_mul(2).min(Semaphore::MAX_PERMITS)
+    max_message_bytes
+        .saturating_mul(2)
+        .min(Semaphore::MAX_PERMITS)
 }
 
 fn is_tls_code(code: quinn::TransportErrorCode) -> bool {
@@ -596,7 +600,8 @@ impl MeshHandle {
         self.inner
             .endpoint
             .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for t in tasks {
             if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -649,7 +654,11 @@ enum WriteFailure {
 }
 
 impl Dialer {
-    async fn run(self, mut queue: mpsc::Receiver<Arc<Vec<u8>>>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        mut queue: mpsc::Receiver<Arc<Vec<u8>>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut backoff = RECONNECT_BACKOFF_MIN;
         let mut pending: Option<Outgoing> = None;
         loop {
@@ -663,7 +672,9 @@ impl Dialer {
                     let since = Instant::now();
                     self.connected.store(true, Ordering::Relaxed);
                     info!(target: "harmony::net", peer = self.peer, addr = %self.addr, "connected to peer");
-                    let end = self.pump(&conn, &mut queue, &mut shutdown, &mut pending).await;
+                    let end = self
+                        .pump(&conn, &mut queue, &mut shutdown, &mut pending)
+                        .await;
                     self.connected.store(false, Ordering::Relaxed);
                     match end {
                         PumpEnd::Shutdown => {
@@ -813,7 +824,11 @@ async fn accept_loop(
                 None => return,
             },
         };
-        tokio::spawn(handle_incoming(incoming, acceptor.clone(), shutdown.clone()));
+        tokio::spawn(handle_incoming(
+            incoming,
+            acceptor.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 

@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 
 use super::frame::{encode_frame, encode_header, WIRE_VERSION};
 use super::identity::TransportIdentity;
-use super::mesh::{quinn_client_config, quinn_server_config, Inbound, Mesh, MeshConfig, MeshHandle, PeerInfo};
+use super::mesh::{
+    quinn_client_config, quinn_server_config, Inbound, Mesh, MeshConfig, MeshHandle, PeerInfo,
+};
 use super::verify::{PinnedClientVerifier, PinnedServerVerifier};
 
 const SPEC: [u8; 32] = [0x5a; 32];
@@ -80,7 +82,12 @@ impl Committee {
         }
     }
 
-    fn start_with(&mut self, i: usize, spec_hash: [u8; 32], max: usize) -> (MeshHandle, mpsc::Receiver<Inbound>) {
+    fn start_with(
+        &mut self,
+        i: usize,
+        spec_hash: [u8; 32],
+        max: usize,
+    ) -> (MeshHandle, mpsc::Receiver<Inbound>) {
         let socket = self.sockets[i].take().expect("node already started");
         Mesh::start_on_socket(self.config(i, spec_hash, max), socket).unwrap()
     }
@@ -107,7 +114,10 @@ async fn assert_silent(rx: &mut mpsc::Receiver<Inbound>, dur: Duration) {
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PROMPT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -176,7 +186,14 @@ async fn intruder_cannot_deliver(certified: Arc<CertifiedKey>) {
 
     let ep = raw_endpoint();
     // The intruder trusts node 0; node 0 must not trust the intruder.
-    let outcome = raw_dial(&ep, m0.local_addr(), certified, c.peers[0].transport_key, SPEC).await;
+    let outcome = raw_dial(
+        &ep,
+        m0.local_addr(),
+        certified,
+        c.peers[0].transport_key,
+        SPEC,
+    )
+    .await;
     match outcome {
         Err(e) => assert!(tls_code(&e), "unexpected error {e:?}"),
         Ok(conn) => {
@@ -187,10 +204,16 @@ async fn intruder_cannot_deliver(certified: Arc<CertifiedKey>) {
                 let _ = s.finish();
             }
             let e = tokio::time::timeout(PROMPT, conn.closed()).await.unwrap();
-            assert!(tls_code(&e), "connection ended with {e:?}, not a TLS refusal");
+            assert!(
+                tls_code(&e),
+                "connection ended with {e:?}, not a TLS refusal"
+            );
         }
     }
-    wait_until("node 0 to count the refusal", || m0.stats().handshake_refused >= 1).await;
+    wait_until("node 0 to count the refusal", || {
+        m0.stats().handshake_refused >= 1
+    })
+    .await;
 
     m1.send(0, b"legit".to_vec());
     assert_eq!(recv(&mut rx0).await, msg(1, b"legit"));
@@ -218,7 +241,9 @@ async fn dialer_refuses_impostor(certified: Arc<CertifiedKey>) {
     let streams2 = streams.clone();
     let server = tokio::spawn(async move {
         while let Some(incoming) = impostor.accept().await {
-            let Ok(connecting) = incoming.accept() else { continue };
+            let Ok(connecting) = incoming.accept() else {
+                continue;
+            };
             let Ok(conn) = connecting.await else { continue };
             // Even if a server-side handshake completed, no stream may arrive.
             if let Ok(Ok(_)) =
@@ -230,12 +255,19 @@ async fn dialer_refuses_impostor(certified: Arc<CertifiedKey>) {
     });
     let (m0, _rx0) = c.start(0);
     m0.send(1, b"for node 1 only".to_vec());
-    wait_until("node 0 to refuse the impostor", || m0.stats().handshake_refused >= 1).await;
+    wait_until("node 0 to refuse the impostor", || {
+        m0.stats().handshake_refused >= 1
+    })
+    .await;
     assert!(m0.connected_peers().is_empty());
     assert_eq!(m0.stats().messages_sent, 0);
     m0.shutdown().await;
     server.abort();
-    assert_eq!(streams.load(Ordering::SeqCst), 0, "impostor received a stream");
+    assert_eq!(
+        streams.load(Ordering::SeqCst),
+        0,
+        "impostor received a stream"
+    );
 }
 
 #[tokio::test]
@@ -275,13 +307,24 @@ async fn three_meshes_exchange_messages() {
         }
 
         let (s0, s1, s2) = (m0.stats(), m1.stats(), m2.stats());
-        assert_eq!((s0.messages_sent, s1.messages_sent, s2.messages_sent), (2, 2, 2));
         assert_eq!(
-            (s0.messages_received, s1.messages_received, s2.messages_received),
+            (s0.messages_sent, s1.messages_sent, s2.messages_sent),
+            (2, 2, 2)
+        );
+        assert_eq!(
+            (
+                s0.messages_received,
+                s1.messages_received,
+                s2.messages_received
+            ),
             (2, 2, 2)
         );
         for s in [s0, s1, s2] {
-            assert_eq!(s.dropped_invalid + s.handshake_refused + s.dropped_queue_full, 0, "{s:?}");
+            assert_eq!(
+                s.dropped_invalid + s.handshake_refused + s.dropped_queue_full,
+                0,
+                "{s:?}"
+            );
         }
         for m in [&m0, &m1, &m2] {
             m.shutdown().await;
@@ -494,11 +537,11 @@ async fn malformed_frames_are_dropped_and_the_mesh_keeps_running() {
         let mut bad: Vec<Vec<u8>> = vec![
             encode_frame(WIRE_VERSION + 1, b"future version"),
             encode_frame(0, b"version zero"),
-            encode_frame(WIRE_VERSION, &[7; MAX + 1]),   // oversized, fully sent
+            encode_frame(WIRE_VERSION, &[7; MAX + 1]), // oversized, fully sent
             encode_header(WIRE_VERSION, MAX + 1).to_vec(), // oversized, header only
             encode_header(WIRE_VERSION, u32::MAX as usize).to_vec(),
-            vec![WIRE_VERSION, 0, 0],                      // truncated header
-            vec![],                                        // empty stream
+            vec![WIRE_VERSION, 0, 0], // truncated header
+            vec![],                   // empty stream
         ];
         let mut truncated = encode_frame(WIRE_VERSION, &[1; 100]);
         truncated.truncate(50);
@@ -513,7 +556,10 @@ async fn malformed_frames_are_dropped_and_the_mesh_keeps_running() {
 
         assert_eq!(recv(&mut rx0).await, msg(1, b"valid after garbage"));
         let n = bad.len() as u64;
-        wait_until("all invalid frames counted", || m0.stats().dropped_invalid == n).await;
+        wait_until("all invalid frames counted", || {
+            m0.stats().dropped_invalid == n
+        })
+        .await;
         assert_silent(&mut rx0, Duration::from_millis(100)).await;
 
         // The same connection still works, up to exactly the limit.
@@ -550,7 +596,8 @@ async fn reconnects_after_peer_restart_and_delivers_queued_messages() {
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         };
-        let (m1, mut rx1) = Mesh::start_on_socket(c.config(1, SPEC, super::MAX_MESSAGE_BYTES), socket).unwrap();
+        let (m1, mut rx1) =
+            Mesh::start_on_socket(c.config(1, SPEC, super::MAX_MESSAGE_BYTES), socket).unwrap();
         wait_until("node 0 to reconnect", || m0.connected_peers() == vec![1]).await;
         m0.send(1, b"after restart".to_vec());
         assert_eq!(recv(&mut rx1).await, msg(0, b"after restart"));
@@ -588,7 +635,10 @@ async fn config_errors_are_reported() {
         let mut cfg = c.config(0, SPEC, 1024);
         cfg.identity = c.ids[1].clone();
         let err = Mesh::start_on_socket(cfg, bind().0).unwrap_err();
-        assert!(err.to_string().contains("differs from the key pinned"), "{err}");
+        assert!(
+            err.to_string().contains("differs from the key pinned"),
+            "{err}"
+        );
 
         let mut cfg = c.config(0, SPEC, 1024);
         cfg.self_index = 5;

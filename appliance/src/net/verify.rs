@@ -24,7 +24,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
+};
 
 use super::identity::{ed25519_key_from_spki, spec_dns_name};
 
@@ -174,7 +176,10 @@ impl fmt::Debug for Pins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pins")
             .field("side", &self.side)
-            .field("keys", &self.keys.iter().map(hex::encode).collect::<Vec<_>>())
+            .field(
+                "keys",
+                &self.keys.iter().map(hex::encode).collect::<Vec<_>>(),
+            )
             .field("expected_name", &self.expected_name_str)
             .finish()
     }
@@ -339,7 +344,9 @@ mod tests {
 
     fn rejection(r: Result<impl fmt::Debug, rustls::Error>) -> PinRejection {
         let e = r.unwrap_err();
-        pin_rejection(&e).cloned().unwrap_or_else(|| panic!("not a pin rejection: {e}"))
+        pin_rejection(&e)
+            .cloned()
+            .unwrap_or_else(|| panic!("not a pin rejection: {e}"))
     }
 
     fn now() -> UnixTime {
@@ -362,7 +369,9 @@ mod tests {
 
         let other = b.self_signed_cert(SPEC).unwrap();
         let r = rejection(v.verify_server_cert(&other, &[], &name, &[], now()));
-        assert!(matches!(&r, PinRejection::UnknownKey { key, .. } if *key == hex::encode(b.public_key())));
+        assert!(
+            matches!(&r, PinRejection::UnknownKey { key, .. } if *key == hex::encode(b.public_key()))
+        );
         assert!(r.to_string().contains("peer 1"), "{r}");
 
         let wrong_net = a.self_signed_cert([0x43; 32]).unwrap();
@@ -387,9 +396,11 @@ mod tests {
             v.verify_client_cert(&id.self_signed_cert(SPEC).unwrap(), &[], now())
                 .unwrap();
         }
-        let r = rejection(v.verify_client_cert(&outsider.self_signed_cert(SPEC).unwrap(), &[], now()));
+        let r =
+            rejection(v.verify_client_cert(&outsider.self_signed_cert(SPEC).unwrap(), &[], now()));
         assert!(matches!(r, PinRejection::UnknownKey { .. }), "{r:?}");
-        let r = rejection(v.verify_client_cert(&ids[0].self_signed_cert([0; 32]).unwrap(), &[], now()));
+        let r =
+            rejection(v.verify_client_cert(&ids[0].self_signed_cert([0; 32]).unwrap(), &[], now()));
         assert!(matches!(r, PinRejection::WrongSpec { .. }), "{r:?}");
     }
 
@@ -397,7 +408,8 @@ mod tests {
     fn rejects_malformed_and_non_ed25519_certificates() {
         let (a, _) = TransportIdentity::generate();
         let v = PinnedClientVerifier::new([a.public_key()], SPEC);
-        let r = rejection(v.verify_client_cert(&CertificateDer::from(vec![0x30, 0x00]), &[], now()));
+        let r =
+            rejection(v.verify_client_cert(&CertificateDer::from(vec![0x30, 0x00]), &[], now()));
         assert!(matches!(r, PinRejection::MalformedCertificate(_)), "{r:?}");
 
         let p256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -428,11 +440,17 @@ mod tests {
             rejection(sv.verify_tls13_signature(msg, &cert, &forged)),
             rejection(cv.verify_tls13_signature(msg, &cert, &forged)),
         ] {
-            assert!(matches!(r, PinRejection::BadHandshakeSignature { .. }), "{r:?}");
+            assert!(
+                matches!(r, PinRejection::BadHandshakeSignature { .. }),
+                "{r:?}"
+            );
         }
         // Right signature over a different message.
         let r = rejection(sv.verify_tls13_signature(b"other", &cert, &good));
-        assert!(matches!(r, PinRejection::BadHandshakeSignature { .. }), "{r:?}");
+        assert!(
+            matches!(r, PinRejection::BadHandshakeSignature { .. }),
+            "{r:?}"
+        );
         // Another scheme is refused outright.
         let r = rejection(sv.verify_tls13_signature(
             msg,
@@ -454,15 +472,30 @@ mod tests {
         let cert = a.self_signed_cert(SPEC).unwrap();
         let msg = b"m";
         let good = dss(SignatureScheme::ED25519, &sign(&a, msg));
-        assert_eq!(rejection(sv.verify_tls12_signature(msg, &cert, &good)), PinRejection::Tls12);
-        assert_eq!(rejection(cv.verify_tls12_signature(msg, &cert, &good)), PinRejection::Tls12);
-        assert_eq!(sv.supported_verify_schemes(), vec![SignatureScheme::ED25519]);
-        assert_eq!(cv.supported_verify_schemes(), vec![SignatureScheme::ED25519]);
+        assert_eq!(
+            rejection(sv.verify_tls12_signature(msg, &cert, &good)),
+            PinRejection::Tls12
+        );
+        assert_eq!(
+            rejection(cv.verify_tls12_signature(msg, &cert, &good)),
+            PinRejection::Tls12
+        );
+        assert_eq!(
+            sv.supported_verify_schemes(),
+            vec![SignatureScheme::ED25519]
+        );
+        assert_eq!(
+            cv.supported_verify_schemes(),
+            vec![SignatureScheme::ED25519]
+        );
     }
 
     #[test]
     fn cert_ed25519_key_extracts_the_key() {
         let (a, _) = TransportIdentity::generate();
-        assert_eq!(cert_ed25519_key(&a.self_signed_cert(SPEC).unwrap()), Ok(a.public_key()));
+        assert_eq!(
+            cert_ed25519_key(&a.self_signed_cert(SPEC).unwrap()),
+            Ok(a.public_key())
+        );
     }
 }

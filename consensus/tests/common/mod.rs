@@ -4,7 +4,7 @@
 
 use accel::{Engine, SecretKey};
 use alloy_primitives::{Address, B256};
-use consensus::{Committee, Config, Effect, Fbft, Input, Message, Tip, Timer};
+use consensus::{Committee, Config, Effect, Fbft, Input, Message, Timer, Tip};
 use hsm::{LocalSigner, Signer};
 use state::{Block, BlockTemplate, ChainSpec, CommitCertificate, Validator, ValidatorKey};
 use std::collections::VecDeque;
@@ -57,12 +57,22 @@ pub fn spec(keys_per_member: &[usize], blocks_per_leader: u64) -> ChainSpec {
 }
 
 pub fn signer(spec: &ChainSpec, member: usize) -> LocalSigner {
-    LocalSigner::new((0..spec.validators[member].bls_keys.len()).map(|j| secret(member, j)).collect())
+    LocalSigner::new(
+        (0..spec.validators[member].bls_keys.len())
+            .map(|j| secret(member, j))
+            .collect(),
+    )
 }
 
 pub fn genesis_tip(spec: &ChainSpec) -> Tip {
     let g = spec.genesis();
-    Tip { number: 0, hash: g.hash(), view: 0, timestamp_ms: g.header.timestamp_ms, cert: None }
+    Tip {
+        number: 0,
+        hash: g.hash(),
+        view: 0,
+        timestamp_ms: g.header.timestamp_ms,
+        cert: None,
+    }
 }
 
 pub fn config(spec: &ChainSpec, me: usize) -> Config {
@@ -78,7 +88,15 @@ pub fn config(spec: &ChainSpec, me: usize) -> Config {
 
 /// Builds what `Effect::BuildBlock` asks for (the appliance does the same with its mempool).
 pub fn build(committee: &Committee, e: &Effect, now_ms: u64) -> Block {
-    let Effect::BuildBlock { number, view, epoch, parent, min_timestamp_ms, last_commit } = e else {
+    let Effect::BuildBlock {
+        number,
+        view,
+        epoch,
+        parent,
+        min_timestamp_ms,
+        last_commit,
+    } = e
+    else {
         panic!("not a build request: {e:?}")
     };
     BlockTemplate {
@@ -130,7 +148,12 @@ impl Cluster {
                 reject: None,
             })
             .collect();
-        let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
         Self {
             spec,
             committee,
@@ -183,7 +206,11 @@ impl Cluster {
             }
             Effect::Validate(block) => {
                 let hash = block.hash();
-                let result = if self.nodes[i].reject == Some(hash) { Err("rejected by test".into()) } else { Ok(()) };
+                let result = if self.nodes[i].reject == Some(hash) {
+                    Err("rejected by test".into())
+                } else {
+                    Ok(())
+                };
                 queue.push_back(Input::Validated { hash, result });
             }
             e @ Effect::BuildBlock { .. } => {
@@ -191,7 +218,8 @@ impl Cluster {
                 queue.push_back(Input::Proposal(block));
             }
             Effect::Schedule(timer, delay) => {
-                self.timers.push((self.now_ms + delay.as_millis() as u64, i, timer));
+                self.timers
+                    .push((self.now_ms + delay.as_millis() as u64, i, timer));
             }
             Effect::Finalize { block, cert } => {
                 let tip = Tip {
@@ -207,7 +235,13 @@ impl Cluster {
             Effect::Behind { peer, number } => {
                 // Catch up from the peer's chain, as the appliance's sync does.
                 let have = self.nodes[i].chain.len();
-                let theirs: Vec<_> = self.nodes[peer].chain.iter().skip(have).take_while(|(b, _)| b.number() <= number).cloned().collect();
+                let theirs: Vec<_> = self.nodes[peer]
+                    .chain
+                    .iter()
+                    .skip(have)
+                    .take_while(|(b, _)| b.number() <= number)
+                    .cloned()
+                    .collect();
                 for (block, cert) in theirs {
                     let tip = Tip {
                         number: block.number(),
@@ -220,7 +254,9 @@ impl Cluster {
                     queue.push_back(Input::Persisted(tip));
                 }
             }
-            Effect::PeerFault { peer, reason } => self.nodes[i].faults.push(format!("{peer}: {reason}")),
+            Effect::PeerFault { peer, reason } => {
+                self.nodes[i].faults.push(format!("{peer}: {reason}"))
+            }
         }
     }
 
@@ -245,7 +281,12 @@ impl Cluster {
     /// Runs until every up node has finalized `height` (or `max_ticks` pass).
     pub fn run_until(&mut self, height: u64, max_ticks: usize) {
         for _ in 0..max_ticks {
-            if self.nodes.iter().filter(|n| n.up).all(|n| n.fbft.tip().number >= height) {
+            if self
+                .nodes
+                .iter()
+                .filter(|n| n.up)
+                .all(|n| n.fbft.tip().number >= height)
+            {
                 return;
             }
             if !self.tick() {
@@ -263,7 +304,11 @@ impl Cluster {
                 if let Some((b, c)) = n.chain.get(h) {
                     assert_eq!(b.number() as usize, h + 1);
                     assert_eq!(c.hash, b.hash());
-                    assert!(self.cert_valid(c), "certificate of block {} does not verify", h + 1);
+                    assert!(
+                        self.cert_valid(c),
+                        "certificate of block {} does not verify",
+                        h + 1
+                    );
                     match hash {
                         None => hash = Some(b.hash()),
                         Some(x) => assert_eq!(x, b.hash(), "disagreement at height {}", h + 1),
@@ -278,7 +323,10 @@ impl Cluster {
         if !self.committee.is_quorum(self.committee.power_of(&bitmap)) {
             return false;
         }
-        let pks: Vec<_> = bitmap.ones().map(|i| self.committee.keys[i].public_key).collect();
+        let pks: Vec<_> = bitmap
+            .ones()
+            .map(|i| self.committee.keys[i].public_key)
+            .collect();
         let req = hsm::SignRequest {
             kind: hsm::MsgKind::Commit,
             chain_id: self.spec.chain_id,
@@ -288,6 +336,7 @@ impl Cluster {
             hash: c.hash.0,
         };
         let sig = accel::Signature::from_bytes(&c.signature).unwrap();
-        self.engine.verify_aggregate(&hsm::payload(&req), &pks, &sig)
+        self.engine
+            .verify_aggregate(&hsm::payload(&req), &pks, &sig)
     }
 }

@@ -1,0 +1,37 @@
+# harmony-appliance: the two entry points are `make localnet` and `make test`.
+CARGO ?= cargo
+BIN := target/debug/harmony-appliance
+# Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
+ARGS ?=
+
+.PHONY: deps build localnet test fmt-check clippy unit bench clean
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	$(CARGO) build -p appliance --bin harmony-appliance
+
+## Start a 4-node local network with embedded defaults (Ctrl-C stops it; re-run resumes).
+localnet: build
+	$(BIN) localnet $(ARGS)
+
+## The whole suite: format, lints, every test.
+test: deps fmt-check clippy unit
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+## Benchmarks (criterion and the finality-latency histogram); results go in benches/README.md.
+bench: deps
+	$(CARGO) build --release -p appliance --bin harmony-appliance
+	$(CARGO) bench -p benches
+
+clean:
+	$(CARGO) clean
