@@ -75,8 +75,10 @@ pub const CLOSE_SHUTDOWN: u32 = 0;
 pub const CLOSE_PROTOCOL: u32 = 1;
 /// Stream stop code: the frame on this stream was invalid.
 pub const STOP_INVALID_FRAME: u32 = 1;
-/// How long [`MeshHandle::shutdown`] waits for tasks and close frames.
+/// How long [`MeshHandle::shutdown`] waits for its tasks to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long [`MeshHandle::shutdown`] then lingers for closing connections to drain.
+const CLOSE_LINGER: Duration = Duration::from_millis(300);
 
 /// One committee member as the mesh sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -608,7 +610,9 @@ impl MeshHandle {
                 debug!(target: "harmony::net", "mesh task did not stop in time");
             }
         }
-        let _ = tokio::time::timeout_at(deadline, self.inner.endpoint.wait_idle()).await;
+        // Close frames go out at once; this only gives them a chance to be repeated if lost,
+        // without holding shutdown for the whole draining period of half-open handshakes.
+        let _ = tokio::time::timeout(CLOSE_LINGER, self.inner.endpoint.wait_idle()).await;
         info!(target: "harmony::net", local_addr = %self.inner.local_addr, "QUIC mesh stopped");
     }
 }
@@ -684,6 +688,11 @@ impl Dialer {
                         PumpEnd::Lost(e) if is_tls_refusal(&e) => {
                             bump(&self.counters.handshake_refused);
                             warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "peer refused our handshake");
+                        }
+                        PumpEnd::Lost(ConnectionError::ApplicationClosed(c))
+                            if c.error_code == VarInt::from_u32(CLOSE_SHUTDOWN) =>
+                        {
+                            info!(target: "harmony::net", peer = self.peer, addr = %self.addr, "peer is shutting down; redialling");
                         }
                         PumpEnd::Lost(e) => {
                             warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "connection to peer lost; redialling");

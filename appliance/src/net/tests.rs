@@ -653,3 +653,30 @@ async fn config_errors_are_reported() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_mesh() {
+    with_deadline(10, async {
+        let mut c = Committee::new(2);
+        let (m0, _rx0) = c.start(0);
+        let (m1, mut rx1) = c.start(1);
+        wait_until("connection", || m0.connected_peers() == vec![1]).await;
+        let m0_clone = m0.clone();
+        drop(m0);
+        // A clone keeps it alive.
+        m0_clone.send(1, b"still here".to_vec());
+        assert_eq!(recv(&mut rx1).await, msg(0, b"still here"));
+        drop(m0_clone);
+        wait_until("node 1 to notice", || m1.connected_peers().is_empty()).await;
+        m1.shutdown().await;
+    })
+    .await;
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    let mut c = Committee::new(2);
+    let socket = c.sockets[0].take().unwrap();
+    let err = Mesh::start_on_socket(c.config(0, SPEC, 1024), socket).unwrap_err();
+    assert!(matches!(err, super::NetError::NoRuntime), "{err}");
+}

@@ -13,8 +13,9 @@
 //!
 //! Validity dates, key usages, intermediates and the certificate's own self-signature are
 //! not checked: the pinned key and the proof of possession in the handshake are what count.
-//! Every refusal carries a [`PinRejection`] (in a `rustls::Error::InvalidCertificate(Other)`)
-//! and is logged at `warn` with target `harmony::net`.
+//! Every refusal carries a [`PinRejection`] (in a `rustls::Error::InvalidCertificate(Other)`,
+//! see [`pin_rejection`]), which ends up in the QUIC connection error that the mesh logs at
+//! `warn`; the verifier itself logs it at `debug` (target `harmony::net`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -113,7 +114,8 @@ impl Pins {
     }
 
     fn reject(&self, r: PinRejection) -> rustls::Error {
-        tracing::warn!(target: "harmony::net", side = self.side, reason = %r, "refusing TLS peer");
+        // The mesh logs the failed connection (with the peer's address) at `warn`.
+        tracing::debug!(target: "harmony::net", side = self.side, reason = %r, "refusing TLS peer");
         r.into()
     }
 
