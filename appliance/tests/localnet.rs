@@ -190,6 +190,51 @@ async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
     mesh.shutdown().await;
 }
 
+async fn check_rpc(c: &HttpClient, chain_id: u64) {
+    let id: String = c.request("eth_chainId", rpc_params![]).await.unwrap();
+    assert_eq!(id, format!("0x{chain_id:x}"));
+    let h: Value = c.request("hmy_latestHeader", rpc_params![]).await.unwrap();
+    for field in [
+        "blockNumber",
+        "blockHash",
+        "viewID",
+        "epoch",
+        "shardID",
+        "leader",
+    ] {
+        assert!(!h[field].is_null(), "hmy_latestHeader lacks {field}: {h}");
+    }
+    let n = h["blockNumber"].as_u64().unwrap();
+    let b: Value = c
+        .request(
+            "eth_getBlockByNumber",
+            rpc_params![format!("0x{n:x}"), false],
+        )
+        .await
+        .unwrap();
+    assert_eq!(b["hash"], h["blockHash"]);
+    assert_eq!(b["miner"], h["leader"]);
+    let latest: Value = c
+        .request("eth_getBlockByNumber", rpc_params!["latest", false])
+        .await
+        .unwrap();
+    assert!(
+        latest["number"].is_string()
+            && !latest["parentHash"].is_null()
+            && !latest["timestamp"].is_null()
+    );
+    let err = c
+        .request::<Value, _>("eth_getBlockByNumber", rpc_params!["yesterday", false])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expected a tag"), "{err}");
+    let missing: Value = c
+        .request("eth_getBlockByNumber", rpc_params!["0xffffff", false])
+        .await
+        .unwrap();
+    assert!(missing.is_null());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     let tmp = tempfile::tempdir().unwrap();
@@ -235,6 +280,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     )
     .await;
     assert_same_hashes(&net, &[0, 1, 2, 3], 20).await;
+    check_rpc(&net.client(1), spec.chain_id).await;
 
     // Kill a non-leader (node 0 leads in localnet); the chain goes on without it, and
     // garbage sent in its name changes nothing.

@@ -11,14 +11,22 @@ fn votes(n: usize, msg: &[u8]) -> Vec<Vote> {
             let mut ikm = [9u8; 32];
             ikm[..8].copy_from_slice(&(i as u64).to_le_bytes());
             let sk = SecretKey::from_ikm(&ikm).unwrap();
-            Vote { public_key: sk.public_key(), signature: sk.sign(msg) }
+            Vote {
+                public_key: sk.public_key(),
+                signature: sk.sign(msg),
+            }
         })
         .collect()
 }
 
 fn quorum(c: &mut Criterion) {
     let msg = [0x5au8; 76];
-    let one_core = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+    let one_core = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap(),
+    );
     let cpu = Engine::cpu(one_core);
     let reference = Engine::reference();
     let mut g = c.benchmark_group("quorum_verify");

@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn binary() -> PathBuf {
@@ -52,7 +55,12 @@ fn main() {
     let offset = 2000u16;
     let st = Command::new(&bin)
         .args(["localnet", "--generate-only", "--reset", "--nodes", "4"])
-        .args(["--block-time-ms", &block_time.to_string(), "--port-offset", &offset.to_string()])
+        .args([
+            "--block-time-ms",
+            &block_time.to_string(),
+            "--port-offset",
+            &offset.to_string(),
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .status()
@@ -99,13 +107,23 @@ fn main() {
                 continue;
             }
             let us = s[1].as_u64().unwrap();
-            if i == 0 { leader.record(us).unwrap() } else { validators.record(us).unwrap() }
+            if i == 0 {
+                leader.record(us).unwrap()
+            } else {
+                validators.record(us).unwrap()
+            }
         }
     }
     drop(children);
     let _ = std::fs::remove_dir_all(&dir);
-    println!("finality latency, 4 nodes on loopback, {block_time} ms blocks, binary {}", bin.display());
-    for (name, h) in [("leader (propose → committed)", &leader), ("validators (announce → committed)", &validators)] {
+    println!(
+        "finality latency, 4 nodes on loopback, {block_time} ms blocks, binary {}",
+        bin.display()
+    );
+    for (name, h) in [
+        ("leader (propose → committed)", &leader),
+        ("validators (announce → committed)", &validators),
+    ] {
         println!(
             "{name}: n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
             h.len(),

@@ -5,8 +5,13 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// One JSON-RPC call over plain HTTP/1.1 (no client library, so the bench measures the node).
-pub fn rpc(port: u16, method: &str, params: serde_json::Value) -> std::io::Result<serde_json::Value> {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+pub fn rpc(
+    port: u16,
+    method: &str,
+    params: serde_json::Value,
+) -> std::io::Result<serde_json::Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(

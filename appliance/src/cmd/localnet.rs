@@ -201,9 +201,14 @@ async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Resul
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last_height = u64::MAX;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    // Created once, so a signal that arrives while nodes are being polled is not lost.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
             _ = ticker.tick() => {}
         }
         for (i, c) in children.iter_mut().enumerate() {

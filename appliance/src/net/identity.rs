@@ -6,8 +6,8 @@
 //!
 //! # Frozen formats
 //!
-//! * Key file: PKCS#8 DER (v1 or v2, as produced by `ring::signature::Ed25519KeyPair::generate_pkcs8`),
-//!   raw bytes, no PEM armour, mode `0600`.
+//! * Key file: PKCS#8 DER (v1 or v2; [`TransportIdentity::generate`] writes v2, as
+//!   `ring::signature::Ed25519KeyPair::generate_pkcs8` does), raw bytes, no PEM, mode `0600`.
 //! * Public key: the 32-byte Ed25519 public key (RFC 8032), as found in the
 //!   `SubjectPublicKeyInfo` of the certificate (RFC 8410, no algorithm parameters).
 //! * Certificate: X.509 v3, self-signed by the transport key with Ed25519, generated with rcgen.

@@ -5,7 +5,7 @@
 //!   (200 ms doubling to 5 s, with jitter) whenever the peer is down or the connection drops,
 //!   until shutdown.
 //! * An **incoming** connection (they dialled, we are the TLS server) is used only to receive.
-//!   Each unidirectional stream on it carries one [frame](super::frame); the sender is the
+//!   Each unidirectional stream on it carries one [`frame`]; the sender is the
 //!   committee member whose pinned key authenticated the TLS handshake. Peers cannot open
 //!   streams on our outgoing connections, nor bidirectional streams anywhere.
 //!
@@ -401,13 +401,22 @@ pub(crate) fn quinn_client_config(
     certified: Arc<CertifiedKey>,
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> Result<quinn::ClientConfig, NetError> {
+    quinn_client_config_alpn(certified, verifier, ALPN)
+}
+
+/// As [`quinn_client_config`], offering `alpn` instead (tests use it to speak another ALPN).
+pub(crate) fn quinn_client_config_alpn(
+    certified: Arc<CertifiedKey>,
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, NetError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| NetError::Tls(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     tls.resumption = rustls::client::Resumption::disabled();
     tls.enable_early_data = false;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
@@ -675,7 +684,12 @@ impl Dialer {
                 Ok(conn) => {
                     let since = Instant::now();
                     self.connected.store(true, Ordering::Relaxed);
-                    info!(target: "harmony::net", peer = self.peer, addr = %self.addr, "connected to peer");
+                    info!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        addr = %self.addr,
+                        "connected to peer",
+                    );
                     let end = self
                         .pump(&conn, &mut queue, &mut shutdown, &mut pending)
                         .await;
@@ -687,15 +701,32 @@ impl Dialer {
                         }
                         PumpEnd::Lost(e) if is_tls_refusal(&e) => {
                             bump(&self.counters.handshake_refused);
-                            warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "peer refused our handshake");
+                            warn!(
+                                target: "harmony::net",
+                                peer = self.peer,
+                                addr = %self.addr,
+                                error = %e,
+                                "peer refused our handshake",
+                            );
                         }
                         PumpEnd::Lost(ConnectionError::ApplicationClosed(c))
                             if c.error_code == VarInt::from_u32(CLOSE_SHUTDOWN) =>
                         {
-                            info!(target: "harmony::net", peer = self.peer, addr = %self.addr, "peer is shutting down; redialling");
+                            info!(
+                                target: "harmony::net",
+                                peer = self.peer,
+                                addr = %self.addr,
+                                "peer is shutting down; redialling",
+                            );
                         }
                         PumpEnd::Lost(e) => {
-                            warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "connection to peer lost; redialling");
+                            warn!(
+                                target: "harmony::net",
+                                peer = self.peer,
+                                addr = %self.addr,
+                                error = %e,
+                                "connection to peer lost; redialling",
+                            );
                         }
                     }
                     if since.elapsed() >= RECONNECT_BACKOFF_MAX {
@@ -704,21 +735,49 @@ impl Dialer {
                 }
                 Err(DialFailure::Handshake(e)) if is_tls_refusal(&e) => {
                     bump(&self.counters.handshake_refused);
-                    warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "handshake with peer refused");
+                    warn!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        addr = %self.addr,
+                        error = %e,
+                        "handshake with peer refused",
+                    );
                 }
                 Err(DialFailure::Handshake(e)) => {
-                    debug!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "peer unreachable");
+                    debug!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        addr = %self.addr,
+                        error = %e,
+                        "peer unreachable",
+                    );
                 }
                 Err(DialFailure::Connect(e)) => {
-                    warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, error = %e, "cannot dial peer");
+                    warn!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        addr = %self.addr,
+                        error = %e,
+                        "cannot dial peer",
+                    );
                 }
                 Err(DialFailure::Alpn) => {
                     bump(&self.counters.handshake_refused);
-                    warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, "peer did not negotiate ALPN harmony-fbft/1");
+                    warn!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        addr = %self.addr,
+                        "peer did not negotiate ALPN harmony-fbft/1",
+                    );
                 }
                 Err(DialFailure::Identity) => {
                     bump(&self.counters.handshake_refused);
-                    warn!(target: "harmony::net", peer = self.peer, addr = %self.addr, "peer presented no usable certificate");
+                    warn!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        addr = %self.addr,
+                        "peer presented no usable certificate",
+                    );
                 }
             }
             let jitter = rand::thread_rng().gen_range(Duration::ZERO..=backoff / 4);
@@ -776,12 +835,22 @@ impl Dialer {
                 Ok(()) => bump(&self.counters.sent),
                 Err(WriteFailure::Stream(e)) => {
                     bump(&self.counters.send_failed);
-                    warn!(target: "harmony::net", peer = self.peer, error = %e, "message to peer lost");
+                    warn!(
+                        target: "harmony::net",
+                        peer = self.peer,
+                        error = %e,
+                        "message to peer lost",
+                    );
                 }
                 Err(WriteFailure::Connection(e)) => {
                     if msg.retried {
                         bump(&self.counters.send_failed);
-                        warn!(target: "harmony::net", peer = self.peer, error = %e, "message to peer lost: sending failed twice");
+                        warn!(
+                            target: "harmony::net",
+                            peer = self.peer,
+                            error = %e,
+                            "message to peer lost: sending failed twice",
+                        );
                     } else {
                         *pending = Some(Outgoing {
                             retried: true,
@@ -847,14 +916,13 @@ async fn handle_incoming(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let remote = incoming.remote_address();
-    let connecting = match incoming.accept() {
-        Ok(c) => c,
-        Err(e) => {
-            debug!(target: "harmony::net", %remote, error = %e, "incoming connection failed");
-            return;
-        }
+    // The ClientHello is processed by `accept` (ALPN is decided there), the rest of the
+    // handshake, client certificate included, by awaiting `Connecting`.
+    let handshake = match incoming.accept() {
+        Ok(connecting) => connecting.await,
+        Err(e) => Err(e),
     };
-    let conn = match connecting.await {
+    let conn = match handshake {
         Ok(c) => c,
         Err(e) if is_tls_refusal(&e) => {
             bump(&acceptor.counters.handshake_refused);
@@ -870,7 +938,11 @@ async fn handle_incoming(
         Some(from) if alpn_ok(&conn) => from,
         _ => {
             bump(&acceptor.counters.handshake_refused);
-            warn!(target: "harmony::net", %remote, "incoming connection without ALPN harmony-fbft/1 or pinned key");
+            warn!(
+                target: "harmony::net",
+                %remote,
+                "incoming connection without ALPN harmony-fbft/1 or pinned key",
+            );
             conn.close(VarInt::from_u32(CLOSE_PROTOCOL), b"protocol");
             return;
         }
@@ -887,7 +959,13 @@ async fn handle_incoming(
             r = conn.accept_uni() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    info!(target: "harmony::net", peer = from, %remote, reason = %e, "connection from peer closed");
+                    info!(
+                        target: "harmony::net",
+                        peer = from,
+                        %remote,
+                        reason = %e,
+                        "connection from peer closed",
+                    );
                     return;
                 }
             },
@@ -918,7 +996,11 @@ async fn read_one(
                 payload,
             };
             if acceptor.inbound.send(msg).await.is_err() {
-                debug!(target: "harmony::net", peer = from, "inbound receiver dropped: message discarded");
+                debug!(
+                    target: "harmony::net",
+                    peer = from,
+                    "inbound receiver dropped: message discarded",
+                );
             }
         }
         Err(ReadFrameError::Stream(e)) => {
@@ -926,7 +1008,12 @@ async fn read_one(
         }
         Err(e) => {
             bump(&acceptor.counters.dropped_invalid);
-            warn!(target: "harmony::net", peer = from, reason = %e, "dropping invalid frame from peer");
+            warn!(
+                target: "harmony::net",
+                peer = from,
+                reason = %e,
+                "dropping invalid frame from peer",
+            );
             let _ = recv.stop(VarInt::from_u32(STOP_INVALID_FRAME));
         }
     }

@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use super::frame::{encode_frame, encode_header, WIRE_VERSION};
 use super::identity::TransportIdentity;
 use super::mesh::{
-    quinn_client_config, quinn_server_config, Inbound, Mesh, MeshConfig, MeshHandle, PeerInfo,
+    quinn_client_config, quinn_client_config_alpn, quinn_server_config, Inbound, Mesh, MeshConfig,
+    MeshHandle, PeerInfo,
 };
 use super::verify::{PinnedClientVerifier, PinnedServerVerifier};
 
@@ -679,4 +680,38 @@ fn start_outside_a_runtime_is_an_error() {
     let socket = c.sockets[0].take().unwrap();
     let err = Mesh::start_on_socket(c.config(0, SPEC, 1024), socket).unwrap_err();
     assert!(matches!(err, super::NetError::NoRuntime), "{err}");
+}
+
+#[tokio::test]
+async fn other_alpn_is_refused() {
+    with_deadline(10, async {
+        let mut c = Committee::new(2);
+        let (m0, mut rx0) = c.start(0);
+        let ep = raw_endpoint();
+        let verifier = Arc::new(PinnedServerVerifier::new(
+            c.peers[0].transport_key,
+            "node 0",
+            SPEC,
+        ));
+        let cfg = quinn_client_config_alpn(
+            c.ids[1].certified_key(SPEC).unwrap(),
+            verifier,
+            b"harmony-fbft/2",
+        )
+        .unwrap();
+        let connecting = ep
+            .connect_with(cfg, m0.local_addr(), &super::spec_dns_name(&SPEC))
+            .unwrap();
+        let err = tokio::time::timeout(PROMPT, connecting)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(tls_code(&err), "{err:?}");
+        // TLS alert 120, no_application_protocol.
+        assert!(err.to_string().contains("120"), "{err}");
+        wait_until("refusal", || m0.stats().handshake_refused >= 1).await;
+        assert_silent(&mut rx0, Duration::from_millis(50)).await;
+        m0.shutdown().await;
+    })
+    .await;
 }

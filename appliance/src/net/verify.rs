@@ -7,7 +7,7 @@
 //! 2. that key is in the pinned set (the dialled peer's key on the client side; any other
 //!    committee member's key on the server side);
 //! 3. it names this network's chain spec: its subject alternative names must cover
-//!    [`spec_dns_name`](super::identity::spec_dns_name) of the expected chain-spec hash;
+//!    [`spec_dns_name`](super::identity::spec_dns_name()) of the expected chain-spec hash;
 //! 4. the TLS 1.3 `CertificateVerify` signature verifies under that key with Ed25519 (the only
 //!    scheme offered or accepted). TLS 1.2 signatures are always refused.
 //!
@@ -372,7 +372,7 @@ mod tests {
         let other = b.self_signed_cert(SPEC).unwrap();
         let r = rejection(v.verify_server_cert(&other, &[], &name, &[], now()));
         assert!(
-            matches!(&r, PinRejection::UnknownKey { key, .. } if *key == hex::encode(b.public_key()))
+            matches!(&r, PinRejection::UnknownKey { key, .. } if key == &hex::encode(b.public_key()))
         );
         assert!(r.to_string().contains("peer 1"), "{r}");
 
