@@ -24,6 +24,9 @@ pub struct Member {
     pub transport_key: [u8; 32],
 }
 
+/// Bound on view changes walked when computing a leader.
+pub const MAX_LEADER_STEPS: u64 = 100_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommitteeError {
     #[error("committee: {0}")]
@@ -124,11 +127,38 @@ impl Committee {
             .map(|a| a.to_public_key())
     }
 
-    /// Leader of `view`: members take turns of `blocks_per_leader` views in committee order
-    /// (Harmony HET-8). In the happy path the view advances by one per block, so this rotates
-    /// by block number; a view change moves to the next view and so towards the next leader.
-    pub fn leader_of(&self, view: u64) -> usize {
-        ((view.saturating_sub(1) / self.blocks_per_leader) % self.members.len() as u64) as usize
+    /// Leader of round (`number`, `view`), where `first_view` is the view the height started in
+    /// and `recent` holds the commit bitmaps of the last blocks (newest last, from headers).
+    ///
+    /// Keys take turns of `blocks_per_leader` blocks in committee order (Harmony HET-8). Each
+    /// view change moves to the next key that belongs to a *different* validator (HET-13), so a
+    /// validator with many keys that goes down costs one view change, not one per key. With four
+    /// recent bitmaps known, keys absent from all of them are skipped: they are offline.
+    pub fn leader(&self, number: u64, view: u64, first_view: u64, recent: &[Bitmap]) -> usize {
+        self.keys[self.leader_key(number, view, first_view, recent)].member
+    }
+
+    /// Committee key index of the leader; see [`Committee::leader`].
+    pub fn leader_key(&self, number: u64, view: u64, first_view: u64, recent: &[Bitmap]) -> usize {
+        let k = self.keys.len();
+        let absent = |i: usize| recent.len() >= 4 && recent.iter().all(|b| !b.get(i));
+        let turn = number.saturating_sub(1) / self.blocks_per_leader;
+        let mut idx = (turn % k as u64) as usize;
+        if let Some(j) = (0..k).map(|d| (idx + d) % k).find(|&j| !absent(j)) {
+            idx = j;
+        }
+        // View numbers only grow through timeouts with back-off and messages more than
+        // MAX_VIEW_AHEAD views ahead are ignored, so this loop stays short.
+        let steps = view.saturating_sub(first_view).min(MAX_LEADER_STEPS);
+        for _ in 0..steps {
+            let member = self.keys[idx].member;
+            idx = (1..=k)
+                .map(|d| (idx + d) % k)
+                .find(|&j| self.keys[j].member != member && !absent(j))
+                .or_else(|| (1..=k).map(|d| (idx + d) % k).find(|&j| self.keys[j].member != member))
+                .unwrap_or(idx);
+        }
+        idx
     }
 
     pub fn member_by_transport_key(&self, key: &[u8; 32]) -> Option<usize> {

@@ -1,23 +1,40 @@
-//! The FBFT state machine of one node: Announce → Prepare → Prepared → Commit → Committed.
+//! The FBFT state machine of one node: Announce → Prepare → Prepared → Commit → Committed,
+//! with view change (ViewChange → NewView) when a leader stalls.
 //!
 //! One round per height. The leader of the round's view proposes; every validator signs
 //! *prepare* as soon as the header and proposer check out (full validation runs in parallel)
 //! and *commit* only once the block validated and a prepared certificate arrived. Quorum is
 //! strictly more than 2/3 of voting power. Block N+1 carries N's commit certificate.
 //!
+//! When the round's timer fires first, a validator signs a view change for the next view,
+//! carrying its lock: the highest prepared block it validated, with the certificate. The next
+//! view's leader gathers more than 2/3 and sends `NewView` with the proof, re-proposing the
+//! locked block of the highest view among them, or a fresh block when there is none. Timeouts
+//! double with every consecutive failed view of a height.
+//!
 //! All BLS work is requested as [`Effect::Verify`] jobs and completed by [`Input::Verified`],
-//! signatures by [`Effect::Sign`] / [`Input::Signed`], so this module does no I/O and no
-//! expensive computation beyond aggregating points.
+//! signatures by [`Effect::Sign`] / [`Input::Signed`]; everything a restart needs for safety is
+//! handed out as [`Effect::PersistSafety`] before the signature it protects is requested.
 
 use crate::committee::Committee;
-use crate::message::{Announce, Message, Vote};
+use crate::message::{Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote};
+use crate::safety::{SafetyRecord, SignedVote};
 use accel::{AggregateSignature, PublicKey, Signature};
 use alloy_primitives::{Bytes, B256};
 use hsm::{payload, MsgKind, SignRequest, PAYLOAD_BYTES};
 use state::{Bitmap, Block, CommitCertificate, GAS_LIMIT, HEADER_VERSION};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Messages for views further ahead than this are ignored (bounds leader computation).
+pub const MAX_VIEW_AHEAD: u64 = 1000;
+/// Consecutive failed views after which the timeout stops doubling.
+const MAX_BACKOFF_EXP: u64 = 6;
+/// Messages for a later height kept until the tip catches up (bounded).
+const FUTURE_BUFFER: usize = 256;
+/// Commit bitmaps remembered for leader selection.
+const RECENT_BITMAPS: usize = 4;
 
 /// Static parameters of a node's consensus.
 #[derive(Debug, Clone)]
@@ -28,8 +45,17 @@ pub struct Config {
     pub block_time_ms: u64,
     /// How far a header timestamp may run ahead of this node's wall clock.
     pub max_future_ms: u64,
+    /// Time a view may take before validators move to the next one; doubles per failed view.
+    pub view_timeout_ms: u64,
     /// This node's committee member index.
     pub me: usize,
+}
+
+impl Config {
+    /// Default view timeout: two block times, at least one second.
+    pub fn default_view_timeout_ms(block_time_ms: u64) -> u64 {
+        (2 * block_time_ms).max(1000)
+    }
 }
 
 /// The finalized tip the next round builds on.
@@ -41,12 +67,29 @@ pub struct Tip {
     pub timestamp_ms: u64,
     /// Commit certificate of the tip (None for genesis).
     pub cert: Option<CommitCertificate>,
+    /// `last_commit_bitmap` of the tip's header (commit signers of its parent).
+    pub last_commit_bitmap: Bytes,
+}
+
+impl Tip {
+    pub fn of(block: &Block, cert: Option<CommitCertificate>) -> Self {
+        Tip {
+            number: block.number(),
+            hash: block.hash(),
+            view: block.header.view,
+            timestamp_ms: block.header.timestamp_ms,
+            cert,
+            last_commit_bitmap: block.header.last_commit_bitmap.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// Time for the leader of (number, view) to propose.
     Propose { number: u64, view: u64 },
+    /// The view (number, view) took too long: move to the next.
+    ViewTimeout { number: u64, view: u64 },
 }
 
 /// A batch of votes on one payload to verify; answered by [`Input::Verified`] with one bool
@@ -64,26 +107,14 @@ pub struct VerifyJob {
 pub enum Input {
     /// The node started (after the tip was loaded with [`Fbft::new`]).
     Start,
-    Message {
-        from: usize,
-        msg: Message,
-    },
+    Message { from: usize, msg: Message },
     Timeout(Timer),
     /// The block the caller built after [`Effect::BuildBlock`].
     Proposal(Block),
     /// Result of full validation (re-execution) of a block.
-    Validated {
-        hash: B256,
-        result: Result<(), String>,
-    },
-    Signed {
-        req: SignRequest,
-        signatures: Vec<Signature>,
-    },
-    Verified {
-        id: u64,
-        valid: Vec<bool>,
-    },
+    Validated { hash: B256, result: Result<(), String> },
+    Signed { req: SignRequest, signatures: Vec<Signature> },
+    Verified { id: u64, valid: Vec<bool> },
     /// A block was durably stored (by finalization or catch-up): the new tip.
     Persisted(Tip),
 }
@@ -93,6 +124,8 @@ pub enum Input {
 pub enum Effect {
     Broadcast(Message),
     Send(usize, Message),
+    /// Make this record durable before executing any later effect.
+    PersistSafety(SafetyRecord),
     Sign(SignRequest),
     Verify(VerifyJob),
     /// Validate the whole block (roots, gas, transactions); answer with [`Input::Validated`].
@@ -108,20 +141,13 @@ pub enum Effect {
     },
     Schedule(Timer, Duration),
     /// Store the block with its certificate, then answer with [`Input::Persisted`].
-    Finalize {
-        block: Block,
-        cert: CommitCertificate,
-    },
+    Finalize { block: Block, cert: CommitCertificate },
     /// A peer has finalized past our tip: fetch blocks from it.
-    Behind {
-        peer: usize,
-        number: u64,
-    },
+    Behind { peer: usize, number: u64 },
     /// A peer sent something invalid; the caller logs and scores it.
-    PeerFault {
-        peer: usize,
-        reason: String,
-    },
+    PeerFault { peer: usize, reason: String },
+    /// This node moved to a new view of the current height (for metrics and logs).
+    ViewChanged { number: u64, view: u64 },
 }
 
 /// Votes of one kind collected by the leader.
@@ -129,81 +155,175 @@ pub enum Effect {
 struct VoteSet {
     verified: Vec<(Bitmap, Signature)>,
     pending: Vec<(usize, Bitmap, Signature)>,
-    voted: std::collections::HashSet<usize>,
+    voted: HashSet<usize>,
     in_flight: bool,
     certified: bool,
+}
+
+/// A verified view-change vote.
+struct VcEntry {
+    bitmap: Bitmap,
+    signature: Signature,
+    hash: B256,
+    prepared: Option<PreparedProof>,
+}
+
+#[derive(Default)]
+struct VcSet {
+    verified: HashMap<usize, VcEntry>,
+    checking: HashSet<usize>,
+    done: bool,
 }
 
 struct Round {
     number: u64,
     view: u64,
+    first_view: u64,
     leader: usize,
+    /// The proposal of the current view.
     block: Option<Block>,
-    validated: bool,
+    /// Waiting for a NewView (after a timeout or before the first proposal of a new view).
+    in_view_change: bool,
     prepared: Option<CommitCertificate>,
+    /// Highest prepared block this node validated, with its certificate.
+    locked: Option<PreparedProof>,
+    validated: HashSet<B256>,
+    invalid: HashSet<B256>,
     commit_requested: bool,
     committed: bool,
     announce_checking: bool,
     prepares: VoteSet,
     commits: VoteSet,
+    view_changes: HashMap<u64, VcSet>,
+    /// Groups for the NewView this node (as new leader) sends once its fresh block is built.
+    new_view_groups: Option<Vec<ViewChangeGroup>>,
+    /// Votes signed at this height.
+    votes: Vec<SignedVote>,
+    /// Our view changes by view: the latest is repeated while no NewView comes; older ones are
+    /// handed to a peer still in that view, so it can complete the quorum we already saw.
+    own_view_changes: HashMap<u64, ViewChange>,
+    /// (peer, view) pairs we already handed an old view change to.
+    handed: HashSet<(usize, u64)>,
 }
 
 enum Check {
-    AnnounceParent {
-        block: Box<Block>,
-    },
+    AnnounceParent { block: Box<Block> },
     Prepared(CommitCertificate),
-    Committed {
-        cert: CommitCertificate,
-        from: usize,
-    },
-    Votes {
-        kind: MsgKind,
-        voters: Vec<(usize, Bitmap, Signature)>,
-    },
+    Committed { cert: CommitCertificate, from: usize },
+    Votes { kind: MsgKind, voters: Vec<(usize, Bitmap, Signature)> },
+    ViewChange { from: usize, vc: Box<ViewChange>, bitmap: Bitmap, signature: Signature },
+    LateCommit { from: usize, bitmap: Bitmap, signature: Signature },
+    NewView { from: usize, nv: Box<NewView> },
 }
 
-/// Messages for a later height kept until the tip catches up (bounded).
-const FUTURE_BUFFER: usize = 256;
+struct Pending {
+    check: Check,
+    parts: usize,
+    ok: bool,
+    valid: Vec<bool>,
+}
 
 pub struct Fbft {
     cfg: Config,
     committee: Arc<Committee>,
     tip: Tip,
+    recent: VecDeque<Bitmap>,
     round: Round,
-    checks: HashMap<u64, Check>,
-    next_check: u64,
+    pending: HashMap<u64, Pending>,
+    jobs: HashMap<u64, u64>,
+    next_id: u64,
     future: Vec<(usize, Message)>,
+    /// As leader of the tip: commit votes that arrive after the certificate, folded into it so
+    /// the next header's bitmap names every validator that was live (Harmony upgrades the
+    /// tip's certificate the same way).
+    late: Option<LateCommits>,
+}
+
+struct LateCommits {
+    number: u64,
+    view: u64,
+    hash: B256,
+    bitmap: Bitmap,
+    signature: Signature,
+    voted: HashSet<usize>,
 }
 
 impl Fbft {
-    pub fn new(cfg: Config, committee: Arc<Committee>, tip: Tip) -> Self {
-        let round = Self::round_after(&committee, &tip);
-        Self {
+    /// A machine at `tip`. `recent` are the `last_commit_bitmap`s of the last (up to 4) stored
+    /// headers, oldest first, tip's last; `safety` is the last persisted record, if any.
+    pub fn new(
+        cfg: Config,
+        committee: Arc<Committee>,
+        tip: Tip,
+        recent: Vec<Bytes>,
+        safety: Option<SafetyRecord>,
+    ) -> Self {
+        let n = committee.key_count();
+        let recent: VecDeque<Bitmap> = recent
+            .iter()
+            .rev()
+            .take(RECENT_BITMAPS)
+            .rev()
+            .filter_map(|b| Bitmap::from_bytes(b, n))
+            .collect();
+        let round = Self::round_after(&committee, &tip, &recent);
+        let mut me = Self {
             cfg,
             committee,
             tip,
+            recent,
             round,
-            checks: HashMap::new(),
-            next_check: 0,
+            pending: HashMap::new(),
+            jobs: HashMap::new(),
+            next_id: 0,
             future: Vec::new(),
+            late: None,
+        };
+        if let Some(rec) = safety.filter(|r| r.number == me.round.number) {
+            me.restore(rec);
         }
+        me
     }
 
-    fn round_after(committee: &Committee, tip: &Tip) -> Round {
+    fn restore(&mut self, rec: SafetyRecord) {
+        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+        let r = &mut self.round;
+        if rec.view > r.view {
+            r.view = rec.view;
+            r.leader = self.committee.leader(r.number, r.view, r.first_view, &recent);
+            r.in_view_change = true;
+        }
+        r.locked = rec.locked.into_iter().next();
+        if let Some(l) = &r.locked {
+            r.validated.insert(l.block.hash());
+        }
+        r.votes = rec.votes;
+    }
+
+    fn round_after(committee: &Committee, tip: &Tip, recent: &VecDeque<Bitmap>) -> Round {
         let view = tip.view + 1;
+        let recent: Vec<Bitmap> = recent.iter().cloned().collect();
         Round {
             number: tip.number + 1,
             view,
-            leader: committee.leader_of(view),
+            first_view: view,
+            leader: committee.leader(tip.number + 1, view, view, &recent),
             block: None,
-            validated: false,
+            in_view_change: false,
             prepared: None,
+            locked: None,
+            validated: HashSet::new(),
+            invalid: HashSet::new(),
             commit_requested: false,
             committed: false,
             announce_checking: false,
             prepares: VoteSet::default(),
             commits: VoteSet::default(),
+            view_changes: HashMap::new(),
+            new_view_groups: None,
+            votes: Vec::new(),
+            own_view_changes: HashMap::new(),
+            handed: HashSet::new(),
         }
     }
 
@@ -216,8 +336,31 @@ impl Fbft {
         (self.round.number, self.round.view, self.round.leader)
     }
 
+    /// One line describing the round, for logs and failing tests.
+    pub fn describe(&self) -> String {
+        let r = &self.round;
+        format!(
+            "tip {} round {}/view {} (first {}) leader {} block {} prepared {} locked {} vc {} votes {:?}",
+            self.tip.number,
+            r.number,
+            r.view,
+            r.first_view,
+            r.leader,
+            r.block.is_some(),
+            r.prepared.is_some(),
+            r.locked.as_ref().map(|l| l.cert.view).map_or("-".into(), |v| v.to_string()),
+            r.in_view_change,
+            r.view_changes.iter().map(|(v, s)| (*v, s.verified.len())).collect::<Vec<_>>()
+        )
+    }
+
     pub fn is_leader(&self) -> bool {
         self.round.leader == self.cfg.me
+    }
+
+    fn leader_of(&self, view: u64) -> usize {
+        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+        self.committee.leader(self.round.number, view, self.round.first_view, &recent)
     }
 
     /// Advances the machine by one input. `now_ms` is wall-clock time, used only to bound
@@ -229,40 +372,32 @@ impl Fbft {
             Input::Message { from, msg } => self.on_message(now_ms, from, msg, &mut out),
             Input::Timeout(Timer::Propose { number, view }) => {
                 let r = &self.round;
-                if r.number == number && r.view == view && r.block.is_none() && self.is_leader() {
-                    out.push(Effect::BuildBlock {
-                        number,
-                        view,
-                        epoch: number / self.cfg.epoch_blocks,
-                        parent: self.tip.hash,
-                        min_timestamp_ms: self.tip.timestamp_ms + 1,
-                        last_commit: self.tip.cert.clone(),
-                    });
+                if r.number == number && r.view == view && r.block.is_none() && !r.in_view_change && self.is_leader() {
+                    out.push(self.build_request());
+                }
+            }
+            Input::Timeout(Timer::ViewTimeout { number, view }) => {
+                let r = &self.round;
+                if r.number == number && r.view == view && !r.committed {
+                    self.on_view_timeout(view, &mut out);
                 }
             }
             Input::Proposal(block) => self.on_proposal(block, &mut out),
-            Input::Validated { hash, result } => {
-                if self.round.block.as_ref().map(Block::hash) == Some(hash) {
-                    match result {
-                        Ok(()) => {
-                            self.round.validated = true;
-                            self.maybe_commit(&mut out);
-                        }
-                        Err(reason) => {
-                            // Never commit it; the view change (a later issue) moves past it.
-                            tracing::warn!(target: "consensus", %hash, %reason, "block failed validation");
-                            self.round.block = None;
+            Input::Validated { hash, result } => self.on_validated(hash, result, &mut out),
+            Input::Signed { req, signatures } => self.on_signed(req, signatures, &mut out),
+            Input::Verified { id, valid } => self.on_verified(now_ms, id, valid, &mut out),
+            Input::Persisted(tip) => {
+                if tip.number > self.tip.number || (self.tip.number == 0 && tip.number == 0) {
+                    if let Some(b) = Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count()) {
+                        self.recent.push_back(b);
+                        while self.recent.len() > RECENT_BITMAPS {
+                            self.recent.pop_front();
                         }
                     }
-                }
-            }
-            Input::Signed { req, signatures } => self.on_signed(req, signatures, &mut out),
-            Input::Verified { id, valid } => self.on_verified(id, valid, &mut out),
-            Input::Persisted(tip) => {
-                if tip.number >= self.tip.number {
                     self.tip = tip;
-                    self.round = Self::round_after(&self.committee, &self.tip);
-                    self.checks.clear();
+                    self.round = Self::round_after(&self.committee, &self.tip, &self.recent);
+                    self.pending.clear();
+                    self.jobs.clear();
                     self.start_round(now_ms, &mut out);
                     let buffered = std::mem::take(&mut self.future);
                     for (from, msg) in buffered {
@@ -274,70 +409,137 @@ impl Fbft {
         out
     }
 
-    fn start_round(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        if self.is_leader() && self.round.block.is_none() {
-            let due = self.tip.timestamp_ms + self.cfg.block_time_ms;
-            let delay = Duration::from_millis(due.saturating_sub(now_ms));
-            out.push(Effect::Schedule(
-                Timer::Propose {
-                    number: self.round.number,
-                    view: self.round.view,
-                },
-                delay,
-            ));
+    fn build_request(&self) -> Effect {
+        Effect::BuildBlock {
+            number: self.round.number,
+            view: self.round.view,
+            epoch: self.round.number / self.cfg.epoch_blocks,
+            parent: self.tip.hash,
+            min_timestamp_ms: self.tip.timestamp_ms + 1,
+            last_commit: self.tip.cert.clone(),
         }
     }
 
-    fn request(&self, kind: MsgKind, hash: B256) -> SignRequest {
-        SignRequest {
+    fn view_timeout(&self, view: u64) -> Duration {
+        let failed = view.saturating_sub(self.round.first_view).min(MAX_BACKOFF_EXP);
+        Duration::from_millis(self.cfg.view_timeout_ms << failed)
+    }
+
+    fn start_round(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let (number, view) = (self.round.number, self.round.view);
+        if self.is_leader() && self.round.block.is_none() && !self.round.in_view_change {
+            let due = self.tip.timestamp_ms + self.cfg.block_time_ms;
+            let delay = Duration::from_millis(due.saturating_sub(now_ms));
+            out.push(Effect::Schedule(Timer::Propose { number, view }, delay));
+        }
+        // The leader waits a block time before proposing; count that in the view's budget.
+        let timeout = self.view_timeout(view) + Duration::from_millis(self.cfg.block_time_ms);
+        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, timeout));
+    }
+
+    fn safety_record(&self) -> SafetyRecord {
+        SafetyRecord {
+            number: self.round.number,
+            view: self.round.view,
+            locked: self.round.locked.clone().into_iter().collect(),
+            votes: self.round.votes.clone(),
+        }
+    }
+
+    /// Records the vote, persists, and asks for the signature — unless this node already signed
+    /// a different hash in that (kind, view) slot, which it refuses.
+    fn sign(&mut self, kind: MsgKind, view: u64, hash: B256, out: &mut Vec<Effect>) -> bool {
+        let k = kind as u8;
+        if let Some(v) = self.round.votes.iter().find(|v| v.kind == k && v.view == view) {
+            if v.hash != hash {
+                tracing::error!(target: "consensus", ?kind, view, "refusing to sign a conflicting vote");
+                return false;
+            }
+        } else {
+            self.round.votes.push(SignedVote { kind: k, view, hash });
+        }
+        out.push(Effect::PersistSafety(self.safety_record()));
+        out.push(Effect::Sign(SignRequest {
             kind,
             chain_id: self.cfg.chain_id,
             shard: self.cfg.shard,
             number: self.round.number,
-            view: self.round.view,
+            view,
             hash: hash.0,
-        }
+        }));
+        true
     }
 
     fn on_proposal(&mut self, block: Block, out: &mut Vec<Effect>) {
         let h = &block.header;
-        if !self.is_leader()
-            || h.number != self.round.number
-            || h.view != self.round.view
-            || self.round.block.is_some()
-        {
+        let r = &self.round;
+        if !self.is_leader() || h.number != r.number || h.view != r.view || r.block.is_some() {
             return;
         }
+        let (number, view, in_view_change) = (r.number, r.view, r.in_view_change);
+        if let Some(groups) = self.round.new_view_groups.take() {
+            let nv = NewView { number, view, groups, block: block.clone() };
+            out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
+            self.round.in_view_change = false;
+        } else if in_view_change {
+            return;
+        } else {
+            out.push(Effect::Broadcast(Message::Announce(Box::new(Announce { block: block.clone() }))));
+        }
         let hash = block.hash();
-        self.round.block = Some(block.clone());
         // The leader built the block itself: it is validated by construction.
-        self.round.validated = true;
-        out.push(Effect::Broadcast(Message::Announce(Box::new(Announce {
-            block,
-        }))));
-        out.push(Effect::Sign(self.request(MsgKind::Prepare, hash)));
+        self.round.validated.insert(hash);
+        self.round.block = Some(block);
+        self.sign(MsgKind::Prepare, self.round.view, hash, out);
+    }
+
+    fn on_validated(&mut self, hash: B256, result: Result<(), String>, out: &mut Vec<Effect>) {
+        match result {
+            Ok(()) => {
+                self.round.validated.insert(hash);
+                self.maybe_lock();
+                self.maybe_commit(out);
+            }
+            Err(reason) => {
+                // Never commit it, never carry it into a view change.
+                tracing::warn!(target: "consensus", %hash, %reason, "block failed validation");
+                self.round.invalid.insert(hash);
+                if self.round.locked.as_ref().is_some_and(|l| l.block.hash() == hash) {
+                    self.round.locked = None;
+                }
+            }
+        }
+    }
+
+    fn message_position(msg: &Message) -> Option<(u64, Option<u64>)> {
+        Some(match msg {
+            Message::Announce(a) => (a.block.header.number, Some(a.block.header.view)),
+            Message::Prepare(v) | Message::Commit(v) => (v.number, None),
+            Message::Prepared(c) | Message::Committed(c) => (c.number, None),
+            Message::ViewChange(v) => (v.number, Some(v.view)),
+            Message::NewView(v) => (v.number, Some(v.view)),
+            _ => return None,
+        })
     }
 
     fn on_message(&mut self, now_ms: u64, from: usize, msg: Message, out: &mut Vec<Effect>) {
         if from >= self.committee.members.len() {
             return;
         }
-        let number = match &msg {
-            Message::Announce(a) => a.block.header.number,
-            Message::Prepare(v) | Message::Commit(v) => v.number,
-            Message::Prepared(c) | Message::Committed(c) => c.number,
-            // Status and sync are the caller's business.
-            _ => return,
-        };
+        // Status and sync are the caller's business.
+        let Some((number, view)) = Self::message_position(&msg) else { return };
         if number <= self.tip.number {
+            if let Message::Commit(v) = msg {
+                self.on_late_commit(from, v, out);
+            }
             return; // stale
         }
+        if view.is_some_and(|v| v > self.round.view + MAX_VIEW_AHEAD) {
+            return Self::fault(out, from, format!("view {view:?} is implausibly far ahead"));
+        }
         if number > self.round.number {
-            if matches!(msg, Message::Committed(_) | Message::Announce(_)) {
-                out.push(Effect::Behind {
-                    peer: from,
-                    number: number - 1,
-                });
+            if matches!(msg, Message::Committed(_) | Message::Announce(_) | Message::NewView(_) | Message::ViewChange(_)) {
+                out.push(Effect::Behind { peer: from, number: number - 1 });
             }
             if self.future.len() < FUTURE_BUFFER && number == self.round.number + 1 {
                 self.future.push((from, msg));
@@ -350,116 +552,95 @@ impl Fbft {
             Message::Commit(v) => self.on_vote(MsgKind::Commit, from, v, out),
             Message::Prepared(c) => self.on_certificate(MsgKind::Prepare, from, c, out),
             Message::Committed(c) => self.on_certificate(MsgKind::Commit, from, c, out),
+            Message::ViewChange(v) => self.on_view_change(from, *v, out),
+            Message::NewView(v) => self.on_new_view(now_ms, from, *v, out),
             _ => {}
         }
     }
 
     fn fault(out: &mut Vec<Effect>, peer: usize, reason: impl Into<String>) {
-        out.push(Effect::PeerFault {
-            peer,
-            reason: reason.into(),
-        });
+        out.push(Effect::PeerFault { peer, reason: reason.into() });
     }
 
     fn on_announce(&mut self, now_ms: u64, from: usize, block: Block, out: &mut Vec<Effect>) {
         let r = &self.round;
         let h = &block.header;
+        if h.view != r.view {
+            return; // another view; NewView is how views change
+        }
         if from != r.leader {
-            return Self::fault(
-                out,
-                from,
-                format!(
-                    "announce for view {} from a node that is not its leader",
-                    h.view
-                ),
-            );
+            return Self::fault(out, from, format!("announce for view {} from a node that is not its leader", h.view));
+        }
+        if r.in_view_change {
+            return; // this view starts with a NewView
         }
         if r.block.is_some() || r.announce_checking {
             if r.block.as_ref().map(Block::hash) != Some(block.hash()) {
-                Self::fault(
-                    out,
-                    from,
-                    "second, different announce in one round (equivocation)",
-                );
+                Self::fault(out, from, "second, different announce in one round (equivocation)");
             }
             return;
         }
-        if let Err(reason) = self.check_header(now_ms, &block) {
+        if let Err(reason) = self.check_header(now_ms, &block, r.view) {
             return Self::fault(out, from, format!("announce #{}: {reason}", h.number));
         }
+        self.check_parent_then(block, from, out);
+    }
+
+    /// Verifies the parent's commit certificate carried in the header, then accepts `block`.
+    fn check_parent_then(&mut self, block: Block, from: usize, out: &mut Vec<Effect>) {
         if self.tip.number == 0 {
-            return self.accept_announce(block, out);
+            return self.accept_proposal(block, out);
         }
-        // Verify the parent's commit certificate carried in the header.
         let cert = CommitCertificate {
             number: self.tip.number,
             view: self.tip.view,
             hash: self.tip.hash,
-            signature: h.last_commit_signature.clone(),
-            bitmap: h.last_commit_bitmap.clone(),
+            signature: block.header.last_commit_signature.clone(),
+            bitmap: block.header.last_commit_bitmap.clone(),
         };
         match self.certificate_vote(MsgKind::Commit, &cert) {
             Ok((payload, vote)) => {
                 self.round.announce_checking = true;
-                self.verify(
-                    payload,
-                    vec![vote],
-                    Check::AnnounceParent {
-                        block: Box::new(block),
-                    },
-                    out,
-                );
+                self.verify(vec![(payload, vec![vote])], Check::AnnounceParent { block: Box::new(block) }, out);
             }
-            Err(reason) => Self::fault(
-                out,
-                from,
-                format!("announce #{}: last commit {reason}", h.number),
-            ),
+            Err(reason) => Self::fault(out, from, format!("proposal #{}: last commit {reason}", block.header.number)),
         }
     }
 
-    /// Header and proposer checks that gate the prepare vote.
-    fn check_header(&self, now_ms: u64, block: &Block) -> Result<(), String> {
+    /// Header and proposer checks that gate the prepare vote of a fresh proposal in `view`.
+    fn check_header(&self, now_ms: u64, block: &Block, view: u64) -> Result<(), String> {
         let h = &block.header;
         let r = &self.round;
         if h.version != HEADER_VERSION {
             return Err(format!("header version {}", h.version));
         }
-        if h.number != r.number || h.view != r.view {
-            return Err(format!(
-                "expected number {} view {}, got {} {}",
-                r.number, r.view, h.number, h.view
-            ));
+        if h.number != r.number || h.view != view {
+            return Err(format!("expected number {} view {}, got {} {}", r.number, view, h.number, h.view));
         }
+        self.check_parent_fields(block)?;
+        if h.leader != self.committee.members[self.leader_of(view)].address {
+            return Err(format!("leader field {} is not the view's leader", h.leader));
+        }
+        if h.timestamp_ms > now_ms + self.cfg.max_future_ms {
+            return Err(format!("timestamp {} ms in the future", h.timestamp_ms - now_ms));
+        }
+        Ok(())
+    }
+
+    /// Checks that hold for any proposal at this height, fresh or re-proposed.
+    fn check_parent_fields(&self, block: &Block) -> Result<(), String> {
+        let h = &block.header;
         if h.parent_hash != self.tip.hash {
-            return Err(format!(
-                "parent {} is not our tip {}",
-                h.parent_hash, self.tip.hash
-            ));
+            return Err(format!("parent {} is not our tip {}", h.parent_hash, self.tip.hash));
         }
         if h.shard != self.cfg.shard {
-            return Err(format!(
-                "shard {} is not ours ({})",
-                h.shard, self.cfg.shard
-            ));
+            return Err(format!("shard {} is not ours ({})", h.shard, self.cfg.shard));
         }
         if h.epoch != h.number / self.cfg.epoch_blocks {
             return Err(format!("epoch {} is wrong for block {}", h.epoch, h.number));
         }
-        if h.leader != self.committee.members[r.leader].address {
-            return Err(format!(
-                "leader field {} is not the view's leader",
-                h.leader
-            ));
-        }
         if h.timestamp_ms <= self.tip.timestamp_ms {
             return Err("timestamp not after the parent's".into());
-        }
-        if h.timestamp_ms > now_ms + self.cfg.max_future_ms {
-            return Err(format!(
-                "timestamp {} ms in the future",
-                h.timestamp_ms - now_ms
-            ));
         }
         if h.gas_limit != GAS_LIMIT || h.gas_used > h.gas_limit {
             return Err(format!("gas limit {} / used {}", h.gas_limit, h.gas_used));
@@ -470,12 +651,18 @@ impl Fbft {
         Ok(())
     }
 
-    fn accept_announce(&mut self, block: Block, out: &mut Vec<Effect>) {
+    fn accept_proposal(&mut self, block: Block, out: &mut Vec<Effect>) {
         let hash = block.hash();
         self.round.announce_checking = false;
+        if self.round.invalid.contains(&hash) {
+            return;
+        }
+        let needs_validation = !self.round.validated.contains(&hash);
         self.round.block = Some(block.clone());
-        out.push(Effect::Sign(self.request(MsgKind::Prepare, hash)));
-        out.push(Effect::Validate(block));
+        if self.sign(MsgKind::Prepare, self.round.view, hash, out) && needs_validation {
+            out.push(Effect::Validate(block));
+        }
+        self.maybe_commit(out);
     }
 
     fn certificate_vote(
@@ -483,44 +670,28 @@ impl Fbft {
         kind: MsgKind,
         cert: &CommitCertificate,
     ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
-        crate::certificate::certificate_vote(
-            &self.committee,
-            self.cfg.chain_id,
-            self.cfg.shard,
-            kind,
-            cert,
-        )
+        crate::certificate::certificate_vote(&self.committee, self.cfg.chain_id, self.cfg.shard, kind, cert)
     }
 
-    fn verify(
-        &mut self,
-        payload: [u8; PAYLOAD_BYTES],
-        votes: Vec<accel::Vote>,
-        check: Check,
-        out: &mut Vec<Effect>,
-    ) {
-        let id = self.next_check;
-        self.next_check += 1;
-        self.checks.insert(id, check);
-        out.push(Effect::Verify(VerifyJob { id, payload, votes }));
+    /// Starts one check made of several verification jobs; it succeeds when all do.
+    fn verify(&mut self, jobs: Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>, check: Check, out: &mut Vec<Effect>) {
+        let cid = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(cid, Pending { check, parts: jobs.len(), ok: true, valid: Vec::new() });
+        for (payload, votes) in jobs {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.jobs.insert(id, cid);
+            out.push(Effect::Verify(VerifyJob { id, payload, votes }));
+        }
     }
 
-    fn on_certificate(
-        &mut self,
-        kind: MsgKind,
-        from: usize,
-        cert: CommitCertificate,
-        out: &mut Vec<Effect>,
-    ) {
+    fn on_certificate(&mut self, kind: MsgKind, from: usize, cert: CommitCertificate, out: &mut Vec<Effect>) {
         let r = &self.round;
         let our_hash = r.block.as_ref().map(Block::hash);
         match kind {
             MsgKind::Prepare => {
-                if from != r.leader
-                    || r.prepared.is_some()
-                    || our_hash != Some(cert.hash)
-                    || cert.view != r.view
-                {
+                if from != r.leader || r.prepared.is_some() || our_hash != Some(cert.hash) || cert.view != r.view {
                     return;
                 }
             }
@@ -532,29 +703,26 @@ impl Fbft {
         }
         match self.certificate_vote(kind, &cert) {
             Ok((payload, vote)) => {
-                let check = if kind == MsgKind::Prepare {
-                    Check::Prepared(cert)
-                } else {
-                    Check::Committed { cert, from }
-                };
-                self.verify(payload, vec![vote], check, out)
+                let check = if kind == MsgKind::Prepare { Check::Prepared(cert) } else { Check::Committed { cert, from } };
+                self.verify(vec![(payload, vec![vote])], check, out)
             }
-            Err(reason) => Self::fault(
-                out,
-                from,
-                format!("{kind:?} certificate #{}: {reason}", cert.number),
-            ),
+            Err(reason) => Self::fault(out, from, format!("{kind:?} certificate #{}: {reason}", cert.number)),
         }
+    }
+
+    /// The view a vote of `kind` on the current proposal signs: prepare the round's view,
+    /// commit the view recorded in the header.
+    fn vote_view(&self, kind: MsgKind) -> Option<u64> {
+        let block = self.round.block.as_ref()?;
+        Some(if kind == MsgKind::Commit { block.header.view } else { self.round.view })
     }
 
     fn on_vote(&mut self, kind: MsgKind, from: usize, vote: Vote, out: &mut Vec<Effect>) {
         if !self.is_leader() {
             return;
         }
-        let Some(hash) = self.round.block.as_ref().map(Block::hash) else {
-            return;
-        };
-        if vote.view != self.round.view || vote.hash != hash {
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else { return };
+        if Some(vote.view) != self.vote_view(kind) || vote.hash != hash {
             return;
         }
         let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else {
@@ -583,25 +751,29 @@ impl Fbft {
         }
     }
 
+    fn vote_payload(&self, kind: MsgKind, hash: B256) -> Option<[u8; PAYLOAD_BYTES]> {
+        let view = self.vote_view(kind)?;
+        Some(payload(&SignRequest {
+            kind,
+            chain_id: self.cfg.chain_id,
+            shard: self.cfg.shard,
+            number: self.round.number,
+            view,
+            hash: hash.0,
+        }))
+    }
+
     /// Sends pending votes for verification once, together with the verified ones, they could
     /// make a quorum: one pairing for the whole batch in the common case.
     fn maybe_verify_votes(&mut self, kind: MsgKind, hash: B256, out: &mut Vec<Effect>) {
-        let req = self.request(kind, hash);
+        let Some(payload) = self.vote_payload(kind, hash) else { return };
         let committee = self.committee.clone();
         let set = self.votes(kind);
         if set.in_flight || set.pending.is_empty() || set.certified {
             return;
         }
-        let power: u64 = set
-            .verified
-            .iter()
-            .map(|(b, _)| committee.power_of(b))
-            .sum::<u64>()
-            + set
-                .pending
-                .iter()
-                .map(|(_, b, _)| committee.power_of(b))
-                .sum::<u64>();
+        let power: u64 = set.verified.iter().map(|(b, _)| committee.power_of(b)).sum::<u64>()
+            + set.pending.iter().map(|(_, b, _)| committee.power_of(b)).sum::<u64>();
         if !committee.is_quorum(power) {
             return;
         }
@@ -610,37 +782,36 @@ impl Fbft {
         let votes = voters
             .iter()
             .map(|(_, b, s)| accel::Vote {
-                public_key: committee
-                    .aggregate_key(b)
-                    .expect("non-empty checked bitmap"),
+                public_key: committee.aggregate_key(b).expect("non-empty checked bitmap"),
                 signature: *s,
             })
             .collect();
-        self.verify(payload(&req), votes, Check::Votes { kind, voters }, out);
+        self.verify(vec![(payload, votes)], Check::Votes { kind, voters }, out);
     }
 
-    fn on_verified(&mut self, id: u64, valid: Vec<bool>, out: &mut Vec<Effect>) {
-        let Some(check) = self.checks.remove(&id) else {
+    fn on_verified(&mut self, now_ms: u64, id: u64, valid: Vec<bool>, out: &mut Vec<Effect>) {
+        let Some(cid) = self.jobs.remove(&id) else { return };
+        let Some(p) = self.pending.get_mut(&cid) else { return };
+        p.parts -= 1;
+        p.ok &= !valid.is_empty() && valid.iter().all(|v| *v);
+        p.valid = valid;
+        if p.parts > 0 {
             return;
-        };
-        let all_ok = !valid.is_empty() && valid.iter().all(|v| *v);
+        }
+        let Pending { check, ok: all_ok, valid, .. } = self.pending.remove(&cid).expect("present");
         match check {
             Check::AnnounceParent { block } => {
                 self.round.announce_checking = false;
-                if all_ok && block.header.number == self.round.number && self.round.block.is_none()
-                {
-                    self.accept_announce(*block, out);
+                if all_ok && block.header.number == self.round.number && self.round.block.is_none() {
+                    self.accept_proposal(*block, out);
                 } else if !all_ok {
-                    Self::fault(
-                        out,
-                        self.round.leader,
-                        "announce carries an invalid parent commit signature",
-                    );
+                    Self::fault(out, self.round.leader, "proposal carries an invalid parent commit signature");
                 }
             }
             Check::Prepared(cert) => {
-                if all_ok && self.round.prepared.is_none() {
+                if all_ok && self.round.prepared.is_none() && cert.view == self.round.view {
                     self.round.prepared = Some(cert);
+                    self.maybe_lock();
                     self.maybe_commit(out);
                 } else if !all_ok {
                     Self::fault(out, self.round.leader, "invalid prepared certificate");
@@ -653,19 +824,14 @@ impl Fbft {
                 if self.round.committed || cert.number != self.round.number {
                     return;
                 }
-                match &self.round.block {
-                    Some(b) if b.hash() == cert.hash => {
+                let held = [self.round.block.as_ref(), self.round.locked.as_ref().map(|l| &l.block)];
+                match held.into_iter().flatten().find(|b| b.hash() == cert.hash && b.header.view == cert.view) {
+                    Some(b) => {
                         self.round.committed = true;
-                        out.push(Effect::Finalize {
-                            block: b.clone(),
-                            cert,
-                        });
+                        out.push(Effect::Finalize { block: b.clone(), cert });
                     }
                     // Finalized by a quorum, but we lack the block: fetch it with its certificate.
-                    _ => out.push(Effect::Behind {
-                        peer: from,
-                        number: cert.number,
-                    }),
+                    None => out.push(Effect::Behind { peer: from, number: cert.number }),
                 }
             }
             Check::Votes { kind, voters } => {
@@ -688,6 +854,53 @@ impl Fbft {
                     self.maybe_verify_votes(kind, hash, out);
                 }
             }
+            Check::ViewChange { from, vc, bitmap, signature } => {
+                let set = self.round.view_changes.entry(vc.view).or_default();
+                set.checking.remove(&from);
+                if !all_ok {
+                    return Self::fault(out, from, "invalid view-change signature or prepared certificate");
+                }
+                let prepared = vc.prepared.into_iter().next();
+                set.verified.insert(from, VcEntry { bitmap, signature, hash: vc.prepared_hash, prepared });
+                self.after_view_change_vote(vc.view, out);
+            }
+            Check::LateCommit { from, bitmap, signature } => {
+                let Some(late) = self.late.as_mut() else { return };
+                if !all_ok {
+                    return Self::fault(out, from, "invalid Commit signature");
+                }
+                if !late.bitmap.is_disjoint(&bitmap) {
+                    return;
+                }
+                late.bitmap.union_with(&bitmap);
+                late.signature = AggregateSignature::aggregate([&late.signature, &signature])
+                    .expect("two signatures")
+                    .to_signature();
+                if self.tip.number == late.number && self.tip.hash == late.hash {
+                    self.tip.cert = Some(CommitCertificate {
+                        number: late.number,
+                        view: late.view,
+                        hash: late.hash,
+                        signature: Bytes::copy_from_slice(&late.signature.to_bytes()),
+                        bitmap: Bytes::copy_from_slice(late.bitmap.as_bytes()),
+                    });
+                }
+            }
+            Check::NewView { from, nv } => {
+                if !all_ok {
+                    return Self::fault(out, from, "NewView proof does not verify");
+                }
+                self.adopt_new_view(now_ms, from, *nv, out);
+            }
+        }
+    }
+
+    /// A lock is the highest prepared block this node both holds a certificate for and validated.
+    fn maybe_lock(&mut self) {
+        let r = &mut self.round;
+        let (Some(block), Some(cert)) = (&r.block, &r.prepared) else { return };
+        if r.validated.contains(&cert.hash) && block.hash() == cert.hash && r.locked.as_ref().is_none_or(|l| l.cert.view < cert.view) {
+            r.locked = Some(PreparedProof { block: block.clone(), cert: cert.clone() });
         }
     }
 
@@ -705,16 +918,13 @@ impl Fbft {
 
     fn try_certify(&mut self, kind: MsgKind, hash: B256, out: &mut Vec<Effect>) {
         let committee = self.committee.clone();
-        let (number, view) = (self.round.number, self.round.view);
+        let number = self.round.number;
+        let Some(view) = self.vote_view(kind) else { return };
         let set = self.votes(kind);
         if set.certified {
             return;
         }
-        let power: u64 = set
-            .verified
-            .iter()
-            .map(|(b, _)| committee.power_of(b))
-            .sum();
+        let power: u64 = set.verified.iter().map(|(b, _)| committee.power_of(b)).sum();
         if !committee.is_quorum(power) {
             return;
         }
@@ -737,11 +947,20 @@ impl Fbft {
             MsgKind::Prepare => {
                 out.push(Effect::Broadcast(Message::Prepared(cert.clone())));
                 self.round.prepared = Some(cert);
+                self.maybe_lock();
                 self.maybe_commit(out);
             }
             _ => {
                 out.push(Effect::Broadcast(Message::Committed(cert.clone())));
                 self.round.committed = true;
+                self.late = Some(LateCommits {
+                    number,
+                    view,
+                    hash,
+                    bitmap: bitmap.clone(),
+                    signature: agg,
+                    voted: self.round.commits.voted.clone(),
+                });
                 let block = self.round.block.clone().expect("certified a block we hold");
                 out.push(Effect::Finalize { block, cert });
             }
@@ -750,26 +969,29 @@ impl Fbft {
 
     fn maybe_commit(&mut self, out: &mut Vec<Effect>) {
         let r = &self.round;
-        if r.validated && r.prepared.is_some() && !r.commit_requested {
-            if let Some(hash) = r.block.as_ref().map(Block::hash) {
-                self.round.commit_requested = true;
-                out.push(Effect::Sign(self.request(MsgKind::Commit, hash)));
-            }
+        let Some(block) = &r.block else { return };
+        let hash = block.hash();
+        let view = block.header.view;
+        if r.validated.contains(&hash) && r.prepared.as_ref().is_some_and(|p| p.hash == hash) && !r.commit_requested {
+            self.round.commit_requested = true;
+            self.sign(MsgKind::Commit, view, hash, out);
         }
     }
 
     fn on_signed(&mut self, req: SignRequest, signatures: Vec<Signature>, out: &mut Vec<Effect>) {
-        let r = &self.round;
-        let Some(hash) = r.block.as_ref().map(Block::hash) else {
-            return;
-        };
-        if req.number != r.number || req.view != r.view || req.hash != hash.0 {
+        if req.number != self.round.number {
             return;
         }
-        let Ok(agg) = AggregateSignature::aggregate(&signatures) else {
-            return;
-        };
+        let Ok(agg) = AggregateSignature::aggregate(&signatures) else { return };
         let sig = agg.to_signature();
+        let bitmap = self.committee.member_bitmap(self.cfg.me);
+        if req.kind == MsgKind::ViewChange {
+            return self.send_view_change(req, sig, bitmap, out);
+        }
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else { return };
+        if req.hash != hash.0 || Some(req.view) != self.vote_view(req.kind) {
+            return;
+        }
         if self.is_leader() {
             return self.add_own_vote(req.kind, sig, hash, out);
         }
@@ -777,7 +999,7 @@ impl Fbft {
             number: req.number,
             view: req.view,
             hash,
-            bitmap: Bytes::copy_from_slice(self.committee.member_bitmap(self.cfg.me).as_bytes()),
+            bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
             signature: Bytes::copy_from_slice(&sig.to_bytes()),
         };
         let msg = match req.kind {
@@ -785,15 +1007,363 @@ impl Fbft {
             MsgKind::Commit => Message::Commit(vote),
             _ => return,
         };
-        out.push(Effect::Send(r.leader, msg));
+        out.push(Effect::Send(self.round.leader, msg));
+    }
+
+    /// A commit vote for the tip this node certified as leader: verify and fold it in.
+    fn on_late_commit(&mut self, from: usize, vote: Vote, out: &mut Vec<Effect>) {
+        let Some(late) = self.late.as_mut() else { return };
+        if vote.number != late.number || vote.view != late.view || vote.hash != late.hash || late.voted.contains(&from) {
+            return;
+        }
+        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else { return };
+        if !self.committee.bitmap_owned_by(&bitmap, from) {
+            return Self::fault(out, from, "vote bitmap names keys the sender does not own");
+        }
+        let Ok(signature) = Signature::from_bytes(&vote.signature) else {
+            return Self::fault(out, from, "undecodable commit signature");
+        };
+        late.voted.insert(from);
+        let req = SignRequest {
+            kind: MsgKind::Commit,
+            chain_id: self.cfg.chain_id,
+            shard: self.cfg.shard,
+            number: late.number,
+            view: late.view,
+            hash: late.hash.0,
+        };
+        let public_key = self.committee.aggregate_key(&bitmap).expect("non-empty checked bitmap");
+        self.verify(
+            vec![(payload(&req), vec![accel::Vote { public_key, signature }])],
+            Check::LateCommit { from, bitmap, signature },
+            out,
+        );
+    }
+
+    // ---- view change -------------------------------------------------------------------
+
+    /// The view's time is up. In a normal view: move to the next. While waiting for a NewView:
+    /// move on only once a quorum is known to have left this view too (its leader failed);
+    /// otherwise repeat our view change and wait again. A node cut off from the others thus
+    /// stays at most one view ahead of a quorum, so views converge once the network heals.
+    fn on_view_timeout(&mut self, view: u64, out: &mut Vec<Effect>) {
+        if !self.round.in_view_change {
+            return self.start_view_change(view + 1, out);
+        }
+        let committee = self.committee.clone();
+        let power: u64 = self
+            .round
+            .view_changes
+            .get(&view)
+            .map(|s| s.verified.values().map(|e| committee.power_of(&e.bitmap)).sum())
+            .unwrap_or(0);
+        if committee.is_quorum(power) {
+            return self.start_view_change(view + 1, out);
+        }
+        match self.round.own_view_changes.get(&view).cloned() {
+            Some(vc) => out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc)))),
+            // Restarted while waiting: sign the same view change again (same payload).
+            None => {
+                let hash = self.round.locked.as_ref().map(|l| l.block.hash()).unwrap_or_default();
+                self.sign(MsgKind::ViewChange, view, hash, out);
+            }
+        }
+        let number = self.round.number;
+        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, self.view_timeout(view)));
+    }
+
+    /// Leaves the current view for `view`: sign a view change carrying the lock.
+    fn start_view_change(&mut self, view: u64, out: &mut Vec<Effect>) {
+        let r = &mut self.round;
+        r.view = view;
+        r.in_view_change = true;
+        r.block = None;
+        r.prepared = None;
+        r.commit_requested = false;
+        r.announce_checking = false;
+        r.prepares = VoteSet::default();
+        r.commits = VoteSet::default();
+        r.new_view_groups = None;
+        self.round.leader = self.leader_of(view);
+        let number = self.round.number;
+        out.push(Effect::ViewChanged { number, view });
+        let hash = self.round.locked.as_ref().map(|l| l.block.hash()).unwrap_or_default();
+        self.sign(MsgKind::ViewChange, view, hash, out);
+        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, self.view_timeout(view)));
+    }
+
+    fn send_view_change(&mut self, req: SignRequest, sig: Signature, bitmap: Bitmap, out: &mut Vec<Effect>) {
+        if req.view != self.round.view {
+            return;
+        }
+        let locked = self.round.locked.clone().filter(|l| l.block.hash().0 == req.hash);
+        let vc = ViewChange {
+            number: req.number,
+            view: req.view,
+            prepared_hash: B256::from(req.hash),
+            bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
+            signature: Bytes::copy_from_slice(&sig.to_bytes()),
+            prepared: locked.clone().into_iter().collect(),
+        };
+        // Everyone hears view changes (so a lagging node can join); the new leader uses them.
+        out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc.clone()))));
+        self.round.own_view_changes.insert(vc.view, vc.clone());
+        let me = self.cfg.me;
+        let set = self.round.view_changes.entry(req.view).or_default();
+        set.verified.insert(me, VcEntry { bitmap, signature: sig, hash: B256::from(req.hash), prepared: locked });
+        self.after_view_change_vote(req.view, out);
+    }
+
+    fn on_view_change(&mut self, from: usize, vc: ViewChange, out: &mut Vec<Effect>) {
+        if vc.view < self.round.view {
+            // The peer lags; if it lacks our vote for its view, that quorum may hinge on it.
+            if let Some(mine) = self.round.own_view_changes.get(&vc.view) {
+                if self.round.handed.insert((from, vc.view)) {
+                    out.push(Effect::Send(from, Message::ViewChange(Box::new(mine.clone()))));
+                }
+            }
+            return;
+        }
+        let set = self.round.view_changes.entry(vc.view).or_default();
+        if set.done || set.verified.contains_key(&from) || !set.checking.insert(from) {
+            return;
+        }
+        let checked = self.check_view_change(from, &vc);
+        let (bitmap, signature, mut jobs) = match checked {
+            Ok(x) => x,
+            Err(reason) => {
+                self.round.view_changes.entry(vc.view).or_default().checking.remove(&from);
+                return Self::fault(out, from, format!("view change: {reason}"));
+            }
+        };
+        if let Some(proof) = vc.prepared.first() {
+            match self.certificate_vote(MsgKind::Prepare, &proof.cert) {
+                Ok((p, v)) => jobs.push((p, vec![v])),
+                Err(reason) => {
+                    self.round.view_changes.entry(vc.view).or_default().checking.remove(&from);
+                    return Self::fault(out, from, format!("view change prepared certificate: {reason}"));
+                }
+            }
+            // A lock is only worth carrying if it is a valid block.
+            let hash = proof.block.hash();
+            if !self.round.validated.contains(&hash) && !self.round.invalid.contains(&hash) {
+                out.push(Effect::Validate(proof.block.clone()));
+            }
+        }
+        self.verify(jobs, Check::ViewChange { from, vc: Box::new(vc), bitmap, signature }, out);
+    }
+
+    /// Cheap checks of a view change; returns its bitmap, signature and the signature job.
+    #[allow(clippy::type_complexity)]
+    fn check_view_change(
+        &self,
+        from: usize,
+        vc: &ViewChange,
+    ) -> Result<(Bitmap, Signature, Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>), String> {
+        let bitmap = Bitmap::from_bytes(&vc.bitmap, self.committee.key_count()).ok_or("bitmap has the wrong length")?;
+        if !self.committee.bitmap_owned_by(&bitmap, from) {
+            return Err("bitmap names keys the sender does not own".into());
+        }
+        let signature = Signature::from_bytes(&vc.signature).map_err(|e| format!("signature: {e}"))?;
+        match vc.prepared.as_slice() {
+            [] if vc.prepared_hash.is_zero() => {}
+            [p] if p.block.hash() == vc.prepared_hash
+                && p.cert.hash == vc.prepared_hash
+                && p.cert.number == vc.number
+                && p.cert.view < vc.view =>
+            {
+                self.check_parent_fields(&p.block)?;
+            }
+            _ => return Err("prepared proof does not match the named hash".into()),
+        }
+        let req = SignRequest {
+            kind: MsgKind::ViewChange,
+            chain_id: self.cfg.chain_id,
+            shard: self.cfg.shard,
+            number: vc.number,
+            view: vc.view,
+            hash: vc.prepared_hash.0,
+        };
+        let public_key = self.committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
+        Ok((bitmap, signature, vec![(payload(&req), vec![accel::Vote { public_key, signature }])]))
+    }
+
+    /// After a verified view-change vote: join a view change that more than 1/3 already
+    /// started, and as the new leader, propose once more than 2/3 did.
+    fn after_view_change_vote(&mut self, view: u64, out: &mut Vec<Effect>) {
+        let committee = self.committee.clone();
+        let Some(set) = self.round.view_changes.get(&view) else { return };
+        let power: u64 = set.verified.values().map(|e| committee.power_of(&e.bitmap)).sum();
+        if view > self.round.view && (power as u128) * 3 > committee.total_power as u128 {
+            self.start_view_change(view, out);
+            return;
+        }
+        if view != self.round.view || self.leader_of(view) != self.cfg.me || !committee.is_quorum(power) {
+            return;
+        }
+        let set = self.round.view_changes.get_mut(&view).expect("present");
+        if set.done {
+            return;
+        }
+        set.done = true;
+        // Group by named hash; drop locks on blocks this node found invalid (an honest quorum
+        // remains: a block that failed validation can never have been committed).
+        let mut groups: Vec<(B256, Bitmap, Vec<Signature>, Option<PreparedProof>)> = Vec::new();
+        for e in set.verified.values() {
+            let hash = if self.round.invalid.contains(&e.hash) { continue } else { e.hash };
+            match groups.iter_mut().find(|g| g.0 == hash) {
+                Some(g) => {
+                    g.1.union_with(&e.bitmap);
+                    g.2.push(e.signature);
+                    if let (Some(p), Some(q)) = (&e.prepared, &g.3) {
+                        if p.cert.view > q.cert.view {
+                            g.3 = Some(p.clone());
+                        }
+                    }
+                }
+                None => groups.push((hash, e.bitmap.clone(), vec![e.signature], e.prepared.clone())),
+            }
+        }
+        let power: u64 = groups.iter().map(|g| committee.power_of(&g.1)).sum();
+        if !committee.is_quorum(power) {
+            self.round.view_changes.get_mut(&view).expect("present").done = false;
+            return;
+        }
+        let chosen = groups.iter().filter_map(|g| g.3.clone()).max_by_key(|p| p.cert.view);
+        let wire: Vec<ViewChangeGroup> = groups
+            .iter()
+            .map(|(hash, bitmap, sigs, prepared)| ViewChangeGroup {
+                hash: *hash,
+                signature: Bytes::copy_from_slice(
+                    &AggregateSignature::aggregate(sigs).expect("non-empty").to_signature().to_bytes(),
+                ),
+                bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
+                prepared: prepared.iter().map(|p| p.cert.clone()).collect(),
+            })
+            .collect();
+        self.round.new_view_groups = Some(wire);
+        match chosen {
+            Some(proof) => {
+                // Re-propose the locked block of the highest view.
+                let block = proof.block;
+                let hash = block.hash();
+                let groups = self.round.new_view_groups.take().expect("just set");
+                let nv = NewView { number: self.round.number, view, groups, block: block.clone() };
+                out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
+                self.round.in_view_change = false;
+                self.round.block = Some(block.clone());
+                if !self.round.validated.contains(&hash) {
+                    out.push(Effect::Validate(block));
+                }
+                self.sign(MsgKind::Prepare, view, hash, out);
+            }
+            None => out.push(self.build_request()),
+        }
+    }
+
+    fn on_new_view(&mut self, now_ms: u64, from: usize, nv: NewView, out: &mut Vec<Effect>) {
+        if nv.view < self.round.view || (nv.view == self.round.view && !self.round.in_view_change) {
+            return;
+        }
+        if from != self.leader_of(nv.view) {
+            return Self::fault(out, from, format!("NewView for view {} from a node that is not its leader", nv.view));
+        }
+        match self.check_new_view(now_ms, &nv) {
+            Ok(jobs) => self.verify(jobs, Check::NewView { from, nv: Box::new(nv) }, out),
+            Err(reason) => Self::fault(out, from, format!("NewView for view {}: {reason}", nv.view)),
+        }
+    }
+
+    /// Checks a NewView's shape and returns the verification jobs of its proof: every group's
+    /// aggregate view-change signature and every group's prepare certificate.
+    #[allow(clippy::type_complexity)]
+    fn check_new_view(&self, now_ms: u64, nv: &NewView) -> Result<Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>, String> {
+        let n = self.committee.key_count();
+        let mut union = Bitmap::with_len(n);
+        let mut jobs = Vec::new();
+        let mut best: Option<(u64, B256)> = None;
+        let mut hashes = HashSet::new();
+        for g in &nv.groups {
+            if !hashes.insert(g.hash) {
+                return Err("two groups name the same hash".into());
+            }
+            let bitmap = Bitmap::from_bytes(&g.bitmap, n).ok_or("group bitmap has the wrong length")?;
+            if bitmap.count() == 0 || !bitmap.is_disjoint(&union) {
+                return Err("group bitmaps are empty or overlap".into());
+            }
+            union.union_with(&bitmap);
+            let signature = Signature::from_bytes(&g.signature).map_err(|e| format!("group signature: {e}"))?;
+            let public_key = self.committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
+            let req = SignRequest {
+                kind: MsgKind::ViewChange,
+                chain_id: self.cfg.chain_id,
+                shard: self.cfg.shard,
+                number: nv.number,
+                view: nv.view,
+                hash: g.hash.0,
+            };
+            jobs.push((payload(&req), vec![accel::Vote { public_key, signature }]));
+            match (g.hash.is_zero(), g.prepared.as_slice()) {
+                (true, []) => {}
+                (false, [cert]) if cert.hash == g.hash && cert.number == nv.number && cert.view < nv.view => {
+                    let (p, v) = self.certificate_vote(MsgKind::Prepare, cert)?;
+                    jobs.push((p, vec![v]));
+                    if best.is_none_or(|(v, _)| cert.view > v) {
+                        best = Some((cert.view, g.hash));
+                    }
+                }
+                _ => return Err("group prepared certificate missing or for another block".into()),
+            }
+        }
+        if !self.committee.is_quorum(self.committee.power_of(&union)) {
+            return Err("view-change signers hold no quorum".into());
+        }
+        let block = &nv.block;
+        match best {
+            Some((_, hash)) => {
+                if block.hash() != hash {
+                    return Err("does not re-propose the prepared block of the highest view".into());
+                }
+                if block.header.number != nv.number {
+                    return Err("re-proposed block is for another height".into());
+                }
+                self.check_parent_fields(block)?;
+            }
+            None => self.check_header(now_ms, block, nv.view)?,
+        }
+        Ok(jobs)
+    }
+
+    /// Jumps to the NewView's view and treats its block as that view's proposal.
+    fn adopt_new_view(&mut self, _now_ms: u64, from: usize, nv: NewView, out: &mut Vec<Effect>) {
+        if nv.view < self.round.view || (nv.view == self.round.view && !self.round.in_view_change) {
+            return;
+        }
+        if nv.view > self.round.view {
+            self.round.view = nv.view;
+            self.round.leader = self.leader_of(nv.view);
+            out.push(Effect::ViewChanged { number: nv.number, view: nv.view });
+            let timeout = self.view_timeout(nv.view);
+            out.push(Effect::Schedule(Timer::ViewTimeout { number: nv.number, view: nv.view }, timeout));
+        }
+        let r = &mut self.round;
+        r.in_view_change = false;
+        r.block = None;
+        r.prepared = None;
+        r.commit_requested = false;
+        r.prepares = VoteSet::default();
+        r.commits = VoteSet::default();
+        let block = nv.block;
+        if block.header.view == nv.view {
+            // A fresh block: its parent certificate must check out like an announce's.
+            self.check_parent_then(block, from, out);
+        } else {
+            self.accept_proposal(block, out);
+        }
     }
 }
 
 /// Public keys of a member, for checking a signer against the committee at start.
 pub fn member_keys(committee: &Committee, member: usize) -> Vec<PublicKey> {
-    committee.members[member]
-        .keys
-        .clone()
-        .map(|i| committee.keys[i].public_key)
-        .collect()
+    committee.members[member].keys.clone().map(|i| committee.keys[i].public_key).collect()
 }

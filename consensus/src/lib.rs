@@ -9,8 +9,13 @@ pub mod certificate;
 pub mod committee;
 pub mod fbft;
 pub mod message;
+pub mod safety;
 
 pub use certificate::{certificate_vote, verify_commit_certificate};
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fbft::{Config, Effect, Fbft, Input, Timer, Tip, VerifyJob};
-pub use message::{Announce, Message, MessageError, Status, SyncRequest, SyncResponse, Vote};
+pub use message::{
+    Announce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest, SyncResponse,
+    ViewChange, ViewChangeGroup, Vote,
+};
+pub use safety::{SafetyRecord, SignedVote};

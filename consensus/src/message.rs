@@ -45,6 +45,47 @@ pub struct SyncResponse {
     pub certificates: Vec<CommitCertificate>,
 }
 
+/// A block with the prepare certificate that locked it.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct PreparedProof {
+    pub block: Block,
+    pub cert: CommitCertificate,
+}
+
+/// A validator's vote to leave the current view of height `number` for `view`. It signs the
+/// view-change payload over (number, view, `prepared_hash`), zero when it holds no lock, and
+/// carries its highest prepared block with the certificate (M1 in Harmony's terms).
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct ViewChange {
+    pub number: u64,
+    pub view: u64,
+    pub prepared_hash: B256,
+    pub bitmap: Bytes,
+    pub signature: Bytes,
+    /// Zero or one proof; present exactly when `prepared_hash` is not zero.
+    pub prepared: Vec<PreparedProof>,
+}
+
+/// View-change votes of validators that named the same prepared hash, aggregated.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct ViewChangeGroup {
+    pub hash: B256,
+    pub signature: Bytes,
+    pub bitmap: Bytes,
+    /// The highest prepare certificate for `hash` among the group (empty for the zero hash).
+    pub prepared: Vec<CommitCertificate>,
+}
+
+/// The new leader's proof that more than 2/3 left the old view, with its proposal: the
+/// prepared block of the highest view among the groups, or a fresh block if none.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct NewView {
+    pub number: u64,
+    pub view: u64,
+    pub groups: Vec<ViewChangeGroup>,
+    pub block: Block,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Announce(Box<Announce>),
@@ -53,6 +94,8 @@ pub enum Message {
     Prepared(CommitCertificate),
     Commit(Vote),
     Committed(CommitCertificate),
+    ViewChange(Box<ViewChange>),
+    NewView(Box<NewView>),
     Status(Status),
     SyncRequest(SyncRequest),
     SyncResponse(SyncResponse),
@@ -76,6 +119,8 @@ impl Message {
             Message::Prepared(_) => 3,
             Message::Commit(_) => 4,
             Message::Committed(_) => 5,
+            Message::ViewChange(_) => 6,
+            Message::NewView(_) => 7,
             Message::Status(_) => 16,
             Message::SyncRequest(_) => 17,
             Message::SyncResponse(_) => 18,
@@ -94,6 +139,8 @@ impl Message {
             Message::Prepared(c) | Message::Committed(c) => {
                 alloy_rlp::Encodable::encode(c, &mut out)
             }
+            Message::ViewChange(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
+            Message::NewView(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
             Message::Status(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::SyncRequest(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::SyncResponse(m) => alloy_rlp::Encodable::encode(m, &mut out),
@@ -114,6 +161,8 @@ impl Message {
             3 => Message::Prepared(decode_exact(body).map_err(bad)?),
             4 => Message::Commit(decode_exact(body).map_err(bad)?),
             5 => Message::Committed(decode_exact(body).map_err(bad)?),
+            6 => Message::ViewChange(Box::new(decode_exact(body).map_err(bad)?)),
+            7 => Message::NewView(Box::new(decode_exact(body).map_err(bad)?)),
             16 => Message::Status(decode_exact(body).map_err(bad)?),
             17 => Message::SyncRequest(decode_exact(body).map_err(bad)?),
             18 => Message::SyncResponse(decode_exact(body).map_err(bad)?),
@@ -129,6 +178,8 @@ fn kind_name(kind: u8) -> &'static str {
         3 => "prepared",
         4 => "commit",
         5 => "committed",
+        6 => "view-change",
+        7 => "new-view",
         16 => "status",
         17 => "sync-request",
         18 => "sync-response",

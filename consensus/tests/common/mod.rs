@@ -65,14 +65,12 @@ pub fn signer(spec: &ChainSpec, member: usize) -> LocalSigner {
 }
 
 pub fn genesis_tip(spec: &ChainSpec) -> Tip {
-    let g = spec.genesis();
-    Tip {
-        number: 0,
-        hash: g.hash(),
-        view: 0,
-        timestamp_ms: g.header.timestamp_ms,
-        cert: None,
-    }
+    Tip::of(&spec.genesis(), None)
+}
+
+/// A machine at genesis.
+pub fn fresh(spec: &ChainSpec, committee: &Arc<Committee>, me: usize) -> Fbft {
+    Fbft::new(config(spec, me), committee.clone(), genesis_tip(spec), vec![], None)
 }
 
 pub fn config(spec: &ChainSpec, me: usize) -> Config {
@@ -82,12 +80,18 @@ pub fn config(spec: &ChainSpec, me: usize) -> Config {
         epoch_blocks: spec.epoch_blocks,
         block_time_ms: spec.block_time_ms,
         max_future_ms: 1000,
+        view_timeout_ms: Config::default_view_timeout_ms(spec.block_time_ms),
         me,
     }
 }
 
 /// Builds what `Effect::BuildBlock` asks for (the appliance does the same with its mempool).
 pub fn build(committee: &Committee, e: &Effect, now_ms: u64) -> Block {
+    build_by(committee, e, now_ms, None)
+}
+
+/// As [`build`], with the leader given (after view changes it is not the rotation's).
+pub fn build_by(committee: &Committee, e: &Effect, now_ms: u64, leader: Option<usize>) -> Block {
     let Effect::BuildBlock {
         number,
         view,
@@ -106,7 +110,7 @@ pub fn build(committee: &Committee, e: &Effect, now_ms: u64) -> Block {
         shard: 0,
         parent_hash: *parent,
         timestamp_ms: now_ms.max(*min_timestamp_ms),
-        leader: committee.members[committee.leader_of(*view)].address,
+        leader: committee.members[leader.unwrap_or_else(|| committee.leader(*number, *view, *view, &[]))].address,
         last_commit: last_commit.clone(),
         transactions: vec![],
     }
@@ -118,6 +122,7 @@ pub struct Node {
     pub signer: LocalSigner,
     pub chain: Vec<(Block, CommitCertificate)>,
     pub faults: Vec<String>,
+    pub safety: Option<consensus::SafetyRecord>,
     pub up: bool,
     /// Blocks whose full validation this node reports as failed.
     pub reject: Option<B256>,
@@ -140,10 +145,11 @@ impl Cluster {
         let committee = Arc::new(Committee::from_spec(&spec).unwrap());
         let nodes = (0..keys_per_member.len())
             .map(|i| Node {
-                fbft: Fbft::new(config(&spec, i), committee.clone(), genesis_tip(&spec)),
+                fbft: fresh(&spec, &committee, i),
                 signer: signer(&spec, i),
                 chain: vec![],
                 faults: vec![],
+                safety: None,
                 up: true,
                 reject: None,
             })
@@ -214,21 +220,17 @@ impl Cluster {
                 queue.push_back(Input::Validated { hash, result });
             }
             e @ Effect::BuildBlock { .. } => {
-                let block = build(&self.committee, &e, self.now_ms);
+                let block = build_by(&self.committee, &e, self.now_ms, Some(i));
                 queue.push_back(Input::Proposal(block));
             }
             Effect::Schedule(timer, delay) => {
                 self.timers
                     .push((self.now_ms + delay.as_millis() as u64, i, timer));
             }
+            Effect::PersistSafety(r) => self.nodes[i].safety = Some(r),
+            Effect::ViewChanged { .. } => {}
             Effect::Finalize { block, cert } => {
-                let tip = Tip {
-                    number: block.number(),
-                    hash: block.hash(),
-                    view: block.header.view,
-                    timestamp_ms: block.header.timestamp_ms,
-                    cert: Some(cert.clone()),
-                };
+                let tip = Tip::of(&block, Some(cert.clone()));
                 self.nodes[i].chain.push((block, cert));
                 queue.push_back(Input::Persisted(tip));
             }
@@ -243,13 +245,7 @@ impl Cluster {
                     .cloned()
                     .collect();
                 for (block, cert) in theirs {
-                    let tip = Tip {
-                        number: block.number(),
-                        hash: block.hash(),
-                        view: block.header.view,
-                        timestamp_ms: block.header.timestamp_ms,
-                        cert: Some(cert.clone()),
-                    };
+                    let tip = Tip::of(&block, Some(cert.clone()));
                     self.nodes[i].chain.push((block, cert));
                     queue.push_back(Input::Persisted(tip));
                 }
