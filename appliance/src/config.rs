@@ -50,6 +50,9 @@ pub struct MetricsConfig {
 pub struct ConsensusConfig {
     /// A header timestamp further ahead of the local clock than this is refused.
     pub max_future_ms: u64,
+    /// Time a view may take before validators move to the next one (doubling per failed view);
+    /// 0 means two block times, at least one second.
+    pub view_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -128,6 +131,7 @@ impl Default for ConsensusConfig {
     fn default() -> Self {
         Self {
             max_future_ms: 1000,
+            view_timeout_ms: 0,
         }
     }
 }

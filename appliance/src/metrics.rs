@@ -16,6 +16,7 @@ pub struct Metrics {
     pub consensus_is_leader: IntGauge,
     pub finality_seconds: Histogram,
     pub blocks_finalized: IntCounter,
+    pub view_changes: IntCounter,
     pub peer_faults: IntCounterVec,
     pub messages_received: IntCounterVec,
     pub messages_invalid: IntCounter,
@@ -57,6 +58,11 @@ impl Metrics {
                 "Blocks this node finalized in consensus",
             )
             .unwrap(),
+            view_changes: IntCounter::new(
+                "harmony_consensus_view_changes_total",
+                "Views this node moved to because a leader stalled",
+            )
+            .unwrap(),
             peer_faults: IntCounterVec::new(
                 Opts::new(
                     "harmony_network_peer_faults_total",
@@ -93,6 +99,7 @@ impl Metrics {
             Box::new(m.consensus_is_leader.clone()),
             Box::new(m.finality_seconds.clone()),
             Box::new(m.blocks_finalized.clone()),
+            Box::new(m.view_changes.clone()),
             Box::new(m.peer_faults.clone()),
             Box::new(m.messages_received.clone()),
             Box::new(m.messages_invalid.clone()),

@@ -7,7 +7,7 @@ use crate::validate::{check_link, validate_block};
 use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
-    verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, Status,
+    verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Status,
     SyncRequest, SyncResponse, Timer, Tip,
 };
 use hsm::Signer;
@@ -52,6 +52,8 @@ pub struct NodeContext {
     pub committee: Arc<Committee>,
     pub me: usize,
     pub max_future_ms: u64,
+    /// 0 = the default (two block times, at least one second).
+    pub view_timeout_ms: u64,
     pub status_interval: Duration,
     pub store: Arc<ChainStore>,
     pub signer: Arc<dyn Signer>,
@@ -86,7 +88,39 @@ pub fn load_tip(store: &ChainStore) -> eyre::Result<Tip> {
         view: header.view,
         timestamp_ms: header.timestamp_ms,
         cert,
+        last_commit_bitmap: header.last_commit_bitmap,
     })
+}
+
+/// Metadata key of the consensus safety record (view, lock and votes of the height in progress).
+const SAFETY_KEY: &str = "consensus_safety";
+
+/// `last_commit_bitmap`s of the (up to) 4 headers ending at `number`, oldest first: what
+/// leader selection reads to skip offline keys.
+pub fn recent_bitmaps(
+    store: &ChainStore,
+    number: u64,
+) -> eyre::Result<Vec<alloy_primitives::Bytes>> {
+    let mut out = Vec::new();
+    for n in number.saturating_sub(3)..=number {
+        if let Some(h) = store.header(n)? {
+            out.push(h.last_commit_bitmap);
+        }
+    }
+    Ok(out)
+}
+
+fn load_safety(store: &ChainStore) -> eyre::Result<Option<SafetyRecord>> {
+    match store.get_meta(SAFETY_KEY)? {
+        None => Ok(None),
+        Some(bytes) => SafetyRecord::decode(&bytes).map(Some).map_err(|e| {
+            eyre::eyre!(
+                "the consensus safety record in the database is corrupt ({e}); refusing to \
+                 start, since it guards against double-signing. Restore the data directory \
+                 from a backup"
+            )
+        }),
+    }
 }
 
 struct Driver {
@@ -112,10 +146,17 @@ pub async fn run(
         epoch_blocks: ctx.spec.epoch_blocks,
         block_time_ms: ctx.spec.block_time_ms,
         max_future_ms: ctx.max_future_ms,
+        view_timeout_ms: if ctx.view_timeout_ms == 0 {
+            Config::default_view_timeout_ms(ctx.spec.block_time_ms)
+        } else {
+            ctx.view_timeout_ms
+        },
         me: ctx.me,
     };
     tracing::info!(target: "node", number = tip.number, hash = %tip.hash, "starting from tip");
-    let fbft = Fbft::new(cfg, ctx.committee.clone(), tip);
+    let recent = recent_bitmaps(&ctx.store, tip.number)?;
+    let safety = load_safety(&ctx.store)?;
+    let fbft = Fbft::new(cfg, ctx.committee.clone(), tip, recent, safety);
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut status_tick = tokio::time::interval(ctx.status_interval);
     let mut d = Driver {
@@ -251,8 +292,22 @@ impl Driver {
                     let _ = tx.send(timer);
                 });
             }
+            Effect::PersistSafety(record) => {
+                // Durable (MDBX commit with full sync) before the signature it protects.
+                if let Err(e) = self.ctx.store.put_meta(SAFETY_KEY, &record.encode_to_vec()) {
+                    tracing::error!(target: "storage", error = %e, "could not persist the safety record; stopping to stay safe");
+                    std::process::exit(70);
+                }
+            }
+            Effect::ViewChanged { number, view } => {
+                self.ctx.metrics.view_changes.inc();
+                tracing::warn!(target: "consensus", number, view, leader = self.fbft.round().2, "view change");
+            }
             Effect::Finalize { block, cert } => {
                 let hash = block.hash();
+                if self.ctx.store.canonical_hash(block.number()).ok().flatten() == Some(hash) {
+                    return None; // already stored by catch-up
+                }
                 if let Err(e) = self.ctx.store.insert_block(&block, Some(&cert)) {
                     // The round stays open; catch-up will bring the block if we lost it.
                     tracing::error!(target: "storage", number = block.number(), error = %e, "could not store finalized block");
@@ -276,7 +331,7 @@ impl Driver {
                     .retain(|_, t| t.elapsed() < Duration::from_secs(60));
                 self.ctx.metrics.blocks_finalized.inc();
                 tracing::info!(target: "consensus", number = block.number(), %hash, view = block.header.view, "finalized");
-                return Some(Input::Persisted(tip_of(&block, cert)));
+                return Some(Input::Persisted(Tip::of(&block, Some(cert))));
             }
             Effect::Behind { peer, number } => self.request_sync(peer, number),
             Effect::PeerFault { peer, reason } => self.fault(peer, &reason),
@@ -387,11 +442,13 @@ impl Driver {
                 Ok(Some(h)) => h,
                 _ => return,
             };
+            let recent = recent_bitmaps(&self.ctx.store, tip.number).unwrap_or_default();
             let checked = check_link(
                 &self.ctx.committee,
                 self.ctx.spec.epoch_blocks,
                 self.ctx.spec.shard,
                 &parent,
+                &recent,
                 &block,
             )
             .and_then(|_| validate_block(&block))
@@ -419,7 +476,7 @@ impl Driver {
             }
             stored += 1;
             self.ctx.metrics.sync_blocks.inc();
-            self.feed(Input::Persisted(tip_of(&block, cert)));
+            self.feed(Input::Persisted(Tip::of(&block, Some(cert))));
         }
         if stored > 0 {
             tracing::info!(target: "sync", peer, stored, tip = self.fbft.tip().number, "caught up blocks");
@@ -431,12 +488,3 @@ impl Driver {
     }
 }
 
-fn tip_of(block: &state::Block, cert: state::CommitCertificate) -> Tip {
-    Tip {
-        number: block.number(),
-        hash: block.hash(),
-        view: block.header.view,
-        timestamp_ms: block.header.timestamp_ms,
-        cert: Some(cert),
-    }
-}

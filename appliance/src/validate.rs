@@ -36,6 +36,7 @@ pub fn check_link(
     epoch_blocks: u64,
     shard: u32,
     parent: &Header,
+    recent: &[alloy_primitives::Bytes],
     block: &Block,
 ) -> Result<(), String> {
     let h = &block.header;
@@ -57,7 +58,10 @@ pub fn check_link(
     if h.shard != shard || h.epoch != h.number / epoch_blocks {
         return Err("wrong shard or epoch".into());
     }
-    if h.leader != committee.members[committee.leader_of(h.view)].address {
+    let recent: Vec<state::Bitmap> =
+        recent.iter().filter_map(|b| state::Bitmap::from_bytes(b, committee.key_count())).collect();
+    let leader = committee.leader(h.number, h.view, parent.view + 1, &recent);
+    if h.leader != committee.members[leader].address {
         return Err(format!(
             "leader {} is not the leader of view {}",
             h.leader, h.view

@@ -168,6 +168,7 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
         committee,
         me,
         max_future_ms: cfg.consensus.max_future_ms,
+        view_timeout_ms: cfg.consensus.view_timeout_ms,
         status_interval: Duration::from_millis(cfg.network.status_interval_ms),
         store,
         signer: Arc::new(signer),
