@@ -155,7 +155,11 @@ impl Committee {
             idx = (1..=k)
                 .map(|d| (idx + d) % k)
                 .find(|&j| self.keys[j].member != member && !absent(j))
-                .or_else(|| (1..=k).map(|d| (idx + d) % k).find(|&j| self.keys[j].member != member))
+                .or_else(|| {
+                    (1..=k)
+                        .map(|d| (idx + d) % k)
+                        .find(|&j| self.keys[j].member != member)
+                })
                 .unwrap_or(idx);
         }
         idx

@@ -17,7 +17,9 @@
 //! handed out as [`Effect::PersistSafety`] before the signature it protects is requested.
 
 use crate::committee::Committee;
-use crate::message::{Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote};
+use crate::message::{
+    Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote,
+};
 use crate::safety::{SafetyRecord, SignedVote};
 use accel::{AggregateSignature, PublicKey, Signature};
 use alloy_primitives::{Bytes, B256};
@@ -107,14 +109,26 @@ pub struct VerifyJob {
 pub enum Input {
     /// The node started (after the tip was loaded with [`Fbft::new`]).
     Start,
-    Message { from: usize, msg: Message },
+    Message {
+        from: usize,
+        msg: Message,
+    },
     Timeout(Timer),
     /// The block the caller built after [`Effect::BuildBlock`].
     Proposal(Block),
     /// Result of full validation (re-execution) of a block.
-    Validated { hash: B256, result: Result<(), String> },
-    Signed { req: SignRequest, signatures: Vec<Signature> },
-    Verified { id: u64, valid: Vec<bool> },
+    Validated {
+        hash: B256,
+        result: Result<(), String>,
+    },
+    Signed {
+        req: SignRequest,
+        signatures: Vec<Signature>,
+    },
+    Verified {
+        id: u64,
+        valid: Vec<bool>,
+    },
     /// A block was durably stored (by finalization or catch-up): the new tip.
     Persisted(Tip),
 }
@@ -141,13 +155,25 @@ pub enum Effect {
     },
     Schedule(Timer, Duration),
     /// Store the block with its certificate, then answer with [`Input::Persisted`].
-    Finalize { block: Block, cert: CommitCertificate },
+    Finalize {
+        block: Block,
+        cert: CommitCertificate,
+    },
     /// A peer has finalized past our tip: fetch blocks from it.
-    Behind { peer: usize, number: u64 },
+    Behind {
+        peer: usize,
+        number: u64,
+    },
     /// A peer sent something invalid; the caller logs and scores it.
-    PeerFault { peer: usize, reason: String },
+    PeerFault {
+        peer: usize,
+        reason: String,
+    },
     /// This node moved to a new view of the current height (for metrics and logs).
-    ViewChanged { number: u64, view: u64 },
+    ViewChanged {
+        number: u64,
+        view: u64,
+    },
 }
 
 /// Votes of one kind collected by the leader.
@@ -207,13 +233,33 @@ struct Round {
 }
 
 enum Check {
-    AnnounceParent { block: Box<Block> },
+    AnnounceParent {
+        block: Box<Block>,
+    },
     Prepared(CommitCertificate),
-    Committed { cert: CommitCertificate, from: usize },
-    Votes { kind: MsgKind, voters: Vec<(usize, Bitmap, Signature)> },
-    ViewChange { from: usize, vc: Box<ViewChange>, bitmap: Bitmap, signature: Signature },
-    LateCommit { from: usize, bitmap: Bitmap, signature: Signature },
-    NewView { from: usize, nv: Box<NewView> },
+    Committed {
+        cert: CommitCertificate,
+        from: usize,
+    },
+    Votes {
+        kind: MsgKind,
+        voters: Vec<(usize, Bitmap, Signature)>,
+    },
+    ViewChange {
+        from: usize,
+        vc: Box<ViewChange>,
+        bitmap: Bitmap,
+        signature: Signature,
+    },
+    LateCommit {
+        from: usize,
+        bitmap: Bitmap,
+        signature: Signature,
+    },
+    NewView {
+        from: usize,
+        nv: Box<NewView>,
+    },
 }
 
 struct Pending {
@@ -288,10 +334,12 @@ impl Fbft {
     fn restore(&mut self, rec: SafetyRecord) {
         let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
         let r = &mut self.round;
-        if rec.view > r.view {
+        if rec.view >= r.view {
             r.view = rec.view;
-            r.leader = self.committee.leader(r.number, r.view, r.first_view, &recent);
-            r.in_view_change = true;
+            r.leader = self
+                .committee
+                .leader(r.number, r.view, r.first_view, &recent);
+            r.in_view_change = rec.waiting_new_view;
         }
         r.locked = rec.locked.into_iter().next();
         if let Some(l) = &r.locked {
@@ -360,7 +408,8 @@ impl Fbft {
 
     fn leader_of(&self, view: u64) -> usize {
         let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
-        self.committee.leader(self.round.number, view, self.round.first_view, &recent)
+        self.committee
+            .leader(self.round.number, view, self.round.first_view, &recent)
     }
 
     /// Advances the machine by one input. `now_ms` is wall-clock time, used only to bound
@@ -372,7 +421,12 @@ impl Fbft {
             Input::Message { from, msg } => self.on_message(now_ms, from, msg, &mut out),
             Input::Timeout(Timer::Propose { number, view }) => {
                 let r = &self.round;
-                if r.number == number && r.view == view && r.block.is_none() && !r.in_view_change && self.is_leader() {
+                if r.number == number
+                    && r.view == view
+                    && r.block.is_none()
+                    && !r.in_view_change
+                    && self.is_leader()
+                {
                     out.push(self.build_request());
                 }
             }
@@ -388,7 +442,9 @@ impl Fbft {
             Input::Verified { id, valid } => self.on_verified(now_ms, id, valid, &mut out),
             Input::Persisted(tip) => {
                 if tip.number > self.tip.number || (self.tip.number == 0 && tip.number == 0) {
-                    if let Some(b) = Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count()) {
+                    if let Some(b) =
+                        Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count())
+                    {
                         self.recent.push_back(b);
                         while self.recent.len() > RECENT_BITMAPS {
                             self.recent.pop_front();
@@ -421,7 +477,9 @@ impl Fbft {
     }
 
     fn view_timeout(&self, view: u64) -> Duration {
-        let failed = view.saturating_sub(self.round.first_view).min(MAX_BACKOFF_EXP);
+        let failed = view
+            .saturating_sub(self.round.first_view)
+            .min(MAX_BACKOFF_EXP);
         Duration::from_millis(self.cfg.view_timeout_ms << failed)
     }
 
@@ -434,13 +492,17 @@ impl Fbft {
         }
         // The leader waits a block time before proposing; count that in the view's budget.
         let timeout = self.view_timeout(view) + Duration::from_millis(self.cfg.block_time_ms);
-        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, timeout));
+        out.push(Effect::Schedule(
+            Timer::ViewTimeout { number, view },
+            timeout,
+        ));
     }
 
     fn safety_record(&self) -> SafetyRecord {
         SafetyRecord {
             number: self.round.number,
             view: self.round.view,
+            waiting_new_view: self.round.in_view_change,
             locked: self.round.locked.clone().into_iter().collect(),
             votes: self.round.votes.clone(),
         }
@@ -450,13 +512,22 @@ impl Fbft {
     /// a different hash in that (kind, view) slot, which it refuses.
     fn sign(&mut self, kind: MsgKind, view: u64, hash: B256, out: &mut Vec<Effect>) -> bool {
         let k = kind as u8;
-        if let Some(v) = self.round.votes.iter().find(|v| v.kind == k && v.view == view) {
+        if let Some(v) = self
+            .round
+            .votes
+            .iter()
+            .find(|v| v.kind == k && v.view == view)
+        {
             if v.hash != hash {
                 tracing::error!(target: "consensus", ?kind, view, "refusing to sign a conflicting vote");
                 return false;
             }
         } else {
-            self.round.votes.push(SignedVote { kind: k, view, hash });
+            self.round.votes.push(SignedVote {
+                kind: k,
+                view,
+                hash,
+            });
         }
         out.push(Effect::PersistSafety(self.safety_record()));
         out.push(Effect::Sign(SignRequest {
@@ -478,13 +549,20 @@ impl Fbft {
         }
         let (number, view, in_view_change) = (r.number, r.view, r.in_view_change);
         if let Some(groups) = self.round.new_view_groups.take() {
-            let nv = NewView { number, view, groups, block: block.clone() };
+            let nv = NewView {
+                number,
+                view,
+                groups,
+                block: block.clone(),
+            };
             out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
             self.round.in_view_change = false;
         } else if in_view_change {
             return;
         } else {
-            out.push(Effect::Broadcast(Message::Announce(Box::new(Announce { block: block.clone() }))));
+            out.push(Effect::Broadcast(Message::Announce(Box::new(Announce {
+                block: block.clone(),
+            }))));
         }
         let hash = block.hash();
         // The leader built the block itself: it is validated by construction.
@@ -504,7 +582,12 @@ impl Fbft {
                 // Never commit it, never carry it into a view change.
                 tracing::warn!(target: "consensus", %hash, %reason, "block failed validation");
                 self.round.invalid.insert(hash);
-                if self.round.locked.as_ref().is_some_and(|l| l.block.hash() == hash) {
+                if self
+                    .round
+                    .locked
+                    .as_ref()
+                    .is_some_and(|l| l.block.hash() == hash)
+                {
                     self.round.locked = None;
                 }
             }
@@ -527,7 +610,9 @@ impl Fbft {
             return;
         }
         // Status and sync are the caller's business.
-        let Some((number, view)) = Self::message_position(&msg) else { return };
+        let Some((number, view)) = Self::message_position(&msg) else {
+            return;
+        };
         if number <= self.tip.number {
             if let Message::Commit(v) = msg {
                 self.on_late_commit(from, v, out);
@@ -538,8 +623,17 @@ impl Fbft {
             return Self::fault(out, from, format!("view {view:?} is implausibly far ahead"));
         }
         if number > self.round.number {
-            if matches!(msg, Message::Committed(_) | Message::Announce(_) | Message::NewView(_) | Message::ViewChange(_)) {
-                out.push(Effect::Behind { peer: from, number: number - 1 });
+            if matches!(
+                msg,
+                Message::Committed(_)
+                    | Message::Announce(_)
+                    | Message::NewView(_)
+                    | Message::ViewChange(_)
+            ) {
+                out.push(Effect::Behind {
+                    peer: from,
+                    number: number - 1,
+                });
             }
             if self.future.len() < FUTURE_BUFFER && number == self.round.number + 1 {
                 self.future.push((from, msg));
@@ -559,7 +653,10 @@ impl Fbft {
     }
 
     fn fault(out: &mut Vec<Effect>, peer: usize, reason: impl Into<String>) {
-        out.push(Effect::PeerFault { peer, reason: reason.into() });
+        out.push(Effect::PeerFault {
+            peer,
+            reason: reason.into(),
+        });
     }
 
     fn on_announce(&mut self, now_ms: u64, from: usize, block: Block, out: &mut Vec<Effect>) {
@@ -569,14 +666,25 @@ impl Fbft {
             return; // another view; NewView is how views change
         }
         if from != r.leader {
-            return Self::fault(out, from, format!("announce for view {} from a node that is not its leader", h.view));
+            return Self::fault(
+                out,
+                from,
+                format!(
+                    "announce for view {} from a node that is not its leader",
+                    h.view
+                ),
+            );
         }
         if r.in_view_change {
             return; // this view starts with a NewView
         }
         if r.block.is_some() || r.announce_checking {
             if r.block.as_ref().map(Block::hash) != Some(block.hash()) {
-                Self::fault(out, from, "second, different announce in one round (equivocation)");
+                Self::fault(
+                    out,
+                    from,
+                    "second, different announce in one round (equivocation)",
+                );
             }
             return;
         }
@@ -601,9 +709,19 @@ impl Fbft {
         match self.certificate_vote(MsgKind::Commit, &cert) {
             Ok((payload, vote)) => {
                 self.round.announce_checking = true;
-                self.verify(vec![(payload, vec![vote])], Check::AnnounceParent { block: Box::new(block) }, out);
+                self.verify(
+                    vec![(payload, vec![vote])],
+                    Check::AnnounceParent {
+                        block: Box::new(block),
+                    },
+                    out,
+                );
             }
-            Err(reason) => Self::fault(out, from, format!("proposal #{}: last commit {reason}", block.header.number)),
+            Err(reason) => Self::fault(
+                out,
+                from,
+                format!("proposal #{}: last commit {reason}", block.header.number),
+            ),
         }
     }
 
@@ -615,14 +733,23 @@ impl Fbft {
             return Err(format!("header version {}", h.version));
         }
         if h.number != r.number || h.view != view {
-            return Err(format!("expected number {} view {}, got {} {}", r.number, view, h.number, h.view));
+            return Err(format!(
+                "expected number {} view {}, got {} {}",
+                r.number, view, h.number, h.view
+            ));
         }
         self.check_parent_fields(block)?;
         if h.leader != self.committee.members[self.leader_of(view)].address {
-            return Err(format!("leader field {} is not the view's leader", h.leader));
+            return Err(format!(
+                "leader field {} is not the view's leader",
+                h.leader
+            ));
         }
         if h.timestamp_ms > now_ms + self.cfg.max_future_ms {
-            return Err(format!("timestamp {} ms in the future", h.timestamp_ms - now_ms));
+            return Err(format!(
+                "timestamp {} ms in the future",
+                h.timestamp_ms - now_ms
+            ));
         }
         Ok(())
     }
@@ -631,10 +758,16 @@ impl Fbft {
     fn check_parent_fields(&self, block: &Block) -> Result<(), String> {
         let h = &block.header;
         if h.parent_hash != self.tip.hash {
-            return Err(format!("parent {} is not our tip {}", h.parent_hash, self.tip.hash));
+            return Err(format!(
+                "parent {} is not our tip {}",
+                h.parent_hash, self.tip.hash
+            ));
         }
         if h.shard != self.cfg.shard {
-            return Err(format!("shard {} is not ours ({})", h.shard, self.cfg.shard));
+            return Err(format!(
+                "shard {} is not ours ({})",
+                h.shard, self.cfg.shard
+            ));
         }
         if h.epoch != h.number / self.cfg.epoch_blocks {
             return Err(format!("epoch {} is wrong for block {}", h.epoch, h.number));
@@ -670,14 +803,33 @@ impl Fbft {
         kind: MsgKind,
         cert: &CommitCertificate,
     ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
-        crate::certificate::certificate_vote(&self.committee, self.cfg.chain_id, self.cfg.shard, kind, cert)
+        crate::certificate::certificate_vote(
+            &self.committee,
+            self.cfg.chain_id,
+            self.cfg.shard,
+            kind,
+            cert,
+        )
     }
 
     /// Starts one check made of several verification jobs; it succeeds when all do.
-    fn verify(&mut self, jobs: Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>, check: Check, out: &mut Vec<Effect>) {
+    fn verify(
+        &mut self,
+        jobs: Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>,
+        check: Check,
+        out: &mut Vec<Effect>,
+    ) {
         let cid = self.next_id;
         self.next_id += 1;
-        self.pending.insert(cid, Pending { check, parts: jobs.len(), ok: true, valid: Vec::new() });
+        self.pending.insert(
+            cid,
+            Pending {
+                check,
+                parts: jobs.len(),
+                ok: true,
+                valid: Vec::new(),
+            },
+        );
         for (payload, votes) in jobs {
             let id = self.next_id;
             self.next_id += 1;
@@ -686,12 +838,22 @@ impl Fbft {
         }
     }
 
-    fn on_certificate(&mut self, kind: MsgKind, from: usize, cert: CommitCertificate, out: &mut Vec<Effect>) {
+    fn on_certificate(
+        &mut self,
+        kind: MsgKind,
+        from: usize,
+        cert: CommitCertificate,
+        out: &mut Vec<Effect>,
+    ) {
         let r = &self.round;
         let our_hash = r.block.as_ref().map(Block::hash);
         match kind {
             MsgKind::Prepare => {
-                if from != r.leader || r.prepared.is_some() || our_hash != Some(cert.hash) || cert.view != r.view {
+                if from != r.leader
+                    || r.prepared.is_some()
+                    || our_hash != Some(cert.hash)
+                    || cert.view != r.view
+                {
                     return;
                 }
             }
@@ -703,10 +865,18 @@ impl Fbft {
         }
         match self.certificate_vote(kind, &cert) {
             Ok((payload, vote)) => {
-                let check = if kind == MsgKind::Prepare { Check::Prepared(cert) } else { Check::Committed { cert, from } };
+                let check = if kind == MsgKind::Prepare {
+                    Check::Prepared(cert)
+                } else {
+                    Check::Committed { cert, from }
+                };
                 self.verify(vec![(payload, vec![vote])], check, out)
             }
-            Err(reason) => Self::fault(out, from, format!("{kind:?} certificate #{}: {reason}", cert.number)),
+            Err(reason) => Self::fault(
+                out,
+                from,
+                format!("{kind:?} certificate #{}: {reason}", cert.number),
+            ),
         }
     }
 
@@ -714,14 +884,20 @@ impl Fbft {
     /// commit the view recorded in the header.
     fn vote_view(&self, kind: MsgKind) -> Option<u64> {
         let block = self.round.block.as_ref()?;
-        Some(if kind == MsgKind::Commit { block.header.view } else { self.round.view })
+        Some(if kind == MsgKind::Commit {
+            block.header.view
+        } else {
+            self.round.view
+        })
     }
 
     fn on_vote(&mut self, kind: MsgKind, from: usize, vote: Vote, out: &mut Vec<Effect>) {
         if !self.is_leader() {
             return;
         }
-        let Some(hash) = self.round.block.as_ref().map(Block::hash) else { return };
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else {
+            return;
+        };
         if Some(vote.view) != self.vote_view(kind) || vote.hash != hash {
             return;
         }
@@ -766,14 +942,24 @@ impl Fbft {
     /// Sends pending votes for verification once, together with the verified ones, they could
     /// make a quorum: one pairing for the whole batch in the common case.
     fn maybe_verify_votes(&mut self, kind: MsgKind, hash: B256, out: &mut Vec<Effect>) {
-        let Some(payload) = self.vote_payload(kind, hash) else { return };
+        let Some(payload) = self.vote_payload(kind, hash) else {
+            return;
+        };
         let committee = self.committee.clone();
         let set = self.votes(kind);
         if set.in_flight || set.pending.is_empty() || set.certified {
             return;
         }
-        let power: u64 = set.verified.iter().map(|(b, _)| committee.power_of(b)).sum::<u64>()
-            + set.pending.iter().map(|(_, b, _)| committee.power_of(b)).sum::<u64>();
+        let power: u64 = set
+            .verified
+            .iter()
+            .map(|(b, _)| committee.power_of(b))
+            .sum::<u64>()
+            + set
+                .pending
+                .iter()
+                .map(|(_, b, _)| committee.power_of(b))
+                .sum::<u64>();
         if !committee.is_quorum(power) {
             return;
         }
@@ -782,7 +968,9 @@ impl Fbft {
         let votes = voters
             .iter()
             .map(|(_, b, s)| accel::Vote {
-                public_key: committee.aggregate_key(b).expect("non-empty checked bitmap"),
+                public_key: committee
+                    .aggregate_key(b)
+                    .expect("non-empty checked bitmap"),
                 signature: *s,
             })
             .collect();
@@ -790,22 +978,36 @@ impl Fbft {
     }
 
     fn on_verified(&mut self, now_ms: u64, id: u64, valid: Vec<bool>, out: &mut Vec<Effect>) {
-        let Some(cid) = self.jobs.remove(&id) else { return };
-        let Some(p) = self.pending.get_mut(&cid) else { return };
+        let Some(cid) = self.jobs.remove(&id) else {
+            return;
+        };
+        let Some(p) = self.pending.get_mut(&cid) else {
+            return;
+        };
         p.parts -= 1;
         p.ok &= !valid.is_empty() && valid.iter().all(|v| *v);
         p.valid = valid;
         if p.parts > 0 {
             return;
         }
-        let Pending { check, ok: all_ok, valid, .. } = self.pending.remove(&cid).expect("present");
+        let Pending {
+            check,
+            ok: all_ok,
+            valid,
+            ..
+        } = self.pending.remove(&cid).expect("present");
         match check {
             Check::AnnounceParent { block } => {
                 self.round.announce_checking = false;
-                if all_ok && block.header.number == self.round.number && self.round.block.is_none() {
+                if all_ok && block.header.number == self.round.number && self.round.block.is_none()
+                {
                     self.accept_proposal(*block, out);
                 } else if !all_ok {
-                    Self::fault(out, self.round.leader, "proposal carries an invalid parent commit signature");
+                    Self::fault(
+                        out,
+                        self.round.leader,
+                        "proposal carries an invalid parent commit signature",
+                    );
                 }
             }
             Check::Prepared(cert) => {
@@ -824,14 +1026,27 @@ impl Fbft {
                 if self.round.committed || cert.number != self.round.number {
                     return;
                 }
-                let held = [self.round.block.as_ref(), self.round.locked.as_ref().map(|l| &l.block)];
-                match held.into_iter().flatten().find(|b| b.hash() == cert.hash && b.header.view == cert.view) {
+                let held = [
+                    self.round.block.as_ref(),
+                    self.round.locked.as_ref().map(|l| &l.block),
+                ];
+                match held
+                    .into_iter()
+                    .flatten()
+                    .find(|b| b.hash() == cert.hash && b.header.view == cert.view)
+                {
                     Some(b) => {
                         self.round.committed = true;
-                        out.push(Effect::Finalize { block: b.clone(), cert });
+                        out.push(Effect::Finalize {
+                            block: b.clone(),
+                            cert,
+                        });
                     }
                     // Finalized by a quorum, but we lack the block: fetch it with its certificate.
-                    None => out.push(Effect::Behind { peer: from, number: cert.number }),
+                    None => out.push(Effect::Behind {
+                        peer: from,
+                        number: cert.number,
+                    }),
                 }
             }
             Check::Votes { kind, voters } => {
@@ -854,18 +1069,41 @@ impl Fbft {
                     self.maybe_verify_votes(kind, hash, out);
                 }
             }
-            Check::ViewChange { from, vc, bitmap, signature } => {
+            Check::ViewChange {
+                from,
+                vc,
+                bitmap,
+                signature,
+            } => {
                 let set = self.round.view_changes.entry(vc.view).or_default();
                 set.checking.remove(&from);
                 if !all_ok {
-                    return Self::fault(out, from, "invalid view-change signature or prepared certificate");
+                    return Self::fault(
+                        out,
+                        from,
+                        "invalid view-change signature or prepared certificate",
+                    );
                 }
                 let prepared = vc.prepared.into_iter().next();
-                set.verified.insert(from, VcEntry { bitmap, signature, hash: vc.prepared_hash, prepared });
+                set.verified.insert(
+                    from,
+                    VcEntry {
+                        bitmap,
+                        signature,
+                        hash: vc.prepared_hash,
+                        prepared,
+                    },
+                );
                 self.after_view_change_vote(vc.view, out);
             }
-            Check::LateCommit { from, bitmap, signature } => {
-                let Some(late) = self.late.as_mut() else { return };
+            Check::LateCommit {
+                from,
+                bitmap,
+                signature,
+            } => {
+                let Some(late) = self.late.as_mut() else {
+                    return;
+                };
                 if !all_ok {
                     return Self::fault(out, from, "invalid Commit signature");
                 }
@@ -898,9 +1136,17 @@ impl Fbft {
     /// A lock is the highest prepared block this node both holds a certificate for and validated.
     fn maybe_lock(&mut self) {
         let r = &mut self.round;
-        let (Some(block), Some(cert)) = (&r.block, &r.prepared) else { return };
-        if r.validated.contains(&cert.hash) && block.hash() == cert.hash && r.locked.as_ref().is_none_or(|l| l.cert.view < cert.view) {
-            r.locked = Some(PreparedProof { block: block.clone(), cert: cert.clone() });
+        let (Some(block), Some(cert)) = (&r.block, &r.prepared) else {
+            return;
+        };
+        if r.validated.contains(&cert.hash)
+            && block.hash() == cert.hash
+            && r.locked.as_ref().is_none_or(|l| l.cert.view < cert.view)
+        {
+            r.locked = Some(PreparedProof {
+                block: block.clone(),
+                cert: cert.clone(),
+            });
         }
     }
 
@@ -919,12 +1165,18 @@ impl Fbft {
     fn try_certify(&mut self, kind: MsgKind, hash: B256, out: &mut Vec<Effect>) {
         let committee = self.committee.clone();
         let number = self.round.number;
-        let Some(view) = self.vote_view(kind) else { return };
+        let Some(view) = self.vote_view(kind) else {
+            return;
+        };
         let set = self.votes(kind);
         if set.certified {
             return;
         }
-        let power: u64 = set.verified.iter().map(|(b, _)| committee.power_of(b)).sum();
+        let power: u64 = set
+            .verified
+            .iter()
+            .map(|(b, _)| committee.power_of(b))
+            .sum();
         if !committee.is_quorum(power) {
             return;
         }
@@ -972,7 +1224,10 @@ impl Fbft {
         let Some(block) = &r.block else { return };
         let hash = block.hash();
         let view = block.header.view;
-        if r.validated.contains(&hash) && r.prepared.as_ref().is_some_and(|p| p.hash == hash) && !r.commit_requested {
+        if r.validated.contains(&hash)
+            && r.prepared.as_ref().is_some_and(|p| p.hash == hash)
+            && !r.commit_requested
+        {
             self.round.commit_requested = true;
             self.sign(MsgKind::Commit, view, hash, out);
         }
@@ -982,13 +1237,17 @@ impl Fbft {
         if req.number != self.round.number {
             return;
         }
-        let Ok(agg) = AggregateSignature::aggregate(&signatures) else { return };
+        let Ok(agg) = AggregateSignature::aggregate(&signatures) else {
+            return;
+        };
         let sig = agg.to_signature();
         let bitmap = self.committee.member_bitmap(self.cfg.me);
         if req.kind == MsgKind::ViewChange {
             return self.send_view_change(req, sig, bitmap, out);
         }
-        let Some(hash) = self.round.block.as_ref().map(Block::hash) else { return };
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else {
+            return;
+        };
         if req.hash != hash.0 || Some(req.view) != self.vote_view(req.kind) {
             return;
         }
@@ -1012,11 +1271,19 @@ impl Fbft {
 
     /// A commit vote for the tip this node certified as leader: verify and fold it in.
     fn on_late_commit(&mut self, from: usize, vote: Vote, out: &mut Vec<Effect>) {
-        let Some(late) = self.late.as_mut() else { return };
-        if vote.number != late.number || vote.view != late.view || vote.hash != late.hash || late.voted.contains(&from) {
+        let Some(late) = self.late.as_mut() else {
+            return;
+        };
+        if vote.number != late.number
+            || vote.view != late.view
+            || vote.hash != late.hash
+            || late.voted.contains(&from)
+        {
             return;
         }
-        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else { return };
+        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else {
+            return;
+        };
         if !self.committee.bitmap_owned_by(&bitmap, from) {
             return Self::fault(out, from, "vote bitmap names keys the sender does not own");
         }
@@ -1032,10 +1299,23 @@ impl Fbft {
             view: late.view,
             hash: late.hash.0,
         };
-        let public_key = self.committee.aggregate_key(&bitmap).expect("non-empty checked bitmap");
+        let public_key = self
+            .committee
+            .aggregate_key(&bitmap)
+            .expect("non-empty checked bitmap");
         self.verify(
-            vec![(payload(&req), vec![accel::Vote { public_key, signature }])],
-            Check::LateCommit { from, bitmap, signature },
+            vec![(
+                payload(&req),
+                vec![accel::Vote {
+                    public_key,
+                    signature,
+                }],
+            )],
+            Check::LateCommit {
+                from,
+                bitmap,
+                signature,
+            },
             out,
         );
     }
@@ -1055,7 +1335,12 @@ impl Fbft {
             .round
             .view_changes
             .get(&view)
-            .map(|s| s.verified.values().map(|e| committee.power_of(&e.bitmap)).sum())
+            .map(|s| {
+                s.verified
+                    .values()
+                    .map(|e| committee.power_of(&e.bitmap))
+                    .sum()
+            })
             .unwrap_or(0);
         if committee.is_quorum(power) {
             return self.start_view_change(view + 1, out);
@@ -1064,12 +1349,20 @@ impl Fbft {
             Some(vc) => out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc)))),
             // Restarted while waiting: sign the same view change again (same payload).
             None => {
-                let hash = self.round.locked.as_ref().map(|l| l.block.hash()).unwrap_or_default();
+                let hash = self
+                    .round
+                    .locked
+                    .as_ref()
+                    .map(|l| l.block.hash())
+                    .unwrap_or_default();
                 self.sign(MsgKind::ViewChange, view, hash, out);
             }
         }
         let number = self.round.number;
-        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, self.view_timeout(view)));
+        out.push(Effect::Schedule(
+            Timer::ViewTimeout { number, view },
+            self.view_timeout(view),
+        ));
     }
 
     /// Leaves the current view for `view`: sign a view change carrying the lock.
@@ -1087,16 +1380,34 @@ impl Fbft {
         self.round.leader = self.leader_of(view);
         let number = self.round.number;
         out.push(Effect::ViewChanged { number, view });
-        let hash = self.round.locked.as_ref().map(|l| l.block.hash()).unwrap_or_default();
+        let hash = self
+            .round
+            .locked
+            .as_ref()
+            .map(|l| l.block.hash())
+            .unwrap_or_default();
         self.sign(MsgKind::ViewChange, view, hash, out);
-        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, self.view_timeout(view)));
+        out.push(Effect::Schedule(
+            Timer::ViewTimeout { number, view },
+            self.view_timeout(view),
+        ));
     }
 
-    fn send_view_change(&mut self, req: SignRequest, sig: Signature, bitmap: Bitmap, out: &mut Vec<Effect>) {
+    fn send_view_change(
+        &mut self,
+        req: SignRequest,
+        sig: Signature,
+        bitmap: Bitmap,
+        out: &mut Vec<Effect>,
+    ) {
         if req.view != self.round.view {
             return;
         }
-        let locked = self.round.locked.clone().filter(|l| l.block.hash().0 == req.hash);
+        let locked = self
+            .round
+            .locked
+            .clone()
+            .filter(|l| l.block.hash().0 == req.hash);
         let vc = ViewChange {
             number: req.number,
             view: req.view,
@@ -1110,7 +1421,15 @@ impl Fbft {
         self.round.own_view_changes.insert(vc.view, vc.clone());
         let me = self.cfg.me;
         let set = self.round.view_changes.entry(req.view).or_default();
-        set.verified.insert(me, VcEntry { bitmap, signature: sig, hash: B256::from(req.hash), prepared: locked });
+        set.verified.insert(
+            me,
+            VcEntry {
+                bitmap,
+                signature: sig,
+                hash: B256::from(req.hash),
+                prepared: locked,
+            },
+        );
         self.after_view_change_vote(req.view, out);
     }
 
@@ -1119,7 +1438,10 @@ impl Fbft {
             // The peer lags; if it lacks our vote for its view, that quorum may hinge on it.
             if let Some(mine) = self.round.own_view_changes.get(&vc.view) {
                 if self.round.handed.insert((from, vc.view)) {
-                    out.push(Effect::Send(from, Message::ViewChange(Box::new(mine.clone()))));
+                    out.push(Effect::Send(
+                        from,
+                        Message::ViewChange(Box::new(mine.clone())),
+                    ));
                 }
             }
             return;
@@ -1132,7 +1454,12 @@ impl Fbft {
         let (bitmap, signature, mut jobs) = match checked {
             Ok(x) => x,
             Err(reason) => {
-                self.round.view_changes.entry(vc.view).or_default().checking.remove(&from);
+                self.round
+                    .view_changes
+                    .entry(vc.view)
+                    .or_default()
+                    .checking
+                    .remove(&from);
                 return Self::fault(out, from, format!("view change: {reason}"));
             }
         };
@@ -1140,8 +1467,17 @@ impl Fbft {
             match self.certificate_vote(MsgKind::Prepare, &proof.cert) {
                 Ok((p, v)) => jobs.push((p, vec![v])),
                 Err(reason) => {
-                    self.round.view_changes.entry(vc.view).or_default().checking.remove(&from);
-                    return Self::fault(out, from, format!("view change prepared certificate: {reason}"));
+                    self.round
+                        .view_changes
+                        .entry(vc.view)
+                        .or_default()
+                        .checking
+                        .remove(&from);
+                    return Self::fault(
+                        out,
+                        from,
+                        format!("view change prepared certificate: {reason}"),
+                    );
                 }
             }
             // A lock is only worth carrying if it is a valid block.
@@ -1150,7 +1486,16 @@ impl Fbft {
                 out.push(Effect::Validate(proof.block.clone()));
             }
         }
-        self.verify(jobs, Check::ViewChange { from, vc: Box::new(vc), bitmap, signature }, out);
+        self.verify(
+            jobs,
+            Check::ViewChange {
+                from,
+                vc: Box::new(vc),
+                bitmap,
+                signature,
+            },
+            out,
+        );
     }
 
     /// Cheap checks of a view change; returns its bitmap, signature and the signature job.
@@ -1159,12 +1504,21 @@ impl Fbft {
         &self,
         from: usize,
         vc: &ViewChange,
-    ) -> Result<(Bitmap, Signature, Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>), String> {
-        let bitmap = Bitmap::from_bytes(&vc.bitmap, self.committee.key_count()).ok_or("bitmap has the wrong length")?;
+    ) -> Result<
+        (
+            Bitmap,
+            Signature,
+            Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>,
+        ),
+        String,
+    > {
+        let bitmap = Bitmap::from_bytes(&vc.bitmap, self.committee.key_count())
+            .ok_or("bitmap has the wrong length")?;
         if !self.committee.bitmap_owned_by(&bitmap, from) {
             return Err("bitmap names keys the sender does not own".into());
         }
-        let signature = Signature::from_bytes(&vc.signature).map_err(|e| format!("signature: {e}"))?;
+        let signature =
+            Signature::from_bytes(&vc.signature).map_err(|e| format!("signature: {e}"))?;
         match vc.prepared.as_slice() {
             [] if vc.prepared_hash.is_zero() => {}
             [p] if p.block.hash() == vc.prepared_hash
@@ -1184,21 +1538,43 @@ impl Fbft {
             view: vc.view,
             hash: vc.prepared_hash.0,
         };
-        let public_key = self.committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
-        Ok((bitmap, signature, vec![(payload(&req), vec![accel::Vote { public_key, signature }])]))
+        let public_key = self
+            .committee
+            .aggregate_key(&bitmap)
+            .ok_or("empty bitmap")?;
+        Ok((
+            bitmap,
+            signature,
+            vec![(
+                payload(&req),
+                vec![accel::Vote {
+                    public_key,
+                    signature,
+                }],
+            )],
+        ))
     }
 
     /// After a verified view-change vote: join a view change that more than 1/3 already
     /// started, and as the new leader, propose once more than 2/3 did.
     fn after_view_change_vote(&mut self, view: u64, out: &mut Vec<Effect>) {
         let committee = self.committee.clone();
-        let Some(set) = self.round.view_changes.get(&view) else { return };
-        let power: u64 = set.verified.values().map(|e| committee.power_of(&e.bitmap)).sum();
+        let Some(set) = self.round.view_changes.get(&view) else {
+            return;
+        };
+        let power: u64 = set
+            .verified
+            .values()
+            .map(|e| committee.power_of(&e.bitmap))
+            .sum();
         if view > self.round.view && (power as u128) * 3 > committee.total_power as u128 {
             self.start_view_change(view, out);
             return;
         }
-        if view != self.round.view || self.leader_of(view) != self.cfg.me || !committee.is_quorum(power) {
+        if view != self.round.view
+            || self.leader_of(view) != self.cfg.me
+            || !committee.is_quorum(power)
+        {
             return;
         }
         let set = self.round.view_changes.get_mut(&view).expect("present");
@@ -1210,7 +1586,11 @@ impl Fbft {
         // remains: a block that failed validation can never have been committed).
         let mut groups: Vec<(B256, Bitmap, Vec<Signature>, Option<PreparedProof>)> = Vec::new();
         for e in set.verified.values() {
-            let hash = if self.round.invalid.contains(&e.hash) { continue } else { e.hash };
+            let hash = if self.round.invalid.contains(&e.hash) {
+                continue;
+            } else {
+                e.hash
+            };
             match groups.iter_mut().find(|g| g.0 == hash) {
                 Some(g) => {
                     g.1.union_with(&e.bitmap);
@@ -1221,21 +1601,36 @@ impl Fbft {
                         }
                     }
                 }
-                None => groups.push((hash, e.bitmap.clone(), vec![e.signature], e.prepared.clone())),
+                None => groups.push((
+                    hash,
+                    e.bitmap.clone(),
+                    vec![e.signature],
+                    e.prepared.clone(),
+                )),
             }
         }
         let power: u64 = groups.iter().map(|g| committee.power_of(&g.1)).sum();
         if !committee.is_quorum(power) {
-            self.round.view_changes.get_mut(&view).expect("present").done = false;
+            self.round
+                .view_changes
+                .get_mut(&view)
+                .expect("present")
+                .done = false;
             return;
         }
-        let chosen = groups.iter().filter_map(|g| g.3.clone()).max_by_key(|p| p.cert.view);
+        let chosen = groups
+            .iter()
+            .filter_map(|g| g.3.clone())
+            .max_by_key(|p| p.cert.view);
         let wire: Vec<ViewChangeGroup> = groups
             .iter()
             .map(|(hash, bitmap, sigs, prepared)| ViewChangeGroup {
                 hash: *hash,
                 signature: Bytes::copy_from_slice(
-                    &AggregateSignature::aggregate(sigs).expect("non-empty").to_signature().to_bytes(),
+                    &AggregateSignature::aggregate(sigs)
+                        .expect("non-empty")
+                        .to_signature()
+                        .to_bytes(),
                 ),
                 bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
                 prepared: prepared.iter().map(|p| p.cert.clone()).collect(),
@@ -1248,7 +1643,12 @@ impl Fbft {
                 let block = proof.block;
                 let hash = block.hash();
                 let groups = self.round.new_view_groups.take().expect("just set");
-                let nv = NewView { number: self.round.number, view, groups, block: block.clone() };
+                let nv = NewView {
+                    number: self.round.number,
+                    view,
+                    groups,
+                    block: block.clone(),
+                };
                 out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
                 self.round.in_view_change = false;
                 self.round.block = Some(block.clone());
@@ -1266,18 +1666,38 @@ impl Fbft {
             return;
         }
         if from != self.leader_of(nv.view) {
-            return Self::fault(out, from, format!("NewView for view {} from a node that is not its leader", nv.view));
+            return Self::fault(
+                out,
+                from,
+                format!(
+                    "NewView for view {} from a node that is not its leader",
+                    nv.view
+                ),
+            );
         }
         match self.check_new_view(now_ms, &nv) {
-            Ok(jobs) => self.verify(jobs, Check::NewView { from, nv: Box::new(nv) }, out),
-            Err(reason) => Self::fault(out, from, format!("NewView for view {}: {reason}", nv.view)),
+            Ok(jobs) => self.verify(
+                jobs,
+                Check::NewView {
+                    from,
+                    nv: Box::new(nv),
+                },
+                out,
+            ),
+            Err(reason) => {
+                Self::fault(out, from, format!("NewView for view {}: {reason}", nv.view))
+            }
         }
     }
 
     /// Checks a NewView's shape and returns the verification jobs of its proof: every group's
     /// aggregate view-change signature and every group's prepare certificate.
     #[allow(clippy::type_complexity)]
-    fn check_new_view(&self, now_ms: u64, nv: &NewView) -> Result<Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>, String> {
+    fn check_new_view(
+        &self,
+        now_ms: u64,
+        nv: &NewView,
+    ) -> Result<Vec<([u8; PAYLOAD_BYTES], Vec<accel::Vote>)>, String> {
         let n = self.committee.key_count();
         let mut union = Bitmap::with_len(n);
         let mut jobs = Vec::new();
@@ -1287,13 +1707,18 @@ impl Fbft {
             if !hashes.insert(g.hash) {
                 return Err("two groups name the same hash".into());
             }
-            let bitmap = Bitmap::from_bytes(&g.bitmap, n).ok_or("group bitmap has the wrong length")?;
+            let bitmap =
+                Bitmap::from_bytes(&g.bitmap, n).ok_or("group bitmap has the wrong length")?;
             if bitmap.count() == 0 || !bitmap.is_disjoint(&union) {
                 return Err("group bitmaps are empty or overlap".into());
             }
             union.union_with(&bitmap);
-            let signature = Signature::from_bytes(&g.signature).map_err(|e| format!("group signature: {e}"))?;
-            let public_key = self.committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
+            let signature =
+                Signature::from_bytes(&g.signature).map_err(|e| format!("group signature: {e}"))?;
+            let public_key = self
+                .committee
+                .aggregate_key(&bitmap)
+                .ok_or("empty bitmap")?;
             let req = SignRequest {
                 kind: MsgKind::ViewChange,
                 chain_id: self.cfg.chain_id,
@@ -1302,10 +1727,18 @@ impl Fbft {
                 view: nv.view,
                 hash: g.hash.0,
             };
-            jobs.push((payload(&req), vec![accel::Vote { public_key, signature }]));
+            jobs.push((
+                payload(&req),
+                vec![accel::Vote {
+                    public_key,
+                    signature,
+                }],
+            ));
             match (g.hash.is_zero(), g.prepared.as_slice()) {
                 (true, []) => {}
-                (false, [cert]) if cert.hash == g.hash && cert.number == nv.number && cert.view < nv.view => {
+                (false, [cert])
+                    if cert.hash == g.hash && cert.number == nv.number && cert.view < nv.view =>
+                {
                     let (p, v) = self.certificate_vote(MsgKind::Prepare, cert)?;
                     jobs.push((p, vec![v]));
                     if best.is_none_or(|(v, _)| cert.view > v) {
@@ -1342,9 +1775,18 @@ impl Fbft {
         if nv.view > self.round.view {
             self.round.view = nv.view;
             self.round.leader = self.leader_of(nv.view);
-            out.push(Effect::ViewChanged { number: nv.number, view: nv.view });
+            out.push(Effect::ViewChanged {
+                number: nv.number,
+                view: nv.view,
+            });
             let timeout = self.view_timeout(nv.view);
-            out.push(Effect::Schedule(Timer::ViewTimeout { number: nv.number, view: nv.view }, timeout));
+            out.push(Effect::Schedule(
+                Timer::ViewTimeout {
+                    number: nv.number,
+                    view: nv.view,
+                },
+                timeout,
+            ));
         }
         let r = &mut self.round;
         r.in_view_change = false;
@@ -1365,5 +1807,9 @@ impl Fbft {
 
 /// Public keys of a member, for checking a signer against the committee at start.
 pub fn member_keys(committee: &Committee, member: usize) -> Vec<PublicKey> {
-    committee.members[member].keys.clone().map(|i| committee.keys[i].public_key).collect()
+    committee.members[member]
+        .keys
+        .clone()
+        .map(|i| committee.keys[i].public_key)
+        .collect()
 }

@@ -18,6 +18,9 @@ pub struct SignedVote {
 pub struct SafetyRecord {
     pub number: u64,
     pub view: u64,
+    /// True while the node waits for a NewView of `view` (it signed a view change for it);
+    /// false once the view started (by the first proposal or an adopted NewView).
+    pub waiting_new_view: bool,
     /// Zero or one locked block with its prepare certificate.
     pub locked: Vec<PreparedProof>,
     pub votes: Vec<SignedVote>,

@@ -36,7 +36,13 @@ fn validator_walks_through_every_phase() {
     let now = GENESIS_MS + 10;
     let eff = v.step(now, Input::Start);
     assert!(
-        matches!(&eff[..], [Effect::Schedule(Timer::ViewTimeout { number: 1, view: 1 }, _)]),
+        matches!(
+            &eff[..],
+            [Effect::Schedule(
+                Timer::ViewTimeout { number: 1, view: 1 },
+                _
+            )]
+        ),
         "a validator only arms its view timer: {eff:?}"
     );
 
@@ -290,7 +296,9 @@ fn leader_finds_bad_votes_and_still_certifies() {
     let hash = block.hash();
     let eff = leader.step(now, Input::Proposal(block));
     assert!(matches!(eff[0], Effect::Broadcast(Message::Announce(_))));
-    let Effect::Sign(req) = find(&eff, |e| matches!(e, Effect::Sign(_))) else { panic!() };
+    let Effect::Sign(req) = find(&eff, |e| matches!(e, Effect::Sign(_))) else {
+        panic!()
+    };
     let own = c.nodes[0].signer.sign(req).unwrap();
     assert!(leader
         .step(
@@ -366,7 +374,9 @@ fn leader_finds_bad_votes_and_still_certifies() {
     };
     let bm = state::Bitmap::from_bytes(&p.bitmap, 4).unwrap();
     assert_eq!(bm.ones().collect::<Vec<_>>(), vec![0, 2, 3]);
-    assert!(matches!(find(&eff, |e| matches!(e, Effect::Sign(_))), Effect::Sign(r) if r.kind == MsgKind::Commit));
+    assert!(
+        matches!(find(&eff, |e| matches!(e, Effect::Sign(_))), Effect::Sign(r) if r.kind == MsgKind::Commit)
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod common;
 
 use accel::Engine;
 use common::{build_by, secret, signer, spec, CHAIN_ID, GENESIS_MS};
-use consensus::{Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Tip, Timer};
+use consensus::{Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Timer, Tip};
 use hsm::{LocalSigner, Signer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -35,6 +35,8 @@ enum Byz {
     Garbage,
     Equivocate,
     InvalidBlocks,
+    /// Votes normally, but its view changes deny any lock (signs the zero hash).
+    Amnesia,
 }
 
 struct SimNode {
@@ -47,9 +49,21 @@ struct SimNode {
 }
 
 enum Ev {
-    Deliver { from: usize, to: usize, bytes: Vec<u8> },
-    Sync { node: usize, peer: usize, upto: u64 },
-    Timer { node: usize, incarnation: u64, timer: Timer },
+    Deliver {
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    Sync {
+        node: usize,
+        peer: usize,
+        upto: u64,
+    },
+    Timer {
+        node: usize,
+        incarnation: u64,
+        timer: Timer,
+    },
 }
 
 #[derive(Default)]
@@ -98,9 +112,19 @@ impl Sim {
         let f = (n - 1) / 3;
         let keys: Vec<usize> = (0..n).map(|_| rng.gen_range(1..=2)).collect();
         let spec = spec(&keys, rng.gen_range(1..=3));
-        let spec = state::ChainSpec { block_time_ms: BLOCK_MS, ..spec };
+        let spec = state::ChainSpec {
+            block_time_ms: BLOCK_MS,
+            ..spec
+        };
         let committee = Arc::new(Committee::from_spec(&spec).unwrap());
-        let byz_kinds = [Byz::Silent, Byz::Withhold, Byz::Garbage, Byz::Equivocate, Byz::InvalidBlocks];
+        let byz_kinds = [
+            Byz::Silent,
+            Byz::Withhold,
+            Byz::Garbage,
+            Byz::Equivocate,
+            Byz::InvalidBlocks,
+            Byz::Amnesia,
+        ];
         let byzantine: Vec<usize> = (0..f).map(|_| rng.gen_range(0..n)).collect();
         let nodes = (0..n)
             .map(|i| SimNode {
@@ -109,10 +133,17 @@ impl Sim {
                 signer: signer(&spec, i),
                 chain: vec![],
                 safety: None,
-                byz: byzantine.contains(&i).then(|| byz_kinds[rng.gen_range(0..byz_kinds.len())]),
+                byz: byzantine
+                    .contains(&i)
+                    .then(|| byz_kinds[rng.gen_range(0..byz_kinds.len())]),
             })
             .collect();
-        let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        );
         let mut sim = Sim {
             seed,
             rng,
@@ -164,9 +195,21 @@ impl Sim {
             Some((b, c)) => Tip::of(b, Some(c.clone())),
             None => Tip::of(&self.spec.genesis(), None),
         };
-        let recent: Vec<Bytes> =
-            node.chain.iter().rev().take(4).rev().map(|(b, _)| b.header.last_commit_bitmap.clone()).collect();
-        let fbft = Fbft::new(self.config(i), self.committee.clone(), tip, recent, node.safety.clone());
+        let recent: Vec<Bytes> = node
+            .chain
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .map(|(b, _)| b.header.last_commit_bitmap.clone())
+            .collect();
+        let fbft = Fbft::new(
+            self.config(i),
+            self.committee.clone(),
+            tip,
+            recent,
+            node.safety.clone(),
+        );
         self.nodes[i].fbft = Some(fbft);
         self.nodes[i].incarnation += 1;
         self.input(i, Input::Start);
@@ -201,15 +244,28 @@ impl Sim {
                 continue;
             }
             // Mostly a few ms; sometimes long enough to reorder across phases.
-            let delay = if self.rng.gen_bool(self.slow) { self.rng.gen_range(50..600) } else { self.rng.gen_range(1..15) };
-            self.push(self.now + delay, Ev::Deliver { from, to, bytes: bytes.clone() });
+            let delay = if self.rng.gen_bool(self.slow) {
+                self.rng.gen_range(50..600)
+            } else {
+                self.rng.gen_range(1..15)
+            };
+            self.push(
+                self.now + delay,
+                Ev::Deliver {
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
         }
     }
 
     fn send_msg(&mut self, from: usize, to: usize, msg: &Message) {
         match self.nodes[from].byz {
             Some(Byz::Silent) => return,
-            Some(Byz::Withhold) if matches!(msg, Message::Prepare(_) | Message::Commit(_)) => return,
+            Some(Byz::Withhold) if matches!(msg, Message::Prepare(_) | Message::Commit(_)) => {
+                return
+            }
             Some(Byz::Garbage) => {
                 self.stats.byzantine_messages += 1;
                 let len = self.rng.gen_range(0..200);
@@ -218,6 +274,32 @@ impl Sim {
                     *b = self.rng.gen_range(1..8);
                 }
                 self.send(from, to, junk);
+            }
+            Some(Byz::Amnesia) => {
+                if let Message::ViewChange(vc) = msg {
+                    if !vc.prepared.is_empty() {
+                        self.stats.byzantine_messages += 1;
+                        let req = hsm::SignRequest {
+                            kind: hsm::MsgKind::ViewChange,
+                            chain_id: CHAIN_ID,
+                            shard: 0,
+                            number: vc.number,
+                            view: vc.view,
+                            hash: [0; 32],
+                        };
+                        let sigs = self.nodes[from].signer.sign(&req).unwrap();
+                        let sig = accel::AggregateSignature::aggregate(&sigs)
+                            .unwrap()
+                            .to_signature();
+                        let forged = consensus::ViewChange {
+                            prepared_hash: B256::ZERO,
+                            signature: Bytes::copy_from_slice(&sig.to_bytes()),
+                            prepared: vec![],
+                            ..(**vc).clone()
+                        };
+                        return self.send(from, to, Message::ViewChange(Box::new(forged)).encode());
+                    }
+                }
             }
             Some(Byz::Equivocate) if to % 2 == 0 => {
                 if let Message::Announce(a) = msg {
@@ -242,7 +324,9 @@ impl Sim {
                 key.extend_from_slice(&v.public_key.to_bytes());
                 key.extend_from_slice(&v.signature.to_bytes());
                 let engine = &self.engine;
-                *self.verify_cache.entry(key).or_insert_with(|| engine.verify_votes(&job.payload, std::slice::from_ref(v))[0])
+                *self.verify_cache.entry(key).or_insert_with(|| {
+                    engine.verify_votes(&job.payload, std::slice::from_ref(v))[0]
+                })
             })
             .collect()
     }
@@ -250,7 +334,9 @@ impl Sim {
     fn input(&mut self, i: usize, input: Input) {
         let mut queue = std::collections::VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
-            let Some(fbft) = self.nodes[i].fbft.as_mut() else { return };
+            let Some(fbft) = self.nodes[i].fbft.as_mut() else {
+                return;
+            };
             let effects = fbft.step(self.now, input);
             for e in effects {
                 // A crash between two effects of one step: later effects never happen.
@@ -280,7 +366,11 @@ impl Sim {
                 if self.honest(i) {
                     let slot = (i, req.kind as u8, req.number, req.view);
                     let prev = *self.signed.entry(slot).or_insert(B256::from(req.hash));
-                    assert_eq!(prev, B256::from(req.hash), "honest node {i} signed two payloads in slot {slot:?}");
+                    assert_eq!(
+                        prev,
+                        B256::from(req.hash),
+                        "honest node {i} signed two payloads in slot {slot:?}"
+                    );
                 }
                 let signatures = self.nodes[i].signer.sign(&req).unwrap();
                 return Some(Input::Signed { req, signatures });
@@ -290,8 +380,15 @@ impl Sim {
                 return Some(Input::Verified { id: job.id, valid });
             }
             Effect::Validate(block) => {
-                let result = if bad_block(&block) { Err("invalid by construction".into()) } else { Ok(()) };
-                return Some(Input::Validated { hash: block.hash(), result });
+                let result = if bad_block(&block) {
+                    Err("invalid by construction".into())
+                } else {
+                    Ok(())
+                };
+                return Some(Input::Validated {
+                    hash: block.hash(),
+                    result,
+                });
             }
             e @ Effect::BuildBlock { .. } => {
                 let mut block = build_by(&self.committee, &e, self.now, Some(i));
@@ -304,7 +401,14 @@ impl Sim {
             Effect::Schedule(timer, delay) => {
                 let at = self.now + delay.as_millis() as u64;
                 let incarnation = self.nodes[i].incarnation;
-                self.push(at, Ev::Timer { node: i, incarnation, timer });
+                self.push(
+                    at,
+                    Ev::Timer {
+                        node: i,
+                        incarnation,
+                        timer,
+                    },
+                );
             }
             Effect::Finalize { block, cert } => {
                 if self.store(i, block.clone(), cert.clone()) {
@@ -314,17 +418,30 @@ impl Sim {
             Effect::Behind { peer, number } => {
                 // Catch-up is a request/response exchange, as in the appliance.
                 let delay = self.rng.gen_range(2..30);
-                self.push(self.now + delay, Ev::Sync { node: i, peer, upto: number });
+                self.push(
+                    self.now + delay,
+                    Ev::Sync {
+                        node: i,
+                        peer,
+                        upto: number,
+                    },
+                );
             }
             Effect::PeerFault { peer, reason } => {
                 if std::env::var("SIM_TRACE").is_ok() {
-                    eprintln!("{} node {i} fault from {peer}: {reason}", self.now - GENESIS_MS);
+                    eprintln!(
+                        "{} node {i} fault from {peer}: {reason}",
+                        self.now - GENESIS_MS
+                    );
                 }
             }
             Effect::ViewChanged { number, view } => {
                 self.stats.view_changes += 1;
                 if std::env::var("SIM_TRACE").is_ok() {
-                    eprintln!("{} node {i} -> view {view} at #{number}", self.now - GENESIS_MS);
+                    eprintln!(
+                        "{} node {i} -> view {view} at #{number}",
+                        self.now - GENESIS_MS
+                    );
                 }
             }
         }
@@ -334,12 +451,20 @@ impl Sim {
     /// Blocks with certificates from `peer` (honest and reachable), each certificate checked
     /// before storing, as the appliance's catch-up does.
     fn sync(&mut self, i: usize, peer: usize, upto: u64) {
-        if self.nodes[peer].byz.is_some() || self.cut.contains(&(i, peer)) || self.cut.contains(&(peer, i)) {
+        if self.nodes[peer].byz.is_some()
+            || self.cut.contains(&(i, peer))
+            || self.cut.contains(&(peer, i))
+        {
             return;
         }
         let have = self.nodes[i].chain.len();
-        let theirs: Vec<_> =
-            self.nodes[peer].chain.iter().skip(have).take_while(|(b, _)| b.number() <= upto).cloned().collect();
+        let theirs: Vec<_> = self.nodes[peer]
+            .chain
+            .iter()
+            .skip(have)
+            .take_while(|(b, _)| b.number() <= upto)
+            .cloned()
+            .collect();
         for (block, cert) in theirs {
             if self.nodes[i].fbft.is_none() {
                 return;
@@ -354,13 +479,27 @@ impl Sim {
     fn store(&mut self, i: usize, block: Block, cert: CommitCertificate) -> bool {
         let n = block.number();
         if let Some((have, _)) = self.nodes[i].chain.get(n as usize - 1) {
-            assert_eq!(have.hash(), block.hash(), "node {i} finalizes a second block at {n}");
+            assert_eq!(
+                have.hash(),
+                block.hash(),
+                "node {i} finalizes a second block at {n}"
+            );
             return false;
         }
-        assert_eq!(n, self.nodes[i].chain.len() as u64 + 1, "node {i} stores out of order");
+        assert_eq!(
+            n,
+            self.nodes[i].chain.len() as u64 + 1,
+            "node {i} stores out of order"
+        );
         if self.honest(i) {
-            assert!(!bad_block(&block), "honest node {i} finalized an invalid block at {n}");
-            assert!(common_cert_valid(&self.engine, &self.committee, &cert), "certificate of block {n} invalid");
+            assert!(
+                !bad_block(&block),
+                "honest node {i} finalized an invalid block at {n}"
+            );
+            assert!(
+                common_cert_valid(&self.engine, &self.committee, &cert),
+                "certificate of block {n} invalid"
+            );
             assert_eq!(cert.hash, block.hash());
             let prev = *self.finalized.entry(n).or_insert(block.hash());
             assert_eq!(prev, block.hash(), "disagreement at height {n}: node {i}");
@@ -410,7 +549,11 @@ impl Sim {
     }
 
     fn min_honest_height(&self) -> u64 {
-        (0..self.nodes.len()).filter(|&i| self.honest(i)).map(|i| self.nodes[i].chain.len() as u64).min().unwrap()
+        (0..self.nodes.len())
+            .filter(|&i| self.honest(i))
+            .map(|i| self.nodes[i].chain.len() as u64)
+            .min()
+            .unwrap()
     }
 
     fn run(&mut self) {
@@ -438,7 +581,11 @@ impl Sim {
                 }
                 if self.now >= heal_at + bound {
                     for (i, n) in self.nodes.iter().enumerate() {
-                        eprintln!("node {i} byz {:?}: {}", n.byz, n.fbft.as_ref().map(|f| f.describe()).unwrap_or_default());
+                        eprintln!(
+                            "node {i} byz {:?}: {}",
+                            n.byz,
+                            n.fbft.as_ref().map(|f| f.describe()).unwrap_or_default()
+                        );
                     }
                 }
                 assert!(
@@ -455,13 +602,21 @@ impl Sim {
                     }
                     if let Ok(msg) = Message::decode(&bytes) {
                         if std::env::var("SIM_TRACE").is_ok() {
-                            eprintln!("{} deliver {from}->{to} {}", self.now - GENESIS_MS, msg.name());
+                            eprintln!(
+                                "{} deliver {from}->{to} {}",
+                                self.now - GENESIS_MS,
+                                msg.name()
+                            );
                         }
                         self.input(to, Input::Message { from, msg });
                     }
                 }
                 Ev::Sync { node, peer, upto } => self.sync(node, peer, upto),
-                Ev::Timer { node, incarnation, timer } => {
+                Ev::Timer {
+                    node,
+                    incarnation,
+                    timer,
+                } => {
                     if self.nodes[node].incarnation == incarnation {
                         self.input(node, Input::Timeout(timer));
                     }
@@ -477,7 +632,10 @@ fn common_cert_valid(engine: &Engine, committee: &Committee, c: &CommitCertifica
 }
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
@@ -489,7 +647,12 @@ fn simulation() {
         let result = std::panic::catch_unwind(|| {
             let mut sim = Sim::new(seed);
             sim.run();
-            let byz: Vec<_> = sim.nodes.iter().enumerate().filter_map(|(i, n)| n.byz.map(|b| (i, b))).collect();
+            let byz: Vec<_> = sim
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.byz.map(|b| (i, b)))
+                .collect();
             println!(
                 "seed {seed}: {} nodes, byzantine {byz:?}, {} blocks, {} steps, {} view changes",
                 sim.nodes.len(),
