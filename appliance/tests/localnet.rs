@@ -282,7 +282,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     assert_same_hashes(&net, &[0, 1, 2, 3], 20).await;
     check_rpc(&net.client(1), spec.chain_id).await;
 
-    // Kill a non-leader (node 0 leads in localnet); the chain goes on without it, and
+    // Kill a non-leader (node 0 leads for the whole test); the chain goes on without it, and
     // garbage sent in its name changes nothing.
     net.kill(3);
     let at_kill = height(&net.client(0)).await.unwrap();
@@ -395,4 +395,52 @@ fn corrupted_config_and_spec_name_the_field() {
     let out = check(&node);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("chain-spec.toml"));
+}
+
+async fn status(c: &HttpClient) -> Option<Value> {
+    c.request("hmy_consensusStatus", rpc_params![]).await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_causes_a_view_change_and_the_chain_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let offset = 3000 + (std::process::id() % 40) as u16 * 10;
+    let status_ok = Command::new(BIN)
+        .args(["localnet", "--generate-only", "--nodes", "4", "--block-time-ms", "250"])
+        .args(["--blocks-per-leader", "5", "--port-offset", &offset.to_string()])
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status_ok.success());
+    let mut net = Net { dir: tmp.path().to_path_buf(), offset, children: (0..NODES).map(|_| None).collect() };
+    for i in 0..NODES {
+        net.start(i);
+    }
+    wait_for("8 blocks", Duration::from_secs(60), async || height(&net.client(1)).await.unwrap_or(0) >= 8).await;
+
+    // Kill whoever leads now.
+    let leader = status(&net.client(0)).await.unwrap()["leader"].as_u64().unwrap() as usize;
+    let at_kill = height(&net.client((leader + 1) % NODES)).await.unwrap();
+    net.kill(leader);
+    let others: Vec<usize> = (0..NODES).filter(|&i| i != leader).collect();
+    wait_for("10 blocks after the leader died", Duration::from_secs(60), async || {
+        height(&net.client(others[0])).await.unwrap_or(0) >= at_kill + 10
+    })
+    .await;
+    let mut changes = 0.0;
+    for &i in &others {
+        changes += metric(offset, i, "harmony_consensus_view_changes_total").await;
+    }
+    assert!(changes >= 1.0, "a view change happened");
+    let h = height(&net.client(others[2])).await.unwrap();
+    assert_same_hashes(&net, &others, h).await;
+
+    // The old leader comes back, catches up and agrees.
+    net.start(leader);
+    wait_for("old leader to catch up", Duration::from_secs(60), async || {
+        height(&net.client(leader)).await.unwrap_or(0) >= h + 3
+    })
+    .await;
+    assert_same_hashes(&net, &[others[0], leader], h + 3).await;
 }

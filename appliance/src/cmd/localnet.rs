@@ -31,9 +31,8 @@ pub struct LocalnetArgs {
     /// Target block time in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub block_time_ms: u64,
-    /// Blocks each leader proposes before the next one takes over. Large by default: until
-    /// view change lands, a stopped leader halts the chain, so localnet keeps node 0 leading.
-    #[arg(long, default_value_t = 100_000)]
+    /// Blocks each leader proposes before the next one takes over (Harmony HET-8).
+    #[arg(long, default_value_t = 10)]
     pub blocks_per_leader: u64,
     /// Delete the data directory and start a new chain.
     #[arg(long)]
