@@ -27,6 +27,10 @@ pub struct NetworkConfig {
     pub max_message_bytes: usize,
     /// How often this node tells peers its tip (so a node behind notices), in ms.
     pub status_interval_ms: u64,
+    /// Transport keys (hex) of peers to refuse; `hmy_blockPeer` adds more at run time.
+    pub blocked_peers: Vec<String>,
+    /// Messages one peer may send per status interval before it counts as flooding.
+    pub flood_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,6 +107,8 @@ impl Default for NetworkConfig {
             listen: None,
             max_message_bytes: 8 << 20,
             status_interval_ms: 1000,
+            blocked_peers: Vec::new(),
+            flood_limit: 5000,
         }
     }
 }
@@ -212,6 +218,11 @@ impl NodeConfig {
             .map_err(|e| format!("field `accel.backend`: {e}"))?;
         if self.network.max_message_bytes < 64 << 10 {
             return Err("field `network.max_message_bytes`: must be at least 65536".into());
+        }
+        for (i, k) in self.network.blocked_peers.iter().enumerate() {
+            state::spec::parse_hex::<32>(k).map_err(|e| {
+                format!("field `network.blocked_peers[{i}]`: {e} (a 32-byte hex transport key)")
+            })?;
         }
         if self.network.status_interval_ms == 0 {
             return Err("field `network.status_interval_ms`: must be positive".into());

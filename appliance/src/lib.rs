@@ -7,5 +7,6 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod peers;
 pub mod rpc;
 pub mod validate;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub messages_invalid: IntCounter,
     pub sync_blocks: IntCounter,
     pub connected_peers: IntGauge,
+    pub peer_bans: IntCounterVec,
+    pub blocked_peers: IntGauge,
 }
 
 impl Metrics {
@@ -91,6 +93,19 @@ impl Metrics {
                 "Peers with an open outgoing connection",
             )
             .unwrap(),
+            peer_bans: IntCounterVec::new(
+                Opts::new(
+                    "harmony_network_peer_bans_total",
+                    "Peers disconnected and refused, by reason (score or operator)",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            blocked_peers: IntGauge::new(
+                "harmony_network_blocked_peers",
+                "Peers currently refused (banned by score or blocked by the operator)",
+            )
+            .unwrap(),
             registry,
         };
         for c in [
@@ -105,6 +120,8 @@ impl Metrics {
             Box::new(m.messages_invalid.clone()),
             Box::new(m.sync_blocks.clone()),
             Box::new(m.connected_peers.clone()),
+            Box::new(m.peer_bans.clone()),
+            Box::new(m.blocked_peers.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -3,12 +3,13 @@
 
 use crate::metrics::Metrics;
 use crate::net::{Inbound, MeshHandle};
+use crate::peers::{OperatorBlocks, PeerBook};
 use crate::validate::{check_link, validate_block};
 use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
-    verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Status,
-    SyncRequest, SyncResponse, Timer, Tip,
+    verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, SafetyRecord,
+    Status, SyncRequest, SyncResponse, Timer, Tip,
 };
 use hsm::Signer;
 use serde::Serialize;
@@ -60,6 +61,10 @@ pub struct NodeContext {
     pub engine: Engine,
     pub metrics: Metrics,
     pub board: Arc<StatusBoard>,
+    /// Messages one peer may send per status interval.
+    pub flood_limit: u32,
+    /// Peers the operator blocked (config or RPC); never unbanned by time.
+    pub operator_blocks: OperatorBlocks,
 }
 
 pub fn now_ms() -> u64 {
@@ -130,6 +135,7 @@ struct Driver {
     timers: mpsc::UnboundedSender<Timer>,
     started: HashMap<B256, Instant>,
     sync_in_flight: Option<Instant>,
+    peers: PeerBook,
 }
 
 /// Runs consensus until `shutdown` resolves.
@@ -166,6 +172,7 @@ pub async fn run(
         timers: timer_tx,
         started: HashMap::new(),
         sync_in_flight: None,
+        peers: PeerBook::default(),
     };
     d.feed(Input::Start);
     tokio::pin!(shutdown);
@@ -183,6 +190,22 @@ pub async fn run(
 
 impl Driver {
     fn on_inbound(&mut self, inb: Inbound) {
+        if self.peers.is_banned(inb.from)
+            || self
+                .ctx
+                .operator_blocks
+                .lock()
+                .expect("lock")
+                .contains(&inb.from)
+        {
+            return; // in flight when the peer was blocked
+        }
+        if self.peers.received(inb.from, self.ctx.flood_limit) {
+            self.fault(
+                inb.from,
+                "flooding: more messages than network.flood_limit per interval",
+            );
+        }
         let msg = match Message::decode(&inb.payload) {
             Ok(m) => m,
             Err(e) => {
@@ -216,13 +239,22 @@ impl Driver {
         }
     }
 
-    fn fault(&self, peer: usize, reason: &str) {
+    fn fault(&mut self, peer: usize, reason: &str) {
         tracing::warn!(target: "net", peer, %reason, "rejected message from peer");
         self.ctx
             .metrics
             .peer_faults
             .with_label_values(&[&peer.to_string()])
             .inc();
+        if self.peers.fault(peer, Instant::now()) {
+            tracing::warn!(target: "net", peer, ban_secs = crate::peers::BAN_TIME.as_secs(), "peer scored too low; disconnecting");
+            self.ctx
+                .metrics
+                .peer_bans
+                .with_label_values(&["score"])
+                .inc();
+            self.mesh.block(peer);
+        }
     }
 
     /// Steps consensus with `input` and executes every effect in order; completions of
@@ -361,6 +393,22 @@ impl Driver {
             })
             .encode(),
         );
+        for peer in self.peers.tick(Instant::now()) {
+            if !self
+                .ctx
+                .operator_blocks
+                .lock()
+                .expect("lock")
+                .contains(&peer)
+            {
+                tracing::info!(target: "net", peer, "ban expired; accepting the peer again");
+                self.mesh.unblock(peer);
+            }
+        }
+        self.ctx
+            .metrics
+            .blocked_peers
+            .set(self.mesh.blocked().len() as i64);
         let peers = self.mesh.connected_peers();
         self.ctx.metrics.connected_peers.set(peers.len() as i64);
         self.ctx.board.status.lock().expect("lock").connected_peers = peers;
@@ -487,4 +535,3 @@ impl Driver {
         }
     }
 }
-

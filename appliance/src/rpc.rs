@@ -15,6 +15,34 @@ pub struct RpcContext {
     pub chain_id: u64,
     pub store: Arc<ChainStore>,
     pub board: Arc<StatusBoard>,
+    pub peers: Option<PeerAdmin>,
+}
+
+/// What the operator's peer methods act on.
+pub struct PeerAdmin {
+    pub mesh: crate::net::MeshHandle,
+    /// Transport key of each committee member, by index.
+    pub keys: Vec<[u8; 32]>,
+    pub operator: crate::peers::OperatorBlocks,
+    pub metrics: crate::metrics::Metrics,
+}
+
+impl PeerAdmin {
+    /// A peer named by committee index or hex transport key.
+    fn resolve(&self, p: &Params) -> Result<usize, ErrorObjectOwned> {
+        let (who,): (Value,) = p
+            .parse()
+            .map_err(|e| invalid(format!("expected [peer index or hex transport key]: {e}")))?;
+        let idx = match &who {
+            Value::Number(n) => n.as_u64().map(|n| n as usize),
+            Value::String(s) => state::spec::parse_hex::<32>(s)
+                .ok()
+                .and_then(|k| self.keys.iter().position(|x| *x == k)),
+            _ => None,
+        };
+        idx.filter(|i| *i < self.keys.len())
+            .ok_or_else(|| invalid(format!("{who} names no committee member")))
+    }
 }
 
 const INVALID_PARAMS: i32 = -32602;
@@ -138,6 +166,41 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     .expect("unique name");
     m.register_method("hmy_consensusStatus", |_, c, _| {
         serde_json::to_value(&*c.board.status.lock().expect("lock")).expect("serializes")
+    })
+    .expect("unique name");
+    m.register_method("hmy_blockPeer", |p, c, _| {
+        let admin = c
+            .peers
+            .as_ref()
+            .ok_or_else(|| internal("peer control unavailable"))?;
+        let peer = admin.resolve(&p)?;
+        if admin.operator.lock().expect("lock").insert(peer) {
+            admin
+                .metrics
+                .peer_bans
+                .with_label_values(&["operator"])
+                .inc();
+        }
+        admin.mesh.block(peer);
+        Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
+    })
+    .expect("unique name");
+    m.register_method("hmy_unblockPeer", |p, c, _| {
+        let admin = c
+            .peers
+            .as_ref()
+            .ok_or_else(|| internal("peer control unavailable"))?;
+        let peer = admin.resolve(&p)?;
+        admin.operator.lock().expect("lock").remove(&peer);
+        admin.mesh.unblock(peer);
+        Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
+    })
+    .expect("unique name");
+    m.register_method("hmy_blockedPeers", |_, c, _| {
+        c.peers
+            .as_ref()
+            .map(|a| a.mesh.blocked())
+            .unwrap_or_default()
     })
     .expect("unique name");
     m.register_method("hmy_finalityStats", |_, c, _| {

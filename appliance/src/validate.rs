@@ -58,8 +58,10 @@ pub fn check_link(
     if h.shard != shard || h.epoch != h.number / epoch_blocks {
         return Err("wrong shard or epoch".into());
     }
-    let recent: Vec<state::Bitmap> =
-        recent.iter().filter_map(|b| state::Bitmap::from_bytes(b, committee.key_count())).collect();
+    let recent: Vec<state::Bitmap> = recent
+        .iter()
+        .filter_map(|b| state::Bitmap::from_bytes(b, committee.key_count()))
+        .collect();
     let leader = committee.leader(h.number, h.view, parent.view + 1, &recent);
     if h.leader != committee.members[leader].address {
         return Err(format!(

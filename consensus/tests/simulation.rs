@@ -301,7 +301,7 @@ impl Sim {
                     }
                 }
             }
-            Some(Byz::Equivocate) if to % 2 == 0 => {
+            Some(Byz::Equivocate) if to.is_multiple_of(2) => {
                 if let Message::Announce(a) = msg {
                     // A second block for the same view to half of the committee.
                     self.stats.byzantine_messages += 1;

@@ -136,6 +136,18 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
             .wrap_err_with(|| format!("metrics listener {}", cfg.metrics.listen))?;
         tracing::info!(target: "node", %addr, "metrics on /metrics");
     }
+    // Peers the operator blocked in config stay refused until `hmy_unblockPeer`.
+    let operator_blocks = crate::peers::OperatorBlocks::default();
+    for (i, key) in cfg.network.blocked_peers.iter().enumerate() {
+        let key = state::spec::parse_hex::<32>(key)
+            .map_err(|e| eyre!("config field `network.blocked_peers[{i}]`: {e}"))?;
+        let peer = committee.member_by_transport_key(&key).ok_or_else(|| {
+            eyre!("config field `network.blocked_peers[{i}]`: no committee member has transport key {}", hex::encode(key))
+        })?;
+        operator_blocks.lock().expect("lock").insert(peer);
+        metrics.peer_bans.with_label_values(&["operator"]).inc();
+        mesh.block(peer);
+    }
     let board = Arc::new(StatusBoard::default());
     let _rpc = if cfg.rpc.enabled {
         let (addr, handle) = rpc::serve(
@@ -144,6 +156,12 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
                 chain_id: spec.chain_id,
                 store: store.clone(),
                 board: board.clone(),
+                peers: Some(rpc::PeerAdmin {
+                    mesh: mesh.clone(),
+                    keys: committee.members.iter().map(|m| m.transport_key).collect(),
+                    operator: operator_blocks.clone(),
+                    metrics: metrics.clone(),
+                }),
             },
         )
         .await
@@ -175,6 +193,8 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
         engine,
         metrics,
         board,
+        flood_limit: cfg.network.flood_limit,
+        operator_blocks,
     };
     node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await?;
     mesh.shutdown().await;

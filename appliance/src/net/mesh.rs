@@ -272,8 +272,10 @@ impl Mesh {
             );
         }
 
+        let blocked = Arc::new(Blocklist::default());
         let acceptor = Arc::new(Acceptor {
             key_to_index: checked.others.iter().map(|(i, k)| (*k, *i)).collect(),
+            blocked: blocked.clone(),
             counters: counters.clone(),
             inbound: inbound_tx,
             max_message_bytes: max,
@@ -293,6 +295,7 @@ impl Mesh {
             "QUIC mesh started"
         );
         let inner = Arc::new(Inner {
+            blocked,
             self_index: cfg.self_index,
             endpoint,
             local_addr,
@@ -468,7 +471,24 @@ struct PeerSlot {
     dropping: AtomicBool,
 }
 
+/// Blocked peers and the incoming connections to cut when one is blocked.
+#[derive(Default)]
+struct Blocklist {
+    peers: Mutex<std::collections::HashSet<usize>>,
+    incoming: Mutex<HashMap<usize, Vec<quinn::Connection>>>,
+}
+
+impl Blocklist {
+    fn contains(&self, peer: usize) -> bool {
+        self.peers.lock().expect("lock").contains(&peer)
+    }
+}
+
+/// Close code sent to a blocked peer.
+const CLOSE_BLOCKED: u32 = 0x4b;
+
 struct Inner {
+    blocked: Arc<Blocklist>,
     self_index: usize,
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
@@ -538,7 +558,50 @@ impl MeshHandle {
         true
     }
 
+    /// Refuses `peer` from now on: its incoming connections are closed, new ones refused at
+    /// the door, and nothing more is sent to it, until [`MeshHandle::unblock`].
+    pub fn block(&self, peer: usize) {
+        if !self.inner.blocked.peers.lock().expect("lock").insert(peer) {
+            return;
+        }
+        let conns = self
+            .inner
+            .blocked
+            .incoming
+            .lock()
+            .expect("lock")
+            .remove(&peer)
+            .unwrap_or_default();
+        for c in conns {
+            c.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
+        }
+        warn!(target: "harmony::net", peer, "peer blocked");
+    }
+
+    pub fn unblock(&self, peer: usize) {
+        if self.inner.blocked.peers.lock().expect("lock").remove(&peer) {
+            info!(target: "harmony::net", peer, "peer unblocked");
+        }
+    }
+
+    pub fn blocked(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .inner
+            .blocked
+            .peers
+            .lock()
+            .expect("lock")
+            .iter()
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     fn enqueue(&self, to: usize, payload: Arc<Vec<u8>>) {
+        if self.inner.blocked.contains(to) {
+            return;
+        }
         if to == self.inner.self_index {
             debug!(target: "harmony::net", "message to self ignored");
             return;
@@ -883,6 +946,8 @@ async fn write_message(conn: &quinn::Connection, payload: &[u8]) -> Result<(), W
 
 struct Acceptor {
     key_to_index: HashMap<[u8; 32], usize>,
+    /// Peers refused at the door (operator block or bad score); shared with the handle.
+    blocked: Arc<Blocklist>,
     counters: Arc<Counters>,
     inbound: mpsc::Sender<Inbound>,
     max_message_bytes: usize,
@@ -947,6 +1012,20 @@ async fn handle_incoming(
             return;
         }
     };
+    if acceptor.blocked.contains(from) {
+        bump(&acceptor.counters.handshake_refused);
+        warn!(target: "harmony::net", peer = from, %remote, "refused connection from a blocked peer");
+        conn.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
+        return;
+    }
+    acceptor
+        .blocked
+        .incoming
+        .lock()
+        .expect("lock")
+        .entry(from)
+        .or_default()
+        .push(conn.clone());
     info!(target: "harmony::net", peer = from, %remote, "accepted connection from peer");
     let budget = Arc::new(Semaphore::new(read_budget(acceptor.max_message_bytes)));
     loop {

@@ -1,0 +1,112 @@
+//! Peer scoring (Harmony HET-61): invalid signatures, undecodable or oversized messages and
+//! floods cost points; a peer that falls below the threshold is disconnected and refused for a
+//! while. The operator can also block a peer for good (config or `hmy_blockPeer`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Points lost per fault.
+pub const FAULT_PENALTY: i32 = 10;
+/// Score at which a peer is banned.
+pub const BAN_THRESHOLD: i32 = -100;
+/// How long a ban lasts.
+pub const BAN_TIME: Duration = Duration::from_secs(60);
+/// Points regained per status interval (good behaviour heals).
+pub const RECOVERY_PER_TICK: i32 = 2;
+
+#[derive(Default)]
+struct Score {
+    points: i32,
+    received: u32,
+    banned_until: Option<Instant>,
+}
+
+/// Peers blocked by the operator; shared with RPC.
+pub type OperatorBlocks = Arc<Mutex<HashSet<usize>>>;
+
+#[derive(Default)]
+pub struct PeerBook {
+    scores: HashMap<usize, Score>,
+}
+
+impl PeerBook {
+    /// Records a fault; true when the peer has just been banned.
+    pub fn fault(&mut self, peer: usize, now: Instant) -> bool {
+        let s = self.scores.entry(peer).or_default();
+        s.points -= FAULT_PENALTY;
+        if s.points <= BAN_THRESHOLD && s.banned_until.is_none() {
+            s.banned_until = Some(now + BAN_TIME);
+            return true;
+        }
+        false
+    }
+
+    /// Counts one received message; true when the peer exceeds `limit` in this interval.
+    pub fn received(&mut self, peer: usize, limit: u32) -> bool {
+        let s = self.scores.entry(peer).or_default();
+        s.received += 1;
+        s.received == limit + 1
+    }
+
+    pub fn is_banned(&self, peer: usize) -> bool {
+        self.scores
+            .get(&peer)
+            .is_some_and(|s| s.banned_until.is_some())
+    }
+
+    /// Once per status interval: heal scores, reset flood counters, return expired bans.
+    pub fn tick(&mut self, now: Instant) -> Vec<usize> {
+        let mut expired = Vec::new();
+        for (peer, s) in self.scores.iter_mut() {
+            s.received = 0;
+            s.points = (s.points + RECOVERY_PER_TICK).min(0);
+            if s.banned_until.is_some_and(|t| t <= now) {
+                s.banned_until = None;
+                s.points = 0;
+                expired.push(*peer);
+            }
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_ban_and_bans_expire() {
+        let mut b = PeerBook::default();
+        let t = Instant::now();
+        for i in 1..10 {
+            assert!(!b.fault(3, t), "fault {i} bans too early");
+        }
+        assert!(b.fault(3, t), "the 10th fault bans");
+        assert!(b.is_banned(3) && !b.is_banned(2));
+        assert!(!b.fault(3, t), "banned once");
+        assert!(b.tick(t + Duration::from_secs(1)).is_empty());
+        assert_eq!(b.tick(t + BAN_TIME + Duration::from_secs(1)), vec![3]);
+        assert!(!b.is_banned(3));
+    }
+
+    #[test]
+    fn good_behaviour_heals_and_floods_are_noticed() {
+        let mut b = PeerBook::default();
+        let t = Instant::now();
+        for _ in 0..5 {
+            b.fault(1, t);
+        }
+        for _ in 0..25 {
+            b.tick(t);
+        }
+        for _ in 0..9 {
+            assert!(!b.fault(1, t), "healed score needs 10 new faults");
+        }
+        assert!((0..3).all(|_| !b.received(2, 3)));
+        assert!(b.received(2, 3), "the 4th message of 3 allowed is a flood");
+        assert!(!b.received(2, 3), "reported once per interval");
+        b.tick(t);
+        assert!(!b.received(2, 3));
+    }
+}
