@@ -53,7 +53,7 @@ pub struct NodeContext {
     pub committee: Arc<Committee>,
     pub me: usize,
     pub max_future_ms: u64,
-    /// 0 = the default (two block times, at least one second).
+    /// 0 = the default (one block time, at least one second).
     pub view_timeout_ms: u64,
     pub status_interval: Duration,
     pub store: Arc<ChainStore>,

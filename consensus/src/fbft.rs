@@ -54,9 +54,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Default view timeout: two block times, at least one second.
+    /// Default view timeout: one block time, at least one second. The first view of a height
+    /// also gets the block time the leader waits before proposing, and finality takes tens of
+    /// milliseconds, so a dead leader costs about two block times and a live one is not
+    /// cut short.
     pub fn default_view_timeout_ms(block_time_ms: u64) -> u64 {
-        (2 * block_time_ms).max(1000)
+        block_time_ms.max(1000)
     }
 }
 
