@@ -4,7 +4,7 @@ BIN := target/debug/harmony-appliance
 # Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
 ARGS ?=
 
-.PHONY: deps build localnet test fmt-check clippy unit bench clean
+.PHONY: deps peers build localnet test fmt-check clippy unit bench clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -16,8 +16,17 @@ build: deps
 localnet: build
 	$(BIN) localnet $(ARGS)
 
+## Python peers for the interop tests (py_ecc, chiavdf from PyPI) in .venv; re-installed
+## when requirements/peers.txt changes. Tests find the interpreter at .venv/bin/python.
+peers: .venv/.peers-stamp
+
+.venv/.peers-stamp: requirements/peers.txt
+	python3 -m venv .venv
+	.venv/bin/pip install -q -r requirements/peers.txt
+	touch $@
+
 ## The whole suite: format, lints, every test.
-test: deps fmt-check clippy unit
+test: deps fmt-check clippy peers unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,7 +38,7 @@ unit:
 	$(CARGO) test --workspace
 
 ## Benchmarks (criterion and the finality-latency histogram); results go in benches/README.md.
-bench: deps
+bench: deps peers
 	$(CARGO) build --release -p appliance --bin harmony-appliance
 	$(CARGO) bench -p benches
 

@@ -4,6 +4,10 @@ use blst::min_pk as raw;
 use blst::BLST_ERROR;
 use std::fmt;
 
+/// Uncompressed (affine x ‖ y) encodings, for wire formats where decoding speed pays.
+pub const PUBLIC_KEY_UNCOMPRESSED_BYTES: usize = 96;
+pub const SIGNATURE_UNCOMPRESSED_BYTES: usize = 192;
+
 /// Signature domain of the proof-of-possession ciphersuite (IETF BLS draft, as Ethereum).
 pub const DST_SIG: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 /// Domain of proofs of possession.
@@ -28,6 +32,8 @@ pub enum BlsError {
     SecretKey(&'static str),
     #[error("nothing to aggregate")]
     Empty,
+    #[error("inputs differ in length: {0}")]
+    Mismatch(&'static str),
 }
 
 fn map_err(e: BLST_ERROR) -> BlsError {
@@ -52,6 +58,21 @@ impl SecretKey {
         raw::SecretKey::key_gen(ikm, &[])
             .map(Self)
             .map_err(|_| BlsError::SecretKey("key generation failed"))
+    }
+
+    /// EIP-2333 master key from a seed of at least 32 bytes.
+    pub fn derive_master_eip2333(seed: &[u8]) -> Result<Self, BlsError> {
+        if seed.len() < 32 {
+            return Err(BlsError::SecretKey("EIP-2333 seed shorter than 32 bytes"));
+        }
+        raw::SecretKey::derive_master_eip2333(seed)
+            .map(Self)
+            .map_err(|_| BlsError::SecretKey("EIP-2333 derivation failed"))
+    }
+
+    /// EIP-2333 hardened child `index` of this key.
+    pub fn derive_child_eip2333(&self, index: u32) -> Self {
+        Self(self.0.derive_child_eip2333(index))
     }
 
     /// Parses a 32-byte big-endian scalar; zero and values ≥ r are refused.
@@ -111,10 +132,44 @@ impl PublicKey {
         self.0.compress()
     }
 
-    /// Checks a proof of possession for this key.
+    /// Decodes a 96-byte uncompressed key with the same checks as [`PublicKey::from_bytes`].
+    pub fn from_uncompressed(bytes: &[u8]) -> Result<Self, BlsError> {
+        if bytes.len() != PUBLIC_KEY_UNCOMPRESSED_BYTES {
+            return Err(BlsError::Length {
+                expected: PUBLIC_KEY_UNCOMPRESSED_BYTES,
+                got: bytes.len(),
+            });
+        }
+        let pk = raw::PublicKey::deserialize(bytes).map_err(map_err)?;
+        pk.validate().map_err(map_err)?;
+        Ok(Self(pk))
+    }
+
+    /// Decodes either encoding (48 bytes compressed, 96 uncompressed), fully validated.
+    pub fn decode(bytes: &[u8]) -> Result<Self, BlsError> {
+        match bytes.len() {
+            PUBLIC_KEY_UNCOMPRESSED_BYTES => Self::from_uncompressed(bytes),
+            _ => Self::from_bytes(bytes),
+        }
+    }
+
+    pub fn to_uncompressed(&self) -> [u8; PUBLIC_KEY_UNCOMPRESSED_BYTES] {
+        self.0.serialize()
+    }
+
+    /// IETF KeyValidate on an encoding: on the curve, in G1, not the identity.
+    pub fn key_validate(bytes: &[u8]) -> bool {
+        Self::decode(bytes).is_ok()
+    }
+
+    pub(crate) fn affine(&self) -> &blst::blst_p1_affine {
+        (&self.0).into()
+    }
+
+    /// Checks a proof of possession for this key (with the proof's subgroup check).
     pub fn verify_possession(&self, proof: &Signature) -> bool {
         let msg = self.to_bytes();
-        proof.0.verify(true, &msg, DST_POP, &[], &self.0, false) == BLST_ERROR::BLST_SUCCESS
+        core_verify(self, proof, &msg, DST_POP, true)
     }
 }
 
@@ -151,13 +206,57 @@ impl Signature {
         self.0.compress()
     }
 
+    /// Decodes a 192-byte uncompressed signature with its curve check only (no square root,
+    /// so several times cheaper than [`Signature::from_bytes`]).
+    pub fn from_uncompressed(bytes: &[u8]) -> Result<Self, BlsError> {
+        if bytes.len() != SIGNATURE_UNCOMPRESSED_BYTES {
+            return Err(BlsError::Length {
+                expected: SIGNATURE_UNCOMPRESSED_BYTES,
+                got: bytes.len(),
+            });
+        }
+        raw::Signature::deserialize(bytes)
+            .map(Self)
+            .map_err(map_err)
+    }
+
+    /// Decodes either encoding (96 bytes compressed, 192 uncompressed), curve check only.
+    pub fn decode(bytes: &[u8]) -> Result<Self, BlsError> {
+        match bytes.len() {
+            SIGNATURE_UNCOMPRESSED_BYTES => Self::from_uncompressed(bytes),
+            _ => Self::from_bytes(bytes),
+        }
+    }
+
+    /// Decodes either encoding with curve and subgroup checks (the identity is allowed).
+    pub fn decode_checked(bytes: &[u8]) -> Result<Self, BlsError> {
+        let sig = Self::decode(bytes)?;
+        if !sig.subgroup_check() {
+            return Err(BlsError::NotInGroup);
+        }
+        Ok(sig)
+    }
+
+    pub fn to_uncompressed(&self) -> [u8; SIGNATURE_UNCOMPRESSED_BYTES] {
+        self.0.serialize()
+    }
+
     pub fn subgroup_check(&self) -> bool {
         self.0.subgroup_check()
     }
 
     /// Plain verification of one signature, with the subgroup check.
     pub fn verify(&self, pk: &PublicKey, msg: &[u8]) -> bool {
-        self.0.verify(true, msg, DST_SIG, &[], &pk.0, false) == BLST_ERROR::BLST_SUCCESS
+        core_verify(pk, self, msg, DST_SIG, true)
+    }
+
+    /// Verification without the subgroup check, for callers that already made it.
+    pub fn verify_unchecked(&self, pk: &PublicKey, msg: &[u8]) -> bool {
+        core_verify(pk, self, msg, DST_SIG, false)
+    }
+
+    pub(crate) fn affine(&self) -> &blst::blst_p2_affine {
+        (&self.0).into()
     }
 }
 
@@ -165,6 +264,58 @@ impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Signature(0x{})", hex::encode(self.to_bytes()))
     }
+}
+
+/// One pairing check e(pk, H(msg)) == e(g1, sig) on the calling thread (blst's own `verify`
+/// hands the work to its private thread pool; the engine keeps all work on the caller's).
+pub(crate) fn core_verify(
+    pk: &PublicKey,
+    sig: &Signature,
+    msg: &[u8],
+    dst: &[u8],
+    groupcheck: bool,
+) -> bool {
+    let mut pairing = blst::Pairing::new(true, dst);
+    if pairing.aggregate(pk.affine(), false, sig.affine(), groupcheck, msg, &[])
+        != BLST_ERROR::BLST_SUCCESS
+    {
+        return false;
+    }
+    pairing.commit();
+    pairing.finalverify(None)
+}
+
+/// Decodes a G1 point (48 compressed or 96 uncompressed bytes) with curve and subgroup
+/// checks; unlike a public key, the identity is accepted. This is the Ethereum vectors'
+/// `deserialization_G1` rule.
+pub fn decode_g1_point(bytes: &[u8]) -> Result<(), BlsError> {
+    let p = match bytes.len() {
+        PUBLIC_KEY_BYTES => raw::PublicKey::uncompress(bytes),
+        PUBLIC_KEY_UNCOMPRESSED_BYTES => raw::PublicKey::deserialize(bytes),
+        got => {
+            return Err(BlsError::Length {
+                expected: PUBLIC_KEY_BYTES,
+                got,
+            })
+        }
+    }
+    .map_err(map_err)?;
+    match p.validate() {
+        Ok(()) | Err(BLST_ERROR::BLST_PK_IS_INFINITY) => Ok(()),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+/// Decodes a G2 point (96 or 192 bytes) with curve and subgroup checks, identity accepted
+/// (`deserialization_G2`).
+pub fn decode_g2_point(bytes: &[u8]) -> Result<(), BlsError> {
+    if bytes.len() != SIGNATURE_BYTES && bytes.len() != SIGNATURE_UNCOMPRESSED_BYTES {
+        return Err(BlsError::Length {
+            expected: SIGNATURE_BYTES,
+            got: bytes.len(),
+        });
+    }
+    Signature::decode_checked(bytes).map(|_| ())
 }
 
 /// Sum of signatures.

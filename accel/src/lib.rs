@@ -6,13 +6,24 @@
 //! certificates; it has several backends that must agree bit for bit, and runs parallel work on
 //! a thread pool owned by the caller.
 //!
+//! - [`Engine::verify_quorum`]: votes for one payload straight from wire bytes (curve check per
+//!   vote, one subgroup-checked aggregate and one pairing, bisection to find bad votes; see
+//!   `docs/adr/0004-quorum-verification.md` for the checks skipped per vote).
+//! - [`Engine::batch_verify`], [`Engine::aggregate_verify`], [`Engine::fast_aggregate_verify`],
+//!   proofs of possession, EIP-2333 derivation, compressed and uncompressed encodings.
+//! - [`vdf`]: Wesolowski VDF over class groups, byte-compatible with chiavdf.
+//!
 //! This crate performs no I/O.
 
 mod bls;
 mod engine;
+mod quorum;
+pub mod vdf;
 
 pub use bls::{
-    AggregatePublicKey, AggregateSignature, BlsError, PublicKey, SecretKey, Signature, DST_POP,
-    DST_SIG, PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, SIGNATURE_BYTES,
+    decode_g1_point, decode_g2_point, AggregatePublicKey, AggregateSignature, BlsError, PublicKey,
+    SecretKey, Signature, DST_POP, DST_SIG, PUBLIC_KEY_BYTES, PUBLIC_KEY_UNCOMPRESSED_BYTES,
+    SECRET_KEY_BYTES, SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES,
 };
-pub use engine::{Backend, Engine, Vote};
+pub use engine::{Backend, BatchItem, Engine, Vote};
+pub use quorum::{encode_vote, QuorumOutcome, QuorumPolicy, VoteStatus, WireVote, WIRE_VOTE_BYTES};

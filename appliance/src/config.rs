@@ -55,7 +55,7 @@ pub struct ConsensusConfig {
     /// A header timestamp further ahead of the local clock than this is refused.
     pub max_future_ms: u64,
     /// Time a view may take before validators move to the next one (doubling per failed view);
-    /// 0 means two block times, at least one second.
+    /// 0 means one block time, at least one second.
     pub view_timeout_ms: u64,
 }
 
@@ -65,7 +65,30 @@ pub struct KeysConfig {
     /// Local BLS key file (development backend), relative to the data directory.
     pub bls_key_file: PathBuf,
     /// Ed25519 transport identity (PKCS#8, mode 0600), relative to the data directory.
+    /// Unused with the `yubihsm` and `mockhsm` backends (the HSM holds the transport key).
     pub transport_key_file: PathBuf,
+    /// Where BLS keys live: `keystore` (EIP-2335 files), `yubihsm` (sealed under a YubiHSM 2),
+    /// `mockhsm` (the same against `harmony-appliance hsm mock-connector`; development only)
+    /// or `local` (plain development key file `bls_key_file`).
+    pub backend: String,
+    /// Directory of EIP-2335 keystores (`*.json`), relative to the data directory.
+    pub keystore_dir: PathBuf,
+    /// File holding the keystore password (mode 0600). With systemd `LoadCredential=`, a
+    /// credential named `keystore-password` is used instead when present.
+    pub password_file: PathBuf,
+    /// Directory of BLS secrets sealed under the HSM (`*.sealed.json`).
+    pub sealed_dir: PathBuf,
+    /// HSM connector: `http://host:port` (yubihsm-connector or `hsm mock-connector`) or `usb`.
+    pub hsm_connector: String,
+    /// Authentication key the node logs in with (the profile's `validator` role).
+    pub hsm_auth_key_id: u16,
+    /// File holding that key's password (mode 0600); systemd credential `hsm-password` wins.
+    pub hsm_password_file: PathBuf,
+    /// Provisioning profile the device must not be looser than (relative to the data
+    /// directory); empty means the built-in default profile.
+    pub hsm_profile: PathBuf,
+    /// Double-sign guard directory, relative to the data directory.
+    pub guard_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -147,6 +170,15 @@ impl Default for KeysConfig {
         Self {
             bls_key_file: "keys/bls.json".into(),
             transport_key_file: "keys/transport.pk8".into(),
+            backend: "keystore".into(),
+            keystore_dir: "keys/keystores".into(),
+            password_file: "keys/keystore-password".into(),
+            sealed_dir: "keys/sealed".into(),
+            hsm_connector: "http://127.0.0.1:12345".into(),
+            hsm_auth_key_id: 4,
+            hsm_password_file: "keys/hsm-password".into(),
+            hsm_profile: PathBuf::new(),
+            guard_dir: "guard".into(),
         }
     }
 }
@@ -224,6 +256,21 @@ impl NodeConfig {
                 format!("field `network.blocked_peers[{i}]`: {e} (a 32-byte hex transport key)")
             })?;
         }
+        if !matches!(
+            self.keys.backend.as_str(),
+            "keystore" | "yubihsm" | "mockhsm" | "local"
+        ) {
+            return Err(format!(
+                "field `keys.backend`: `{}` is not `keystore`, `yubihsm`, `mockhsm` or `local`",
+                self.keys.backend
+            ));
+        }
+        if self.keys.hsm_connector != "usb" && !self.keys.hsm_connector.starts_with("http://") {
+            return Err(format!(
+                "field `keys.hsm_connector`: `{}` is neither `usb` nor `http://host:port`",
+                self.keys.hsm_connector
+            ));
+        }
         if self.network.status_interval_ms == 0 {
             return Err("field `network.status_interval_ms`: must be positive".into());
         }
@@ -256,6 +303,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_section_is_additive() {
+        // A config written before the signer backends existed still parses, with defaults.
+        let old = "[keys]\nbls_key_file = \"keys/bls.json\"\ntransport_key_file = \"keys/transport.pk8\"\n";
+        let cfg = NodeConfig::parse(old).unwrap();
+        assert_eq!(cfg.keys.backend, "keystore");
+        assert_eq!(cfg.keys.guard_dir, PathBuf::from("guard"));
+        let cfg =
+            NodeConfig::parse("[keys]\nbackend = \"mockhsm\"\nhsm_auth_key_id = 9\n").unwrap();
+        assert_eq!(cfg.keys.backend, "mockhsm");
+        assert_eq!(cfg.keys.hsm_auth_key_id, 9);
+        assert_eq!(NodeConfig::parse(&cfg.to_toml()).unwrap(), cfg);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         for (text, want) in [
             ("[rpc]\nlisten = \"nope\"", "listen"),
@@ -267,6 +328,9 @@ mod tests {
             ),
             ("bogus = 1", "bogus"),
             ("[consensus]\nmax_future_ms = \"soon\"", "max_future_ms"),
+            ("[keys]\nbackend = \"ledger\"", "keys.backend"),
+            ("[keys]\nhsm_connector = \"tcp://x\"", "keys.hsm_connector"),
+            ("[keys]\nhsm_auth_key_id = 70000", "hsm_auth_key_id"),
         ] {
             let err = NodeConfig::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");

@@ -2,13 +2,23 @@
 //!
 //! Consensus asks for a signature *by meaning* ([`SignRequest`]); this crate owns the exact
 //! bytes each kind of message signs ([`payload`]), so no caller can make a key sign arbitrary
-//! bytes. Backends implement [`Signer`]: a local-key backend for development networks now,
-//! YubiHSM 2, EIP-2335 keystores and the double-sign guard later, behind the same trait.
+//! bytes. Backends implement [`Signer`]: EIP-2335 keystores ([`KeystoreSigner`]), YubiHSM 2 and
+//! MockHsm ([`yubi`]), and a local-key file for development. [`GuardedSigner`] puts any of them
+//! behind the double-sign [`Guard`], which records each slot durably before a signature leaves.
 
+pub mod guard;
+mod guarded;
+pub mod keystore;
 mod local;
+mod locked;
 mod request;
+pub mod yubi;
 
-pub use local::{LocalKeyFile, LocalSigner};
+pub use guard::{Decision, Guard, GuardError, GuardStats, Interchange};
+pub use guarded::GuardedSigner;
+pub use keystore::{Keystore, KeystoreError, KeystoreSigner};
+pub use local::{check_private, LocalKeyFile, LocalSigner};
+pub use locked::LockedKeys;
 pub use request::{payload, MsgKind, SignRequest, PAYLOAD_BYTES};
 
 use accel::{PublicKey, Signature};
@@ -31,4 +41,13 @@ pub trait Signer: Send + Sync {
     fn public_keys(&self) -> &[PublicKey];
     /// Signs `req` with every key the node holds. The signer builds the signed bytes itself.
     fn sign(&self, req: &SignRequest) -> Result<Signatures, SignError>;
+}
+
+impl<S: Signer + ?Sized> Signer for Box<S> {
+    fn public_keys(&self) -> &[PublicKey] {
+        (**self).public_keys()
+    }
+    fn sign(&self, req: &SignRequest) -> Result<Signatures, SignError> {
+        (**self).sign(req)
+    }
 }

@@ -8,12 +8,10 @@
 
 use super::Cli;
 use crate::config::NodeConfig;
-use crate::net::TransportIdentity;
 use accel::SecretKey;
 use alloy_primitives::{keccak256, Address};
 use clap::Args;
 use eyre::{bail, WrapErr};
-use hsm::LocalSigner;
 use rand::RngCore;
 use state::{ChainSpec, Validator, ValidatorKey};
 use std::path::{Path, PathBuf};
@@ -43,6 +41,12 @@ pub struct LocalnetArgs {
     /// Added to every port (QUIC 9000+i, RPC 9500+i, metrics 9900+i), to run beside another network.
     #[arg(long, default_value_t = 0)]
     pub port_offset: u16,
+    /// Where nodes keep their BLS keys: `keystore` (EIP-2335 files, password in a 0600 file
+    /// in each node's keys/) or `mockhsm` (sealed under a MockHsm that localnet serves per
+    /// node with `hsm mock-connector` on 127.0.0.1:12400+i, which also holds the transport
+    /// key). The double-sign guard is on in both. Fixed when the network is generated.
+    #[arg(long, default_value = "keystore")]
+    pub signer: String,
 }
 
 pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
@@ -54,7 +58,14 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
         bail!("--nodes must be between 1 and 64, got {}", args.nodes);
     }
     if args.reset && dir.exists() {
+        super::keys::localnet_stop_mocks(&dir);
         std::fs::remove_dir_all(&dir).wrap_err_with(|| format!("removing {}", dir.display()))?;
+    }
+    if !matches!(args.signer.as_str(), "keystore" | "mockhsm") {
+        bail!(
+            "--signer must be keystore or mockhsm, got `{}`",
+            args.signer
+        );
     }
     let spec_path = dir.join("chain-spec.toml");
     if spec_path.exists() {
@@ -71,6 +82,9 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
             );
         }
         println!("resuming the local network in {}", dir.display());
+        for i in 0..args.nodes {
+            super::keys::localnet_resume_node(&dir.join(format!("node{i}")), i, args.port_offset)?;
+        }
     } else {
         generate(&dir, args)?;
         println!(
@@ -123,10 +137,19 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         let mut ikm = zeroize::Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(&mut ikm[..]);
         let sk = SecretKey::from_ikm(&ikm[..])?;
-        LocalSigner::write_file(&keys_dir.join("bls.json"), std::slice::from_ref(&sk))?;
-        let (identity, der) = TransportIdentity::generate();
-        TransportIdentity::write_pkcs8_file(keys_dir.join("transport.pk8"), &der)?;
-        let transport = identity.public_key();
+        let mut cfg = NodeConfig {
+            chain_spec: "../chain-spec.toml".into(),
+            ..NodeConfig::default()
+        };
+        // Keys in the chosen backend, registered with the guard (they never signed before).
+        let transport = super::keys::localnet_generate_node_keys(
+            &node_dir,
+            &mut cfg,
+            &sk,
+            &args.signer,
+            i,
+            args.port_offset,
+        )?;
         validators.push(Validator {
             address: Address::from_slice(&keccak256(transport)[12..]),
             voting_power: 100,
@@ -137,10 +160,6 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
                 proof_of_possession: hex::encode(sk.prove_possession().to_bytes()),
             }],
         });
-        let mut cfg = NodeConfig {
-            chain_spec: "../chain-spec.toml".into(),
-            ..NodeConfig::default()
-        };
         cfg.rpc.listen = node_addr(9500, args.port_offset, i);
         cfg.metrics.listen = node_addr(9900, args.port_offset, i);
         // Several nodes share this machine: one verification thread each.

@@ -1,8 +1,11 @@
 //! Subcommands, one file each. Every subcommand takes `--data-dir` and `--config`.
 
 pub mod config;
+pub mod hsm;
+pub mod keys;
 pub mod localnet;
 pub mod run;
+pub mod vdf;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +41,15 @@ pub enum Command {
     /// Inspect configuration.
     #[command(subcommand)]
     Config(config::ConfigCmd),
+    /// BLS keys: generate, import, list, export, proof of possession, guard history.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// YubiHSM 2: provisioning from a profile, read-back check, MockHsm connector.
+    #[command(subcommand)]
+    Hsm(hsm::HsmCmd),
+    /// Class-group VDF (chiavdf-compatible): prove and verify.
+    #[command(subcommand)]
+    Vdf(vdf::VdfCmd),
 }
 
 pub fn dispatch(cli: Cli) -> eyre::Result<()> {
@@ -45,6 +57,9 @@ pub fn dispatch(cli: Cli) -> eyre::Result<()> {
         Command::Run(a) => run::run(&cli, a),
         Command::Localnet(a) => localnet::run(&cli, a),
         Command::Config(c) => config::run(&cli, c),
+        Command::Keys(c) => keys::run(&cli, c),
+        Command::Hsm(c) => hsm::run(&cli, c),
+        Command::Vdf(c) => vdf::run(c),
     }
 }
 

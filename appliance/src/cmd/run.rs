@@ -9,7 +9,7 @@ use crate::rpc::{self, RpcContext};
 use clap::Args;
 use consensus::{fbft::member_keys, Committee};
 use eyre::{bail, eyre, WrapErr};
-use hsm::{LocalSigner, Signer};
+use hsm::Signer;
 use state::db::ChainStore;
 use state::ChainSpec;
 use std::path::PathBuf;
@@ -21,6 +21,11 @@ pub struct RunArgs {
     /// Verification backend: reference, cpu or auto (overrides `accel.backend`).
     #[arg(long)]
     pub accel: Option<String>,
+    /// Start an empty double-sign guard history for keys that have none. Only for keys that
+    /// have never signed anywhere; a key moved from another machine brings its history
+    /// (`keys import-guard`).
+    #[arg(long)]
+    pub allow_new_guard_history: bool,
 }
 
 pub fn run(cli: &Cli, args: &RunArgs) -> eyre::Result<()> {
@@ -45,7 +50,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> eyre::Result<()> {
         .worker_threads(threads.clamp(1, 4))
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(data_dir, cfg, threads))
+    runtime.block_on(run_async(
+        data_dir,
+        cfg,
+        threads,
+        args.allow_new_guard_history,
+    ))
 }
 
 fn num_cpus() -> usize {
@@ -66,15 +76,26 @@ fn disable_core_dumps() {
     }
 }
 
-async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::Result<()> {
+async fn run_async(
+    data_dir: PathBuf,
+    cfg: NodeConfig,
+    threads: usize,
+    allow_new_guard_history: bool,
+) -> eyre::Result<()> {
     let spec_path = resolve(&data_dir, &cfg.chain_spec);
     let spec = ChainSpec::load(&spec_path)?;
     let spec_hash = spec.hash();
     let committee = Arc::new(Committee::from_spec(&spec)?);
 
+    // Signer first: with an HSM backend it also holds the transport key.
+    let node_signer = super::keys::node_signer(&data_dir, &cfg.keys, allow_new_guard_history)
+        .wrap_err_with(|| format!("signer backend `{}`", cfg.keys.backend))?;
     let tk_path = resolve(&data_dir, &cfg.keys.transport_key_file);
-    let identity = TransportIdentity::from_pkcs8_file(&tk_path)
-        .wrap_err_with(|| format!("transport key {}", tk_path.display()))?;
+    let identity = match node_signer.transport {
+        Some(id) => id,
+        None => TransportIdentity::from_pkcs8_file(&tk_path)
+            .wrap_err_with(|| format!("transport key {}", tk_path.display()))?,
+    };
     let me = committee
         .member_by_transport_key(&identity.public_key())
         .ok_or_else(|| {
@@ -87,12 +108,12 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
             )
         })?;
 
-    let bls_path = resolve(&data_dir, &cfg.keys.bls_key_file);
-    let signer = LocalSigner::from_file(&bls_path)?;
+    let signer = node_signer.signer;
     if signer.public_keys() != member_keys(&committee, me).as_slice() {
         bail!(
-            "BLS keys in {} are not the keys of validator {} in the chain spec (same keys, same order)",
-            bls_path.display(),
+            "the BLS keys of backend `{}` are not the keys of validator {} in the chain spec \
+             (same keys, same order); `harmony-appliance keys list` shows them",
+            cfg.keys.backend,
             me
         );
     }
@@ -189,7 +210,7 @@ async fn run_async(data_dir: PathBuf, cfg: NodeConfig, threads: usize) -> eyre::
         view_timeout_ms: cfg.consensus.view_timeout_ms,
         status_interval: Duration::from_millis(cfg.network.status_interval_ms),
         store,
-        signer: Arc::new(signer),
+        signer,
         engine,
         metrics,
         board,

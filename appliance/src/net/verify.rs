@@ -371,8 +371,10 @@ mod tests {
 
         let other = b.self_signed_cert(SPEC).unwrap();
         let r = rejection(v.verify_server_cert(&other, &[], &name, &[], now()));
+        let b_hex = hex::encode(b.public_key());
         assert!(
-            matches!(&r, PinRejection::UnknownKey { key, .. } if key == &hex::encode(b.public_key()))
+            matches!(&r, PinRejection::UnknownKey { key, .. } if *key == b_hex),
+            "{r:?}"
         );
         assert!(r.to_string().contains("peer 1"), "{r}");
 

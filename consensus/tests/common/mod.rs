@@ -70,7 +70,13 @@ pub fn genesis_tip(spec: &ChainSpec) -> Tip {
 
 /// A machine at genesis.
 pub fn fresh(spec: &ChainSpec, committee: &Arc<Committee>, me: usize) -> Fbft {
-    Fbft::new(config(spec, me), committee.clone(), genesis_tip(spec), vec![], None)
+    Fbft::new(
+        config(spec, me),
+        committee.clone(),
+        genesis_tip(spec),
+        vec![],
+        None,
+    )
 }
 
 pub fn config(spec: &ChainSpec, me: usize) -> Config {
@@ -110,7 +116,9 @@ pub fn build_by(committee: &Committee, e: &Effect, now_ms: u64, leader: Option<u
         shard: 0,
         parent_hash: *parent,
         timestamp_ms: now_ms.max(*min_timestamp_ms),
-        leader: committee.members[leader.unwrap_or_else(|| committee.leader(*number, *view, *view, &[]))].address,
+        leader: committee.members
+            [leader.unwrap_or_else(|| committee.leader(*number, *view, *view, &[]))]
+        .address,
         last_commit: last_commit.clone(),
         transactions: vec![],
     }
