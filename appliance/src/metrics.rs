@@ -24,6 +24,8 @@ pub struct Metrics {
     pub connected_peers: IntGauge,
     pub peer_bans: IntCounterVec,
     pub blocked_peers: IntGauge,
+    pub guard_refusals: IntCounterVec,
+    pub guard_records: IntCounter,
 }
 
 impl Metrics {
@@ -106,6 +108,19 @@ impl Metrics {
                 "Peers currently refused (banned by score or blocked by the operator)",
             )
             .unwrap(),
+            guard_refusals: IntCounterVec::new(
+                Opts::new(
+                    "harmony_signer_guard_refusals_total",
+                    "Signing requests the double-sign guard refused, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            guard_records: IntCounter::new(
+                "harmony_signer_guard_records_total",
+                "Durable double-sign guard records written (one per signed message)",
+            )
+            .unwrap(),
             registry,
         };
         for c in [
@@ -122,6 +137,8 @@ impl Metrics {
             Box::new(m.connected_peers.clone()),
             Box::new(m.peer_bans.clone()),
             Box::new(m.blocked_peers.clone()),
+            Box::new(m.guard_refusals.clone()),
+            Box::new(m.guard_records.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -65,6 +65,8 @@ pub struct NodeContext {
     pub flood_limit: u32,
     /// Peers the operator blocked (config or RPC); never unbanned by time.
     pub operator_blocks: OperatorBlocks,
+    /// Counters of the double-sign guard in front of the signer, exported as metrics.
+    pub guard_stats: Option<Arc<hsm::GuardStats>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -95,6 +97,14 @@ pub fn load_tip(store: &ChainStore) -> eyre::Result<Tip> {
         cert,
         last_commit_bitmap: header.last_commit_bitmap,
     })
+}
+
+/// Raises a Prometheus counter to `value` (the guard keeps its own monotonic counters).
+fn sync_counter(c: &prometheus::IntCounter, value: u64) {
+    let now = c.get();
+    if value > now {
+        c.inc_by(value - now);
+    }
 }
 
 /// Metadata key of the consensus safety record (view, lock and votes of the height in progress).
@@ -409,6 +419,20 @@ impl Driver {
             .metrics
             .blocked_peers
             .set(self.mesh.blocked().len() as i64);
+        if let Some(g) = &self.ctx.guard_stats {
+            use std::sync::atomic::Ordering::Relaxed;
+            let m = &self.ctx.metrics;
+            let refusals = &m.guard_refusals;
+            sync_counter(
+                &refusals.with_label_values(&["conflict"]),
+                g.conflicts.load(Relaxed),
+            );
+            sync_counter(
+                &refusals.with_label_values(&["below_watermark"]),
+                g.below_watermark.load(Relaxed),
+            );
+            sync_counter(&m.guard_records, g.records.load(Relaxed));
+        }
         let peers = self.mesh.connected_peers();
         self.ctx.metrics.connected_peers.set(peers.len() as i64);
         self.ctx.board.status.lock().expect("lock").connected_peers = peers;

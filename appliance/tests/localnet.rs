@@ -281,6 +281,17 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     .await;
     assert_same_hashes(&net, &[0, 1, 2, 3], 20).await;
     check_rpc(&net.client(1), spec.chain_id).await;
+    // Every vote went through the double-sign guard (exported once per status interval).
+    wait_for(
+        "guard records in metrics",
+        Duration::from_secs(10),
+        async || metric(offset, 1, "harmony_signer_guard_records_total").await >= 20.0,
+    )
+    .await;
+    assert_eq!(
+        metric(offset, 1, "harmony_signer_guard_refusals_total").await,
+        0.0
+    );
 
     // Kill a non-leader (node 0 leads for the whole test); the chain goes on without it, and
     // garbage sent in its name changes nothing.

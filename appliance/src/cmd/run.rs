@@ -109,6 +109,7 @@ async fn run_async(
         })?;
 
     let signer = node_signer.signer;
+    let guard_stats = signer.stats();
     if signer.public_keys() != member_keys(&committee, me).as_slice() {
         bail!(
             "the BLS keys of backend `{}` are not the keys of validator {} in the chain spec \
@@ -216,6 +217,7 @@ async fn run_async(
         board,
         flood_limit: cfg.network.flood_limit,
         operator_blocks,
+        guard_stats: Some(guard_stats),
     };
     node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await?;
     mesh.shutdown().await;
