@@ -501,6 +501,18 @@ impl Fbft {
         ));
     }
 
+    /// A signing request of this network and shard.
+    fn sign_request(&self, kind: MsgKind, number: u64, view: u64, hash: B256) -> SignRequest {
+        SignRequest {
+            kind,
+            chain_id: self.cfg.chain_id,
+            shard: self.cfg.shard,
+            number,
+            view,
+            hash: hash.0,
+        }
+    }
+
     fn safety_record(&self) -> SafetyRecord {
         SafetyRecord {
             number: self.round.number,
@@ -533,14 +545,12 @@ impl Fbft {
             });
         }
         out.push(Effect::PersistSafety(self.safety_record()));
-        out.push(Effect::Sign(SignRequest {
+        out.push(Effect::Sign(self.sign_request(
             kind,
-            chain_id: self.cfg.chain_id,
-            shard: self.cfg.shard,
-            number: self.round.number,
+            self.round.number,
             view,
-            hash: hash.0,
-        }));
+            hash,
+        )));
         true
     }
 
@@ -932,14 +942,12 @@ impl Fbft {
 
     fn vote_payload(&self, kind: MsgKind, hash: B256) -> Option<[u8; PAYLOAD_BYTES]> {
         let view = self.vote_view(kind)?;
-        Some(payload(&SignRequest {
+        Some(payload(&self.sign_request(
             kind,
-            chain_id: self.cfg.chain_id,
-            shard: self.cfg.shard,
-            number: self.round.number,
+            self.round.number,
             view,
-            hash: hash.0,
-        }))
+            hash,
+        )))
     }
 
     /// Sends pending votes for verification once, together with the verified ones, they could
@@ -1294,14 +1302,8 @@ impl Fbft {
             return Self::fault(out, from, "undecodable commit signature");
         };
         late.voted.insert(from);
-        let req = SignRequest {
-            kind: MsgKind::Commit,
-            chain_id: self.cfg.chain_id,
-            shard: self.cfg.shard,
-            number: late.number,
-            view: late.view,
-            hash: late.hash.0,
-        };
+        let (number, view, hash) = (late.number, late.view, late.hash);
+        let req = self.sign_request(MsgKind::Commit, number, view, hash);
         let public_key = self
             .committee
             .aggregate_key(&bitmap)
@@ -1533,14 +1535,7 @@ impl Fbft {
             }
             _ => return Err("prepared proof does not match the named hash".into()),
         }
-        let req = SignRequest {
-            kind: MsgKind::ViewChange,
-            chain_id: self.cfg.chain_id,
-            shard: self.cfg.shard,
-            number: vc.number,
-            view: vc.view,
-            hash: vc.prepared_hash.0,
-        };
+        let req = self.sign_request(MsgKind::ViewChange, vc.number, vc.view, vc.prepared_hash);
         let public_key = self
             .committee
             .aggregate_key(&bitmap)
@@ -1722,14 +1717,7 @@ impl Fbft {
                 .committee
                 .aggregate_key(&bitmap)
                 .ok_or("empty bitmap")?;
-            let req = SignRequest {
-                kind: MsgKind::ViewChange,
-                chain_id: self.cfg.chain_id,
-                shard: self.cfg.shard,
-                number: nv.number,
-                view: nv.view,
-                hash: g.hash.0,
-            };
+            let req = self.sign_request(MsgKind::ViewChange, nv.number, nv.view, g.hash);
             jobs.push((
                 payload(&req),
                 vec![accel::Vote {

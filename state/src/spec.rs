@@ -5,9 +5,9 @@
 //! never talk. Every BLS key carries a proof of possession, checked at load: same-message
 //! aggregation is only safe against rogue keys with it.
 
-use crate::block::{Block, Body, Header, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION};
+use crate::block::{Block, BlockTemplate};
 use accel::{PublicKey, Signature};
-use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256};
+use alloy_primitives::{keccak256, Address, Bytes, B256};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -192,31 +192,119 @@ impl ChainSpec {
 
     /// Block 0: no transactions, the spec hash in `extra_data`.
     pub fn genesis(&self) -> Block {
-        let header = Header {
-            version: HEADER_VERSION,
-            parent_hash: B256::ZERO,
+        let mut block = BlockTemplate {
             number: 0,
+            view: 0,
             epoch: 0,
             shard: self.shard,
-            view: 0,
+            parent_hash: B256::ZERO,
             timestamp_ms: self.genesis_timestamp_ms,
             leader: Address::ZERO,
-            state_root: EMPTY_ROOT,
-            transactions_root: EMPTY_ROOT,
-            receipts_root: EMPTY_ROOT,
-            logs_bloom: Bloom::ZERO,
-            gas_limit: GAS_LIMIT,
-            gas_used: 0,
-            base_fee: 0,
-            extra_data: Bytes::copy_from_slice(self.hash().as_slice()),
-            vrf: Bytes::new(),
-            vdf: Bytes::new(),
-            last_commit_signature: Bytes::new(),
-            last_commit_bitmap: Bytes::new(),
-        };
-        Block {
-            header,
-            body: Body::default(),
+            last_commit: None,
+            transactions: vec![],
         }
+        .build();
+        block.header.extra_data = Bytes::copy_from_slice(self.hash().as_slice());
+        block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accel::SecretKey;
+
+    fn key(seed: u8) -> ValidatorKey {
+        let sk = SecretKey::from_ikm(&[seed; 32]).unwrap();
+        ValidatorKey {
+            public_key: hex::encode(sk.public_key().to_bytes()),
+            proof_of_possession: hex::encode(sk.prove_possession().to_bytes()),
+        }
+    }
+
+    fn spec() -> ChainSpec {
+        ChainSpec {
+            name: "t".into(),
+            chain_id: 7,
+            shard: 0,
+            block_time_ms: 1000,
+            blocks_per_leader: 1,
+            epoch_blocks: 10,
+            genesis_timestamp_ms: 1,
+            forks: BTreeMap::from([("staking".to_string(), 5)]),
+            validators: (1..=2u8)
+                .map(|i| Validator {
+                    address: Address::repeat_byte(i),
+                    voting_power: 10,
+                    transport_key: hex::encode([i; 32]),
+                    endpoint: "127.0.0.1:9000".parse().unwrap(),
+                    bls_keys: vec![key(i)],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn toml_roundtrip_and_hash_ignores_formatting() {
+        let s = spec();
+        let text = s.to_toml();
+        let back = ChainSpec::from_toml(&text).unwrap();
+        assert_eq!(back, s);
+        let reformatted = format!("# a comment\n\n{}", text.replace(" = ", "="));
+        assert_eq!(ChainSpec::from_toml(&reformatted).unwrap().hash(), s.hash());
+        let mut other = s.clone();
+        other.chain_id = 8;
+        assert_ne!(other.hash(), s.hash());
+        assert_eq!(s.genesis().header.extra_data.as_ref(), s.hash().as_slice());
+        assert_ne!(other.genesis().hash(), s.genesis().hash());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        type Mutation = Box<dyn Fn(&mut ChainSpec)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|s| s.chain_id = 1_666_600_000), "chain_id"),
+            (Box::new(|s| s.blocks_per_leader = 0), "blocks_per_leader"),
+            (
+                Box::new(|s| s.validators[1].voting_power = 0),
+                "validators[1].voting_power",
+            ),
+            (
+                Box::new(|s| s.validators[0].transport_key = "xyz".into()),
+                "validators[0].transport_key",
+            ),
+            (
+                Box::new(|s| s.validators[1].transport_key = s.validators[0].transport_key.clone()),
+                "validators[1].transport_key",
+            ),
+            (
+                Box::new(|s| {
+                    s.validators[1].bls_keys[0].proof_of_possession = key(9).proof_of_possession
+                }),
+                "validators[1].bls_keys[0].proof_of_possession",
+            ),
+            (
+                Box::new(|s| s.validators[1].bls_keys = vec![key(1)]),
+                "validators[1].bls_keys[0].public_key",
+            ),
+            (
+                Box::new(|s| s.validators[0].bls_keys[0].public_key = "00".repeat(48)),
+                "validators[0].bls_keys[0].public_key",
+            ),
+            (Box::new(|s| s.validators.clear()), "validators"),
+        ];
+        for (mutate, field) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")), "want {field}: {err}");
+        }
+        let err = ChainSpec::from_toml("chain_id = 7\nbogus = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bogus") || err.contains("missing field"),
+            "{err}"
+        );
     }
 }
