@@ -197,10 +197,18 @@ impl Lab {
         Some(v["result"].clone())
     }
 
+    /// Node i's height; 0 when it cannot be asked (link down, node stopped). A failed query
+    /// is retried once, so one slow `curl` under load does not read as height 0.
     fn height(&self, i: usize) -> u64 {
-        self.rpc(i, "eth_blockNumber", serde_json::json!([]))
-            .and_then(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok())
-            .unwrap_or(0)
+        for _ in 0..2 {
+            let h = self
+                .rpc(i, "eth_blockNumber", serde_json::json!([]))
+                .and_then(|v| u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok());
+            if let Some(h) = h {
+                return h;
+            }
+        }
+        0
     }
 
     fn hash(&self, i: usize, n: u64) -> Option<String> {
@@ -228,18 +236,21 @@ impl Lab {
     fn wait(&self, what: &str, limit: Duration, f: impl Fn(&Lab) -> bool) {
         let start = Instant::now();
         while !f(self) {
-            assert!(
-                start.elapsed() < limit,
-                "timed out after {limit:?} waiting for {what}"
-            );
+            if start.elapsed() >= limit {
+                let heights: Vec<u64> = (0..NODES).map(|i| self.height(i)).collect();
+                panic!("timed out after {limit:?} waiting for {what}; heights {heights:?}");
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
+        println!("{what}: {:.1} s", start.elapsed().as_secs_f64());
     }
 
-    /// Every pair of nodes agrees on every height both can answer for.
+    /// Equal hashes at the highest common height mean equal chains below it (each header names
+    /// its parent's hash); the last ten heights are compared to say where a split began.
     fn assert_agreement(&self, nodes: &[usize]) {
         let top = nodes.iter().map(|&i| self.height(i)).min().unwrap_or(0);
-        for n in 1..=top {
+        assert!(top > 0, "a node could not be asked for its height");
+        for n in top.saturating_sub(9).max(1)..=top {
             let hashes: Vec<_> = nodes.iter().map(|&i| self.hash(i, n)).collect();
             assert!(
                 hashes.windows(2).all(|w| w[0] == w[1]),
@@ -427,7 +438,7 @@ fn namespaces_view_change_partitions_and_healing() {
     lab.link(all[1], true);
     lab.wait(
         "finality to resume after healing",
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         |l| all.iter().all(|&i| l.height(i) >= stalled + 3),
     );
     lab.assert_agreement(&all);
