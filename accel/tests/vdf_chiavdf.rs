@@ -48,6 +48,13 @@ impl Peer {
             .expect("start the chiavdf peer");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
+        // A peer that hangs must fail the test, not stall CI: kill it after two minutes (the
+        // whole exchange takes about a second), which ends its output and fails `ask`.
+        let pid = child.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        });
         Some(Self {
             child,
             stdin,
@@ -59,7 +66,10 @@ impl Peer {
         writeln!(self.stdin, "{req}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "chiavdf peer died on {req}");
+        assert!(
+            !line.is_empty(),
+            "chiavdf peer died or hung (killed after 120 s) on {req}"
+        );
         line.trim().to_string()
     }
 }
@@ -82,8 +92,11 @@ fn interop_with_chiavdf_both_ways() {
     };
     let mut rng = rand::thread_rng();
     let mut log = std::io::stderr();
-    for (case, bits) in [512usize, 1024, 1024, 1024, 256].into_iter().enumerate() {
-        let mut seed = vec![0u8; rng.gen_range(1..=32)];
+    // chiavdf's `create_discriminant` never returns for some very short seeds (seen with 1-byte
+    // seeds at 1024 bits and 0x50 at 256 bits), so the peer gets seeds of 8 to 32 bytes at the
+    // sizes chiavdf is used with; our side's other sizes are covered by the unit tests.
+    for (case, bits) in [512usize, 1024, 1024, 1024, 512].into_iter().enumerate() {
+        let mut seed = vec![0u8; rng.gen_range(8..=32)];
         rng.fill_bytes(&mut seed);
         let iters: u64 = rng.gen_range(265..3000);
         let seed_hex = hex::encode(&seed);
