@@ -1354,20 +1354,27 @@ impl Fbft {
             Some(vc) => out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc)))),
             // Restarted while waiting: sign the same view change again (same payload).
             None => {
-                let hash = self
-                    .round
-                    .locked
-                    .as_ref()
-                    .map(|l| l.block.hash())
-                    .unwrap_or_default();
-                self.sign(MsgKind::ViewChange, view, hash, out);
+                self.sign(MsgKind::ViewChange, view, self.locked_hash(), out);
             }
         }
-        let number = self.round.number;
-        out.push(Effect::Schedule(
-            Timer::ViewTimeout { number, view },
-            self.view_timeout(view),
-        ));
+        self.arm_view_timer(view, out);
+    }
+
+    /// The hash a view change names: our lock, or zero.
+    fn locked_hash(&self) -> B256 {
+        self.round
+            .locked
+            .as_ref()
+            .map(|l| l.block.hash())
+            .unwrap_or_default()
+    }
+
+    fn arm_view_timer(&self, view: u64, out: &mut Vec<Effect>) {
+        let timer = Timer::ViewTimeout {
+            number: self.round.number,
+            view,
+        };
+        out.push(Effect::Schedule(timer, self.view_timeout(view)));
     }
 
     /// Leaves the current view for `view`: sign a view change carrying the lock.
@@ -1385,17 +1392,8 @@ impl Fbft {
         self.round.leader = self.leader_of(view);
         let number = self.round.number;
         out.push(Effect::ViewChanged { number, view });
-        let hash = self
-            .round
-            .locked
-            .as_ref()
-            .map(|l| l.block.hash())
-            .unwrap_or_default();
-        self.sign(MsgKind::ViewChange, view, hash, out);
-        out.push(Effect::Schedule(
-            Timer::ViewTimeout { number, view },
-            self.view_timeout(view),
-        ));
+        self.sign(MsgKind::ViewChange, view, self.locked_hash(), out);
+        self.arm_view_timer(view, out);
     }
 
     fn send_view_change(
