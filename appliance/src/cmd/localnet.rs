@@ -199,6 +199,15 @@ fn spawn(exe: &Path, node_dir: &Path, log_format: Option<&str>) -> eyre::Result<
     // Own process group: Ctrl-C reaches only this supervisor, which stops the nodes in order.
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
+    // If the supervisor itself is killed (even with SIGKILL), the kernel stops its nodes too.
+    // SAFETY: the closure runs between fork and exec and only calls prctl, which is
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     let child = cmd
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
