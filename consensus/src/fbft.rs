@@ -1454,7 +1454,7 @@ impl Fbft {
             return;
         }
         let checked = self.check_view_change(from, &vc);
-        let (bitmap, signature, mut jobs) = match checked {
+        let (bitmap, signature, jobs) = match checked {
             Ok(x) => x,
             Err(reason) => {
                 self.round
@@ -1467,22 +1467,6 @@ impl Fbft {
             }
         };
         if let Some(proof) = vc.prepared.first() {
-            match self.certificate_vote(MsgKind::Prepare, &proof.cert) {
-                Ok((p, v)) => jobs.push((p, vec![v])),
-                Err(reason) => {
-                    self.round
-                        .view_changes
-                        .entry(vc.view)
-                        .or_default()
-                        .checking
-                        .remove(&from);
-                    return Self::fault(
-                        out,
-                        from,
-                        format!("view change prepared certificate: {reason}"),
-                    );
-                }
-            }
             // A lock is only worth carrying if it is a valid block.
             let hash = proof.block.hash();
             if !self.round.validated.contains(&hash) && !self.round.invalid.contains(&hash) {
@@ -1501,7 +1485,8 @@ impl Fbft {
         );
     }
 
-    /// Cheap checks of a view change; returns its bitmap, signature and the signature job.
+    /// Cheap checks of a view change; returns its bitmap, signature and the verification jobs
+    /// (its signature, and the prepare certificate of the lock it carries).
     #[allow(clippy::type_complexity)]
     fn check_view_change(
         &self,
@@ -1522,6 +1507,7 @@ impl Fbft {
         }
         let signature =
             Signature::from_bytes(&vc.signature).map_err(|e| format!("signature: {e}"))?;
+        let mut cert_job = None;
         match vc.prepared.as_slice() {
             [] if vc.prepared_hash.is_zero() => {}
             [p] if p.block.hash() == vc.prepared_hash
@@ -1530,6 +1516,10 @@ impl Fbft {
                 && p.cert.view < vc.view =>
             {
                 self.check_parent_fields(&p.block)?;
+                let (p, v) = self
+                    .certificate_vote(MsgKind::Prepare, &p.cert)
+                    .map_err(|e| format!("prepared certificate: {e}"))?;
+                cert_job = Some((p, vec![v]));
             }
             _ => return Err("prepared proof does not match the named hash".into()),
         }
@@ -1538,17 +1528,15 @@ impl Fbft {
             .committee
             .aggregate_key(&bitmap)
             .ok_or("empty bitmap")?;
-        Ok((
-            bitmap,
-            signature,
-            vec![(
-                payload(&req),
-                vec![accel::Vote {
-                    public_key,
-                    signature,
-                }],
-            )],
-        ))
+        let mut jobs = vec![(
+            payload(&req),
+            vec![accel::Vote {
+                public_key,
+                signature,
+            }],
+        )];
+        jobs.extend(cert_job);
+        Ok((bitmap, signature, jobs))
     }
 
     /// After a verified view-change vote: join a view change that more than 1/3 already
