@@ -37,9 +37,22 @@ pub struct NetworkConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RpcConfig {
     pub enabled: bool,
+    /// HTTP and WebSocket on one port; loopback unless the operator opens it.
     pub listen: SocketAddr,
     pub max_request_bytes: u32,
     pub max_connections: u32,
+    /// Most calls in one JSON-RPC batch.
+    pub max_batch_len: u32,
+    /// Gas cap of `eth_call` / `eth_estimateGas` (at most the block gas limit).
+    pub call_gas_cap: u64,
+    /// Wall-clock limit of one `eth_call` / `eth_estimateGas`.
+    pub call_timeout_ms: u64,
+    /// Widest block range one `eth_getLogs` may scan.
+    pub max_logs_range: u64,
+    /// Most logs one `eth_getLogs` returns.
+    pub max_logs: usize,
+    /// Subscriptions one WebSocket connection may hold.
+    pub max_subscriptions_per_connection: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,6 +156,12 @@ impl Default for RpcConfig {
             listen: "127.0.0.1:9500".parse().expect("literal"),
             max_request_bytes: 1 << 20,
             max_connections: 100,
+            max_batch_len: 100,
+            call_gas_cap: state::GAS_LIMIT,
+            call_timeout_ms: 5_000,
+            max_logs_range: 10_000,
+            max_logs: 10_000,
+            max_subscriptions_per_connection: 64,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub consensus_is_leader: IntGauge,
     pub finality_seconds: Histogram,
     pub blocks_finalized: IntCounter,
+    pub transactions_finalized: IntCounter,
+    pub mempool_size: IntGauge,
     pub view_changes: IntCounter,
     pub peer_faults: IntCounterVec,
     pub messages_received: IntCounterVec,
@@ -60,6 +62,16 @@ impl Metrics {
             blocks_finalized: IntCounter::new(
                 "harmony_consensus_blocks_finalized_total",
                 "Blocks this node finalized in consensus",
+            )
+            .unwrap(),
+            transactions_finalized: IntCounter::new(
+                "harmony_execution_transactions_finalized_total",
+                "Transactions in blocks this node finalized",
+            )
+            .unwrap(),
+            mempool_size: IntGauge::new(
+                "harmony_mempool_transactions",
+                "Transactions waiting in this node's pool",
             )
             .unwrap(),
             view_changes: IntCounter::new(
@@ -129,6 +141,8 @@ impl Metrics {
             Box::new(m.consensus_is_leader.clone()),
             Box::new(m.finality_seconds.clone()),
             Box::new(m.blocks_finalized.clone()),
+            Box::new(m.transactions_finalized.clone()),
+            Box::new(m.mempool_size.clone()),
             Box::new(m.view_changes.clone()),
             Box::new(m.peer_faults.clone()),
             Box::new(m.messages_received.clone()),

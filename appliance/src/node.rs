@@ -4,7 +4,7 @@
 use crate::metrics::Metrics;
 use crate::net::{Inbound, MeshHandle};
 use crate::peers::{OperatorBlocks, PeerBook};
-use crate::validate::{check_link, validate_block};
+use crate::validate::{check_link, execute_block};
 use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
@@ -14,7 +14,9 @@ use consensus::{
 use hsm::Signer;
 use serde::Serialize;
 use state::db::ChainStore;
-use state::{BlockTemplate, ChainSpec};
+use state::exec::{ExecConfig, ExecutedBlock, SignedTx, StateReader};
+use state::mempool::Mempool;
+use state::{BlockTemplate, ChainSpec, Header};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +49,42 @@ pub struct StatusBoard {
     pub latencies: Mutex<VecDeque<(u64, u64)>>,
 }
 
+/// A finalized block as subscribers see it (WebSocket `newHeads` and `logs`).
+#[derive(Debug, Clone)]
+pub struct FinalizedBlock {
+    pub header: Header,
+    pub receipts: Vec<state::exec::StoredReceipt>,
+}
+
+/// Where finalized blocks are announced to RPC subscribers.
+pub type BlockEvents = tokio::sync::broadcast::Sender<Arc<FinalizedBlock>>;
+
+/// The transaction pool shared by the event loop (proposals, pruning) and RPC (submission).
+pub type SharedPool = Arc<Mutex<Mempool>>;
+
+/// Checks a raw transaction against the stored state and adds it to the pool. Shared by RPC
+/// submission and gossip.
+pub fn submit_transaction(
+    store: &ChainStore,
+    pool: &SharedPool,
+    tx: SignedTx,
+) -> Result<state::mempool::Inserted, String> {
+    let ro = store.db().tx().map_err(|e| e.to_string())?;
+    let (n, _) = store
+        .tip()
+        .map_err(|e| e.to_string())?
+        .ok_or("no genesis")?;
+    let h = store
+        .header(n)
+        .map_err(|e| e.to_string())?
+        .ok_or("tip header missing")?;
+    let base_fee = state::exec::next_base_fee(h.gas_used, h.gas_limit, h.base_fee);
+    pool.lock()
+        .expect("lock")
+        .insert(tx, &StateReader::new(&ro), base_fee)
+        .map_err(|e| e.to_string())
+}
+
 /// Everything the loop needs, assembled by `run`.
 pub struct NodeContext {
     pub spec: ChainSpec,
@@ -67,6 +105,9 @@ pub struct NodeContext {
     pub operator_blocks: OperatorBlocks,
     /// Counters of the double-sign guard in front of the signer, exported as metrics.
     pub guard_stats: Option<Arc<hsm::GuardStats>>,
+    pub exec: ExecConfig,
+    pub pool: SharedPool,
+    pub events: BlockEvents,
 }
 
 pub fn now_ms() -> u64 {
@@ -146,6 +187,8 @@ struct Driver {
     started: HashMap<B256, Instant>,
     sync_in_flight: Option<Instant>,
     peers: PeerBook,
+    /// Blocks executed (built or validated) but not yet final, by hash.
+    executed: HashMap<B256, ExecutedBlock>,
 }
 
 /// Runs consensus until `shutdown` resolves.
@@ -183,6 +226,7 @@ pub async fn run(
         started: HashMap::new(),
         sync_in_flight: None,
         peers: PeerBook::default(),
+        executed: HashMap::new(),
     };
     d.feed(Input::Start);
     tokio::pin!(shutdown);
@@ -233,6 +277,8 @@ impl Driver {
             Message::Status(s) => self.on_peer_status(inb.from, s),
             Message::SyncRequest(r) => self.on_sync_request(inb.from, r),
             Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
+            Message::Transactions(b) => self.on_transactions(inb.from, b),
+            Message::GetTransactions(r) => self.on_get_transactions(inb.from, r),
             Message::Announce(ref a) => {
                 self.started
                     .entry(a.block.hash())
@@ -298,10 +344,20 @@ impl Driver {
             }
             Effect::Validate(block) => {
                 let hash = block.hash();
-                return Some(Input::Validated {
-                    hash,
-                    result: validate_block(&block),
-                });
+                let result = match self.executed.get(&hash) {
+                    Some(_) => Ok(()),
+                    None => match execute_block(&self.ctx.store, &self.ctx.exec, &block) {
+                        Ok(executed) => {
+                            self.executed.insert(hash, executed);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "consensus", number = block.number(), %hash, error = %e, "announced block does not re-execute");
+                            Err(e)
+                        }
+                    },
+                };
+                return Some(Input::Validated { hash, result });
             }
             Effect::BuildBlock {
                 number,
@@ -311,7 +367,7 @@ impl Driver {
                 min_timestamp_ms,
                 last_commit,
             } => {
-                let block = BlockTemplate {
+                let template = BlockTemplate {
                     number,
                     view,
                     epoch,
@@ -321,8 +377,14 @@ impl Driver {
                     leader: self.ctx.committee.members[self.ctx.me].address,
                     last_commit,
                     transactions: vec![],
-                }
-                .build();
+                };
+                let block = match self.build_block(template) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(target: "consensus", number, error = %e, "could not build a block; the view will time out");
+                        return None;
+                    }
+                };
                 self.started.insert(block.hash(), Instant::now());
                 tracing::debug!(target: "consensus", number, view, "proposing");
                 return Some(Input::Proposal(block));
@@ -350,7 +412,7 @@ impl Driver {
                 if self.ctx.store.canonical_hash(block.number()).ok().flatten() == Some(hash) {
                     return None; // already stored by catch-up
                 }
-                if let Err(e) = self.ctx.store.insert_block(&block, Some(&cert)) {
+                if let Err(e) = self.commit(&block, &cert) {
                     // The round stays open; catch-up will bring the block if we lost it.
                     tracing::error!(target: "storage", number = block.number(), error = %e, "could not store finalized block");
                     return None;
@@ -523,7 +585,6 @@ impl Driver {
                 &recent,
                 &block,
             )
-            .and_then(|_| validate_block(&block))
             .and_then(|_| {
                 if cert.number != block.number()
                     || cert.hash != block.hash()
@@ -542,7 +603,16 @@ impl Driver {
             if let Err(reason) = checked {
                 return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));
             }
-            if let Err(e) = self.ctx.store.insert_block(&block, Some(&cert)) {
+            // Re-executed only once its certificate checks out (execution costs more).
+            match execute_block(&self.ctx.store, &self.ctx.exec, &block) {
+                Ok(executed) => {
+                    self.executed.insert(block.hash(), executed);
+                }
+                Err(reason) => {
+                    return self.fault(peer, &format!("sync block #{}: {reason}", block.number()))
+                }
+            }
+            if let Err(e) = self.commit(&block, &cert) {
                 tracing::error!(target: "storage", error = %e, "could not store synced block");
                 return;
             }
@@ -557,5 +627,119 @@ impl Driver {
             let tip = self.fbft.tip().number;
             self.request_sync(peer, tip + SYNC_BATCH);
         }
+    }
+
+    /// The leader's block: the pool's best transactions, executed on the tip.
+    fn build_block(&mut self, template: BlockTemplate) -> Result<state::Block, String> {
+        let store = &self.ctx.store;
+        let (n, _) = store
+            .tip()
+            .map_err(|e| e.to_string())?
+            .ok_or("no genesis")?;
+        let parent = store
+            .header(n)
+            .map_err(|e| e.to_string())?
+            .ok_or("tip header missing")?;
+        let base_fee = state::exec::next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+        let candidates = {
+            let ro = store.db().tx().map_err(|e| e.to_string())?;
+            let pool = self.ctx.pool.lock().expect("lock");
+            pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
+        };
+        let started = Instant::now();
+        let (block, executed) =
+            state::exec::build(store, &self.ctx.exec, &parent, template, candidates)
+                .map_err(|e| e.to_string())?;
+        if !executed.execution.rejected.is_empty() {
+            let mut pool = self.ctx.pool.lock().expect("lock");
+            for (hash, reason) in &executed.execution.rejected {
+                tracing::debug!(target: "mempool", %hash, %reason, "left out of the block");
+                if !matches!(reason, state::exec::TxRejection::BlockGas { .. }) {
+                    pool.remove_included(&[*hash]);
+                }
+            }
+        }
+        tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = started.elapsed().as_millis() as u64, "built block");
+        self.executed.insert(block.hash(), executed);
+        Ok(block)
+    }
+
+    /// Writes a final block with its state (executing it now if it was never validated
+    /// here), then prunes the pool and tells subscribers.
+    fn commit(
+        &mut self,
+        block: &state::Block,
+        cert: &state::CommitCertificate,
+    ) -> Result<(), String> {
+        let hash = block.hash();
+        let executed = match self.executed.remove(&hash) {
+            Some(e) => e,
+            None => execute_block(&self.ctx.store, &self.ctx.exec, block)?,
+        };
+        self.ctx
+            .store
+            .commit_executed(block, Some(cert), &executed)
+            .map_err(|e| e.to_string())?;
+        // Every other executed block was a competitor at this height: stale now.
+        self.executed.clear();
+        {
+            let hashes: Vec<B256> = executed.execution.txs.iter().map(|t| t.hash).collect();
+            let mut pool = self.ctx.pool.lock().expect("lock");
+            pool.remove_included(&hashes);
+            if let Ok(ro) = self.ctx.store.db().tx() {
+                pool.prune(&StateReader::new(&ro));
+            }
+            self.ctx.metrics.mempool_size.set(pool.len() as i64);
+        }
+        self.ctx
+            .metrics
+            .transactions_finalized
+            .inc_by(executed.execution.txs.len() as u64);
+        let _ = self.ctx.events.send(Arc::new(FinalizedBlock {
+            header: block.header.clone(),
+            receipts: executed.execution.receipts,
+        }));
+        Ok(())
+    }
+
+    /// Transactions relayed by a peer: recovered in parallel, then pooled. A peer that sends
+    /// undecodable transactions is scored down; state-dependent refusals (nonce too low after
+    /// a block, say) are ordinary races and are not.
+    fn on_transactions(&mut self, peer: usize, batch: consensus::TxBatch) {
+        let decoded = SignedTx::decode_all(&batch.transactions, self.ctx.exec.chain_id);
+        let mut bad = 0;
+        for r in decoded {
+            match r {
+                Ok(tx) => {
+                    if let Err(e) = submit_transaction(&self.ctx.store, &self.ctx.pool, tx) {
+                        tracing::trace!(target: "mempool", peer, error = %e, "relayed transaction refused");
+                    }
+                }
+                Err(_) => bad += 1,
+            }
+        }
+        self.ctx
+            .metrics
+            .mempool_size
+            .set(self.ctx.pool.lock().expect("lock").len() as i64);
+        if bad > 0 {
+            self.fault(peer, &format!("{bad} undecodable relayed transactions"));
+        }
+    }
+
+    /// Answers a request for pooled or stored transactions by hash.
+    fn on_get_transactions(&mut self, peer: usize, r: consensus::TxRequest) {
+        let pool = self.ctx.pool.lock().expect("lock");
+        let transactions = pool
+            .by_hashes(&r.hashes)
+            .into_iter()
+            .flatten()
+            .map(|t| t.raw)
+            .collect();
+        drop(pool);
+        self.mesh.send(
+            peer,
+            Message::Transactions(consensus::TxBatch { transactions }).encode(),
+        );
     }
 }

@@ -1,32 +1,33 @@
 //! Full validation of a block, shared by the consensus path and catch-up.
-//!
-//! Until the EVM executor lands, this node builds and accepts only blocks without
-//! transactions, whose roots are therefore the empty-trie root and whose gas used is zero.
 
 use consensus::Committee;
-use state::{Block, Header, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION};
+use state::db::ChainStore;
+use state::exec::{ExecConfig, ExecutedBlock};
+use state::{Block, Header, HEADER_VERSION};
 
-/// Re-executes (for now: re-derives) everything the header commits to.
-pub fn validate_block(block: &Block) -> Result<(), String> {
-    let h = &block.header;
-    if h.transactions_root != block.compute_transactions_root() {
-        return Err("transactions root does not match the body".into());
-    }
-    if !block.body.transactions.is_empty() {
-        return Err(
-            "block carries transactions, which this node version cannot execute yet".into(),
-        );
-    }
-    if h.state_root != EMPTY_ROOT || h.receipts_root != EMPTY_ROOT {
-        return Err("state or receipts root differs from the re-executed (empty) state".into());
-    }
-    if h.gas_used != 0 || h.gas_limit != GAS_LIMIT {
+/// Re-executes `block` on the stored tip (its parent) and checks every root and total the
+/// header commits to. The result is kept by the caller, so finalizing writes it without
+/// executing again.
+pub fn execute_block(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    block: &Block,
+) -> Result<ExecutedBlock, String> {
+    let (number, hash) = store
+        .tip()
+        .map_err(|e| e.to_string())?
+        .ok_or("no genesis in the store")?;
+    if block.header.parent_hash != hash || block.number() != number + 1 {
         return Err(format!(
-            "gas used {} / limit {} do not match execution",
-            h.gas_used, h.gas_limit
+            "block #{} does not extend the stored tip #{number}",
+            block.number()
         ));
     }
-    Ok(())
+    let parent = store
+        .header(number)
+        .map_err(|e| e.to_string())?
+        .ok_or("tip header missing")?;
+    state::exec::verify(store, cfg, &parent, block).map_err(|e| e.to_string())
 }
 
 /// Checks that `block` extends `parent` under the committee's rules (catch-up path, where no

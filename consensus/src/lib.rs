@@ -16,6 +16,6 @@ pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fbft::{Config, Effect, Fbft, Input, Timer, Tip, VerifyJob};
 pub use message::{
     Announce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest, SyncResponse,
-    ViewChange, ViewChangeGroup, Vote,
+    TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,
 };
 pub use safety::{SafetyRecord, SignedVote};

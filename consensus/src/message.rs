@@ -86,6 +86,19 @@ pub struct NewView {
     pub block: Block,
 }
 
+/// Signed transactions (EIP-2718 encodings) relayed to the committee, so a transaction sent to
+/// any node reaches every leader's pool; also the answer to [`TxRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct TxBatch {
+    pub transactions: Vec<Bytes>,
+}
+
+/// Asks a peer for the transactions with these hashes (headers-only announces, HET-86).
+#[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct TxRequest {
+    pub hashes: Vec<B256>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Announce(Box<Announce>),
@@ -99,6 +112,8 @@ pub enum Message {
     Status(Status),
     SyncRequest(SyncRequest),
     SyncResponse(SyncResponse),
+    Transactions(TxBatch),
+    GetTransactions(TxRequest),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +139,8 @@ impl Message {
             Message::Status(_) => 16,
             Message::SyncRequest(_) => 17,
             Message::SyncResponse(_) => 18,
+            Message::Transactions(_) => 19,
+            Message::GetTransactions(_) => 20,
         }
     }
 
@@ -144,6 +161,8 @@ impl Message {
             Message::Status(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::SyncRequest(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::SyncResponse(m) => alloy_rlp::Encodable::encode(m, &mut out),
+            Message::Transactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
+            Message::GetTransactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
         }
         out
     }
@@ -166,6 +185,8 @@ impl Message {
             16 => Message::Status(decode_exact(body).map_err(bad)?),
             17 => Message::SyncRequest(decode_exact(body).map_err(bad)?),
             18 => Message::SyncResponse(decode_exact(body).map_err(bad)?),
+            19 => Message::Transactions(decode_exact(body).map_err(bad)?),
+            20 => Message::GetTransactions(decode_exact(body).map_err(bad)?),
             other => return Err(MessageError::UnknownKind(other)),
         })
     }
@@ -183,6 +204,8 @@ fn kind_name(kind: u8) -> &'static str {
         16 => "status",
         17 => "sync-request",
         18 => "sync-response",
+        19 => "transactions",
+        20 => "get-transactions",
         _ => "unknown",
     }
 }
@@ -211,6 +234,12 @@ mod tests {
             Message::SyncResponse(SyncResponse {
                 blocks: vec![],
                 certificates: vec![],
+            }),
+            Message::Transactions(TxBatch {
+                transactions: vec![Bytes::from(vec![2, 0xc0])],
+            }),
+            Message::GetTransactions(TxRequest {
+                hashes: vec![B256::repeat_byte(7)],
             }),
         ] {
             let bytes = m.encode();

@@ -108,15 +108,18 @@ impl Block {
         self.header.number
     }
 
-    /// Root committing to the transactions: keccak of the body's RLP (empty trie root when
-    /// there are none). The EVM issue replaces this with the Merkle-Patricia root.
+    /// Merkle-Patricia root of the body's transactions (their EIP-2718 encodings, keyed by
+    /// index), as in Ethereum.
     pub fn compute_transactions_root(&self) -> B256 {
-        if self.body.transactions.is_empty() {
-            EMPTY_ROOT
-        } else {
-            keccak256(alloy_rlp::encode(&self.body))
-        }
+        transactions_root(&self.body.transactions)
     }
+}
+
+/// Merkle-Patricia root over EIP-2718-encoded transactions keyed by their RLP index.
+pub fn transactions_root(raws: &[Bytes]) -> B256 {
+    alloy_trie::root::ordered_trie_root_with_encoder(raws, |raw, buf| {
+        alloy_rlp::BufMut::put_slice(buf, raw)
+    })
 }
 
 /// What a leader fills in to build a block; the roots are computed here.
@@ -134,7 +137,8 @@ pub struct BlockTemplate {
 }
 
 impl BlockTemplate {
-    /// Assembles the block. Without an executor yet, state and receipts roots stay empty.
+    /// Assembles the block with empty execution results (roots of nothing, base fee at its
+    /// floor); [`crate::exec::build`] executes transactions and fills them in.
     pub fn build(self) -> Block {
         let (last_commit_signature, last_commit_bitmap) = match self.last_commit {
             Some(c) => (c.signature, c.bitmap),
@@ -156,7 +160,7 @@ impl BlockTemplate {
                 logs_bloom: Bloom::ZERO,
                 gas_limit: GAS_LIMIT,
                 gas_used: 0,
-                base_fee: 0,
+                base_fee: crate::exec::MIN_BASE_FEE,
                 extra_data: Bytes::new(),
                 vrf: Bytes::new(),
                 vdf: Bytes::new(),

@@ -7,7 +7,7 @@
 
 use crate::block::{Block, BlockTemplate};
 use accel::{PublicKey, Signature};
-use alloy_primitives::{keccak256, Address, Bytes, B256};
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +36,31 @@ pub struct ChainSpec {
     #[serde(default)]
     pub forks: BTreeMap<String, u64>,
     pub validators: Vec<Validator>,
+    /// Genesis allocation: accounts (0x addresses) with balance, and optionally nonce, code
+    /// and storage, that exist in block 0's state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alloc: BTreeMap<Address, GenesisAccount>,
+}
+
+/// One account of the genesis allocation. Balances are in wei, as a decimal or 0x-hex string.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    pub balance: U256,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nonce: u64,
+    #[serde(default, skip_serializing_if = "is_empty_bytes")]
+    pub code: Bytes,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<U256, U256>,
+}
+
+fn is_empty_bytes(b: &Bytes) -> bool {
+    b.is_empty()
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,7 +215,65 @@ impl ChainSpec {
         keccak256(serde_json::to_vec(self).expect("spec serializes"))
     }
 
-    /// Block 0: no transactions, the spec hash in `extra_data`.
+    /// The genesis allocation as state changes (what block 0's state holds).
+    pub fn genesis_state(&self) -> crate::exec::StateChanges {
+        let mut changes = crate::exec::StateChanges::default();
+        for (address, acc) in &self.alloc {
+            let code_hash = if acc.code.is_empty() {
+                crate::exec::EMPTY_CODE_HASH
+            } else {
+                let h = keccak256(&acc.code);
+                changes.codes.insert(h, acc.code.clone());
+                h
+            };
+            changes.accounts.insert(
+                *address,
+                Some(crate::exec::AccountInfoLite {
+                    nonce: acc.nonce,
+                    balance: acc.balance,
+                    code_hash,
+                }),
+            );
+            if !acc.storage.is_empty() {
+                changes
+                    .storage
+                    .insert(*address, acc.storage.clone().into_iter().collect());
+            }
+        }
+        changes
+    }
+
+    /// The state root of the genesis allocation.
+    pub fn genesis_state_root(&self) -> B256 {
+        use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
+        use alloy_trie::TrieAccount;
+        state_root_unhashed(self.alloc.iter().map(|(address, acc)| {
+            let storage_root = storage_root_unhashed(
+                acc.storage
+                    .iter()
+                    .filter(|(_, v)| !v.is_zero())
+                    .map(|(k, v)| (B256::from(k.to_be_bytes::<32>()), *v)),
+            );
+            let code_hash = if acc.code.is_empty() {
+                crate::exec::EMPTY_CODE_HASH
+            } else {
+                keccak256(&acc.code)
+            };
+            (
+                *address,
+                TrieAccount {
+                    nonce: acc.nonce,
+                    balance: acc.balance,
+                    storage_root,
+                    code_hash,
+                    ..Default::default()
+                },
+            )
+        }))
+    }
+
+    /// Block 0: no transactions, the genesis allocation's state root, the spec hash in
+    /// `extra_data`.
     pub fn genesis(&self) -> Block {
         let mut block = BlockTemplate {
             number: 0,
@@ -205,6 +288,7 @@ impl ChainSpec {
         }
         .build();
         block.header.extra_data = Bytes::copy_from_slice(self.hash().as_slice());
+        block.header.state_root = self.genesis_state_root();
         block
     }
 }
@@ -232,6 +316,7 @@ mod tests {
             epoch_blocks: 10,
             genesis_timestamp_ms: 1,
             forks: BTreeMap::from([("staking".to_string(), 5)]),
+            alloc: BTreeMap::new(),
             validators: (1..=2u8)
                 .map(|i| Validator {
                     address: Address::repeat_byte(i),

@@ -20,6 +20,37 @@ use std::time::Duration;
 
 /// Chain id of generated local networks (not one of Harmony's).
 pub const LOCALNET_CHAIN_ID: u64 = 31_415_926;
+/// The standard development mnemonic (Hardhat, Anvil): its keys are public, which is why the
+/// localnet chain id is not Harmony's.
+pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
+/// Prefunded development accounts (m/44'/60'/0'/0/i for i below this).
+pub const DEV_ACCOUNTS: u32 = 10;
+/// Each development account starts with 10,000 ether.
+pub const DEV_BALANCE_ETHER: u64 = 10_000;
+
+/// The development accounts: address and private key.
+pub fn dev_accounts() -> eyre::Result<Vec<(Address, alloy_primitives::B256)>> {
+    (0..DEV_ACCOUNTS)
+        .map(|i| {
+            let signer = alloy_signer_local::MnemonicBuilder::english()
+                .phrase(DEV_MNEMONIC)
+                .index(i)?
+                .build()?;
+            Ok((signer.address(), signer.to_bytes()))
+        })
+        .collect()
+}
+
+fn print_dev_accounts() -> eyre::Result<()> {
+    println!(
+        "development accounts ({DEV_BALANCE_ETHER} ETH each in genesis; mnemonic \"{DEV_MNEMONIC}\"; \
+         these keys are public: never use them on a real network):"
+    );
+    for (i, (address, key)) in dev_accounts()?.into_iter().enumerate() {
+        println!("  ({i}) {address}  private key {key}");
+    }
+    Ok(())
+}
 
 #[derive(Debug, Args)]
 pub struct LocalnetArgs {
@@ -96,6 +127,7 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
     if args.generate_only {
         return Ok(());
     }
+    print_dev_accounts()?;
     let exe = std::env::current_exe()?;
     let mut children: Vec<Child> = (0..args.nodes)
         .map(|i| {
@@ -175,6 +207,20 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         epoch_blocks: 3600,
         genesis_timestamp_ms: crate::node::now_ms(),
         forks: Default::default(),
+        alloc: dev_accounts()?
+            .into_iter()
+            .map(|(address, _)| {
+                let balance = alloy_primitives::U256::from(DEV_BALANCE_ETHER)
+                    * alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18));
+                (
+                    address,
+                    state::GenesisAccount {
+                        balance,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
         validators,
     };
     spec.validate()?;

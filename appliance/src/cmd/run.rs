@@ -120,7 +120,12 @@ async fn run_async(
     }
 
     let store = Arc::new(ChainStore::open(&data_dir.join("db"))?);
-    store.init_genesis(&spec.genesis())?;
+    store.init_genesis_with_state(&spec.genesis(), &spec.genesis_state())?;
+    let exec = state::exec::ExecConfig::from_spec(&spec);
+    let tx_pool: crate::node::SharedPool = Arc::new(std::sync::Mutex::new(
+        state::mempool::Mempool::new(Default::default()),
+    ));
+    let (events, _) = tokio::sync::broadcast::channel(256);
 
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -184,11 +189,16 @@ async fn run_async(
                     operator: operator_blocks.clone(),
                     metrics: metrics.clone(),
                 }),
+                exec,
+                pool: tx_pool.clone(),
+                relay: Some(mesh.clone()),
+                events: events.clone(),
+                limits: cfg.rpc.clone(),
             },
         )
         .await
         .wrap_err_with(|| format!("RPC listener {}", cfg.rpc.listen))?;
-        tracing::info!(target: "node", %addr, "JSON-RPC on http");
+        tracing::info!(target: "node", %addr, "JSON-RPC on http and ws");
         Some(handle)
     } else {
         None
@@ -218,6 +228,9 @@ async fn run_async(
         flood_limit: cfg.network.flood_limit,
         operator_blocks,
         guard_stats: Some(guard_stats),
+        exec,
+        pool: tx_pool,
+        events,
     };
     node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await?;
     mesh.shutdown().await;

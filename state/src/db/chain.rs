@@ -45,6 +45,16 @@ impl ChainStore {
     /// it must be this one: otherwise [`DbError::GenesisMismatch`] (the data dir belongs to
     /// another network).
     pub fn init_genesis(&self, genesis: &Block) -> Result<(), DbError> {
+        self.init_genesis_with_state(genesis, &crate::exec::StateChanges::default())
+    }
+
+    /// [`init_genesis`](Self::init_genesis) that also writes the genesis allocation (the
+    /// chain spec's `alloc`), in the same transaction as block 0.
+    pub fn init_genesis_with_state(
+        &self,
+        genesis: &Block,
+        alloc: &crate::exec::StateChanges,
+    ) -> Result<(), DbError> {
         let expected = genesis.hash();
         if genesis.number() != 0 {
             return Err(DbError::InvalidBlock {
@@ -62,6 +72,7 @@ impl ChainStore {
             }),
             None => {
                 insert_in(&tx, genesis, expected, None)?;
+                crate::exec::root::apply_changes(&tx, alloc)?;
                 tx.commit()
             }
         }
@@ -85,6 +96,17 @@ impl ChainStore {
         let tx = self.db.tx_mut()?;
         insert_in(&tx, block, hash, cert)?;
         tx.commit()
+    }
+
+    /// Checks and writes `block` inside a caller's write transaction (which also writes the
+    /// block's state), so block and state commit together or not at all.
+    pub(crate) fn insert_in_tx(
+        &self,
+        tx: &RwTx<'_>,
+        block: &Block,
+        cert: Option<&CommitCertificate>,
+    ) -> Result<(), DbError> {
+        insert_in(tx, block, block.hash(), cert)
     }
 
     /// Replaces the stored commit certificate of an existing block (same number and hash),

@@ -4,7 +4,7 @@
 //! of chain types are their RLP encoding, decoded strictly (no trailing bytes).
 
 use crate::block::{decode_exact, Body, CommitCertificate, Header};
-use alloy_primitives::B256;
+use alloy_primitives::{Bytes, B256, U256};
 use alloy_rlp::Decodable;
 
 /// A table key. Decoding errors are reported as `DbError::Corrupt` by the transaction layer.
@@ -54,6 +54,24 @@ impl KeyCodec for B256 {
     }
     fn display_key(&self) -> String {
         self.to_string()
+    }
+}
+
+/// Composite keys (account hash, slot hash): 64 bytes, so one account's slots are contiguous.
+impl KeyCodec for (B256, B256) {
+    type Encoded = [u8; 64];
+    fn encode_key(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(self.0.as_slice());
+        out[32..].copy_from_slice(self.1.as_slice());
+        out
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+        let b = fixed::<64>(bytes)?;
+        Ok((B256::from_slice(&b[..32]), B256::from_slice(&b[32..])))
+    }
+    fn display_key(&self) -> String {
+        format!("{}/{}", self.0, self.1)
     }
 }
 
@@ -130,4 +148,30 @@ macro_rules! rlp_value {
     )*};
 }
 
-rlp_value!(Body, CommitCertificate);
+rlp_value!(
+    Body,
+    CommitCertificate,
+    crate::exec::StoredAccount,
+    crate::exec::StoredReceipts,
+    crate::exec::TxLocation
+);
+
+/// Storage values: 32 bytes big-endian.
+impl ValueCodec for U256 {
+    fn encode_value(&self) -> Vec<u8> {
+        self.to_be_bytes::<32>().to_vec()
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        fixed::<32>(bytes).map(U256::from_be_bytes)
+    }
+}
+
+/// Bytecode: the raw bytes.
+impl ValueCodec for Bytes {
+    fn encode_value(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        Ok(Bytes::copy_from_slice(bytes))
+    }
+}

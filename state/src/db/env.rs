@@ -14,7 +14,7 @@ pub use libmdbx::{RO, RW};
 
 /// Current schema version of the chain database. Bump it (and add a migration step from the
 /// previous version to `MIGRATIONS`) whenever a table's name, key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Metadata key holding the schema version (4 bytes, big-endian).
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
@@ -40,8 +40,15 @@ pub(crate) struct Migration {
 
 pub(crate) type MigrationFn = for<'a> fn(&RwTx<'a>) -> Result<(), DbError>;
 
-/// Migrations of the released schema, in order. There are none yet: version 1 is the first.
-pub(crate) const MIGRATIONS: &[Migration] = &[];
+/// Migrations of the released schema, in order.
+///
+/// 1 → 2 adds the EVM tables (accounts, storage, bytecodes, receipts, transaction lookup), which
+/// open creates. Version-1 chains carried no transactions and no genesis allocation, so empty
+/// state tables are exactly their state: the step writes nothing.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    run: |_| Ok(()),
+}];
 
 /// The chain database: one MDBX environment with the tables of [`TABLES`].
 pub struct Db {
@@ -388,6 +395,45 @@ impl<'db, K: TransactionKind> Tx<'db, K> {
             reason,
         })?;
         Ok(Some((key, value)))
+    }
+}
+
+impl<K: TransactionKind> Tx<'_, K> {
+    /// Visits the entries of `T` with keys `>= from`, in key order, until `visit` returns
+    /// `false` or the table ends. A write transaction sees its own uncommitted writes.
+    pub fn walk<T: Table>(
+        &self,
+        from: &T::Key,
+        mut visit: impl FnMut(T::Key, T::Value) -> Result<bool, DbError>,
+    ) -> Result<(), DbError> {
+        let table = self.table_by_name(T::NAME)?;
+        let mut cursor = self
+            .inner
+            .cursor(&table)
+            .map_err(self.err(|| format!("opening a cursor on {}", T::NAME)))?;
+        let start = from.encode_key();
+        let mut entry = cursor
+            .set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(start.as_ref())
+            .map_err(self.err(|| format!("seeking in {}", T::NAME)))?;
+        while let Some((k, v)) = entry {
+            let key = T::Key::decode_key(&k).map_err(|reason| DbError::Corrupt {
+                table: T::NAME,
+                key: format!("0x{}", hex::encode(&k)),
+                reason: format!("undecodable key: {reason}"),
+            })?;
+            let value = T::Value::decode_value(&v).map_err(|reason| DbError::Corrupt {
+                table: T::NAME,
+                key: key.display_key(),
+                reason,
+            })?;
+            if !visit(key, value)? {
+                break;
+            }
+            entry = cursor
+                .next::<Cow<'_, [u8]>, Cow<'_, [u8]>>()
+                .map_err(self.err(|| format!("walking {}", T::NAME)))?;
+        }
+        Ok(())
     }
 }
 

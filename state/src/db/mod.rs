@@ -27,5 +27,6 @@ pub use env::{
 };
 pub use error::DbError;
 pub use tables::{
-    Bodies, CanonicalHashes, Certificates, Entry, HeaderNumbers, Headers, Metadata, Table, TABLES,
+    Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, Entry, HeaderNumbers, Headers,
+    Metadata, Receipts, Storage, Table, TxLookup, TABLES,
 };

@@ -3,7 +3,8 @@
 
 use super::codec::{KeyCodec, ValueCodec};
 use crate::block::{Body, CommitCertificate, Header};
-use alloy_primitives::B256;
+use crate::exec::{StoredAccount, StoredReceipts, TxLocation};
+use alloy_primitives::{Bytes, B256, U256};
 
 /// A typed MDBX table.
 pub trait Table: 'static {
@@ -49,4 +50,15 @@ tables! {
     HeaderNumbers: B256 => u64,
     /// Store-wide settings such as `schema_version`, and node metadata (`get_meta`/`put_meta`).
     Metadata: String => Vec<u8>,
+    /// keccak(address) → account (nonce, balance, code hash, storage root, address). Keyed by
+    /// the hashed address so a cursor walk visits accounts in state-trie order.
+    Accounts: B256 => StoredAccount,
+    /// (keccak(address), keccak(slot)) → non-zero slot value, in storage-trie order per account.
+    Storage: (B256, B256) => U256,
+    /// Code hash → contract bytecode (raw, as deployed; EIP-7702 delegations included).
+    Bytecodes: B256 => Bytes,
+    /// Block number → the receipts of its transactions, in block order.
+    Receipts: u64 => StoredReceipts,
+    /// Transaction hash → where it sits in the canonical chain.
+    TxLookup: B256 => TxLocation,
 }

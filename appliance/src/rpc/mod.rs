@@ -1,13 +1,26 @@
-//! JSON-RPC over HTTP (jsonrpsee): the `eth_` methods of this slice and `hmy_` node state.
+//! JSON-RPC over HTTP and WebSocket on one port (jsonrpsee): the Ethereum methods wallets and
+//! dapps use, `hmy_` node state, and operator peer control.
+//!
+//! - [`eth`]: chain and state reads, calls, gas, fees, submission.
+//! - [`logs`]: log filters; [`subscribe`]: `eth_subscribe` (newHeads, logs).
+//! - [`json`]: the Ethereum JSON shapes.
+//!
+//! Every costly request is bounded (request size, batch length, connections, call gas and wall
+//! time on a blocking thread, log range and count), so a public port cannot stall consensus.
+
+mod eth;
+pub mod json;
+mod logs;
+mod subscribe;
 
 use crate::config::RpcConfig;
-use crate::node::StatusBoard;
-use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
+use crate::node::{BlockEvents, SharedPool, StatusBoard};
+use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
 use state::db::ChainStore;
-use state::Header;
+use state::exec::ExecConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,6 +29,12 @@ pub struct RpcContext {
     pub store: Arc<ChainStore>,
     pub board: Arc<StatusBoard>,
     pub peers: Option<PeerAdmin>,
+    pub exec: ExecConfig,
+    pub pool: SharedPool,
+    /// Relays submitted transactions to the committee (none in tests without a mesh).
+    pub relay: Option<crate::net::MeshHandle>,
+    pub events: BlockEvents,
+    pub limits: RpcConfig,
 }
 
 /// What the operator's peer methods act on.
@@ -47,66 +66,19 @@ impl PeerAdmin {
 
 const INVALID_PARAMS: i32 = -32602;
 const INTERNAL: i32 = -32603;
+/// Geth's code for refused transactions and failed server-side checks.
+const SERVER_ERROR: i32 = -32000;
 
 fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(INVALID_PARAMS, msg.into(), None::<()>)
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
-    ErrorObject::owned(INTERNAL, format!("database error: {e}"), None::<()>)
+    ErrorObject::owned(INTERNAL, format!("internal error: {e}"), None::<()>)
 }
 
-fn hex_u64(v: u64) -> String {
-    format!("0x{v:x}")
-}
-
-/// Resolves a block tag or hex number to a block number.
-fn block_number(ctx: &RpcContext, tag: &str) -> Result<u64, ErrorObjectOwned> {
-    let tip = ctx
-        .store
-        .tip()
-        .map_err(internal)?
-        .map(|(n, _)| n)
-        .unwrap_or(0);
-    match tag {
-        "latest" | "finalized" | "safe" | "pending" => Ok(tip),
-        "earliest" => Ok(0),
-        hex => {
-            let digits = hex.strip_prefix("0x").ok_or_else(|| {
-                invalid(format!("block `{hex}`: expected a tag (latest, finalized, safe, earliest, pending) or a 0x-prefixed hex number"))
-            })?;
-            u64::from_str_radix(digits, 16)
-                .map_err(|_| invalid(format!("block `{hex}` is not a hex number")))
-        }
-    }
-}
-
-/// The Ethereum block object (no transactions yet), plus Harmony's view and epoch.
-pub fn block_json(h: &Header, full: bool) -> Value {
-    let _ = full; // no transactions to expand until the EVM lands
-    json!({
-        "number": hex_u64(h.number),
-        "hash": h.hash(),
-        "parentHash": h.parent_hash,
-        "timestamp": hex_u64(h.timestamp_ms / 1000),
-        "timestampMs": hex_u64(h.timestamp_ms),
-        "miner": h.leader,
-        "stateRoot": h.state_root,
-        "transactionsRoot": h.transactions_root,
-        "receiptsRoot": h.receipts_root,
-        "logsBloom": h.logs_bloom,
-        "gasLimit": hex_u64(h.gas_limit),
-        "gasUsed": hex_u64(h.gas_used),
-        "baseFeePerGas": hex_u64(h.base_fee),
-        "extraData": h.extra_data,
-        "difficulty": "0x0",
-        "nonce": "0x0000000000000000",
-        "sha3Uncles": "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
-        "uncles": [],
-        "transactions": [],
-        "viewID": hex_u64(h.view),
-        "epoch": hex_u64(h.epoch),
-    })
+fn server_error(msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObject::owned(SERVER_ERROR, msg.into(), None::<()>)
 }
 
 pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
@@ -117,30 +89,8 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     .expect("unique name");
     m.register_method("net_version", |_, c, _| c.chain_id.to_string())
         .expect("unique name");
-    m.register_method("eth_chainId", |_, c, _| hex_u64(c.chain_id))
-        .expect("unique name");
-    m.register_method("eth_blockNumber", |_, c, _| {
-        let tip = c
-            .store
-            .tip()
-            .map_err(internal)?
-            .map(|(n, _)| n)
-            .unwrap_or(0);
-        Ok::<_, ErrorObjectOwned>(hex_u64(tip))
-    })
-    .expect("unique name");
-    m.register_method("eth_getBlockByNumber", |p: Params, c, _| {
-        let (tag, full): (String, Option<bool>) = p
-            .parse()
-            .map_err(|e| invalid(format!("expected [block, fullTransactions]: {e}")))?;
-        let n = block_number(c, &tag)?;
-        let h = c.store.header(n).map_err(internal)?;
-        Ok::<_, ErrorObjectOwned>(
-            h.map(|h| block_json(&h, full.unwrap_or(false)))
-                .unwrap_or(Value::Null),
-        )
-    })
-    .expect("unique name");
+    eth::register(&mut m);
+    subscribe::register(&mut m);
     m.register_method("hmy_latestHeader", |_, c, _| {
         let (n, hash) = c
             .store
@@ -222,6 +172,8 @@ pub async fn serve(
         .max_request_body_size(cfg.max_request_bytes)
         .max_response_body_size(16 << 20)
         .max_connections(cfg.max_connections)
+        .max_subscriptions_per_connection(cfg.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_len))
         .build();
     let server = Server::builder()
         .set_config(server_cfg)

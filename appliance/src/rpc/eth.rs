@@ -1,0 +1,602 @@
+//! The `eth_` methods: chain reads, state reads at the latest block, calls, gas and fees,
+//! transaction submission.
+
+use super::json::{self, hex_u128, hex_u64, Mined};
+use super::{internal, invalid, server_error, RpcContext};
+use alloy_primitives::{Address, Bytes, B256, U256};
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
+use jsonrpsee::RpcModule;
+use serde_json::{json, Value};
+use state::exec::{
+    self, CallOutcome, CallRequest, SignedTx, StateReader, TxError, MIN_BASE_FEE,
+};
+use state::Header;
+use std::sync::Arc;
+use std::time::Duration;
+
+type RpcResult<T> = Result<T, ErrorObjectOwned>;
+
+/// JSON-RPC code for a reverted call (as geth): the revert data is in `data`.
+const EXECUTION_REVERTED: i32 = 3;
+/// The tip wallets are told to pay (`eth_maxPriorityFeePerGas`).
+const SUGGESTED_TIP: u64 = 1_000_000_000;
+
+/// A block parameter resolved against the chain.
+pub(crate) fn block_number(ctx: &RpcContext, tag: &str) -> RpcResult<u64> {
+    let tip = tip(ctx)?.0;
+    match tag {
+        "latest" | "finalized" | "safe" | "pending" => Ok(tip),
+        "earliest" => Ok(0),
+        hex => {
+            let digits = hex.strip_prefix("0x").ok_or_else(|| {
+                invalid(format!("block `{hex}`: expected a tag (latest, finalized, safe, earliest, pending) or a 0x-prefixed hex number"))
+            })?;
+            u64::from_str_radix(digits, 16)
+                .map_err(|_| invalid(format!("block `{hex}` is not a hex number")))
+        }
+    }
+}
+
+/// A block parameter as a string or an EIP-1898 object; `None` means latest.
+fn block_param(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<u64> {
+    match v {
+        None | Some(Value::Null) => block_number(ctx, "latest"),
+        Some(Value::String(s)) => block_number(ctx, s),
+        Some(Value::Object(o)) => {
+            if let Some(Value::String(h)) = o.get("blockHash") {
+                let hash: B256 = h
+                    .parse()
+                    .map_err(|_| invalid(format!("blockHash `{h}` is not a 32-byte hex hash")))?;
+                ctx.store
+                    .number_of(&hash)
+                    .map_err(internal)?
+                    .ok_or_else(|| server_error(format!("block {hash} not found")))
+            } else if let Some(Value::String(n)) = o.get("blockNumber") {
+                block_number(ctx, n)
+            } else {
+                Err(invalid("block object needs blockHash or blockNumber"))
+            }
+        }
+        Some(other) => Err(invalid(format!(
+            "block parameter {other} must be a tag, hex number or object"
+        ))),
+    }
+}
+
+fn tip(ctx: &RpcContext) -> RpcResult<(u64, Header)> {
+    let (n, _) = ctx
+        .store
+        .tip()
+        .map_err(internal)?
+        .ok_or_else(|| internal("no genesis"))?;
+    let h = ctx
+        .store
+        .header(n)
+        .map_err(internal)?
+        .ok_or_else(|| internal("tip header missing"))?;
+    Ok((n, h))
+}
+
+/// State queries are served at the latest block only: this node keeps no history of state.
+fn require_latest(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<()> {
+    let n = block_param(ctx, v)?;
+    let latest = tip(ctx)?.0;
+    if n != latest {
+        return Err(server_error(format!(
+            "state at block #{n} is not available: this node keeps the state of the latest block (#{latest}) only"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_address(v: &Value, what: &str) -> RpcResult<Address> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(format!("{what}: expected a 0x-prefixed 20-byte address, got {v}")))
+}
+
+fn quantity_u64(v: &Value, what: &str) -> RpcResult<u64> {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .and_then(|d| u64::from_str_radix(d, 16).ok())
+        .ok_or_else(|| invalid(format!("{what}: expected a 0x-prefixed hex quantity, got {v}")))
+}
+
+fn quantity_u256(v: &Value, what: &str) -> RpcResult<U256> {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .and_then(|d| U256::from_str_radix(d, 16).ok())
+        .ok_or_else(|| invalid(format!("{what}: expected a 0x-prefixed hex quantity, got {v}")))
+}
+
+fn params_vec(p: &Params, shape: &str) -> RpcResult<Vec<Value>> {
+    if p.is_object() {
+        return Err(invalid(format!("expected positional parameters {shape}")));
+    }
+    let v: Option<Vec<Value>> = p
+        .parse()
+        .map_err(|e| invalid(format!("expected {shape}: {e}")))?;
+    Ok(v.unwrap_or_default())
+}
+
+fn arg<'a>(v: &'a [Value], i: usize, shape: &str) -> RpcResult<&'a Value> {
+    v.get(i)
+        .ok_or_else(|| invalid(format!("missing parameter {i}: expected {shape}")))
+}
+
+/// The call object of eth_call / eth_estimateGas.
+fn call_request(v: &Value) -> RpcResult<CallRequest> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| invalid("call: expected a transaction object"))?;
+    let get = |k: &str| o.get(k).filter(|v| !v.is_null());
+    let data = match get("input").or_else(|| get("data")) {
+        Some(d) => d
+            .as_str()
+            .and_then(|s| s.parse::<Bytes>().ok())
+            .ok_or_else(|| invalid("call: input/data must be 0x-prefixed hex bytes"))?,
+        None => Bytes::new(),
+    };
+    let gas_price = match get("gasPrice").or_else(|| get("maxFeePerGas")) {
+        Some(v) => Some(quantity_u256(v, "gasPrice")?.saturating_to::<u128>()),
+        None => None,
+    };
+    Ok(CallRequest {
+        from: get("from").map(|v| parse_address(v, "from")).transpose()?,
+        to: get("to").map(|v| parse_address(v, "to")).transpose()?,
+        gas: get("gas").map(|v| quantity_u64(v, "gas")).transpose()?,
+        gas_price,
+        value: get("value").map(|v| quantity_u256(v, "value")).transpose()?,
+        data,
+        nonce: get("nonce").map(|v| quantity_u64(v, "nonce")).transpose()?,
+    })
+}
+
+fn next_base_fee(h: &Header) -> u64 {
+    exec::next_base_fee(h.gas_used, h.gas_limit, h.base_fee)
+}
+
+/// Runs `req` on the latest state on a blocking thread, bounded by the configured gas cap and
+/// wall time, so RPC never holds up consensus.
+async fn run_call(ctx: &Arc<RpcContext>, req: CallRequest, gas: u64) -> RpcResult<CallOutcome> {
+    let c = ctx.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let (_, h) = tip(&c)?;
+        let mut inputs = exec::inputs_of(&h);
+        inputs.number = h.number + 1;
+        inputs.base_fee = next_base_fee(&h);
+        let ro = c.store.db().tx().map_err(internal)?;
+        exec::call(StateReader::new(&ro), &c.exec, &inputs, &req, gas)
+            .map_err(server_error)
+    });
+    match tokio::time::timeout(Duration::from_millis(ctx.limits.call_timeout_ms), job).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(internal(e)),
+        Err(_) => Err(server_error(format!(
+            "execution timeout: the call ran longer than rpc.call_timeout_ms ({} ms)",
+            ctx.limits.call_timeout_ms
+        ))),
+    }
+}
+
+/// The error of a reverted call: code 3, the revert data, and the decoded reason if any.
+fn reverted(output: &Bytes) -> ErrorObjectOwned {
+    let reason = alloy_sol_reason(output);
+    let msg = match reason {
+        Some(r) => format!("execution reverted: {r}"),
+        None => "execution reverted".to_string(),
+    };
+    ErrorObject::owned(EXECUTION_REVERTED, msg, Some(output.to_string()))
+}
+
+/// Decodes `Error(string)` revert data (selector 0x08c379a0).
+fn alloy_sol_reason(out: &[u8]) -> Option<String> {
+    let body = out.strip_prefix(&[0x08, 0xc3, 0x79, 0xa0][..])?;
+    let offset: usize = U256::from_be_slice(body.get(..32)?).try_into().ok()?;
+    let len: usize = U256::from_be_slice(body.get(offset..offset + 32)?)
+        .try_into()
+        .ok()?;
+    let bytes = body.get(offset + 32..offset + 32 + len)?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+fn call_result(outcome: CallOutcome) -> RpcResult<(Bytes, u64)> {
+    match outcome {
+        CallOutcome::Success { output, gas_used } => Ok((output, gas_used)),
+        CallOutcome::Revert { output, .. } => Err(reverted(&output)),
+        CallOutcome::Halt { reason, .. } => Err(server_error(format!(
+            "execution halted: {reason}"
+        ))),
+    }
+}
+
+/// Looks up a mined transaction: the decoded transaction, its position and its receipt.
+fn mined_tx(
+    ctx: &RpcContext,
+    hash: &B256,
+) -> RpcResult<Option<(SignedTx, Mined, state::exec::StoredReceipt, u64)>> {
+    let Some(loc) = ctx.store.tx_location(hash).map_err(internal)? else {
+        return Ok(None);
+    };
+    let block = ctx
+        .store
+        .block(loc.block)
+        .map_err(internal)?
+        .ok_or_else(|| internal("indexed block missing"))?;
+    let receipts = ctx
+        .store
+        .receipts(loc.block)
+        .map_err(internal)?
+        .unwrap_or_default()
+        .receipts;
+    let i = loc.index as usize;
+    let (Some(raw), Some(r)) = (block.body.transactions.get(i), receipts.get(i)) else {
+        return Err(internal("indexed transaction missing from its block"));
+    };
+    let tx = json::decode_stored(raw, ctx.chain_id)
+        .ok_or_else(|| internal("stored transaction undecodable"))?;
+    let first_log: u64 = receipts[..i].iter().map(|r| r.logs.len() as u64).sum();
+    let mined = Mined {
+        block_hash: block.hash(),
+        number: loc.block,
+        index: i as u64,
+        base_fee: block.header.base_fee,
+    };
+    Ok(Some((tx, mined, r.clone(), first_log)))
+}
+
+/// The block object of block `n`, with hashes or full transactions.
+pub(crate) fn block_json(ctx: &RpcContext, n: u64, full: bool) -> RpcResult<Value> {
+    let Some(block) = ctx.store.block(n).map_err(internal)? else {
+        return Ok(Value::Null);
+    };
+    let hash = block.hash();
+    let txs = block
+        .body
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            if full {
+                match json::decode_stored(raw, ctx.chain_id) {
+                    Some(tx) => json::transaction(
+                        &tx,
+                        Some(Mined {
+                            block_hash: hash,
+                            number: n,
+                            index: i as u64,
+                            base_fee: block.header.base_fee,
+                        }),
+                    ),
+                    None => Value::Null,
+                }
+            } else {
+                json!(alloy_primitives::keccak256(raw))
+            }
+        })
+        .collect();
+    Ok(json::block(
+        &block.header,
+        txs,
+        alloy_rlp::Encodable::length(&block),
+    ))
+}
+
+/// Registers the `eth_` methods.
+pub fn register(m: &mut RpcModule<RpcContext>) {
+    m.register_method("eth_chainId", |_, c, _| hex_u64(c.chain_id))
+        .expect("unique name");
+    m.register_method("eth_blockNumber", |_, c, _| {
+        Ok::<_, ErrorObjectOwned>(hex_u64(tip(c)?.0))
+    })
+    .expect("unique name");
+    m.register_method("eth_syncing", |_, _, _| false)
+        .expect("unique name");
+    m.register_method("eth_accounts", |_, _, _| Vec::<Address>::new())
+        .expect("unique name");
+    m.register_method("eth_getBlockByNumber", |p, c, _| {
+        let shape = "[block, fullTransactions]";
+        let v = params_vec(&p, shape)?;
+        let n = block_param(c, Some(arg(&v, 0, shape)?))?;
+        let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
+        block_json(c, n, full)
+    })
+    .expect("unique name");
+    m.register_method("eth_getBlockByHash", |p, c, _| {
+        let shape = "[blockHash, fullTransactions]";
+        let v = params_vec(&p, shape)?;
+        let hash: B256 = arg(&v, 0, shape)?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("blockHash: expected a 32-byte 0x hash"))?;
+        let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
+        match c.store.number_of(&hash).map_err(internal)? {
+            Some(n) => block_json(c, n, full),
+            None => Ok(Value::Null),
+        }
+    })
+    .expect("unique name");
+    m.register_method("eth_getBlockTransactionCountByNumber", |p, c, _| {
+        let shape = "[block]";
+        let v = params_vec(&p, shape)?;
+        let n = block_param(c, Some(arg(&v, 0, shape)?))?;
+        Ok::<_, ErrorObjectOwned>(
+            c.store
+                .block(n)
+                .map_err(internal)?
+                .map(|b| hex_u64(b.body.transactions.len() as u64)),
+        )
+    })
+    .expect("unique name");
+    m.register_method("eth_getBalance", |p, c, _| {
+        let shape = "[address, block]";
+        let v = params_vec(&p, shape)?;
+        let a = parse_address(arg(&v, 0, shape)?, "address")?;
+        require_latest(c, v.get(1))?;
+        let ro = c.store.db().tx().map_err(internal)?;
+        let acc = StateReader::new(&ro).account(a).map_err(internal)?;
+        Ok::<_, ErrorObjectOwned>(json!(acc.map(|a| a.balance).unwrap_or_default()))
+    })
+    .expect("unique name");
+    m.register_method("eth_getTransactionCount", |p, c, _| {
+        let shape = "[address, block]";
+        let v = params_vec(&p, shape)?;
+        let a = parse_address(arg(&v, 0, shape)?, "address")?;
+        let pending = v.get(1).and_then(Value::as_str) == Some("pending");
+        if !pending {
+            require_latest(c, v.get(1))?;
+        }
+        let ro = c.store.db().tx().map_err(internal)?;
+        let nonce = StateReader::new(&ro)
+            .account(a)
+            .map_err(internal)?
+            .map(|a| a.nonce)
+            .unwrap_or(0);
+        let nonce = if pending {
+            c.pool.lock().expect("lock").next_nonce(a, nonce)
+        } else {
+            nonce
+        };
+        Ok::<_, ErrorObjectOwned>(hex_u64(nonce))
+    })
+    .expect("unique name");
+    m.register_method("eth_getCode", |p, c, _| {
+        let shape = "[address, block]";
+        let v = params_vec(&p, shape)?;
+        let a = parse_address(arg(&v, 0, shape)?, "address")?;
+        require_latest(c, v.get(1))?;
+        let ro = c.store.db().tx().map_err(internal)?;
+        let reader = StateReader::new(&ro);
+        let code = match reader.account(a).map_err(internal)? {
+            Some(acc) if acc.code_hash != state::exec::EMPTY_CODE_HASH => ro
+                .get::<state::db::Bytecodes>(&acc.code_hash)
+                .map_err(internal)?
+                .unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        Ok::<_, ErrorObjectOwned>(code)
+    })
+    .expect("unique name");
+    m.register_method("eth_getStorageAt", |p, c, _| {
+        let shape = "[address, slot, block]";
+        let v = params_vec(&p, shape)?;
+        let a = parse_address(arg(&v, 0, shape)?, "address")?;
+        let slot = quantity_u256(arg(&v, 1, shape)?, "slot")?;
+        require_latest(c, v.get(2))?;
+        let ro = c.store.db().tx().map_err(internal)?;
+        let value = StateReader::new(&ro)
+            .storage_at(a, slot)
+            .map_err(internal)?;
+        Ok::<_, ErrorObjectOwned>(B256::from(value.to_be_bytes::<32>()))
+    })
+    .expect("unique name");
+    m.register_async_method("eth_call", |p, c, _| async move {
+        let shape = "[call, block]";
+        let v = params_vec(&p, shape)?;
+        let req = call_request(arg(&v, 0, shape)?)?;
+        require_latest(&c, v.get(1))?;
+        let gas = req.gas.unwrap_or(c.limits.call_gas_cap).min(c.limits.call_gas_cap);
+        let (out, _) = call_result(run_call(&c, req, gas).await?)?;
+        Ok::<_, ErrorObjectOwned>(out)
+    })
+    .expect("unique name");
+    m.register_async_method("eth_estimateGas", |p, c, _| async move {
+        let shape = "[call, block]";
+        let v = params_vec(&p, shape)?;
+        let req = call_request(arg(&v, 0, shape)?)?;
+        require_latest(&c, v.get(1))?;
+        let cap = req.gas.unwrap_or(c.limits.call_gas_cap).min(c.limits.call_gas_cap);
+        estimate_gas(&c, req, cap).await.map(hex_u64)
+    })
+    .expect("unique name");
+    m.register_method("eth_gasPrice", |_, c, _| {
+        let (_, h) = tip(c)?;
+        Ok::<_, ErrorObjectOwned>(hex_u64(next_base_fee(&h) + SUGGESTED_TIP))
+    })
+    .expect("unique name");
+    m.register_method("eth_maxPriorityFeePerGas", |_, _, _| hex_u64(SUGGESTED_TIP))
+        .expect("unique name");
+    m.register_method("eth_feeHistory", |p, c, _| fee_history(c, &p))
+        .expect("unique name");
+    m.register_method("eth_sendRawTransaction", |p, c, _| {
+        let shape = "[signedTransactionData]";
+        let v = params_vec(&p, shape)?;
+        let raw: Bytes = arg(&v, 0, shape)?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("signedTransactionData: expected 0x-prefixed hex bytes"))?;
+        let tx = SignedTx::decode(&raw, c.chain_id).map_err(|e| match e {
+            TxError::Decode(_) | TxError::Oversized(_) => invalid(e.to_string()),
+            other => server_error(other.to_string()),
+        })?;
+        let hash = tx.hash;
+        crate::node::submit_transaction(&c.store, &c.pool, tx).map_err(server_error)?;
+        if let Some(mesh) = &c.relay {
+            mesh.broadcast(
+                consensus::Message::Transactions(consensus::TxBatch {
+                    transactions: vec![raw],
+                })
+                .encode(),
+            );
+        }
+        Ok::<_, ErrorObjectOwned>(hash)
+    })
+    .expect("unique name");
+    m.register_method("eth_getTransactionByHash", |p, c, _| {
+        let shape = "[transactionHash]";
+        let v = params_vec(&p, shape)?;
+        let hash: B256 = arg(&v, 0, shape)?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("transactionHash: expected a 32-byte 0x hash"))?;
+        if let Some((tx, mined, _, _)) = mined_tx(c, &hash)? {
+            return Ok::<_, ErrorObjectOwned>(json::transaction(&tx, Some(mined)));
+        }
+        let pooled = c.pool.lock().expect("lock").get(&hash).cloned();
+        Ok(pooled
+            .map(|tx| json::transaction(&tx, None))
+            .unwrap_or(Value::Null))
+    })
+    .expect("unique name");
+    m.register_method("eth_getTransactionReceipt", |p, c, _| {
+        let shape = "[transactionHash]";
+        let v = params_vec(&p, shape)?;
+        let hash: B256 = arg(&v, 0, shape)?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("transactionHash: expected a 32-byte 0x hash"))?;
+        Ok::<_, ErrorObjectOwned>(
+            mined_tx(c, &hash)?
+                .map(|(_, mined, r, first)| json::receipt(&r, mined, first))
+                .unwrap_or(Value::Null),
+        )
+    })
+    .expect("unique name");
+    m.register_method("eth_getLogs", |p, c, _| {
+        let shape = "[filter]";
+        let v = params_vec(&p, shape)?;
+        let filter = super::logs::Filter::parse(c, arg(&v, 0, shape)?)?;
+        filter.collect(c)
+    })
+    .expect("unique name");
+}
+
+/// Smallest gas limit with which `req` succeeds: one run at the cap, then a binary search
+/// that starts from the gas the first run used.
+async fn estimate_gas(c: &Arc<RpcContext>, req: CallRequest, cap: u64) -> RpcResult<u64> {
+    let (_, used) = call_result(run_call(c, req.clone(), cap).await?)?;
+    let ok = |o: &CallOutcome| matches!(o, CallOutcome::Success { .. });
+    // Refunds and the 63/64 rule mean the limit needed can exceed the gas used.
+    let optimistic = ((used + 2_300) * 64 / 63).min(cap);
+    if ok(&run_call(c, req.clone(), optimistic).await?) {
+        let mut lo = used.saturating_sub(1);
+        let mut hi = optimistic;
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if ok(&run_call(c, req.clone(), mid).await?) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        return Ok(hi);
+    }
+    let (mut lo, mut hi) = (optimistic, cap);
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if ok(&run_call(c, req.clone(), mid).await?) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
+/// `eth_feeHistory(blockCount, newestBlock, rewardPercentiles)`.
+fn fee_history(c: &RpcContext, p: &Params) -> RpcResult<Value> {
+    let shape = "[blockCount, newestBlock, rewardPercentiles]";
+    let v = params_vec(p, shape)?;
+    let count = match arg(&v, 0, shape)? {
+        Value::Number(n) => n.as_u64().unwrap_or(0),
+        other => quantity_u64(other, "blockCount")?,
+    }
+    .min(1024);
+    let newest = block_param(c, Some(arg(&v, 1, shape)?))?;
+    let percentiles: Vec<f64> = match v.get(2) {
+        None | Some(Value::Null) => vec![],
+        Some(x) => serde_json::from_value(x.clone())
+            .map_err(|_| invalid("rewardPercentiles: expected an array of numbers"))?,
+    };
+    if percentiles.windows(2).any(|w| w[0] > w[1])
+        || percentiles.iter().any(|p| !(0.0..=100.0).contains(p))
+    {
+        return Err(invalid(
+            "rewardPercentiles must be increasing values between 0 and 100",
+        ));
+    }
+    let count = count.min(newest + 1);
+    let oldest = newest + 1 - count;
+    let mut base_fees = Vec::new();
+    let mut ratios = Vec::new();
+    let mut rewards = Vec::new();
+    let mut last: Option<Header> = None;
+    for n in oldest..=newest {
+        let block = c
+            .store
+            .block(n)
+            .map_err(internal)?
+            .ok_or_else(|| server_error(format!("block #{n} not found")))?;
+        let h = &block.header;
+        base_fees.push(hex_u64(h.base_fee));
+        ratios.push(h.gas_used as f64 / h.gas_limit as f64);
+        if !percentiles.is_empty() {
+            let receipts = c.store.receipts(n).map_err(internal)?.unwrap_or_default();
+            let mut tips: Vec<(u128, u64)> = receipts
+                .receipts
+                .iter()
+                .map(|r| {
+                    (
+                        r.effective_gas_price.saturating_sub(h.base_fee as u128),
+                        r.gas_used,
+                    )
+                })
+                .collect();
+            tips.sort();
+            rewards.push(
+                percentiles
+                    .iter()
+                    .map(|p| hex_u128(percentile(&tips, *p, h.gas_used)))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        last = Some(block.header);
+    }
+    if let Some(h) = &last {
+        base_fees.push(hex_u64(next_base_fee(h)));
+    } else {
+        base_fees.push(hex_u64(MIN_BASE_FEE));
+    }
+    let mut out = json!({
+        "oldestBlock": hex_u64(oldest),
+        "baseFeePerGas": base_fees,
+        "gasUsedRatio": ratios,
+    });
+    if !percentiles.is_empty() {
+        out["reward"] = json!(rewards);
+    }
+    Ok(out)
+}
+
+/// Gas-weighted percentile of sorted (tip, gas) pairs; zero for an empty block.
+fn percentile(tips: &[(u128, u64)], p: f64, gas_used: u64) -> u128 {
+    let threshold = (gas_used as f64 * p / 100.0) as u64;
+    let mut sum = 0u64;
+    for (tip, gas) in tips {
+        sum += gas;
+        if sum >= threshold {
+            return *tip;
+        }
+    }
+    tips.last().map(|t| t.0).unwrap_or(0)
+}

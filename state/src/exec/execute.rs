@@ -1,0 +1,291 @@
+//! Executing transactions with revm at the Prague spec, and fee handling.
+
+use super::state_db::{PendingState, StateChanges};
+use super::tx::{CallRequest, SignedTx};
+use super::types::StoredReceipt;
+use crate::block::GAS_LIMIT;
+use alloy_consensus::Transaction;
+use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
+use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
+use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
+use revm::context_interface::block::BlobExcessGasAndPrice;
+use revm::database_interface::DatabaseRef;
+use revm::handler::{MainBuilder, MainContext, MainnetContext, MainnetEvm};
+use revm::primitives::hardfork::SpecId;
+use revm::{ExecuteCommitEvm, ExecuteEvm};
+
+/// The EVM specification this chain executes.
+pub const SPEC: SpecId = SpecId::PRAGUE;
+/// The lowest base fee (1 gwei): the EIP-1559 adjustment never goes below it.
+pub const MIN_BASE_FEE: u64 = 1_000_000_000;
+
+/// Chain-wide execution settings, from the chain spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecConfig {
+    pub chain_id: u64,
+    /// From this block on, priority fees are paid to the block's leader; before it (and when
+    /// `None`) the whole fee is burnt.
+    pub priority_fee_to_leader_from: Option<u64>,
+}
+
+impl ExecConfig {
+    fn leader_paid(&self, number: u64) -> bool {
+        self.priority_fee_to_leader_from
+            .is_some_and(|from| number >= from)
+    }
+}
+
+/// What a block's execution depends on besides its transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInputs {
+    pub number: u64,
+    pub timestamp_ms: u64,
+    pub base_fee: u64,
+    pub gas_limit: u64,
+    pub leader: Address,
+    /// PREVRANDAO (the parent hash until the VRF is enabled).
+    pub prevrandao: B256,
+}
+
+impl BlockInputs {
+    fn block_env(&self, cfg: &ExecConfig) -> BlockEnv {
+        BlockEnv {
+            number: U256::from(self.number),
+            beneficiary: if cfg.leader_paid(self.number) {
+                self.leader
+            } else {
+                Address::ZERO
+            },
+            // Header timestamps are milliseconds; the EVM's TIMESTAMP is seconds.
+            timestamp: U256::from(self.timestamp_ms / 1000),
+            gas_limit: self.gas_limit,
+            basefee: self.base_fee,
+            difficulty: U256::ZERO,
+            prevrandao: Some(self.prevrandao),
+            blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new_with_spec(0, SPEC)),
+            ..Default::default()
+        }
+    }
+}
+
+/// EIP-1559 base fee of the block after `parent` (target: half the gas limit), never below
+/// [`MIN_BASE_FEE`].
+pub fn next_base_fee(parent_gas_used: u64, parent_gas_limit: u64, parent_base_fee: u64) -> u64 {
+    let next = alloy_eips::calc_next_block_base_fee(
+        parent_gas_used,
+        parent_gas_limit,
+        parent_base_fee,
+        alloy_eips::eip1559::BaseFeeParams::ethereum(),
+    );
+    next.max(MIN_BASE_FEE)
+}
+
+type Evm<D> = MainnetEvm<MainnetContext<PendingState<D>>>;
+
+fn new_evm<D: DatabaseRef>(state: PendingState<D>, cfg: &ExecConfig, block: BlockEnv) -> Evm<D> {
+    let mut c = CfgEnv::new_with_spec(SPEC);
+    c.chain_id = cfg.chain_id;
+    Context::mainnet()
+        .with_cfg(c)
+        .with_block(block)
+        .with_db(state)
+        .build_mainnet()
+}
+
+/// Why one transaction could not be included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxRejection {
+    #[error("exceeds block gas limit: gas {gas} with {left} left in the block")]
+    BlockGas { gas: u64, left: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+/// Maps revm's validation errors to the messages Ethereum clients return.
+pub fn describe_invalid(e: &InvalidTransaction) -> String {
+    match e {
+        InvalidTransaction::NonceTooLow { tx, state } => {
+            format!("nonce too low: next nonce {state}, tx nonce {tx}")
+        }
+        InvalidTransaction::NonceTooHigh { tx, state } => {
+            format!("nonce too high: next nonce {state}, tx nonce {tx}")
+        }
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => format!(
+            "insufficient funds for gas * price + value: balance {balance}, tx cost {fee}"
+        ),
+        InvalidTransaction::CallGasCostMoreThanGasLimit {
+            initial_gas,
+            gas_limit,
+        } => format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}"),
+        InvalidTransaction::GasFloorMoreThanGasLimit {
+            gas_floor,
+            gas_limit,
+        } => format!("intrinsic gas too low: gas {gas_limit}, minimum needed {gas_floor}"),
+        InvalidTransaction::GasPriceLessThanBasefee => {
+            "max fee per gas less than block base fee".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The result of executing a list of transactions on top of a state.
+#[derive(Debug, Clone, Default)]
+pub struct Execution {
+    pub changes: StateChanges,
+    pub txs: Vec<SignedTx>,
+    pub receipts: Vec<StoredReceipt>,
+    pub gas_used: u64,
+    /// Transactions left out (leader mode only), with the reason.
+    pub rejected: Vec<(B256, TxRejection)>,
+}
+
+/// Executes `txs` in order on `base`. In strict mode (validating someone else's block) the
+/// first transaction that cannot be included fails the whole block; otherwise (the leader
+/// building from its mempool) it is left out and reported in [`Execution::rejected`].
+pub fn execute<D: DatabaseRef>(
+    base: D,
+    cfg: &ExecConfig,
+    inputs: &BlockInputs,
+    txs: impl IntoIterator<Item = SignedTx>,
+    strict: bool,
+) -> Result<Execution, (usize, B256, TxRejection)>
+where
+    D::Error: std::fmt::Display,
+{
+    let block_env = inputs.block_env(cfg);
+    let beneficiary = block_env.beneficiary;
+    let burn_tips = !cfg.leader_paid(inputs.number);
+    let mut evm = new_evm(PendingState::new(base), cfg, block_env);
+    let mut out = Execution::default();
+    for (index, tx) in txs.into_iter().enumerate() {
+        let left = inputs.gas_limit - out.gas_used;
+        let reject = |r: TxRejection| (index, tx.hash, r);
+        if tx.gas_limit() > left {
+            let r = TxRejection::BlockGas {
+                gas: tx.gas_limit(),
+                left,
+            };
+            if strict {
+                return Err(reject(r));
+            }
+            out.rejected.push((tx.hash, r));
+            continue;
+        }
+        let result = match evm.transact(tx.tx_env()) {
+            Ok(r) => r,
+            Err(e) => {
+                let r = match e {
+                    EVMError::Transaction(t) => TxRejection::Invalid(describe_invalid(&t)),
+                    EVMError::Database(d) => TxRejection::Db(d.to_string()),
+                    other => TxRejection::Invalid(other.to_string()),
+                };
+                if strict || matches!(r, TxRejection::Db(_)) {
+                    return Err(reject(r));
+                }
+                out.rejected.push((tx.hash, r));
+                continue;
+            }
+        };
+        let (result, state) = (result.result, result.state);
+        evm.commit(state);
+        let gas_used = result.tx_gas_used();
+        let price = tx.envelope.effective_gas_price(Some(inputs.base_fee));
+        if burn_tips {
+            let tip = price.saturating_sub(inputs.base_fee as u128);
+            let reward = U256::from(tip) * U256::from(gas_used);
+            evm.ctx
+                .journaled_state
+                .database
+                .debit(beneficiary, reward)
+                .map_err(|e| reject(TxRejection::Db(e.to_string())))?;
+        }
+        out.gas_used += gas_used;
+        out.receipts
+            .push(receipt(&tx, &result, gas_used, out.gas_used, price));
+        out.txs.push(tx);
+    }
+    out.changes = evm.ctx.journaled_state.database.into_changes();
+    Ok(out)
+}
+
+fn receipt(
+    tx: &SignedTx,
+    result: &ExecutionResult,
+    gas_used: u64,
+    cumulative: u64,
+    price: u128,
+) -> StoredReceipt {
+    let logs = result.logs().to_vec();
+    let mut bloom = Bloom::ZERO;
+    for log in &logs {
+        bloom.accrue_log(log);
+    }
+    StoredReceipt {
+        tx_hash: tx.hash,
+        tx_type: tx.tx_type(),
+        success: result.is_success(),
+        cumulative_gas_used: cumulative,
+        gas_used,
+        effective_gas_price: price,
+        from: tx.sender,
+        to: tx.to().unwrap_or_default(),
+        contract_address: result.created_address().unwrap_or_default(),
+        logs_bloom: bloom,
+        logs,
+    }
+}
+
+/// What `eth_call` returns: output, gas used, and whether it succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    Success { output: Bytes, gas_used: u64 },
+    Revert { output: Bytes, gas_used: u64 },
+    Halt { reason: String, gas_used: u64 },
+}
+
+/// Runs a call against `base` without keeping its effects (eth_call, eth_estimateGas). The
+/// nonce check is off, as in Ethereum clients; value transfers still need funds.
+pub fn call<D: DatabaseRef>(
+    base: D,
+    cfg: &ExecConfig,
+    inputs: &BlockInputs,
+    req: &CallRequest,
+    gas: u64,
+) -> Result<CallOutcome, String>
+where
+    D::Error: std::fmt::Display,
+{
+    let mut c = CfgEnv::new_with_spec(SPEC);
+    c.chain_id = cfg.chain_id;
+    c.disable_nonce_check = true;
+    // A call without a gas price runs at base fee zero (as geth does), so it needs no funds
+    // for gas.
+    let mut inputs = *inputs;
+    if req.gas_price.unwrap_or(0) == 0 {
+        inputs.base_fee = 0;
+    }
+    let mut evm = Context::mainnet()
+        .with_cfg(c)
+        .with_block(inputs.block_env(cfg))
+        .with_db(PendingState::new(base))
+        .build_mainnet();
+    let env: TxEnv = req.tx_env(gas.min(GAS_LIMIT), cfg.chain_id);
+    let r = evm.transact(env).map_err(|e| match e {
+        EVMError::Transaction(t) => describe_invalid(&t),
+        other => other.to_string(),
+    })?;
+    let gas_used = r.result.tx_gas_used();
+    Ok(match r.result {
+        ExecutionResult::Success { output, .. } => CallOutcome::Success {
+            output: output.into_data(),
+            gas_used,
+        },
+        ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output, gas_used },
+        ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
+            reason: format!("{reason:?}"),
+            gas_used,
+        },
+    })
+}

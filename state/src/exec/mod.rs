@@ -1,0 +1,249 @@
+//! Ethereum execution on the chain store: revm over MDBX state, receipts, roots.
+//!
+//! - [`tx`]: decoding and sender recovery ([`SignedTx`]).
+//! - [`state_db`]: revm's view of MDBX ([`StateReader`]) and the overlay of pending changes.
+//! - [`execute`]: running transactions (leader and validator modes), `eth_call`, fees.
+//! - [`root`]: applying changes to MDBX and computing the state root.
+//! - [`types`]: stored accounts, receipts and transaction locations.
+//!
+//! The leader [`build`]s a block from candidate transactions, every validator [`verify`]s it
+//! by re-executing, and on finality [`ChainStore::commit_executed`] writes block and state in
+//! one MDBX transaction, so the chain and its state never disagree after a crash.
+
+pub mod execute;
+pub mod root;
+pub mod state_db;
+pub mod tx;
+pub mod types;
+
+pub use execute::{
+    call, describe_invalid, execute, next_base_fee, BlockInputs, CallOutcome, ExecConfig,
+    Execution, TxRejection, MIN_BASE_FEE, SPEC,
+};
+pub use state_db::{AccountInfoLite, PendingState, StateChanges, StateReader};
+pub use tx::{CallRequest, SignedTx, TxError, MAX_TX_BYTES};
+pub use types::{
+    block_bloom, receipts_root, StoredAccount, StoredReceipt, StoredReceipts, TxLocation,
+    EMPTY_CODE_HASH,
+};
+
+use crate::block::{Block, BlockTemplate, CommitCertificate, Header, GAS_LIMIT};
+use crate::db::{ChainStore, DbError, Receipts, TxLookup};
+use crate::spec::ChainSpec;
+use alloy_primitives::{Bytes, B256};
+
+/// The fork-schedule name that turns on paying priority fees to the leader.
+pub const FORK_PRIORITY_FEE_TO_LEADER: &str = "priority_fee_to_leader";
+
+impl ExecConfig {
+    pub fn from_spec(spec: &ChainSpec) -> Self {
+        Self {
+            chain_id: spec.chain_id,
+            priority_fee_to_leader_from: spec.forks.get(FORK_PRIORITY_FEE_TO_LEADER).copied(),
+        }
+    }
+}
+
+/// Roots and totals a header commits to, from an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub state_root: B256,
+    pub receipts_root: B256,
+    pub transactions_root: B256,
+    pub logs_bloom: alloy_primitives::Bloom,
+    pub gas_used: u64,
+}
+
+/// An executed block: what it changes and the roots it must carry.
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    pub execution: Execution,
+    pub outcome: Outcome,
+}
+
+/// Why a block does not re-execute to what its header says.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("transaction {index} ({hash}) cannot be included: {reason}")]
+    Tx {
+        index: usize,
+        hash: B256,
+        reason: String,
+    },
+    #[error("{field} mismatch: header has {header}, re-execution gives {computed}")]
+    Mismatch {
+        field: &'static str,
+        header: String,
+        computed: String,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The execution inputs of a block with `header`.
+pub fn inputs_of(header: &Header) -> BlockInputs {
+    BlockInputs {
+        number: header.number,
+        timestamp_ms: header.timestamp_ms,
+        base_fee: header.base_fee,
+        gas_limit: header.gas_limit,
+        leader: header.leader,
+        prevrandao: header.parent_hash,
+    }
+}
+
+/// Executes `txs` on the store's current state and computes the roots (without writing).
+pub fn run(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    inputs: &BlockInputs,
+    txs: Vec<SignedTx>,
+    strict: bool,
+) -> Result<ExecutedBlock, BlockError> {
+    let ro = store.db().tx()?;
+    let execution = execute(StateReader::new(&ro), cfg, inputs, txs, strict).map_err(
+        |(index, hash, r)| BlockError::Tx {
+            index,
+            hash,
+            reason: r.to_string(),
+        },
+    )?;
+    drop(ro);
+    let state_root = store.state_root_after(&execution.changes)?;
+    let raws: Vec<Bytes> = execution.txs.iter().map(|t| t.raw.clone()).collect();
+    let outcome = Outcome {
+        state_root,
+        receipts_root: receipts_root(&execution.receipts),
+        transactions_root: crate::block::transactions_root(&raws),
+        logs_bloom: block_bloom(&execution.receipts),
+        gas_used: execution.gas_used,
+    };
+    Ok(ExecutedBlock { execution, outcome })
+}
+
+/// The leader's path: executes candidates (in the order given, leaving out those that cannot
+/// be included) on top of the tip `parent`, and assembles the block.
+pub fn build(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    parent: &Header,
+    template: BlockTemplate,
+    candidates: Vec<SignedTx>,
+) -> Result<(Block, ExecutedBlock), BlockError> {
+    let mut block = template.build();
+    block.header.base_fee = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+    let executed = run(store, cfg, &inputs_of(&block.header), candidates, false)?;
+    let o = &executed.outcome;
+    let h = &mut block.header;
+    h.state_root = o.state_root;
+    h.receipts_root = o.receipts_root;
+    h.transactions_root = o.transactions_root;
+    h.logs_bloom = o.logs_bloom;
+    h.gas_used = o.gas_used;
+    block.body.transactions = executed.execution.txs.iter().map(|t| t.raw.clone()).collect();
+    Ok((block, executed))
+}
+
+/// The validator's path: re-executes `block` on the tip `parent` and checks every root.
+pub fn verify(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    parent: &Header,
+    block: &Block,
+) -> Result<ExecutedBlock, BlockError> {
+    let h = &block.header;
+    let want_base = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+    check("base fee", h.base_fee, want_base)?;
+    check("gas limit", h.gas_limit, GAS_LIMIT)?;
+    let mut txs = Vec::with_capacity(block.body.transactions.len());
+    for (index, r) in SignedTx::decode_all(&block.body.transactions, cfg.chain_id)
+        .into_iter()
+        .enumerate()
+    {
+        txs.push(r.map_err(|e| BlockError::Tx {
+            index,
+            hash: alloy_primitives::keccak256(&block.body.transactions[index]),
+            reason: e.to_string(),
+        })?);
+    }
+    let executed = run(store, cfg, &inputs_of(h), txs, true)?;
+    let o = &executed.outcome;
+    check("transactions root", h.transactions_root, o.transactions_root)?;
+    check("receipts root", h.receipts_root, o.receipts_root)?;
+    check("gas used", h.gas_used, o.gas_used)?;
+    check("logs bloom", h.logs_bloom, o.logs_bloom)?;
+    check("state root", h.state_root, o.state_root)?;
+    Ok(executed)
+}
+
+fn check<T: PartialEq + std::fmt::Display>(
+    field: &'static str,
+    header: T,
+    computed: T,
+) -> Result<(), BlockError> {
+    if header == computed {
+        Ok(())
+    } else {
+        Err(BlockError::Mismatch {
+            field,
+            header: header.to_string(),
+            computed: computed.to_string(),
+        })
+    }
+}
+
+impl ChainStore {
+    /// The state root after applying `changes` to the current state: computed inside a write
+    /// transaction that is then dropped, so nothing is written.
+    pub fn state_root_after(&self, changes: &StateChanges) -> Result<B256, DbError> {
+        let tx = self.db().tx_mut()?;
+        root::apply_changes(&tx, changes)?;
+        root::state_root(&tx)
+        // `tx` drops here: aborted.
+    }
+
+    /// The root of the state as stored.
+    pub fn state_root(&self) -> Result<B256, DbError> {
+        root::state_root(&self.db().tx()?)
+    }
+
+    /// Appends an executed block: header, body, certificate, state changes, receipts and the
+    /// transaction index, all in one write transaction.
+    pub fn commit_executed(
+        &self,
+        block: &Block,
+        cert: Option<&CommitCertificate>,
+        executed: &ExecutedBlock,
+    ) -> Result<(), DbError> {
+        let tx = self.db().tx_mut()?;
+        self.insert_in_tx(&tx, block, cert)?;
+        root::apply_changes(&tx, &executed.execution.changes)?;
+        let number = block.number();
+        tx.put::<Receipts>(
+            number,
+            &StoredReceipts {
+                receipts: executed.execution.receipts.clone(),
+            },
+        )?;
+        for (index, t) in executed.execution.txs.iter().enumerate() {
+            tx.put::<TxLookup>(
+                t.hash,
+                &TxLocation {
+                    block: number,
+                    index: index as u32,
+                },
+            )?;
+        }
+        tx.commit()
+    }
+
+    /// The receipts of block `n`.
+    pub fn receipts(&self, n: u64) -> Result<Option<StoredReceipts>, DbError> {
+        self.db().tx()?.get::<Receipts>(&n)
+    }
+
+    /// Where a transaction sits in the canonical chain.
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>, DbError> {
+        self.db().tx()?.get::<TxLookup>(hash)
+    }
+}

@@ -1,0 +1,127 @@
+//! Writing state changes into MDBX and computing the Merkle-Patricia state root.
+//!
+//! Storage roots are incremental at account granularity: each account record caches its
+//! storage root, and only accounts whose storage changed walk their slots again. The account
+//! trie is then hashed in one ordered cursor walk over the hashed-address table (accounts are
+//! stored under keccak(address), so the walk is already in trie order and needs no sort).
+
+use super::state_db::StateChanges;
+use super::types::{storage_leaf, StoredAccount, EMPTY_CODE_HASH};
+use crate::block::EMPTY_ROOT;
+use crate::db::{Accounts, Bytecodes, DbError, RwTx, Storage, Tx};
+use alloy_primitives::{keccak256, B256, U256};
+use alloy_trie::{HashBuilder, Nibbles};
+use libmdbx::TransactionKind;
+
+/// Applies `changes` inside `tx` (the caller commits or drops it) and refreshes the storage
+/// roots of the accounts whose storage changed.
+pub fn apply_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<(), DbError> {
+    for (hash, code) in &changes.codes {
+        tx.put::<Bytecodes>(*hash, code)?;
+    }
+    for (address, slots) in &changes.storage {
+        let hashed = keccak256(address);
+        if changes.wiped.contains(address) {
+            clear_storage(tx, hashed)?;
+        }
+        for (slot, value) in slots {
+            let key = (hashed, keccak256(slot.to_be_bytes::<32>()));
+            if value.is_zero() {
+                tx.delete::<Storage>(&key)?;
+            } else {
+                tx.put::<Storage>(key, value)?;
+            }
+        }
+    }
+    for (address, info) in &changes.accounts {
+        let hashed = keccak256(address);
+        match info {
+            None => {
+                tx.delete::<Accounts>(&hashed)?;
+                clear_storage(tx, hashed)?;
+            }
+            Some(info) => {
+                let storage_root = if changes.storage.contains_key(address) {
+                    storage_root(tx, hashed)?
+                } else {
+                    tx.get::<Accounts>(&hashed)?
+                        .map(|a| a.storage_root)
+                        .unwrap_or(EMPTY_ROOT)
+                };
+                let code_hash = if info.code_hash == B256::ZERO {
+                    EMPTY_CODE_HASH
+                } else {
+                    info.code_hash
+                };
+                tx.put::<Accounts>(
+                    hashed,
+                    &StoredAccount {
+                        address: *address,
+                        nonce: info.nonce,
+                        balance: info.balance,
+                        code_hash,
+                        storage_root,
+                    },
+                )?;
+            }
+        }
+    }
+    // Storage-only changes of an account whose info did not change (rare: revm reports the
+    // account as touched whenever a slot changes) still need the cached root refreshed.
+    for address in changes.storage.keys() {
+        if changes.accounts.contains_key(address) {
+            continue;
+        }
+        let hashed = keccak256(address);
+        if let Some(mut acc) = tx.get::<Accounts>(&hashed)? {
+            acc.storage_root = storage_root(tx, hashed)?;
+            tx.put::<Accounts>(hashed, &acc)?;
+        }
+    }
+    Ok(())
+}
+
+fn clear_storage(tx: &RwTx<'_>, hashed: B256) -> Result<(), DbError> {
+    let mut keys = Vec::new();
+    tx.walk::<Storage>(&(hashed, B256::ZERO), |(a, s), _| {
+        if a != hashed {
+            return Ok(false);
+        }
+        keys.push((a, s));
+        Ok(true)
+    })?;
+    for k in keys {
+        tx.delete::<Storage>(&k)?;
+    }
+    Ok(())
+}
+
+/// The storage root of the account with hashed address `hashed`, from its stored slots.
+pub fn storage_root<K: TransactionKind>(tx: &Tx<'_, K>, hashed: B256) -> Result<B256, DbError> {
+    let mut hb = HashBuilder::default();
+    let mut any = false;
+    tx.walk::<Storage>(&(hashed, B256::ZERO), |(a, slot), value: U256| {
+        if a != hashed {
+            return Ok(false);
+        }
+        any = true;
+        hb.add_leaf(Nibbles::unpack(slot), &storage_leaf(&value));
+        Ok(true)
+    })?;
+    Ok(if any { hb.root() } else { EMPTY_ROOT })
+}
+
+/// The state root over every stored account, in one ordered walk.
+pub fn state_root<K: TransactionKind>(tx: &Tx<'_, K>) -> Result<B256, DbError> {
+    let mut hb = HashBuilder::default();
+    let mut any = false;
+    let mut leaf = Vec::with_capacity(110);
+    tx.walk::<Accounts>(&B256::ZERO, |hashed, acc| {
+        any = true;
+        leaf.clear();
+        alloy_rlp::Encodable::encode(&acc.trie_account(), &mut leaf);
+        hb.add_leaf(Nibbles::unpack(hashed), &leaf);
+        Ok(true)
+    })?;
+    Ok(if any { hb.root() } else { EMPTY_ROOT })
+}

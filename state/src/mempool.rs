@@ -1,0 +1,1082 @@
+//! The transaction pool: signed transactions waiting for a leader to include them.
+//!
+//! Pure bookkeeping, with no IO and no locking (the node wraps a [`Mempool`] in a mutex and
+//! reads accounts through [`AccountSource`]). The policy follows what Ethereum clients do, so
+//! wallets see the behaviour and the error messages they already handle:
+//!
+//! - **Admission** ([`Mempool::insert`]) refuses, in this order: a transaction already pooled;
+//!   a nonce below the account's nonce, or more than [`MempoolConfig::max_nonce_gap`] above it
+//!   (a bounded window keeps a sender from parking transactions that can never execute); a gas
+//!   limit above the block gas limit or below the intrinsic gas (it could never be included);
+//!   a fee cap below [`MIN_BASE_FEE`] (it could never pay the base fee); and a sender whose
+//!   balance does not cover the transaction's maximum cost *plus* the maximum cost of its pooled
+//!   transactions with lower nonces, which must all execute first.
+//! - **Replacement**: a transaction with the nonce of a pooled one from the same sender replaces
+//!   it only when it raises both the fee cap and the tip cap by at least
+//!   [`MempoolConfig::price_bump_percent`] (legacy and EIP-2930 transactions have one gas price
+//!   that counts as both) and strictly beats both. Otherwise anyone could churn the pool, and
+//!   the network's gossip, for free.
+//! - **Limits**: a sender holds at most [`MempoolConfig::max_per_sender`] transactions, and the
+//!   pool at most [`MempoolConfig::max_total`]. When the pool is full, a new transaction evicts
+//!   the cheapest *tail* transaction — one with the highest pooled nonce of its sender — if it
+//!   pays more. "Cheapest" is the tip at the current base fee (a fee cap below the base fee
+//!   ranks lowest of all), then the tip cap. Only tails are candidates because evicting any
+//!   other transaction would leave a nonce gap: everything above it would stay pooled while
+//!   being unable to execute, so the pool would hold dead weight while refusing live
+//!   transactions.
+//! - **Selection** ([`Mempool::best`]) gives the leader, per sender, only the contiguous run of
+//!   nonces starting at the account's nonce (nothing after a gap can execute), interleaves the
+//!   senders greedily by the tip each head transaction pays at the block's base fee, drops a
+//!   sender's run at a transaction whose fee cap is below the base fee or that no longer fits the
+//!   block's gas, and keeps packing smaller transactions from other senders. Ties go to the lower
+//!   sender address, so every node builds the same list from the same pool.
+//! - **Cleanup**: after each finalized block, [`Mempool::remove_included`] drops the block's
+//!   transactions and [`Mempool::prune`] drops any whose nonce the chain has moved past
+//!   (included elsewhere, or replaced by another transaction with the same nonce).
+//!
+//! Each transaction is stored once, by hash, with a per-sender index from nonce to hash.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use alloy_consensus::Transaction;
+use alloy_primitives::{Address, B256, U256};
+
+use crate::block::GAS_LIMIT;
+use crate::exec::{SignedTx, MIN_BASE_FEE};
+
+/// The cheapest possible transaction: a plain transfer.
+const MIN_TX_GAS: u64 = 21_000;
+
+/// Pool limits and the replacement rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// Most transactions one sender may have pooled.
+    pub max_per_sender: usize,
+    /// Most transactions in the pool.
+    pub max_total: usize,
+    /// How much (in percent) a replacement must raise both the fee cap and the tip cap.
+    pub price_bump_percent: u128,
+    /// How far above the account's nonce a transaction's nonce may be.
+    pub max_nonce_gap: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_per_sender: 64,
+            max_total: 8192,
+            price_bump_percent: 10,
+            max_nonce_gap: 64,
+        }
+    }
+}
+
+/// The account data admission and selection need: the nonce and the balance as of the latest
+/// finalized state.
+pub trait AccountSource {
+    fn nonce_and_balance(&self, address: Address) -> (u64, U256);
+}
+
+/// What [`Mempool::insert`] did with an accepted transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Added (possibly evicting another sender's cheapest tail transaction).
+    New,
+    /// Replaced the pooled transaction with this hash (same sender and nonce).
+    Replaced(B256),
+}
+
+/// Why a transaction was refused. The messages are Ethereum clients' wording, which wallets
+/// match on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    #[error("already known")]
+    AlreadyKnown,
+    #[error("nonce too low: next nonce {next}, tx nonce {nonce}")]
+    NonceTooLow { next: u64, nonce: u64 },
+    #[error("nonce too high: next nonce {next}, tx nonce {nonce}, max gap {max_gap}")]
+    NonceTooHigh { next: u64, nonce: u64, max_gap: u64 },
+    #[error("exceeds block gas limit")]
+    ExceedsBlockGasLimit { gas: u64, limit: u64 },
+    #[error("intrinsic gas too low: gas {gas}, minimum needed {needed}")]
+    IntrinsicGasTooLow { gas: u64, needed: u64 },
+    #[error("transaction underpriced: max fee per gas {max_fee} below the minimum {min}")]
+    Underpriced { max_fee: u128, min: u128 },
+    /// `cost` includes the maximum cost of the sender's pooled transactions with lower nonces.
+    #[error("insufficient funds for gas * price + value: balance {balance}, tx cost {cost}")]
+    InsufficientFunds { balance: U256, cost: U256 },
+    #[error("replacement transaction underpriced")]
+    ReplacementUnderpriced,
+    #[error("txpool is full: sender {sender} has {count} pending transactions")]
+    SenderFull { sender: Address, count: usize },
+    #[error("txpool is full")]
+    PoolFull,
+}
+
+/// Pool counts. How many transactions are executable now (contiguous from the account nonce)
+/// depends on state, so only what the pool knows by itself is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MempoolStats {
+    /// Transactions pooled.
+    pub total: usize,
+    /// Senders with at least one pooled transaction.
+    pub senders: usize,
+    /// The most transactions any one sender has pooled.
+    pub max_per_sender: usize,
+}
+
+/// The transaction pool (see the module documentation for the policy).
+#[derive(Debug, Clone, Default)]
+pub struct Mempool {
+    cfg: MempoolConfig,
+    txs: HashMap<B256, SignedTx>,
+    /// Per sender, nonce → hash. A sender is present only while it has transactions.
+    by_sender: BTreeMap<Address, BTreeMap<u64, B256>>,
+}
+
+/// The fee cap per gas (the gas price for legacy and EIP-2930 transactions).
+fn fee_cap(tx: &SignedTx) -> u128 {
+    tx.envelope.max_fee_per_gas()
+}
+
+/// The tip cap per gas (the gas price for legacy and EIP-2930 transactions).
+fn tip_cap(tx: &SignedTx) -> u128 {
+    tx.envelope
+        .max_priority_fee_per_gas()
+        .or_else(|| tx.envelope.gas_price())
+        .unwrap_or_else(|| tx.envelope.max_fee_per_gas())
+}
+
+/// How much a transaction pays at `base_fee`, for eviction: the tip it would pay (none when
+/// its fee cap is below the base fee, which ranks lowest), then its tip cap.
+fn eviction_rank(tx: &SignedTx, base_fee: u64) -> (Option<u128>, u128) {
+    (tx.effective_tip(base_fee), tip_cap(tx))
+}
+
+/// `old` raised by `percent`, rounding down (as Ethereum clients do).
+fn bumped(old: u128, percent: u128) -> u128 {
+    old.saturating_mul(100u128.saturating_add(percent)) / 100
+}
+
+impl Mempool {
+    pub fn new(cfg: MempoolConfig) -> Self {
+        Self {
+            cfg,
+            txs: HashMap::new(),
+            by_sender: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &MempoolConfig {
+        &self.cfg
+    }
+
+    /// Admits `tx` if it passes the checks in the module documentation, in that order;
+    /// `base_fee` is the next block's base fee, used to rank transactions for eviction.
+    pub fn insert(
+        &mut self,
+        tx: SignedTx,
+        state: &impl AccountSource,
+        base_fee: u64,
+    ) -> Result<Inserted, MempoolError> {
+        if self.txs.contains_key(&tx.hash) {
+            return Err(MempoolError::AlreadyKnown);
+        }
+        let (next, balance) = state.nonce_and_balance(tx.sender);
+        let nonce = tx.nonce();
+        if nonce < next {
+            return Err(MempoolError::NonceTooLow { next, nonce });
+        }
+        if nonce - next > self.cfg.max_nonce_gap {
+            return Err(MempoolError::NonceTooHigh {
+                next,
+                nonce,
+                max_gap: self.cfg.max_nonce_gap,
+            });
+        }
+        let gas = tx.gas_limit();
+        if gas > GAS_LIMIT {
+            return Err(MempoolError::ExceedsBlockGasLimit {
+                gas,
+                limit: GAS_LIMIT,
+            });
+        }
+        let needed = tx.intrinsic_gas();
+        if gas < needed {
+            return Err(MempoolError::IntrinsicGasTooLow { gas, needed });
+        }
+        let max_fee = fee_cap(&tx);
+        if max_fee < u128::from(MIN_BASE_FEE) {
+            return Err(MempoolError::Underpriced {
+                max_fee,
+                min: u128::from(MIN_BASE_FEE),
+            });
+        }
+
+        let pooled = self.by_sender.get(&tx.sender);
+        // The transactions ahead of this one must execute first, so its sender must be able
+        // to pay for all of them too.
+        let ahead = pooled
+            .into_iter()
+            .flat_map(|m| m.range(next..nonce))
+            .fold(U256::ZERO, |acc, (_, h)| {
+                acc.saturating_add(self.txs[h].max_cost())
+            });
+        let cost = ahead.saturating_add(tx.max_cost());
+        if balance < cost {
+            return Err(MempoolError::InsufficientFunds { balance, cost });
+        }
+
+        if let Some(&old_hash) = pooled.and_then(|m| m.get(&nonce)) {
+            let old = &self.txs[&old_hash];
+            let bump = self.cfg.price_bump_percent;
+            let (old_fee, old_tip) = (fee_cap(old), tip_cap(old));
+            let (new_fee, new_tip) = (max_fee, tip_cap(&tx));
+            if new_fee < bumped(old_fee, bump)
+                || new_tip < bumped(old_tip, bump)
+                || new_fee <= old_fee
+                || new_tip <= old_tip
+            {
+                return Err(MempoolError::ReplacementUnderpriced);
+            }
+            self.txs.remove(&old_hash);
+            self.add(tx);
+            return Ok(Inserted::Replaced(old_hash));
+        }
+
+        let count = pooled.map_or(0, BTreeMap::len);
+        if count >= self.cfg.max_per_sender {
+            return Err(MempoolError::SenderFull {
+                sender: tx.sender,
+                count,
+            });
+        }
+        if self.txs.len() >= self.cfg.max_total {
+            let victim = self
+                .eviction_candidate(&tx, base_fee)
+                .ok_or(MempoolError::PoolFull)?;
+            if eviction_rank(&tx, base_fee) <= eviction_rank(&self.txs[&victim], base_fee) {
+                return Err(MempoolError::PoolFull);
+            }
+            self.remove(&victim);
+        }
+        self.add(tx);
+        Ok(Inserted::New)
+    }
+
+    /// The cheapest tail transaction that can make room for `incoming` without leaving a
+    /// nonce gap (ties: the lowest sender address).
+    fn eviction_candidate(&self, incoming: &SignedTx, base_fee: u64) -> Option<B256> {
+        self.by_sender
+            .iter()
+            .filter_map(|(sender, nonces)| {
+                let (&nonce, hash) = nonces.last_key_value()?;
+                // The incoming sender's own tail can go only if the incoming transaction
+                // comes before it; otherwise removing it would open a gap below the new one.
+                if *sender == incoming.sender && incoming.nonce() > nonce {
+                    return None;
+                }
+                Some(*hash)
+            })
+            .min_by_key(|h| eviction_rank(&self.txs[h], base_fee))
+    }
+
+    /// Indexes `tx` (the caller has removed any transaction with its sender and nonce).
+    fn add(&mut self, tx: SignedTx) {
+        self.by_sender
+            .entry(tx.sender)
+            .or_default()
+            .insert(tx.nonce(), tx.hash);
+        self.txs.insert(tx.hash, tx);
+    }
+
+    /// Removes one transaction and its index entry.
+    fn remove(&mut self, hash: &B256) -> Option<SignedTx> {
+        let tx = self.txs.remove(hash)?;
+        if let Some(nonces) = self.by_sender.get_mut(&tx.sender) {
+            if nonces.get(&tx.nonce()) == Some(hash) {
+                nonces.remove(&tx.nonce());
+            }
+            if nonces.is_empty() {
+                self.by_sender.remove(&tx.sender);
+            }
+        }
+        Some(tx)
+    }
+
+    pub fn get(&self, hash: &B256) -> Option<&SignedTx> {
+        self.txs.get(hash)
+    }
+
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.txs.contains_key(hash)
+    }
+
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// How many senders have pooled transactions.
+    pub fn senders(&self) -> usize {
+        self.by_sender.len()
+    }
+
+    /// The nonce `sender`'s next transaction should use: `state_nonce` advanced through the
+    /// sender's contiguous pooled nonces (`eth_getTransactionCount` at "pending").
+    pub fn next_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
+        let mut next = state_nonce;
+        if let Some(nonces) = self.by_sender.get(&sender) {
+            for n in nonces.range(state_nonce..).map(|(n, _)| *n) {
+                if n != next {
+                    break;
+                }
+                next = next.saturating_add(1);
+            }
+        }
+        next
+    }
+
+    /// The transactions a leader should try, in order, for a block with `base_fee` and
+    /// `gas_limit`: per sender the contiguous run from its account nonce, across senders
+    /// greedily the highest tip at `base_fee` (see the module documentation).
+    pub fn best(&self, state: &impl AccountSource, base_fee: u64, gas_limit: u64) -> Vec<SignedTx> {
+        // Max-heap of sender heads: highest tip first, then the lowest sender address.
+        let mut heads: BinaryHeap<(u128, Reverse<Address>, Reverse<u64>)> = BinaryHeap::new();
+        let push = |heads: &mut BinaryHeap<_>, sender: Address, nonce: u64| {
+            let Some(hash) = self.by_sender.get(&sender).and_then(|m| m.get(&nonce)) else {
+                return;
+            };
+            // A fee cap below the base fee blocks the rest of the sender's run as well.
+            if let Some(tip) = self.txs[hash].effective_tip(base_fee) {
+                heads.push((tip, Reverse(sender), Reverse(nonce)));
+            }
+        };
+        for sender in self.by_sender.keys() {
+            push(&mut heads, *sender, state.nonce_and_balance(*sender).0);
+        }
+        let mut out = Vec::new();
+        let mut left = gas_limit;
+        while let Some((_, Reverse(sender), Reverse(nonce))) = heads.pop() {
+            if left < MIN_TX_GAS {
+                break;
+            }
+            let tx = &self.txs[&self.by_sender[&sender][&nonce]];
+            if tx.gas_limit() > left {
+                // Does not fit; the sender's later nonces cannot run without it.
+                continue;
+            }
+            left -= tx.gas_limit();
+            out.push(tx.clone());
+            if let Some(n) = nonce.checked_add(1) {
+                push(&mut heads, sender, n);
+            }
+        }
+        out
+    }
+
+    /// Drops the transactions with these hashes (those of a finalized block); returns how many
+    /// were pooled.
+    pub fn remove_included(&mut self, hashes: &[B256]) -> usize {
+        hashes.iter().filter(|h| self.remove(h).is_some()).count()
+    }
+
+    /// Drops every transaction whose nonce is below its sender's account nonce (call after
+    /// each finalized block); returns how many were dropped.
+    pub fn prune(&mut self, state: &impl AccountSource) -> usize {
+        let mut stale = Vec::new();
+        for (sender, nonces) in &self.by_sender {
+            let (next, _) = state.nonce_and_balance(*sender);
+            stale.extend(nonces.range(..next).map(|(_, h)| *h));
+        }
+        for h in &stale {
+            self.remove(h);
+        }
+        stale.len()
+    }
+
+    /// The hashes among `hashes` that are not pooled (to fetch from peers).
+    pub fn take_missing(&self, hashes: &[B256]) -> Vec<B256> {
+        hashes
+            .iter()
+            .filter(|h| !self.txs.contains_key(*h))
+            .copied()
+            .collect()
+    }
+
+    /// The pooled transactions with these hashes, in the same order (`None` when absent).
+    pub fn by_hashes(&self, hashes: &[B256]) -> Vec<Option<SignedTx>> {
+        hashes.iter().map(|h| self.txs.get(h).cloned()).collect()
+    }
+
+    pub fn stats(&self) -> MempoolStats {
+        MempoolStats {
+            total: self.txs.len(),
+            senders: self.by_sender.len(),
+            max_per_sender: self
+                .by_sender
+                .values()
+                .map(BTreeMap::len)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_consensus::{SignableTransaction, Signed, TxEip1559, TxEnvelope, TxLegacy};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_primitives::{Bytes, Signature, TxKind};
+    use alloy_signer::SignerSync;
+    use alloy_signer_local::PrivateKeySigner;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    const CHAIN: u64 = 7;
+    const GWEI: u128 = 1_000_000_000;
+    const BASE: u64 = 1_000_000_000;
+
+    fn key(i: u8) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(i + 1)).unwrap()
+    }
+
+    fn sign<T>(k: &PrivateKeySigner, tx: T) -> SignedTx
+    where
+        T: SignableTransaction<Signature>,
+        Signed<T>: Into<TxEnvelope>,
+    {
+        let sig = k.sign_hash_sync(&tx.signature_hash()).unwrap();
+        let env: TxEnvelope = tx.into_signed(sig).into();
+        let raw = env.encoded_2718();
+        let tx = SignedTx::decode(&raw, CHAIN).unwrap();
+        assert_eq!(tx.sender, k.address());
+        tx
+    }
+
+    /// An EIP-1559 transfer with `max_fee` and `tip` in gwei.
+    fn dyn_tx(k: &PrivateKeySigner, nonce: u64, max_fee: u128, tip: u128) -> SignedTx {
+        dyn_tx_full(k, nonce, 21_000, max_fee * GWEI, tip * GWEI, U256::ZERO)
+    }
+
+    fn dyn_tx_full(
+        k: &PrivateKeySigner,
+        nonce: u64,
+        gas: u64,
+        max_fee: u128,
+        tip: u128,
+        value: U256,
+    ) -> SignedTx {
+        sign(
+            k,
+            TxEip1559 {
+                chain_id: CHAIN,
+                nonce,
+                gas_limit: gas,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: tip,
+                to: TxKind::Call(Address::repeat_byte(0xee)),
+                value,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// A legacy (EIP-155) transfer with `gas_price` in wei.
+    fn legacy_tx(k: &PrivateKeySigner, nonce: u64, gas: u64, gas_price: u128) -> SignedTx {
+        sign(
+            k,
+            TxLegacy {
+                chain_id: Some(CHAIN),
+                nonce,
+                gas_price,
+                gas_limit: gas,
+                to: TxKind::Call(Address::repeat_byte(0xee)),
+                value: U256::ZERO,
+                input: Bytes::new(),
+            },
+        )
+    }
+
+    /// Accounts for tests: unknown ones have nonce 0 and a large balance.
+    #[derive(Default)]
+    struct Accounts(HashMap<Address, (u64, U256)>);
+
+    impl Accounts {
+        fn set(&mut self, k: &PrivateKeySigner, nonce: u64, balance: U256) {
+            self.0.insert(k.address(), (nonce, balance));
+        }
+        fn set_nonce(&mut self, k: &PrivateKeySigner, nonce: u64) {
+            self.set(k, nonce, U256::from(10u128.pow(24)));
+        }
+    }
+
+    impl AccountSource for Accounts {
+        fn nonce_and_balance(&self, a: Address) -> (u64, U256) {
+            self.0
+                .get(&a)
+                .copied()
+                .unwrap_or((0, U256::from(10u128.pow(24))))
+        }
+    }
+
+    fn pool() -> Mempool {
+        Mempool::new(MempoolConfig::default())
+    }
+
+    fn err(p: &mut Mempool, tx: SignedTx, s: &Accounts) -> String {
+        p.insert(tx, s, BASE).unwrap_err().to_string()
+    }
+
+    /// (sender index in `keys`, nonce) of each transaction.
+    fn order(txs: &[SignedTx], keys: &[&PrivateKeySigner]) -> Vec<(usize, u64)> {
+        txs.iter()
+            .map(|t| {
+                let i = keys.iter().position(|k| k.address() == t.sender).unwrap();
+                (i, t.nonce())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = MempoolConfig::default();
+        assert_eq!(
+            (
+                c.max_per_sender,
+                c.max_total,
+                c.price_bump_percent,
+                c.max_nonce_gap
+            ),
+            (64, 8192, 10, 64)
+        );
+        assert!(pool().is_empty());
+    }
+
+    #[test]
+    fn already_known() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        let t = dyn_tx(&a, 0, 10, 1);
+        assert_eq!(p.insert(t.clone(), &s, BASE), Ok(Inserted::New));
+        assert_eq!(err(&mut p, t, &s), "already known");
+    }
+
+    #[test]
+    fn nonce_window() {
+        let (a, mut s, mut p) = (key(0), Accounts::default(), pool());
+        s.set_nonce(&a, 5);
+        assert_eq!(
+            err(&mut p, dyn_tx(&a, 4, 10, 1), &s),
+            "nonce too low: next nonce 5, tx nonce 4"
+        );
+        assert_eq!(
+            err(&mut p, dyn_tx(&a, 5 + 65, 10, 1), &s),
+            "nonce too high: next nonce 5, tx nonce 70, max gap 64"
+        );
+        assert_eq!(
+            p.insert(dyn_tx(&a, 5 + 64, 10, 1), &s, BASE),
+            Ok(Inserted::New)
+        );
+        assert_eq!(p.insert(dyn_tx(&a, 5, 10, 1), &s, BASE), Ok(Inserted::New));
+    }
+
+    #[test]
+    fn gas_limits() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        let big = dyn_tx_full(&a, 0, GAS_LIMIT + 1, 10 * GWEI, GWEI, U256::ZERO);
+        assert_eq!(err(&mut p, big, &s), "exceeds block gas limit");
+        let small = dyn_tx_full(&a, 0, 20_999, 10 * GWEI, GWEI, U256::ZERO);
+        assert_eq!(
+            err(&mut p, small, &s),
+            "intrinsic gas too low: gas 20999, minimum needed 21000"
+        );
+        let max = dyn_tx_full(&a, 0, GAS_LIMIT, 10 * GWEI, GWEI, U256::ZERO);
+        assert!(p.insert(max, &s, BASE).is_ok());
+    }
+
+    #[test]
+    fn underpriced() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        let t = dyn_tx_full(&a, 0, 21_000, GWEI / 2, 0, U256::ZERO);
+        assert_eq!(
+            err(&mut p, t, &s),
+            "transaction underpriced: max fee per gas 500000000 below the minimum 1000000000"
+        );
+        let t = legacy_tx(&a, 0, 21_000, GWEI - 1);
+        assert!(err(&mut p, t, &s).starts_with("transaction underpriced"));
+        assert!(p.insert(legacy_tx(&a, 0, 21_000, GWEI), &s, BASE).is_ok());
+    }
+
+    #[test]
+    fn insufficient_funds_is_cumulative() {
+        let (a, mut s, mut p) = (key(0), Accounts::default(), pool());
+        // Each costs 21000 * 10 gwei + 1 ether.
+        let value = U256::from(10u128.pow(18));
+        let cost = U256::from(21_000 * 10 * GWEI) + value;
+        let t = |n| dyn_tx_full(&a, n, 21_000, 10 * GWEI, GWEI, value);
+        s.set(&a, 0, cost - U256::from(1));
+        assert_eq!(
+            err(&mut p, t(0), &s),
+            format!(
+                "insufficient funds for gas * price + value: balance {}, tx cost {}",
+                cost - U256::from(1),
+                cost
+            )
+        );
+        s.set(&a, 0, cost * U256::from(2) - U256::from(1));
+        assert_eq!(p.insert(t(0), &s, BASE), Ok(Inserted::New));
+        // Enough for nonce 1 alone, not for nonce 0 and 1 together.
+        let e = p.insert(t(1), &s, BASE).unwrap_err();
+        assert_eq!(
+            e,
+            MempoolError::InsufficientFunds {
+                balance: cost * U256::from(2) - U256::from(1),
+                cost: cost * U256::from(2),
+            }
+        );
+        // Transactions above the new one's nonce are not counted.
+        let mut p = pool();
+        s.set(&a, 0, cost);
+        assert!(p.insert(t(1), &s, BASE).is_ok());
+        assert!(p.insert(t(0), &s, BASE).is_ok());
+    }
+
+    #[test]
+    fn replacement_needs_the_bump_on_both_fees() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        let old = dyn_tx_full(&a, 0, 21_000, 100 * GWEI, 2 * GWEI, U256::ZERO);
+        let old_hash = old.hash;
+        p.insert(old, &s, BASE).unwrap();
+        // +5% on both.
+        let t = dyn_tx_full(&a, 0, 21_000, 105 * GWEI, 2_100_000_000, U256::ZERO);
+        assert_eq!(err(&mut p, t, &s), "replacement transaction underpriced");
+        // +10% on the fee cap only.
+        let t = dyn_tx_full(&a, 0, 21_000, 110 * GWEI, 2 * GWEI, U256::ZERO);
+        assert_eq!(err(&mut p, t, &s), "replacement transaction underpriced");
+        // +10% on the tip only.
+        let t = dyn_tx_full(&a, 0, 21_000, 100 * GWEI, 2_200_000_000, U256::ZERO);
+        assert_eq!(err(&mut p, t, &s), "replacement transaction underpriced");
+        // +10% on both.
+        let new = dyn_tx_full(&a, 0, 21_000, 110 * GWEI, 2_200_000_000, U256::ZERO);
+        let new_hash = new.hash;
+        assert_eq!(p.insert(new, &s, BASE), Ok(Inserted::Replaced(old_hash)));
+        assert_eq!(p.len(), 1);
+        assert!(!p.contains(&old_hash));
+        assert_eq!(p.get(&new_hash).unwrap().hash, new_hash);
+        assert_eq!(p.next_nonce(a.address(), 0), 1);
+    }
+
+    #[test]
+    fn legacy_replacement_uses_the_gas_price_for_both() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        let old = legacy_tx(&a, 0, 21_000, 20 * GWEI);
+        let old_hash = old.hash;
+        p.insert(old, &s, BASE).unwrap();
+        let t = legacy_tx(&a, 0, 21_000, 21 * GWEI);
+        assert_eq!(err(&mut p, t, &s), "replacement transaction underpriced");
+        // A dynamic-fee replacement must beat the gas price with its tip as well.
+        let t = dyn_tx_full(&a, 0, 21_000, 30 * GWEI, 21 * GWEI, U256::ZERO);
+        assert_eq!(err(&mut p, t, &s), "replacement transaction underpriced");
+        let t = legacy_tx(&a, 0, 21_000, 22 * GWEI);
+        assert_eq!(p.insert(t, &s, BASE), Ok(Inserted::Replaced(old_hash)));
+    }
+
+    #[test]
+    fn replacement_must_strictly_beat_a_zero_tip() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        p.insert(dyn_tx(&a, 0, 10, 0), &s, BASE).unwrap();
+        let t = dyn_tx(&a, 0, 20, 0);
+        assert_eq!(err(&mut p, t, &s), "replacement transaction underpriced");
+        assert!(p.insert(dyn_tx(&a, 0, 20, 1), &s, BASE).is_ok());
+    }
+
+    #[test]
+    fn sender_limit() {
+        let (a, b, s) = (key(0), key(1), Accounts::default());
+        let mut p = Mempool::new(MempoolConfig {
+            max_per_sender: 2,
+            ..Default::default()
+        });
+        p.insert(dyn_tx(&a, 0, 10, 1), &s, BASE).unwrap();
+        p.insert(dyn_tx(&a, 1, 10, 1), &s, BASE).unwrap();
+        assert_eq!(
+            err(&mut p, dyn_tx(&a, 2, 10, 1), &s),
+            format!(
+                "txpool is full: sender {} has 2 pending transactions",
+                a.address()
+            )
+        );
+        // Replacing is still possible, and other senders are unaffected.
+        assert!(matches!(
+            p.insert(dyn_tx(&a, 1, 20, 2), &s, BASE),
+            Ok(Inserted::Replaced(_))
+        ));
+        assert!(p.insert(dyn_tx(&b, 0, 10, 1), &s, BASE).is_ok());
+    }
+
+    #[test]
+    fn eviction_never_leaves_a_gap() {
+        let (a, b, c, d) = (key(0), key(1), key(2), key(3));
+        let s = Accounts::default();
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 3,
+            ..Default::default()
+        });
+        let a0 = dyn_tx(&a, 0, 100, 1);
+        let a1 = dyn_tx(&a, 1, 100, 5);
+        let b0 = dyn_tx(&b, 0, 100, 3);
+        for t in [&a0, &a1, &b0] {
+            p.insert(t.clone(), &s, BASE).unwrap();
+        }
+        // a0 is the cheapest, but evicting it would strand a1: b0 goes instead.
+        assert_eq!(p.insert(dyn_tx(&c, 0, 100, 4), &s, BASE), Ok(Inserted::New));
+        assert!(p.contains(&a0.hash) && p.contains(&a1.hash) && !p.contains(&b0.hash));
+        assert_eq!(p.len(), 3);
+        // The cheapest tail now pays 4: a transaction paying 2 or 4 gets nothing.
+        assert_eq!(err(&mut p, dyn_tx(&d, 0, 100, 2), &s), "txpool is full");
+        assert_eq!(err(&mut p, dyn_tx(&d, 0, 100, 4), &s), "txpool is full");
+        // A sender's own tail is never evicted for a later nonce of the same sender: c1 would
+        // be left above a gap. a0 pays more than c1, so nothing can go.
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 2,
+            ..Default::default()
+        });
+        p.insert(dyn_tx(&c, 0, 100, 1), &s, BASE).unwrap();
+        p.insert(dyn_tx(&a, 0, 100, 10), &s, BASE).unwrap();
+        assert_eq!(err(&mut p, dyn_tx(&c, 1, 100, 5), &s), "txpool is full");
+        // ... but it can be for an earlier one (nonce 0 fills the gap below nonce 1).
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 1,
+            ..Default::default()
+        });
+        let d1 = dyn_tx(&d, 1, 100, 1);
+        p.insert(d1.clone(), &s, BASE).unwrap();
+        assert_eq!(p.insert(dyn_tx(&d, 0, 100, 2), &s, BASE), Ok(Inserted::New));
+        assert!(!p.contains(&d1.hash));
+        assert_eq!(p.next_nonce(d.address(), 0), 1);
+    }
+
+    #[test]
+    fn eviction_ranks_by_the_tip_at_the_base_fee() {
+        let (a, b, s) = (key(0), key(1), Accounts::default());
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 1,
+            ..Default::default()
+        });
+        // Tip cap 5 gwei but a fee cap below the base fee: it pays nothing now.
+        let a0 = dyn_tx(&a, 0, 2, 5);
+        p.insert(a0.clone(), &s, 3 * BASE).unwrap();
+        assert_eq!(
+            p.insert(dyn_tx(&b, 0, 10, 1), &s, 3 * BASE),
+            Ok(Inserted::New)
+        );
+        assert!(!p.contains(&a0.hash));
+    }
+
+    #[test]
+    fn best_orders_nonces_per_sender() {
+        let (a, s, mut p) = (key(0), Accounts::default(), pool());
+        for n in [2, 0, 1] {
+            p.insert(dyn_tx(&a, n, 10, n as u128 + 1), &s, BASE)
+                .unwrap();
+        }
+        let best = p.best(&s, BASE, GAS_LIMIT);
+        assert_eq!(order(&best, &[&a]), [(0, 0), (0, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn a_nonce_gap_ends_the_run() {
+        let (a, b, mut s, mut p) = (key(0), key(1), Accounts::default(), pool());
+        for n in [0, 1, 3, 4] {
+            p.insert(dyn_tx(&a, n, 10, 1), &s, BASE).unwrap();
+        }
+        p.insert(dyn_tx(&b, 1, 10, 1), &s, BASE).unwrap();
+        let best = p.best(&s, BASE, GAS_LIMIT);
+        // b has nothing at its account nonce 0.
+        assert_eq!(order(&best, &[&a, &b]), [(0, 0), (0, 1)]);
+        assert_eq!(p.next_nonce(a.address(), 0), 2);
+        assert_eq!(p.next_nonce(b.address(), 0), 0);
+        assert_eq!(p.next_nonce(b.address(), 1), 2);
+        // Once the chain moves a to nonce 3, its run continues there.
+        s.set_nonce(&a, 3);
+        let best = p.best(&s, BASE, GAS_LIMIT);
+        assert_eq!(order(&best, &[&a, &b]), [(0, 3), (0, 4)]);
+        assert_eq!(p.next_nonce(a.address(), 3), 5);
+    }
+
+    #[test]
+    fn best_interleaves_senders_by_tip() {
+        let (a, b, c) = (key(0), key(1), key(2));
+        let (s, mut p) = (Accounts::default(), pool());
+        p.insert(dyn_tx(&a, 0, 100, 1), &s, BASE).unwrap();
+        p.insert(dyn_tx(&a, 1, 100, 10), &s, BASE).unwrap();
+        p.insert(dyn_tx(&b, 0, 100, 5), &s, BASE).unwrap();
+        p.insert(dyn_tx(&c, 0, 200, 3), &s, BASE).unwrap();
+        p.insert(legacy_tx(&c, 1, 21_000, 5 * GWEI), &s, BASE)
+            .unwrap();
+        // c1's legacy price of 5 gwei tips 4 at a 1 gwei base fee; a1 (tip 10) waits for a0.
+        let best = p.best(&s, BASE, GAS_LIMIT);
+        assert_eq!(
+            order(&best, &[&a, &b, &c]),
+            [(1, 0), (2, 0), (2, 1), (0, 0), (0, 1)]
+        );
+        // At a 98 gwei base fee the fee caps bind: a1 and b0 tip 2, c0 still 3, and c1's
+        // gas price is below the base fee, which ends c's run.
+        let best = p.best(&s, 98 * BASE, GAS_LIMIT);
+        assert_eq!(
+            order(&best, &[&a, &b, &c]),
+            [(2, 0), (1, 0), (0, 0), (0, 1)]
+        );
+    }
+
+    #[test]
+    fn best_skips_senders_below_the_base_fee() {
+        let (a, b) = (key(0), key(1));
+        let (s, mut p) = (Accounts::default(), pool());
+        p.insert(dyn_tx(&a, 0, 2, 1), &s, BASE).unwrap();
+        p.insert(dyn_tx(&a, 1, 100, 50), &s, BASE).unwrap();
+        p.insert(dyn_tx(&b, 0, 100, 1), &s, BASE).unwrap();
+        let best = p.best(&s, 3 * BASE, GAS_LIMIT);
+        assert_eq!(order(&best, &[&a, &b]), [(1, 0)]);
+    }
+
+    #[test]
+    fn best_ties_go_to_the_lower_address() {
+        let keys: Vec<_> = (0..5).map(key).collect();
+        let (s, mut p) = (Accounts::default(), pool());
+        for k in keys.iter().rev() {
+            p.insert(dyn_tx(k, 0, 10, 2), &s, BASE).unwrap();
+        }
+        let best = p.best(&s, BASE, GAS_LIMIT);
+        let senders: Vec<Address> = best.iter().map(|t| t.sender).collect();
+        let mut sorted = senders.clone();
+        sorted.sort();
+        assert_eq!(senders, sorted);
+        assert_eq!(senders.len(), 5);
+        assert_eq!(best, p.best(&s, BASE, GAS_LIMIT));
+    }
+
+    #[test]
+    fn best_packs_by_gas() {
+        let (a, b, c, d) = (key(0), key(1), key(2), key(3));
+        let (s, mut p) = (Accounts::default(), pool());
+        let t = |k, gas, tip| dyn_tx_full(k, 0, gas, 100 * GWEI, tip * GWEI, U256::ZERO);
+        p.insert(t(&a, 60_000, 10), &s, BASE).unwrap();
+        p.insert(t(&b, 50_000, 9), &s, BASE).unwrap();
+        p.insert(t(&c, 30_000, 8), &s, BASE).unwrap();
+        p.insert(t(&d, 21_000, 7), &s, BASE).unwrap();
+        // b does not fit after a; c does, and then d no longer does.
+        let best = p.best(&s, BASE, 100_000);
+        assert_eq!(order(&best, &[&a, &b, &c, &d]), [(0, 0), (2, 0)]);
+        let total: u64 = best.iter().map(SignedTx::gas_limit).sum();
+        assert!(total <= 100_000);
+        // A sender whose head does not fit loses the rest of its run.
+        let mut p = pool();
+        p.insert(t(&a, 90_000, 10), &s, BASE).unwrap();
+        p.insert(dyn_tx(&a, 1, 100, 20), &s, BASE).unwrap();
+        p.insert(t(&b, 30_000, 1), &s, BASE).unwrap();
+        let best = p.best(&s, BASE, 100_000);
+        assert_eq!(order(&best, &[&a, &b]), [(0, 0)]);
+        let best = p.best(&s, BASE, 80_000);
+        assert_eq!(order(&best, &[&a, &b]), [(1, 0)]);
+    }
+
+    #[test]
+    fn prune_and_remove_after_a_block() {
+        let (a, b, mut s, mut p) = (key(0), key(1), Accounts::default(), pool());
+        let a_txs: Vec<_> = (0..3).map(|n| dyn_tx(&a, n, 10, 1)).collect();
+        for t in &a_txs {
+            p.insert(t.clone(), &s, BASE).unwrap();
+        }
+        let b0 = dyn_tx(&b, 0, 10, 1);
+        p.insert(b0.clone(), &s, BASE).unwrap();
+        // A block includes a0 and a1 (and b0 by a different transaction with nonce 0).
+        assert_eq!(
+            p.remove_included(&[a_txs[0].hash, a_txs[1].hash, B256::ZERO]),
+            2
+        );
+        s.set_nonce(&a, 2);
+        s.set_nonce(&b, 1);
+        assert_eq!(p.prune(&s), 1);
+        assert!(!p.contains(&b0.hash));
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.senders(), 1);
+        assert_eq!(order(&p.best(&s, BASE, GAS_LIMIT), &[&a]), [(0, 2)]);
+        // Pruning without removing first works as well.
+        s.set_nonce(&a, 3);
+        assert_eq!(p.prune(&s), 1);
+        assert!(p.is_empty());
+        assert_eq!(p.senders(), 0);
+    }
+
+    #[test]
+    fn lookups_and_stats() {
+        let (a, b, s, mut p) = (key(0), key(1), Accounts::default(), pool());
+        let txs = [
+            dyn_tx(&a, 0, 10, 1),
+            dyn_tx(&a, 1, 10, 1),
+            dyn_tx(&b, 0, 10, 1),
+        ];
+        for t in &txs[..2] {
+            p.insert(t.clone(), &s, BASE).unwrap();
+        }
+        let hashes = [txs[0].hash, txs[2].hash, txs[1].hash];
+        assert_eq!(p.take_missing(&hashes), [txs[2].hash]);
+        assert_eq!(
+            p.by_hashes(&hashes),
+            [Some(txs[0].clone()), None, Some(txs[1].clone())]
+        );
+        p.insert(txs[2].clone(), &s, BASE).unwrap();
+        assert!(p.take_missing(&hashes).is_empty());
+        assert_eq!(
+            p.stats(),
+            MempoolStats {
+                total: 3,
+                senders: 2,
+                max_per_sender: 2
+            }
+        );
+        assert_eq!(Mempool::default().stats(), MempoolStats::default());
+    }
+
+    /// Index consistency: every pooled transaction is indexed under its sender and nonce
+    /// and nothing else is.
+    fn check_invariants(p: &Mempool) {
+        let cfg = p.config();
+        assert!(p.len() <= cfg.max_total);
+        let mut seen = 0;
+        for (sender, nonces) in &p.by_sender {
+            assert!(!nonces.is_empty());
+            assert!(nonces.len() <= cfg.max_per_sender);
+            for (n, h) in nonces {
+                let t = &p.txs[h];
+                assert_eq!((t.sender, t.nonce()), (*sender, *n));
+            }
+            seen += nonces.len();
+        }
+        assert_eq!(seen, p.len());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert {
+            sender: usize,
+            nonce: u64,
+            fee: u128,
+            tip: u128,
+            gas: u64,
+        },
+        /// The chain moved this sender's nonce by a transaction the pool never saw.
+        Advance { sender: usize, by: u64 },
+        /// A block included the first `take` of `best`.
+        Block { take: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0..4usize, 0..8u64, 1..6u128, 0..5u128, 0..3u64).prop_map(
+                |(sender, nonce, fee, tip, gas)| Op::Insert {
+                    sender,
+                    nonce,
+                    fee,
+                    tip,
+                    gas: 21_000 + gas * 20_000,
+                }
+            ),
+            1 => (0..4usize, 1..3u64).prop_map(|(sender, by)| Op::Advance { sender, by }),
+            1 => (0..4usize).prop_map(|take| Op::Block { take }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn random_inserts_keep_limits_and_best_is_contiguous(
+            ops in proptest::collection::vec(op(), 1..40),
+            base in 1..4u64,
+            block_gas in 21_000..200_000u64,
+        ) {
+            let keys: Vec<_> = (0..4).map(key).collect();
+            let mut s = Accounts::default();
+            let mut p = Mempool::new(MempoolConfig {
+                max_per_sender: 3,
+                max_total: 7,
+                price_bump_percent: 10,
+                max_nonce_gap: 5,
+            });
+            for op in ops {
+                match op {
+                    Op::Insert { sender, nonce, fee, tip, gas } => {
+                        let k = &keys[sender];
+                        let next = s.nonce_and_balance(k.address()).0;
+                        let t = dyn_tx_full(k, next + nonce, gas, fee * GWEI, tip * GWEI, U256::ZERO);
+                        let before = p.len();
+                        let snapshot_txs = p.txs.clone();
+                        let snapshot: Vec<B256> = snapshot_txs.keys().copied().collect();
+                        match p.insert(t.clone(), &s, base * BASE) {
+                            Ok(Inserted::New) => {
+                                prop_assert!(p.contains(&t.hash));
+                                prop_assert!(p.len() == before + 1 || p.len() == before);
+                                // An eviction took a tail: nothing of its sender is above it.
+                                for h in snapshot.iter().filter(|h| !p.contains(h)) {
+                                    let gone = &snapshot_txs[h];
+                                    let above = p.by_sender.get(&gone.sender).and_then(|m| {
+                                        m.range(gone.nonce() + 1..).next()
+                                    });
+                                    prop_assert!(above.is_none(), "eviction left a gap");
+                                }
+                            }
+                            Ok(Inserted::Replaced(old)) => {
+                                prop_assert!(!p.contains(&old));
+                                prop_assert_eq!(p.len(), before);
+                            }
+                            Err(_) => {
+                                prop_assert_eq!(p.len(), before);
+                            }
+                        }
+                    }
+                    Op::Advance { sender, by } => {
+                        let k = &keys[sender];
+                        let next = s.nonce_and_balance(k.address()).0;
+                        s.set_nonce(k, next + by);
+                        p.prune(&s);
+                    }
+                    Op::Block { take } => {
+                        let best = p.best(&s, base * BASE, GAS_LIMIT);
+                        let included: Vec<B256> = best.iter().take(take).map(|t| t.hash).collect();
+                        for t in best.iter().take(take) {
+                            let (next, balance) = s.nonce_and_balance(t.sender);
+                            prop_assert_eq!(t.nonce(), next);
+                            s.0.insert(t.sender, (next + 1, balance));
+                        }
+                        prop_assert_eq!(p.remove_included(&included), included.len());
+                        prop_assert_eq!(p.prune(&s), 0);
+                    }
+                }
+                check_invariants(&p);
+
+                let best = p.best(&s, base * BASE, block_gas);
+                let total: u64 = best.iter().map(SignedTx::gas_limit).sum();
+                prop_assert!(total <= block_gas);
+                let hashes: HashSet<B256> = best.iter().map(|t| t.hash).collect();
+                prop_assert_eq!(hashes.len(), best.len());
+                let mut expect: HashMap<Address, u64> = HashMap::new();
+                for t in &best {
+                    prop_assert!(p.contains(&t.hash));
+                    prop_assert!(t.effective_tip(base * BASE).is_some());
+                    let want = expect
+                        .entry(t.sender)
+                        .or_insert_with(|| s.nonce_and_balance(t.sender).0);
+                    prop_assert_eq!(t.nonce(), *want);
+                    *want += 1;
+                }
+            }
+        }
+    }
+}
