@@ -163,6 +163,17 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     m
 }
 
+/// Subscription ids as Ethereum clients issue them: 0x-prefixed random hex.
+#[derive(Debug)]
+struct HexIdProvider;
+
+impl jsonrpsee::core::traits::IdProvider for HexIdProvider {
+    fn next_id(&self) -> jsonrpsee::types::SubscriptionId<'static> {
+        let n: u128 = rand::random();
+        jsonrpsee::types::SubscriptionId::Str(format!("0x{n:032x}").into())
+    }
+}
+
 /// Starts the server; it runs until the handle is stopped or dropped.
 pub async fn serve(
     cfg: &RpcConfig,
@@ -174,6 +185,7 @@ pub async fn serve(
         .max_connections(cfg.max_connections)
         .max_subscriptions_per_connection(cfg.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_len))
+        .set_id_provider(HexIdProvider)
         .build();
     let server = Server::builder()
         .set_config(server_cfg)
