@@ -640,7 +640,8 @@ impl Driver {
             .header(n)
             .map_err(|e| e.to_string())?
             .ok_or("tip header missing")?;
-        let base_fee = state::exec::next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+        let base_fee =
+            state::exec::next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
         let candidates = {
             let ro = store.db().tx().map_err(|e| e.to_string())?;
             let pool = self.ctx.pool.lock().expect("lock");

@@ -266,7 +266,6 @@ impl ChainSpec {
                     balance: acc.balance,
                     storage_root,
                     code_hash,
-                    ..Default::default()
                 },
             )
         }))

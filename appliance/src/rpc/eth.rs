@@ -7,9 +7,7 @@ use alloy_primitives::{Address, Bytes, B256, U256};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
-use state::exec::{
-    self, CallOutcome, CallRequest, SignedTx, StateReader, TxError, MIN_BASE_FEE,
-};
+use state::exec::{self, CallOutcome, CallRequest, SignedTx, StateReader, TxError, MIN_BASE_FEE};
 use state::Header;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,23 +88,33 @@ fn require_latest(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<()> {
 }
 
 fn parse_address(v: &Value, what: &str) -> RpcResult<Address> {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid(format!("{what}: expected a 0x-prefixed 20-byte address, got {v}")))
+    v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        invalid(format!(
+            "{what}: expected a 0x-prefixed 20-byte address, got {v}"
+        ))
+    })
 }
 
 fn quantity_u64(v: &Value, what: &str) -> RpcResult<u64> {
     v.as_str()
         .and_then(|s| s.strip_prefix("0x"))
         .and_then(|d| u64::from_str_radix(d, 16).ok())
-        .ok_or_else(|| invalid(format!("{what}: expected a 0x-prefixed hex quantity, got {v}")))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{what}: expected a 0x-prefixed hex quantity, got {v}"
+            ))
+        })
 }
 
 fn quantity_u256(v: &Value, what: &str) -> RpcResult<U256> {
     v.as_str()
         .and_then(|s| s.strip_prefix("0x"))
         .and_then(|d| U256::from_str_radix(d, 16).ok())
-        .ok_or_else(|| invalid(format!("{what}: expected a 0x-prefixed hex quantity, got {v}")))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{what}: expected a 0x-prefixed hex quantity, got {v}"
+            ))
+        })
 }
 
 fn params_vec(p: &Params, shape: &str) -> RpcResult<Vec<Value>> {
@@ -146,7 +154,9 @@ fn call_request(v: &Value) -> RpcResult<CallRequest> {
         to: get("to").map(|v| parse_address(v, "to")).transpose()?,
         gas: get("gas").map(|v| quantity_u64(v, "gas")).transpose()?,
         gas_price,
-        value: get("value").map(|v| quantity_u256(v, "value")).transpose()?,
+        value: get("value")
+            .map(|v| quantity_u256(v, "value"))
+            .transpose()?,
         data,
         nonce: get("nonce").map(|v| quantity_u64(v, "nonce")).transpose()?,
     })
@@ -166,8 +176,7 @@ async fn run_call(ctx: &Arc<RpcContext>, req: CallRequest, gas: u64) -> RpcResul
         inputs.number = h.number + 1;
         inputs.base_fee = next_base_fee(&h);
         let ro = c.store.db().tx().map_err(internal)?;
-        exec::call(StateReader::new(&ro), &c.exec, &inputs, &req, gas)
-            .map_err(server_error)
+        exec::call(StateReader::new(&ro), &c.exec, &inputs, &req, gas).map_err(server_error)
     });
     match tokio::time::timeout(Duration::from_millis(ctx.limits.call_timeout_ms), job).await {
         Ok(Ok(r)) => r,
@@ -204,9 +213,9 @@ fn call_result(outcome: CallOutcome) -> RpcResult<(Bytes, u64)> {
     match outcome {
         CallOutcome::Success { output, gas_used } => Ok((output, gas_used)),
         CallOutcome::Revert { output, .. } => Err(reverted(&output)),
-        CallOutcome::Halt { reason, .. } => Err(server_error(format!(
-            "execution halted: {reason}"
-        ))),
+        CallOutcome::Halt { reason, .. } => {
+            Err(server_error(format!("execution halted: {reason}")))
+        }
     }
 }
 
@@ -395,7 +404,10 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let v = params_vec(&p, shape)?;
         let req = call_request(arg(&v, 0, shape)?)?;
         require_latest(&c, v.get(1))?;
-        let gas = req.gas.unwrap_or(c.limits.call_gas_cap).min(c.limits.call_gas_cap);
+        let gas = req
+            .gas
+            .unwrap_or(c.limits.call_gas_cap)
+            .min(c.limits.call_gas_cap);
         let (out, _) = call_result(run_call(&c, req, gas).await?)?;
         Ok::<_, ErrorObjectOwned>(out)
     })
@@ -405,7 +417,10 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let v = params_vec(&p, shape)?;
         let req = call_request(arg(&v, 0, shape)?)?;
         require_latest(&c, v.get(1))?;
-        let cap = req.gas.unwrap_or(c.limits.call_gas_cap).min(c.limits.call_gas_cap);
+        let cap = req
+            .gas
+            .unwrap_or(c.limits.call_gas_cap)
+            .min(c.limits.call_gas_cap);
         estimate_gas(&c, req, cap).await.map(hex_u64)
     })
     .expect("unique name");

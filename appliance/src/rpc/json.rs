@@ -106,7 +106,10 @@ pub fn transaction(tx: &SignedTx, mined: Option<Mined>) -> Value {
         }
     }
     o.insert("blockHash".into(), json!(mined.map(|m| m.block_hash)));
-    o.insert("blockNumber".into(), json!(mined.map(|m| hex_u64(m.number))));
+    o.insert(
+        "blockNumber".into(),
+        json!(mined.map(|m| hex_u64(m.number))),
+    );
     o.insert(
         "transactionIndex".into(),
         json!(mined.map(|m| hex_u64(m.index))),

@@ -25,7 +25,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 Ok(v) => v,
                 Err(e) => {
                     pending
-                        .reject(invalid(format!("expected [\"newHeads\"] or [\"logs\", filter]: {e}")))
+                        .reject(invalid(format!(
+                            "expected [\"newHeads\"] or [\"logs\", filter]: {e}"
+                        )))
                         .await;
                     return Ok(());
                 }
@@ -33,7 +35,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             let kind = match v.first().and_then(Value::as_str) {
                 Some("newHeads") => Kind::NewHeads,
                 Some("logs") => {
-                    match Filter::parse_criteria(v.get(1).unwrap_or(&Value::Object(Default::default()))) {
+                    match Filter::parse_criteria(
+                        v.get(1).unwrap_or(&Value::Object(Default::default())),
+                    ) {
                         Ok(f) => Kind::Logs(f),
                         Err(e) => {
                             pending.reject(e).await;
@@ -67,12 +71,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                     Kind::Logs(f) => f.block_logs(&block.header, &block.receipts),
                 };
                 for item in items {
-                    let msg = SubscriptionMessage::new(
-                        sink.method_name(),
-                        sink.subscription_id(),
-                        &item,
-                    )
-                    .map_err(|e| e.to_string())?;
+                    let msg =
+                        SubscriptionMessage::new(sink.method_name(), sink.subscription_id(), &item)
+                            .map_err(|e| e.to_string())?;
                     if sink.send(msg).await.is_err() {
                         return Ok(());
                     }

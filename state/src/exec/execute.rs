@@ -112,9 +112,9 @@ pub fn describe_invalid(e: &InvalidTransaction) -> String {
         InvalidTransaction::NonceTooHigh { tx, state } => {
             format!("nonce too high: next nonce {state}, tx nonce {tx}")
         }
-        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => format!(
-            "insufficient funds for gas * price + value: balance {balance}, tx cost {fee}"
-        ),
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
+            format!("insufficient funds for gas * price + value: balance {balance}, tx cost {fee}")
+        }
         InvalidTransaction::CallGasCostMoreThanGasLimit {
             initial_gas,
             gas_limit,

@@ -101,13 +101,14 @@ pub fn run(
     strict: bool,
 ) -> Result<ExecutedBlock, BlockError> {
     let ro = store.db().tx()?;
-    let execution = execute(StateReader::new(&ro), cfg, inputs, txs, strict).map_err(
-        |(index, hash, r)| BlockError::Tx {
-            index,
-            hash,
-            reason: r.to_string(),
-        },
-    )?;
+    let execution =
+        execute(StateReader::new(&ro), cfg, inputs, txs, strict).map_err(|(index, hash, r)| {
+            BlockError::Tx {
+                index,
+                hash,
+                reason: r.to_string(),
+            }
+        })?;
     drop(ro);
     let state_root = store.state_root_after(&execution.changes)?;
     let raws: Vec<Bytes> = execution.txs.iter().map(|t| t.raw.clone()).collect();
@@ -140,7 +141,12 @@ pub fn build(
     h.transactions_root = o.transactions_root;
     h.logs_bloom = o.logs_bloom;
     h.gas_used = o.gas_used;
-    block.body.transactions = executed.execution.txs.iter().map(|t| t.raw.clone()).collect();
+    block.body.transactions = executed
+        .execution
+        .txs
+        .iter()
+        .map(|t| t.raw.clone())
+        .collect();
     Ok((block, executed))
 }
 
@@ -168,7 +174,11 @@ pub fn verify(
     }
     let executed = run(store, cfg, &inputs_of(h), txs, true)?;
     let o = &executed.outcome;
-    check("transactions root", h.transactions_root, o.transactions_root)?;
+    check(
+        "transactions root",
+        h.transactions_root,
+        o.transactions_root,
+    )?;
     check("receipts root", h.receipts_root, o.receipts_root)?;
     check("gas used", h.gas_used, o.gas_used)?;
     check("logs bloom", h.logs_bloom, o.logs_bloom)?;

@@ -27,7 +27,6 @@ impl StoredAccount {
             balance: self.balance,
             storage_root: self.storage_root,
             code_hash: self.code_hash,
-            ..Default::default()
         }
     }
 }
