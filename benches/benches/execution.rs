@@ -256,7 +256,10 @@ fn check_token_and_measure_transfer(header: &Header) -> u64 {
         let acc = &db.cache.accounts[&token];
         let code = acc.info.code.as_ref().expect("code").original_bytes();
         assert_eq!(code, artifact("deployedBytecode"), "runtime code differs");
-        assert_eq!(acc.storage.get(&balance_slot(deployer.address())), Some(&supply));
+        assert_eq!(
+            acc.storage.get(&balance_slot(deployer.address())),
+            Some(&supply)
+        );
         assert_eq!(acc.storage.get(&U256::from(2)), Some(&supply));
     }
     let r = evm
@@ -383,7 +386,10 @@ fn erc20_workload(gas_per_transfer: u64) -> Workload {
 
 /// A store at genesis in a new temporary directory under the target directory (a real disk,
 /// so the commit's fsync is real). Store first: it closes before the directory goes.
-fn fresh_store(genesis: &Block, alloc: &state::exec::StateChanges) -> (ChainStore, tempfile::TempDir) {
+fn fresh_store(
+    genesis: &Block,
+    alloc: &state::exec::StateChanges,
+) -> (ChainStore, tempfile::TempDir) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let store = ChainStore::open(dir.path()).expect("opens");
     store

@@ -112,7 +112,12 @@ fn store_is_send_sync_and_tables_are_listed() {
             "Certificates",
             "CanonicalHashes",
             "HeaderNumbers",
-            "Metadata"
+            "Metadata",
+            "Accounts",
+            "Storage",
+            "Bytecodes",
+            "Receipts",
+            "TxLookup"
         ]
     );
     assert_eq!(Headers::NAME, "Headers");
