@@ -31,6 +31,9 @@ pub struct NetworkConfig {
     pub blocked_peers: Vec<String>,
     /// Messages one peer may send per status interval before it counts as flooding.
     pub flood_limit: u32,
+    /// Forward transactions received over RPC to the committee. Off, they reach the chain
+    /// only when this node leads (a private submission node).
+    pub relay_transactions: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -70,6 +73,9 @@ pub struct ConsensusConfig {
     /// Time a view may take before validators move to the next one (doubling per failed view);
     /// 0 means one block time, at least one second.
     pub view_timeout_ms: u64,
+    /// As leader, announce blocks as header plus transaction hashes (Harmony HET-86):
+    /// validators fill the body from their pools and fetch only what they lack.
+    pub announce_headers_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -145,6 +151,7 @@ impl Default for NetworkConfig {
             status_interval_ms: 1000,
             blocked_peers: Vec::new(),
             flood_limit: 5000,
+            relay_transactions: true,
         }
     }
 }
@@ -180,6 +187,7 @@ impl Default for ConsensusConfig {
         Self {
             max_future_ms: 1000,
             view_timeout_ms: 0,
+            announce_headers_only: false,
         }
     }
 }

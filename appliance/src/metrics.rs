@@ -18,6 +18,7 @@ pub struct Metrics {
     pub blocks_finalized: IntCounter,
     pub transactions_finalized: IntCounter,
     pub mempool_size: IntGauge,
+    pub compact_announces: IntCounterVec,
     pub view_changes: IntCounter,
     pub peer_faults: IntCounterVec,
     pub messages_received: IntCounterVec,
@@ -72,6 +73,14 @@ impl Metrics {
             mempool_size: IntGauge::new(
                 "harmony_mempool_transactions",
                 "Transactions waiting in this node's pool",
+            )
+            .unwrap(),
+            compact_announces: IntCounterVec::new(
+                Opts::new(
+                    "harmony_consensus_compact_announces_total",
+                    "Header-only proposals received, by outcome (complete from the pool, fetched, incomplete)",
+                ),
+                &["outcome"],
             )
             .unwrap(),
             view_changes: IntCounter::new(
@@ -143,6 +152,7 @@ impl Metrics {
             Box::new(m.blocks_finalized.clone()),
             Box::new(m.transactions_finalized.clone()),
             Box::new(m.mempool_size.clone()),
+            Box::new(m.compact_announces.clone()),
             Box::new(m.view_changes.clone()),
             Box::new(m.peer_faults.clone()),
             Box::new(m.messages_received.clone()),

@@ -108,6 +108,15 @@ pub struct NodeContext {
     pub exec: ExecConfig,
     pub pool: SharedPool,
     pub events: BlockEvents,
+    /// Announce own proposals as header plus transaction hashes (HET-86).
+    pub announce_headers_only: bool,
+}
+
+/// A compact announce waiting for transactions requested from its sender.
+struct PendingAnnounce {
+    from: usize,
+    compact: consensus::CompactAnnounce,
+    received: Instant,
 }
 
 pub fn now_ms() -> u64 {
@@ -189,6 +198,8 @@ struct Driver {
     peers: PeerBook,
     /// Blocks executed (built or validated) but not yet final, by hash.
     executed: HashMap<B256, ExecutedBlock>,
+    /// A compact announce whose missing transactions were asked of its sender.
+    pending_announce: Option<PendingAnnounce>,
 }
 
 /// Runs consensus until `shutdown` resolves.
@@ -227,6 +238,7 @@ pub async fn run(
         sync_in_flight: None,
         peers: PeerBook::default(),
         executed: HashMap::new(),
+        pending_announce: None,
     };
     d.feed(Input::Start);
     tokio::pin!(shutdown);
@@ -279,6 +291,12 @@ impl Driver {
             Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
             Message::Transactions(b) => self.on_transactions(inb.from, b),
             Message::GetTransactions(r) => self.on_get_transactions(inb.from, r),
+            Message::CompactAnnounce(c) => {
+                self.started
+                    .entry(c.header.hash())
+                    .or_insert_with(Instant::now);
+                self.on_compact_announce(inb.from, *c, Instant::now(), &HashMap::new())
+            }
             Message::Announce(ref a) => {
                 self.started
                     .entry(a.block.hash())
@@ -330,6 +348,13 @@ impl Driver {
 
     fn execute(&mut self, effect: Effect) -> Option<Input> {
         match effect {
+            Effect::Broadcast(Message::Announce(a))
+                if self.ctx.announce_headers_only && !a.block.body.transactions.is_empty() =>
+            {
+                let compact = consensus::CompactAnnounce::of(&a.block);
+                self.mesh
+                    .broadcast(Message::CompactAnnounce(Box::new(compact)).encode());
+            }
             Effect::Broadcast(m) => self.mesh.broadcast(m.encode()),
             Effect::Send(to, m) => self.mesh.send(to, m.encode()),
             Effect::Sign(req) => match self.ctx.signer.sign(&req) {
@@ -707,6 +732,21 @@ impl Driver {
     /// undecodable transactions is scored down; state-dependent refusals (nonce too low after
     /// a block, say) are ordinary races and are not.
     fn on_transactions(&mut self, peer: usize, batch: consensus::TxBatch) {
+        if self
+            .pending_announce
+            .as_ref()
+            .is_some_and(|p| p.from == peer)
+        {
+            let p = self.pending_announce.take().expect("checked");
+            // The answer counts whatever the pool thinks of each transaction: the block's
+            // validity is for execution to judge.
+            let fetched: HashMap<B256, state::Bytes> = batch
+                .transactions
+                .iter()
+                .map(|raw| (state::keccak256(raw), raw.clone()))
+                .collect();
+            self.on_compact_announce(peer, p.compact, p.received, &fetched);
+        }
         let decoded = SignedTx::decode_all(&batch.transactions, self.ctx.exec.chain_id);
         let mut bad = 0;
         for r in decoded {
@@ -728,19 +768,94 @@ impl Driver {
         }
     }
 
-    /// Answers a request for pooled or stored transactions by hash.
+    /// Answers a request for transactions by hash: from the pool, or from a block executed
+    /// here but not yet final (the leader's own proposal).
     fn on_get_transactions(&mut self, peer: usize, r: consensus::TxRequest) {
         let pool = self.ctx.pool.lock().expect("lock");
-        let transactions = pool
-            .by_hashes(&r.hashes)
-            .into_iter()
-            .flatten()
-            .map(|t| t.raw)
+        let transactions = r
+            .hashes
+            .iter()
+            .filter_map(|h| {
+                pool.get(h).map(|t| t.raw.clone()).or_else(|| {
+                    self.executed
+                        .values()
+                        .flat_map(|e| e.execution.txs.iter())
+                        .find(|t| t.hash == *h)
+                        .map(|t| t.raw.clone())
+                })
+            })
             .collect();
         drop(pool);
         self.mesh.send(
             peer,
             Message::Transactions(consensus::TxBatch { transactions }).encode(),
         );
+    }
+
+    /// A proposal announced as header plus hashes (HET-86): the body comes from the pool and
+    /// `fetched`; what is still missing is asked of the sender once, and the announce waits.
+    fn on_compact_announce(
+        &mut self,
+        from: usize,
+        compact: consensus::CompactAnnounce,
+        received: Instant,
+        fetched: &HashMap<B256, state::Bytes>,
+    ) {
+        let assembled = {
+            let pool = self.ctx.pool.lock().expect("lock");
+            compact.assemble(|h| {
+                fetched
+                    .get(h)
+                    .cloned()
+                    .or_else(|| pool.get(h).map(|t| t.raw.clone()))
+            })
+        };
+        match assembled {
+            Ok(block) => {
+                if block.compute_transactions_root() != block.header.transactions_root {
+                    return self.fault(
+                        from,
+                        "compact announce: transactions do not match the header's root",
+                    );
+                }
+                let outcome = if fetched.is_empty() {
+                    "complete"
+                } else {
+                    "fetched"
+                };
+                self.ctx
+                    .metrics
+                    .compact_announces
+                    .with_label_values(&[outcome])
+                    .inc();
+                tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), fetched = fetched.len(), ms = received.elapsed().as_millis() as u64, "compact announce assembled");
+                self.feed(Input::Message {
+                    from,
+                    msg: Message::Announce(Box::new(consensus::Announce { block })),
+                });
+            }
+            Err(missing) if fetched.is_empty() => {
+                tracing::debug!(target: "consensus", number = compact.header.number, missing = missing.len(), "fetching transactions of a compact announce");
+                self.mesh.send(
+                    from,
+                    Message::GetTransactions(consensus::TxRequest { hashes: missing }).encode(),
+                );
+                self.pending_announce = Some(PendingAnnounce {
+                    from,
+                    compact,
+                    received,
+                });
+            }
+            Err(missing) => {
+                // The leader could not supply its own block's transactions: no vote; the view
+                // times out if others cannot either.
+                self.ctx
+                    .metrics
+                    .compact_announces
+                    .with_label_values(&["incomplete"])
+                    .inc();
+                tracing::warn!(target: "consensus", number = compact.header.number, from, missing = missing.len(), "compact announce: the sender did not supply its transactions");
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ pub use certificate::{certificate_vote, verify_commit_certificate};
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fbft::{Config, Effect, Fbft, Input, Timer, Tip, VerifyJob};
 pub use message::{
-    Announce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest, SyncResponse,
-    TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,
+    Announce, CompactAnnounce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest,
+    SyncResponse, TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,
 };
 pub use safety::{SafetyRecord, SignedVote};

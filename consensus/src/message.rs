@@ -24,6 +24,51 @@ pub struct Announce {
     pub block: Block,
 }
 
+/// A proposal as header plus transaction hashes (Harmony HET-86): validators rebuild the body
+/// from their pools and ask the leader only for what they lack.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct CompactAnnounce {
+    pub header: state::Header,
+    pub tx_hashes: Vec<B256>,
+}
+
+impl CompactAnnounce {
+    pub fn of(block: &Block) -> Self {
+        Self {
+            header: block.header.clone(),
+            tx_hashes: block
+                .body
+                .transactions
+                .iter()
+                .map(alloy_primitives::keccak256)
+                .collect(),
+        }
+    }
+
+    /// Rebuilds the block from transactions found by hash; `Err` lists the missing hashes.
+    /// The caller checks the transactions root (FBFT's validation does too).
+    pub fn assemble(
+        &self,
+        mut find: impl FnMut(&B256) -> Option<Bytes>,
+    ) -> Result<Block, Vec<B256>> {
+        let mut transactions = Vec::with_capacity(self.tx_hashes.len());
+        let mut missing = Vec::new();
+        for h in &self.tx_hashes {
+            match find(h) {
+                Some(raw) => transactions.push(raw),
+                None => missing.push(*h),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        Ok(Block {
+            header: self.header.clone(),
+            body: state::Body { transactions },
+        })
+    }
+}
+
 /// A node's finalized tip, broadcast periodically so that a node behind notices and catches up.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct Status {
@@ -114,6 +159,7 @@ pub enum Message {
     SyncResponse(SyncResponse),
     Transactions(TxBatch),
     GetTransactions(TxRequest),
+    CompactAnnounce(Box<CompactAnnounce>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +187,7 @@ impl Message {
             Message::SyncResponse(_) => 18,
             Message::Transactions(_) => 19,
             Message::GetTransactions(_) => 20,
+            Message::CompactAnnounce(_) => 8,
         }
     }
 
@@ -163,6 +210,7 @@ impl Message {
             Message::SyncResponse(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::Transactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::GetTransactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
+            Message::CompactAnnounce(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
         }
         out
     }
@@ -187,6 +235,7 @@ impl Message {
             18 => Message::SyncResponse(decode_exact(body).map_err(bad)?),
             19 => Message::Transactions(decode_exact(body).map_err(bad)?),
             20 => Message::GetTransactions(decode_exact(body).map_err(bad)?),
+            8 => Message::CompactAnnounce(Box::new(decode_exact(body).map_err(bad)?)),
             other => return Err(MessageError::UnknownKind(other)),
         })
     }
@@ -201,6 +250,7 @@ fn kind_name(kind: u8) -> &'static str {
         5 => "committed",
         6 => "view-change",
         7 => "new-view",
+        8 => "compact-announce",
         16 => "status",
         17 => "sync-request",
         18 => "sync-response",
@@ -213,6 +263,38 @@ fn kind_name(kind: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_announce_roundtrips_and_assembles_from_what_is_found() {
+        let txs: Vec<Bytes> = (0u8..3).map(|i| Bytes::from(vec![2, i, 0xc0])).collect();
+        let block = state::BlockTemplate {
+            number: 1,
+            view: 1,
+            epoch: 0,
+            shard: 0,
+            parent_hash: B256::repeat_byte(1),
+            timestamp_ms: 5,
+            leader: Default::default(),
+            last_commit: None,
+            transactions: txs.clone(),
+        }
+        .build();
+        let compact = CompactAnnounce::of(&block);
+        let m = Message::CompactAnnounce(Box::new(compact.clone()));
+        assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        let by_hash = |skip: Option<usize>| {
+            let txs = txs.clone();
+            move |h: &B256| {
+                txs.iter()
+                    .enumerate()
+                    .find(|(i, t)| Some(*i) != skip && alloy_primitives::keccak256(t) == *h)
+                    .map(|(_, t)| t.clone())
+            }
+        };
+        assert_eq!(compact.assemble(by_hash(None)).unwrap(), block);
+        let missing = compact.assemble(by_hash(Some(1))).unwrap_err();
+        assert_eq!(missing, vec![alloy_primitives::keccak256(&txs[1])]);
+    }
 
     #[test]
     fn roundtrip_and_refusals() {

@@ -191,7 +191,7 @@ async fn run_async(
                 }),
                 exec,
                 pool: tx_pool.clone(),
-                relay: Some(mesh.clone()),
+                relay: cfg.network.relay_transactions.then(|| mesh.clone()),
                 events: events.clone(),
                 limits: cfg.rpc.clone(),
             },
@@ -231,6 +231,7 @@ async fn run_async(
         exec,
         pool: tx_pool,
         events,
+        announce_headers_only: cfg.consensus.announce_headers_only,
     };
     node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await?;
     mesh.shutdown().await;
