@@ -1,0 +1,209 @@
+//! The public RPC port under bad and oversized input: every request gets a clear JSON-RPC
+//! error (or HTTP refusal), the configured limits hold, and the node keeps finalizing.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// POSTs `body` and returns the HTTP status and response body.
+fn post(port: u16, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may refuse before reading all of an oversized body.
+    let _ = s.write_all(body.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
+fn call(port: u16, method: &str, params: Value) -> Value {
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, body) = post(port, &req.to_string());
+    assert_eq!(status, 200, "{method}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
+}
+
+fn error_of(v: &Value) -> (i64, String) {
+    let e = v
+        .get("error")
+        .unwrap_or_else(|| panic!("expected an error: {v}"));
+    (
+        e["code"].as_i64().unwrap(),
+        e["message"].as_str().unwrap().to_string(),
+    )
+}
+
+fn height(port: u16) -> u64 {
+    let v = call(port, "eth_blockNumber", json!([]));
+    u64::from_str_radix(v["result"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[test]
+fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let offset = 6000 + (std::process::id() % 40) as u16 * 10;
+    let st = Command::new(BIN)
+        .args([
+            "localnet",
+            "--generate-only",
+            "--nodes",
+            "1",
+            "--block-time-ms",
+            "300",
+        ])
+        .arg("--port-offset")
+        .arg(offset.to_string())
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let dir = tmp.path().join("node0");
+    let cfg_path = dir.join("config.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let cfg = cfg
+        .replace("max_batch_len = 100", "max_batch_len = 3")
+        .replace("max_logs_range = 10000", "max_logs_range = 5")
+        .replace("max_request_bytes = 1048576", "max_request_bytes = 65536")
+        .replace("call_gas_cap = 30000000", "call_gas_cap = 2000000");
+    for needle in [
+        "max_batch_len = 3",
+        "max_logs_range = 5",
+        "max_request_bytes = 65536",
+        "call_gas_cap = 2000000",
+    ] {
+        assert!(cfg.contains(needle), "config template changed: {needle}");
+    }
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
+    let _node = Node(
+        Command::new(BIN)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let port = 9500 + offset;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() || height(port) < 7 {
+        assert!(Instant::now() < deadline, "node never reached block 7");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Malformed JSON, unknown methods, bad parameters: standard codes, messages that say what.
+    let (status, body) = post(port, "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ");
+    assert_eq!(status, 200);
+    assert_eq!(error_of(&serde_json::from_str(&body).unwrap()).0, -32700);
+    assert_eq!(
+        error_of(&call(port, "eth_noSuchMethod", json!([]))).0,
+        -32601
+    );
+    let (code, msg) = error_of(&call(port, "eth_getBalance", json!(["0x12", "latest"])));
+    assert_eq!(code, -32602);
+    assert!(msg.contains("20-byte address"), "{msg}");
+    let (code, msg) = error_of(&call(
+        port,
+        "eth_getBlockByNumber",
+        json!(["tomorrow", false]),
+    ));
+    assert_eq!(code, -32602);
+    assert!(msg.contains("expected a tag"), "{msg}");
+    let (code, msg) = error_of(&call(port, "eth_sendRawTransaction", json!(["0xdeadbeef"])));
+    assert_eq!(code, -32602);
+    assert!(msg.contains("decode"), "{msg}");
+
+    // Batch length.
+    let one = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []});
+    let (status, body) = post(port, &json!([one, one, one]).to_string());
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&body).unwrap().len(), 3);
+    let (_, body) = post(port, &json!([one, one, one, one]).to_string());
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v.get("error").is_some() || v[0].get("error").is_some(),
+        "a batch over the limit must be refused: {body}"
+    );
+
+    // Request size.
+    let big = format!("0x{}", "ab".repeat(40_000));
+    let req =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [big]});
+    let (status, _) = post(port, &req.to_string());
+    assert_eq!(
+        status, 413,
+        "a request over rpc.max_request_bytes is refused"
+    );
+
+    // Log range.
+    let (code, msg) = error_of(&call(
+        port,
+        "eth_getLogs",
+        json!([{"fromBlock": "0x1", "toBlock": "0x7"}]),
+    ));
+    assert_eq!(code, -32000);
+    assert!(msg.contains("max block range"), "{msg}");
+    let ok = call(
+        port,
+        "eth_getLogs",
+        json!([{"fromBlock": "0x1", "toBlock": "0x5"}]),
+    );
+    assert!(ok["result"].is_array(), "{ok}");
+
+    // Call gas cap: an endless loop (JUMPDEST PUSH1 0 JUMP) as init code runs out of the
+    // capped gas, not the 1e9 asked for.
+    let started = Instant::now();
+    let r = call(
+        port,
+        "eth_call",
+        json!([{"data": "0x5b600056", "gas": "0x3b9aca00"}, "latest"]),
+    );
+    let (_, msg) = error_of(&r);
+    assert!(
+        msg.to_lowercase().contains("halt") || msg.contains("gas"),
+        "{msg}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let r = call(
+        port,
+        "eth_estimateGas",
+        json!([{"data": "0x5b600056"}, "latest"]),
+    );
+    assert!(r.get("error").is_some(), "{r}");
+
+    // Still finalizing.
+    let h = height(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while height(port) <= h + 2 {
+        assert!(Instant::now() < deadline, "node stopped finalizing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
