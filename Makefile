@@ -4,7 +4,7 @@ BIN := target/debug/harmony-appliance
 # Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
 ARGS ?=
 
-.PHONY: deps peers build localnet test fmt-check clippy unit bench clean
+.PHONY: deps peers build localnet test fmt-check clippy unit bench contracts clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -41,6 +41,10 @@ unit:
 bench: deps peers
 	$(CARGO) build --release -p appliance --bin harmony-appliance
 	$(CARGO) bench -p benches
+
+## Rebuild contracts/build/*.json from contracts/*.sol with the pinned npm solc (needs node/npm).
+contracts:
+	scripts/build_contracts.sh
 
 clean:
 	$(CARGO) clean
