@@ -41,7 +41,7 @@
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, B512, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
@@ -53,11 +53,10 @@ use revm::database::{CacheDB, EmptyDB};
 use revm::primitives::hardfork::SpecId;
 use revm::state::AccountInfo;
 use revm::{ExecuteCommitEvm, MainBuilder, MainContext};
-use state::db::ChainStore;
+use state::db::{Accounts, ChainStore, Storage};
 use state::exec::{ExecConfig, ExecutedBlock, SignedTx, StateReader};
 use state::{Block, BlockTemplate, ChainSpec, CommitCertificate, GenesisAccount, Header};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: u64 = 31_415_926;
@@ -398,14 +397,53 @@ fn fresh_store(
     (store, dir)
 }
 
-fn dir_size(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum()
+/// (accounts, storage slots) stored.
+fn entries(store: &ChainStore) -> (usize, usize) {
+    let tx = store.db().tx().unwrap();
+    (
+        tx.entries::<Accounts>().unwrap(),
+        tx.entries::<Storage>().unwrap(),
+    )
+}
+
+/// Sender recovery, one core, split: `SignedTx::decode` as the node runs it, then ECDSA public
+/// key recovery alone with revm's two secp256k1 backends (pure-Rust k256, which alloy uses
+/// here, and the C libsecp256k1, which revm's ecrecover precompile uses). Per transaction, µs.
+fn recovery_split(txs: &[SignedTx], raws: &[Bytes]) -> (f64, f64, f64) {
+    use revm::precompile::secp256k1::{bitcoin_secp256k1, k256};
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / txs.len() as f64;
+    let t = Instant::now();
+    for r in raws {
+        std::hint::black_box(SignedTx::decode(r, CHAIN_ID).unwrap());
+    }
+    let decode = per(t.elapsed());
+    let sigs: Vec<(B512, u8, B256, Address)> = txs
+        .iter()
+        .map(|t| {
+            let s = t.envelope.signature();
+            let mut rs = [0u8; 64];
+            rs[..32].copy_from_slice(&s.r().to_be_bytes::<32>());
+            rs[32..].copy_from_slice(&s.s().to_be_bytes::<32>());
+            (
+                B512::from(rs),
+                s.v() as u8,
+                t.envelope.signature_hash(),
+                t.sender,
+            )
         })
-        .unwrap_or(0)
+        .collect();
+    let t = Instant::now();
+    for (rs, v, h, sender) in &sigs {
+        let a = k256::ecrecover(rs, *v, h).unwrap();
+        assert_eq!(&a[12..], sender.as_slice());
+    }
+    let k = per(t.elapsed());
+    let t = Instant::now();
+    for (rs, v, h, sender) in &sigs {
+        let a = bitcoin_secp256k1::ecrecover(rs, *v, h).unwrap();
+        assert_eq!(&a[12..], sender.as_slice());
+    }
+    (decode, k, per(t.elapsed()))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -494,11 +532,11 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
         changes.storage.values().map(|s| s.len()).sum::<usize>(),
     );
     let (s1, d1) = fresh_store(&genesis, &alloc);
-    let size_before = dir_size(d1.path());
+    let entries_before = entries(&s1);
     let t = Instant::now();
     s1.commit_executed(&block, Some(&cert), &built).unwrap();
     let t_commit = t.elapsed();
-    let size_after = dir_size(d1.path());
+    let entries_after = entries(&s1);
     assert_eq!(s1.state_root().unwrap(), block.header.state_root);
     drop((s1, d1));
     let (s2, d2) = fresh_store(&genesis, &alloc);
@@ -507,17 +545,21 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     s2.commit_executed(&block, Some(&cert), &executed).unwrap();
     let t_e2e = t.elapsed();
     drop((s2, d2));
+    let (db, envs) = (ref_db.clone(), ref_envs.clone());
     let t = Instant::now();
-    let (ref_state, ref_gas) = run_reference(ref_db.clone(), &ref_block, ref_envs.clone());
+    let (ref_state, ref_gas) = run_reference(db, &ref_block, envs);
     let t_ref = t.elapsed();
     drop(ref_state);
     assert_eq!(ref_gas, gas_used, "in-memory revm uses the same gas");
+    let (dec_1core, k256_us, libsecp_us) = recovery_split(&txs, &w.raws);
     eprintln!(
         "\n[{}] {} txs, gas used {} ({:.2}% of {}), {} genesis accounts ({} background), \
-         {} accounts and {} storage slots changed; store {:.1} MiB -> {:.1} MiB after block 1\n\
+         {} accounts and {} storage slots changed; stored accounts/slots {:?} -> {:?} after block 1\n\
          one timed pass (ms): recover {:.2} | execute {:.2} | state root {:.2} | \
          receipts+tx roots+bloom {:.2} | commit {:.2} || end to end (verify+commit) {:.2} \
-         || in-memory revm {:.2}",
+         || in-memory revm {:.2}\n\
+         sender recovery on one core, per tx (µs): SignedTx::decode {:.1} | \
+         ecrecover alone: k256 {:.1}, libsecp256k1 {:.1}",
         w.name,
         w.raws.len(),
         gas_used,
@@ -527,8 +569,8 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
         w.background,
         accounts_changed,
         slots_changed,
-        size_before as f64 / (1 << 20) as f64,
-        size_after as f64 / (1 << 20) as f64,
+        entries_before,
+        entries_after,
         ms(t_recover),
         ms(t_execute),
         ms(t_root),
@@ -536,6 +578,9 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
         ms(t_commit),
         ms(t_e2e),
         ms(t_ref),
+        dec_1core,
+        k256_us,
+        libsecp_us,
     );
 
     let mut g = c.benchmark_group(format!("exec_{}", w.name));
