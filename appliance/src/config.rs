@@ -56,6 +56,12 @@ pub struct RpcConfig {
     pub max_logs: usize,
     /// Subscriptions one WebSocket connection may hold.
     pub max_subscriptions_per_connection: u32,
+    /// Costly requests (`eth_call`, `eth_estimateGas`, `eth_getLogs`, `eth_feeHistory`, full
+    /// blocks) running at once; more are refused with "limit exceeded" rather than queued.
+    pub max_concurrent_heavy: u32,
+    /// Serve the operator's `hmy_blockPeer`/`hmy_unblockPeer`. Refused on a non-loopback
+    /// `listen`: anyone reaching the port could disconnect this validator.
+    pub admin_methods: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -169,6 +175,8 @@ impl Default for RpcConfig {
             max_logs_range: 10_000,
             max_logs: 10_000,
             max_subscriptions_per_connection: 64,
+            max_concurrent_heavy: 2,
+            admin_methods: true,
         }
     }
 }
@@ -275,6 +283,16 @@ impl NodeConfig {
             .backend
             .parse::<accel::Backend>()
             .map_err(|e| format!("field `accel.backend`: {e}"))?;
+        if self.rpc.enabled && self.rpc.admin_methods && !self.rpc.listen.ip().is_loopback() {
+            return Err(format!(
+                "field `rpc.admin_methods`: peer control would be open to anyone reaching {}; \
+                 set `rpc.admin_methods = false` or listen on a loopback address",
+                self.rpc.listen
+            ));
+        }
+        if self.rpc.max_concurrent_heavy == 0 {
+            return Err("field `rpc.max_concurrent_heavy`: must be at least 1".into());
+        }
         if self.network.max_message_bytes < 64 << 10 {
             return Err("field `network.max_message_bytes`: must be at least 65536".into());
         }
@@ -358,9 +376,16 @@ mod tests {
             ("[keys]\nbackend = \"ledger\"", "keys.backend"),
             ("[keys]\nhsm_connector = \"tcp://x\"", "keys.hsm_connector"),
             ("[keys]\nhsm_auth_key_id = 70000", "hsm_auth_key_id"),
+            ("[rpc]\nlisten = \"0.0.0.0:8545\"", "rpc.admin_methods"),
+            (
+                "[rpc]\nmax_concurrent_heavy = 0",
+                "rpc.max_concurrent_heavy",
+            ),
         ] {
             let err = NodeConfig::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
         }
+        // A public RPC port is fine without the operator's methods.
+        NodeConfig::parse("[rpc]\nlisten = \"0.0.0.0:8545\"\nadmin_methods = false").unwrap();
     }
 }

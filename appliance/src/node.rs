@@ -112,12 +112,20 @@ pub struct NodeContext {
     pub announce_headers_only: bool,
 }
 
-/// A compact announce waiting for transactions requested from its sender.
+/// A compact announce from the round's leader, waiting for the transactions asked of it.
 struct PendingAnnounce {
     from: usize,
     compact: consensus::CompactAnnounce,
     received: Instant,
+    /// Hashes asked for and not yet received.
+    missing: std::collections::HashSet<B256>,
+    fetched: HashMap<B256, state::Bytes>,
 }
+
+/// Most hashes one `GetTransactions` may name (a full block of plain transfers is 1,428).
+const MAX_TX_REQUEST: usize = 2048;
+/// Bytes of transactions in one answer to `GetTransactions`.
+const MAX_TX_RESPONSE_BYTES: usize = 4 << 20;
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -291,12 +299,7 @@ impl Driver {
             Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
             Message::Transactions(b) => self.on_transactions(inb.from, b),
             Message::GetTransactions(r) => self.on_get_transactions(inb.from, r),
-            Message::CompactAnnounce(c) => {
-                self.started
-                    .entry(c.header.hash())
-                    .or_insert_with(Instant::now);
-                self.on_compact_announce(inb.from, *c, Instant::now(), &HashMap::new())
-            }
+            Message::CompactAnnounce(c) => self.on_compact_announce(inb.from, *c),
             Message::Announce(ref a) => {
                 self.started
                     .entry(a.block.hash())
@@ -371,7 +374,12 @@ impl Driver {
                 let hash = block.hash();
                 let result = match self.executed.get(&hash) {
                     Some(_) => Ok(()),
-                    None => match execute_block(&self.ctx.store, &self.ctx.exec, &block) {
+                    None => match execute_block(
+                        &self.ctx.store,
+                        &self.ctx.exec,
+                        &block,
+                        &self.pooled(&block),
+                    ) {
                         Ok(executed) => {
                             self.executed.insert(hash, executed);
                             Ok(())
@@ -482,6 +490,22 @@ impl Driver {
     }
 
     fn on_status_tick(&mut self) {
+        // A leader that never answers a fetch: give up after two block times; the view
+        // timer handles the round.
+        let patience = Duration::from_millis(2 * self.ctx.spec.block_time_ms.max(1000));
+        if self
+            .pending_announce
+            .as_ref()
+            .is_some_and(|p| p.received.elapsed() > patience)
+        {
+            let p = self.pending_announce.take().expect("present");
+            tracing::warn!(target: "consensus", from = p.from, number = p.compact.header.number, missing = p.missing.len(), "the leader did not supply its block's transactions");
+            self.ctx
+                .metrics
+                .compact_announces
+                .with_label_values(&["incomplete"])
+                .inc();
+        }
         let tip = self.fbft.tip();
         self.mesh.broadcast(
             Message::Status(Status {
@@ -629,7 +653,7 @@ impl Driver {
                 return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));
             }
             // Re-executed only once its certificate checks out (execution costs more).
-            match execute_block(&self.ctx.store, &self.ctx.exec, &block) {
+            match execute_block(&self.ctx.store, &self.ctx.exec, &block, &HashMap::new()) {
                 Ok(executed) => {
                     self.executed.insert(block.hash(), executed);
                 }
@@ -652,6 +676,20 @@ impl Driver {
             let tip = self.fbft.tip().number;
             self.request_sync(peer, tip + SYNC_BATCH);
         }
+    }
+
+    /// The block's transactions this node's pool already decoded (senders recovered).
+    fn pooled(&self, block: &state::Block) -> HashMap<B256, SignedTx> {
+        let pool = self.ctx.pool.lock().expect("lock");
+        block
+            .body
+            .transactions
+            .iter()
+            .filter_map(|raw| {
+                let h = state::keccak256(raw);
+                pool.get(&h).map(|t| (h, t.clone()))
+            })
+            .collect()
     }
 
     /// The leader's block: the pool's best transactions, executed on the tip.
@@ -700,7 +738,7 @@ impl Driver {
         let hash = block.hash();
         let executed = match self.executed.remove(&hash) {
             Some(e) => e,
-            None => execute_block(&self.ctx.store, &self.ctx.exec, block)?,
+            None => execute_block(&self.ctx.store, &self.ctx.exec, block, &self.pooled(block))?,
         };
         self.ctx
             .store
@@ -732,20 +770,20 @@ impl Driver {
     /// undecodable transactions is scored down; state-dependent refusals (nonce too low after
     /// a block, say) are ordinary races and are not.
     fn on_transactions(&mut self, peer: usize, batch: consensus::TxBatch) {
-        if self
-            .pending_announce
-            .as_ref()
-            .is_some_and(|p| p.from == peer)
-        {
-            let p = self.pending_announce.take().expect("checked");
-            // The answer counts whatever the pool thinks of each transaction: the block's
-            // validity is for execution to judge.
-            let fetched: HashMap<B256, state::Bytes> = batch
-                .transactions
-                .iter()
-                .map(|raw| (state::keccak256(raw), raw.clone()))
-                .collect();
-            self.on_compact_announce(peer, p.compact, p.received, &fetched);
+        if let Some(p) = self.pending_announce.as_mut().filter(|p| p.from == peer) {
+            // Relayed transactions from the leader may arrive before its answer: every batch
+            // from it fills what is missing, whatever the pool later thinks of each one (the
+            // block's validity is for execution to judge).
+            for raw in &batch.transactions {
+                let h = state::keccak256(raw);
+                if p.missing.remove(&h) {
+                    p.fetched.insert(h, raw.clone());
+                }
+            }
+            if p.missing.is_empty() {
+                let p = self.pending_announce.take().expect("present");
+                self.complete_announce(p.from, p.compact, p.received, &p.fetched);
+            }
         }
         let decoded = SignedTx::decode_all(&batch.transactions, self.ctx.exec.chain_id);
         let mut bad = 0;
@@ -769,22 +807,38 @@ impl Driver {
     }
 
     /// Answers a request for transactions by hash: from the pool, or from a block executed
-    /// here but not yet final (the leader's own proposal).
+    /// here but not yet final (the leader's own proposal). Bounded in hashes and bytes, so a
+    /// request cannot make this node build an arbitrarily large answer.
     fn on_get_transactions(&mut self, peer: usize, r: consensus::TxRequest) {
-        let pool = self.ctx.pool.lock().expect("lock");
-        let transactions = r
-            .hashes
-            .iter()
-            .filter_map(|h| {
-                pool.get(h).map(|t| t.raw.clone()).or_else(|| {
-                    self.executed
-                        .values()
-                        .flat_map(|e| e.execution.txs.iter())
-                        .find(|t| t.hash == *h)
-                        .map(|t| t.raw.clone())
-                })
-            })
+        if r.hashes.len() > MAX_TX_REQUEST {
+            return self.fault(
+                peer,
+                &format!("transaction request for {} hashes", r.hashes.len()),
+            );
+        }
+        let proposed: HashMap<B256, &state::Bytes> = self
+            .executed
+            .values()
+            .flat_map(|e| e.execution.txs.iter())
+            .map(|t| (t.hash, &t.raw))
             .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut size = 0usize;
+        let mut transactions = Vec::new();
+        let pool = self.ctx.pool.lock().expect("lock");
+        for h in r.hashes.iter().filter(|h| seen.insert(**h)) {
+            let raw = pool
+                .get(h)
+                .map(|t| t.raw.clone())
+                .or_else(|| proposed.get(h).map(|r| (*r).clone()));
+            if let Some(raw) = raw {
+                size += raw.len();
+                if size > MAX_TX_RESPONSE_BYTES {
+                    break;
+                }
+                transactions.push(raw);
+            }
+        }
         drop(pool);
         self.mesh.send(
             peer,
@@ -792,9 +846,58 @@ impl Driver {
         );
     }
 
-    /// A proposal announced as header plus hashes (HET-86): the body comes from the pool and
-    /// `fetched`; what is still missing is asked of the sender once, and the announce waits.
-    fn on_compact_announce(
+    /// A proposal announced as header plus hashes (HET-86): the body comes from the pool;
+    /// for the current leader's proposal, what is missing is asked of it once, and the
+    /// announce waits (at most one view timeout) for the answer.
+    fn on_compact_announce(&mut self, from: usize, compact: consensus::CompactAnnounce) {
+        if compact.tx_hashes.len() as u64 * 21_000 > compact.header.gas_limit {
+            return self.fault(
+                from,
+                "compact announce lists more transactions than fit its gas limit",
+            );
+        }
+        let assembled = {
+            let pool = self.ctx.pool.lock().expect("lock");
+            compact.assemble(|h| pool.get(h).map(|t| t.raw.clone()))
+        };
+        let (number, view, leader) = self.fbft.round();
+        let current =
+            from == leader && compact.header.number == number && compact.header.view == view;
+        if current {
+            self.started
+                .entry(compact.header.hash())
+                .or_insert_with(Instant::now);
+        }
+        match assembled {
+            Ok(_) => self.complete_announce(from, compact, Instant::now(), &HashMap::new()),
+            // Only the expected proposal is worth a round trip; anything else is a stale or
+            // bogus announce, and must not displace the one being fetched.
+            Err(_) if !current => {
+                tracing::debug!(target: "consensus", from, number = compact.header.number, "incomplete compact announce not from the current leader; ignored");
+            }
+            Err(missing) => {
+                tracing::debug!(target: "consensus", number, missing = missing.len(), "fetching transactions of a compact announce");
+                self.mesh.send(
+                    from,
+                    Message::GetTransactions(consensus::TxRequest {
+                        hashes: missing.clone(),
+                    })
+                    .encode(),
+                );
+                self.pending_announce = Some(PendingAnnounce {
+                    from,
+                    compact,
+                    received: Instant::now(),
+                    missing: missing.into_iter().collect(),
+                    fetched: HashMap::new(),
+                });
+            }
+        }
+    }
+
+    /// Rebuilds a compact announce's block from the pool and `fetched` and hands it to
+    /// consensus.
+    fn complete_announce(
         &mut self,
         from: usize,
         compact: consensus::CompactAnnounce,
@@ -810,52 +913,35 @@ impl Driver {
                     .or_else(|| pool.get(h).map(|t| t.raw.clone()))
             })
         };
-        match assembled {
-            Ok(block) => {
-                if block.compute_transactions_root() != block.header.transactions_root {
-                    return self.fault(
-                        from,
-                        "compact announce: transactions do not match the header's root",
-                    );
-                }
-                let outcome = if fetched.is_empty() {
-                    "complete"
-                } else {
-                    "fetched"
-                };
-                self.ctx
-                    .metrics
-                    .compact_announces
-                    .with_label_values(&[outcome])
-                    .inc();
-                tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), fetched = fetched.len(), ms = received.elapsed().as_millis() as u64, "compact announce assembled");
-                self.feed(Input::Message {
-                    from,
-                    msg: Message::Announce(Box::new(consensus::Announce { block })),
-                });
-            }
-            Err(missing) if fetched.is_empty() => {
-                tracing::debug!(target: "consensus", number = compact.header.number, missing = missing.len(), "fetching transactions of a compact announce");
-                self.mesh.send(
-                    from,
-                    Message::GetTransactions(consensus::TxRequest { hashes: missing }).encode(),
-                );
-                self.pending_announce = Some(PendingAnnounce {
-                    from,
-                    compact,
-                    received,
-                });
-            }
-            Err(missing) => {
-                // The leader could not supply its own block's transactions: no vote; the view
-                // times out if others cannot either.
-                self.ctx
-                    .metrics
-                    .compact_announces
-                    .with_label_values(&["incomplete"])
-                    .inc();
-                tracing::warn!(target: "consensus", number = compact.header.number, from, missing = missing.len(), "compact announce: the sender did not supply its transactions");
-            }
+        let Ok(block) = assembled else {
+            // A transaction left the pool meanwhile (a block was final): the view moves on.
+            self.ctx
+                .metrics
+                .compact_announces
+                .with_label_values(&["incomplete"])
+                .inc();
+            return;
+        };
+        if block.compute_transactions_root() != block.header.transactions_root {
+            return self.fault(
+                from,
+                "compact announce: transactions do not match the header's root",
+            );
         }
+        let outcome = if fetched.is_empty() {
+            "complete"
+        } else {
+            "fetched"
+        };
+        self.ctx
+            .metrics
+            .compact_announces
+            .with_label_values(&[outcome])
+            .inc();
+        tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), fetched = fetched.len(), ms = received.elapsed().as_millis() as u64, "compact announce assembled");
+        self.feed(Input::Message {
+            from,
+            msg: Message::Announce(Box::new(consensus::Announce { block })),
+        });
     }
 }

@@ -7,11 +7,12 @@ use state::{Block, Header, HEADER_VERSION};
 
 /// Re-executes `block` on the stored tip (its parent) and checks every root and total the
 /// header commits to. The result is kept by the caller, so finalizing writes it without
-/// executing again.
+/// executing again. Senders in `known` (from the mempool) are not recovered again.
 pub fn execute_block(
     store: &ChainStore,
     cfg: &ExecConfig,
     block: &Block,
+    known: &std::collections::HashMap<state::B256, state::exec::SignedTx>,
 ) -> Result<ExecutedBlock, String> {
     let (number, hash) = store
         .tip()
@@ -27,7 +28,7 @@ pub fn execute_block(
         .header(number)
         .map_err(|e| e.to_string())?
         .ok_or("tip header missing")?;
-    state::exec::verify(store, cfg, &parent, block).map_err(|e| e.to_string())
+    state::exec::verify_known(store, cfg, &parent, block, known).map_err(|e| e.to_string())
 }
 
 /// Checks that `block` extends `parent` under the committee's rules (catch-up path, where no

@@ -144,6 +144,16 @@ impl ChainSpec {
     }
 
     pub fn validate(&self) -> Result<(), SpecError> {
+        for (address, acc) in &self.alloc {
+            // EIP-3541: no code starts with 0xEF unless it is an EIP-7702 delegation, which
+            // only a transaction sets; such genesis code could never be loaded.
+            if acc.code.first() == Some(&0xef) {
+                return Err(field(
+                    format!("alloc.{address}.code"),
+                    "code must not start with 0xEF (EIP-3541)",
+                ));
+            }
+        }
         if self.chain_id == 0 || HARMONY_CHAIN_IDS.contains(&self.chain_id) {
             return Err(field(
                 "chain_id",

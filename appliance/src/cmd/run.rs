@@ -194,6 +194,9 @@ async fn run_async(
                 relay: cfg.network.relay_transactions.then(|| mesh.clone()),
                 events: events.clone(),
                 limits: cfg.rpc.clone(),
+                heavy: Arc::new(tokio::sync::Semaphore::new(
+                    cfg.rpc.max_concurrent_heavy as usize,
+                )),
             },
         )
         .await

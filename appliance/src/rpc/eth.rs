@@ -169,8 +169,11 @@ fn next_base_fee(h: &Header) -> u64 {
 /// Runs `req` on the latest state on a blocking thread, bounded by the configured gas cap and
 /// wall time, so RPC never holds up consensus.
 async fn run_call(ctx: &Arc<RpcContext>, req: CallRequest, gas: u64) -> RpcResult<CallOutcome> {
+    // Held by the blocking job itself: a call that outlives its timeout still counts.
+    let permit = ctx.heavy_permit()?;
     let c = ctx.clone();
     let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let (_, h) = tip(&c)?;
         let mut inputs = exec::inputs_of(&h);
         inputs.number = h.number + 1;
@@ -303,15 +306,16 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         .expect("unique name");
     m.register_method("eth_accounts", |_, _, _| Vec::<Address>::new())
         .expect("unique name");
-    m.register_method("eth_getBlockByNumber", |p, c, _| {
+    m.register_blocking_method("eth_getBlockByNumber", |p, c, _| {
         let shape = "[block, fullTransactions]";
         let v = params_vec(&p, shape)?;
-        let n = block_param(c, Some(arg(&v, 0, shape)?))?;
+        let n = block_param(&c, Some(arg(&v, 0, shape)?))?;
         let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
-        block_json(c, n, full)
+        let _permit = full.then(|| c.heavy_permit()).transpose()?;
+        block_json(&c, n, full)
     })
     .expect("unique name");
-    m.register_method("eth_getBlockByHash", |p, c, _| {
+    m.register_blocking_method("eth_getBlockByHash", |p, c, _| {
         let shape = "[blockHash, fullTransactions]";
         let v = params_vec(&p, shape)?;
         let hash: B256 = arg(&v, 0, shape)?
@@ -319,8 +323,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| invalid("blockHash: expected a 32-byte 0x hash"))?;
         let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
+        let _permit = full.then(|| c.heavy_permit()).transpose()?;
         match c.store.number_of(&hash).map_err(internal)? {
-            Some(n) => block_json(c, n, full),
+            Some(n) => block_json(&c, n, full),
             None => Ok(Value::Null),
         }
     })
@@ -431,8 +436,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     .expect("unique name");
     m.register_method("eth_maxPriorityFeePerGas", |_, _, _| hex_u64(SUGGESTED_TIP))
         .expect("unique name");
-    m.register_method("eth_feeHistory", |p, c, _| fee_history(c, &p))
-        .expect("unique name");
+    m.register_blocking_method("eth_feeHistory", |p, c, _| {
+        let _permit = c.heavy_permit()?;
+        fee_history(&c, &p)
+    })
+    .expect("unique name");
     m.register_method("eth_sendRawTransaction", |p, c, _| {
         let shape = "[signedTransactionData]";
         let v = params_vec(&p, shape)?;
@@ -487,11 +495,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         )
     })
     .expect("unique name");
-    m.register_method("eth_getLogs", |p, c, _| {
+    m.register_blocking_method("eth_getLogs", |p, c, _| {
         let shape = "[filter]";
         let v = params_vec(&p, shape)?;
-        let filter = super::logs::Filter::parse(c, arg(&v, 0, shape)?)?;
-        filter.collect(c)
+        let filter = super::logs::Filter::parse(&c, arg(&v, 0, shape)?)?;
+        let _permit = c.heavy_permit()?;
+        filter.collect(&c)
     })
     .expect("unique name");
 }
@@ -499,6 +508,22 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
 /// Smallest gas limit with which `req` succeeds: one run at the cap, then a binary search
 /// that starts from the gas the first run used.
 async fn estimate_gas(c: &Arc<RpcContext>, req: CallRequest, cap: u64) -> RpcResult<u64> {
+    // With a fee given, the sender must afford gas × fee: search no higher than it can pay
+    // (as geth does), or a modest balance fails at the cap.
+    let cap = match (req.gas_price.filter(|p| *p > 0), req.from) {
+        (Some(price), Some(from)) => {
+            let ro = c.store.db().tx().map_err(internal)?;
+            let balance = StateReader::new(&ro)
+                .account(from)
+                .map_err(internal)?
+                .map(|a| a.balance)
+                .unwrap_or_default();
+            let spendable = balance.saturating_sub(req.value.unwrap_or_default());
+            let affordable = spendable / U256::from(price);
+            cap.min(affordable.saturating_to::<u64>())
+        }
+        _ => cap,
+    };
     let (_, used) = call_result(run_call(c, req.clone(), cap).await?)?;
     let ok = |o: &CallOutcome| matches!(o, CallOutcome::Success { .. });
     // Refunds and the 63/64 rule mean the limit needed can exceed the gas used.

@@ -2,7 +2,7 @@
 
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{Transaction, TxEnvelope};
-use alloy_primitives::{Address, Log, B256, U256};
+use alloy_primitives::{Log, B256, U256};
 use serde_json::{json, Map, Value};
 use state::exec::{SignedTx, StoredReceipt};
 use state::Header;
@@ -158,15 +158,14 @@ pub fn receipt(r: &StoredReceipt, mined: Mined, first_log_index: u64) -> Value {
         .enumerate()
         .map(|(i, l)| log(l, mined, r.tx_hash, first_log_index + i as u64))
         .collect();
-    let created = r.contract_address != Address::ZERO;
     json!({
         "transactionHash": r.tx_hash,
         "transactionIndex": hex_u64(mined.index),
         "blockHash": mined.block_hash,
         "blockNumber": hex_u64(mined.number),
         "from": r.from,
-        "to": if created || r.to == Address::ZERO { Value::Null } else { json!(r.to) },
-        "contractAddress": if created { json!(r.contract_address) } else { Value::Null },
+        "to": if r.create { Value::Null } else { json!(r.to) },
+        "contractAddress": if r.create { json!(r.contract_address) } else { Value::Null },
         "cumulativeGasUsed": hex_u64(r.cumulative_gas_used),
         "gasUsed": hex_u64(r.gas_used),
         "effectiveGasPrice": hex_u128(r.effective_gas_price),

@@ -53,6 +53,8 @@ impl Filter {
             for pos in list {
                 f.topics.push(match pos {
                     Value::Null => None,
+                    // An empty alternative list matches anything, as in geth.
+                    Value::Array(a) if a.is_empty() => None,
                     other => Some(one_or_many(other, "topic", |s| s.parse().ok())?),
                 });
             }

@@ -35,6 +35,27 @@ pub struct RpcContext {
     pub relay: Option<crate::net::MeshHandle>,
     pub events: BlockEvents,
     pub limits: RpcConfig,
+    /// Permits for costly requests (`rpc.max_concurrent_heavy`).
+    pub heavy: Arc<tokio::sync::Semaphore>,
+}
+
+impl RpcContext {
+    /// A permit for one costly request, or "limit exceeded" (-32005) when all are taken: a
+    /// busy node refuses rather than queues, so RPC load cannot pile up behind consensus.
+    pub(crate) fn heavy_permit(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorObjectOwned> {
+        self.heavy.clone().try_acquire_owned().map_err(|_| {
+            ErrorObject::owned(
+                LIMIT_EXCEEDED,
+                format!(
+                    "limit exceeded: {} costly requests are already running (rpc.max_concurrent_heavy); retry shortly",
+                    self.limits.max_concurrent_heavy
+                ),
+                None::<()>,
+            )
+        })
+    }
 }
 
 /// What the operator's peer methods act on.
@@ -68,6 +89,8 @@ const INVALID_PARAMS: i32 = -32602;
 const INTERNAL: i32 = -32603;
 /// Geth's code for refused transactions and failed server-side checks.
 const SERVER_ERROR: i32 = -32000;
+/// EIP-1474 "limit exceeded".
+const LIMIT_EXCEEDED: i32 = -32005;
 
 fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(INVALID_PARAMS, msg.into(), None::<()>)
@@ -82,6 +105,7 @@ fn server_error(msg: impl Into<String>) -> ErrorObjectOwned {
 }
 
 pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
+    let admin = ctx.limits.admin_methods;
     let mut m = RpcModule::new(ctx);
     m.register_method("web3_clientVersion", |_, _, _| {
         format!("harmony-appliance/v{}", env!("CARGO_PKG_VERSION"))
@@ -118,34 +142,6 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
         serde_json::to_value(&*c.board.status.lock().expect("lock")).expect("serializes")
     })
     .expect("unique name");
-    m.register_method("hmy_blockPeer", |p, c, _| {
-        let admin = c
-            .peers
-            .as_ref()
-            .ok_or_else(|| internal("peer control unavailable"))?;
-        let peer = admin.resolve(&p)?;
-        if admin.operator.lock().expect("lock").insert(peer) {
-            admin
-                .metrics
-                .peer_bans
-                .with_label_values(&["operator"])
-                .inc();
-        }
-        admin.mesh.block(peer);
-        Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
-    })
-    .expect("unique name");
-    m.register_method("hmy_unblockPeer", |p, c, _| {
-        let admin = c
-            .peers
-            .as_ref()
-            .ok_or_else(|| internal("peer control unavailable"))?;
-        let peer = admin.resolve(&p)?;
-        admin.operator.lock().expect("lock").remove(&peer);
-        admin.mesh.unblock(peer);
-        Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
-    })
-    .expect("unique name");
     m.register_method("hmy_blockedPeers", |_, c, _| {
         c.peers
             .as_ref()
@@ -160,6 +156,36 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
             .collect::<Vec<_>>()
     })
     .expect("unique name");
+    if admin {
+        m.register_method("hmy_blockPeer", |p, c, _| {
+            let admin = c
+                .peers
+                .as_ref()
+                .ok_or_else(|| internal("peer control unavailable"))?;
+            let peer = admin.resolve(&p)?;
+            if admin.operator.lock().expect("lock").insert(peer) {
+                admin
+                    .metrics
+                    .peer_bans
+                    .with_label_values(&["operator"])
+                    .inc();
+            }
+            admin.mesh.block(peer);
+            Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
+        })
+        .expect("unique name");
+        m.register_method("hmy_unblockPeer", |p, c, _| {
+            let admin = c
+                .peers
+                .as_ref()
+                .ok_or_else(|| internal("peer control unavailable"))?;
+            let peer = admin.resolve(&p)?;
+            admin.operator.lock().expect("lock").remove(&peer);
+            admin.mesh.unblock(peer);
+            Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
+        })
+        .expect("unique name");
+    }
     m
 }
 

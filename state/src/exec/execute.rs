@@ -231,7 +231,11 @@ fn receipt(
         effective_gas_price: price,
         from: tx.sender,
         to: tx.to().unwrap_or_default(),
-        contract_address: result.created_address().unwrap_or_default(),
+        create: tx.to().is_none(),
+        contract_address: match tx.to() {
+            None => tx.sender.create(tx.nonce()),
+            Some(_) => Address::ZERO,
+        },
         logs_bloom: bloom,
         logs,
     }
@@ -260,6 +264,8 @@ where
     let mut c = CfgEnv::new_with_spec(SPEC);
     c.chain_id = cfg.chain_id;
     c.disable_nonce_check = true;
+    // Calls may claim any `from`, contracts included (as geth allows).
+    c.disable_eip3607 = true;
     // A call without a gas price runs at base fee zero (as geth does), so it needs no funds
     // for gas.
     let mut inputs = *inputs;

@@ -157,12 +157,24 @@ pub fn verify(
     parent: &Header,
     block: &Block,
 ) -> Result<ExecutedBlock, BlockError> {
+    verify_known(store, cfg, parent, block, &Default::default())
+}
+
+/// [`verify`] reusing senders already recovered (the validator's mempool holds most of a
+/// block's transactions), keyed by transaction hash.
+pub fn verify_known(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    parent: &Header,
+    block: &Block,
+    known: &std::collections::HashMap<B256, SignedTx>,
+) -> Result<ExecutedBlock, BlockError> {
     let h = &block.header;
     let want_base = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
     check("base fee", h.base_fee, want_base)?;
     check("gas limit", h.gas_limit, GAS_LIMIT)?;
     let mut txs = Vec::with_capacity(block.body.transactions.len());
-    for (index, r) in SignedTx::decode_all(&block.body.transactions, cfg.chain_id)
+    for (index, r) in SignedTx::decode_all_known(&block.body.transactions, cfg.chain_id, known)
         .into_iter()
         .enumerate()
     {

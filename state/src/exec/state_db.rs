@@ -58,7 +58,11 @@ impl<K: TransactionKind> DatabaseRef for StateReader<'_, K> {
                 key: code_hash.to_string(),
                 reason: "an account names this code hash but the code is missing".into(),
             })?;
-        Ok(Bytecode::new_raw(code))
+        Bytecode::new_raw_checked(code).map_err(|e| DbError::Corrupt {
+            table: "Bytecodes",
+            key: code_hash.to_string(),
+            reason: format!("undecodable bytecode: {e:?}"),
+        })
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {

@@ -74,7 +74,28 @@ impl SignedTx {
 
     /// Decodes many transactions, recovering senders on all cores.
     pub fn decode_all(raws: &[Bytes], chain_id: u64) -> Vec<Result<Self, TxError>> {
-        raws.par_iter().map(|r| Self::decode(r, chain_id)).collect()
+        Self::decode_all_known(raws, chain_id, &Default::default())
+    }
+
+    /// [`decode_all`](Self::decode_all) that takes transactions already decoded (by the
+    /// mempool, say) from `known`, keyed by hash, instead of recovering their senders again.
+    pub fn decode_all_known(
+        raws: &[Bytes],
+        chain_id: u64,
+        known: &std::collections::HashMap<B256, SignedTx>,
+    ) -> Vec<Result<Self, TxError>> {
+        raws.par_iter()
+            .map(|r| {
+                if !known.is_empty() {
+                    if let Some(t) = known.get(&alloy_primitives::keccak256(r)) {
+                        if t.raw == *r {
+                            return Ok(t.clone());
+                        }
+                    }
+                }
+                Self::decode(r, chain_id)
+            })
+            .collect()
     }
 
     pub fn nonce(&self) -> u64 {

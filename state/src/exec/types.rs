@@ -42,19 +42,18 @@ pub struct StoredReceipt {
     pub gas_used: u64,
     pub effective_gas_price: u128,
     pub from: Address,
-    /// Recipient, zero for contract creation.
+    /// Recipient (zero for a contract creation: see `create`).
     pub to: Address,
-    /// Created contract, zero unless this was a successful creation.
+    /// Whether this transaction created a contract.
+    pub create: bool,
+    /// The contract address a creation used (sender and nonce), also when it failed; zero
+    /// for calls.
     pub contract_address: Address,
     pub logs_bloom: Bloom,
     pub logs: Vec<Log>,
 }
 
 impl StoredReceipt {
-    pub fn is_create(&self) -> bool {
-        self.to == Address::ZERO && self.contract_address != Address::ZERO
-    }
-
     /// The consensus receipt (what the receipts root commits to).
     pub fn consensus_envelope(&self) -> alloy_consensus::ReceiptEnvelope {
         use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom};
