@@ -16,14 +16,31 @@
 //!   [`MempoolConfig::price_bump_percent`] (legacy and EIP-2930 transactions have one gas price
 //!   that counts as both) and strictly beats both. Otherwise anyone could churn the pool, and
 //!   the network's gossip, for free.
-//! - **Limits**: a sender holds at most [`MempoolConfig::max_per_sender`] transactions, and the
-//!   pool at most [`MempoolConfig::max_total`]. When the pool is full, a new transaction evicts
-//!   the cheapest *tail* transaction — one with the highest pooled nonce of its sender — if it
-//!   pays more. "Cheapest" is the tip at the current base fee (a fee cap below the base fee
-//!   ranks lowest of all), then the tip cap. Only tails are candidates because evicting any
-//!   other transaction would leave a nonce gap: everything above it would stay pooled while
-//!   being unable to execute, so the pool would hold dead weight while refusing live
-//!   transactions.
+//! - **Pending and queued**: a pooled transaction is *pending* when its nonce is in its sender's
+//!   contiguous run of pooled nonces starting at the account's nonce, so it can execute once
+//!   those before it have; every other one is *queued* behind a nonce gap. The split matters
+//!   because a queued transaction costs its sender nothing for as long as the gap stays open:
+//!   it is never selected, so it never pays. Were queued transactions ranked like pending ones,
+//!   a few funded accounts could each pool [`MempoolConfig::max_per_sender`] high-tip
+//!   transactions above an empty nonce, fill the pool for free, forever, and have every honest
+//!   sender refused with "txpool is full". Hence the limits, the eviction order and the time to
+//!   live below. The pool classifies with the account nonces it last read (when a sender's
+//!   transaction is inserted, at [`Mempool::prune`], which the node calls after every finalized
+//!   block, and for the sender of the tail an eviction would take, before deciding).
+//! - **Limits**: a sender holds at most [`MempoolConfig::max_per_sender`] transactions, the pool
+//!   at most [`MempoolConfig::max_total`], of which at most [`MempoolConfig::max_queued`] queued.
+//!   When a limit is reached, room is made by evicting a *tail* transaction — one with the
+//!   highest pooled nonce of its sender — because evicting any other would leave a nonce gap
+//!   and turn the transactions above it into dead weight. A tail is queued when its sender has
+//!   any queued transaction (they sit above the gap), and queued tails go first: the cheapest
+//!   queued tail, else the cheapest pending tail. "Cheapest" is the tip at the current base fee
+//!   (a fee cap below the base fee ranks lowest of all), then the tip cap; ties go to the lower
+//!   sender address. An incoming *pending* transaction evicts a queued tail whatever either
+//!   pays, and a pending tail only when it pays more. An incoming *queued* transaction evicts
+//!   only a queued tail that pays less, never a pending one; when the queued limit is what binds
+//!   and nothing can go, it is refused with "txpool is full: too many queued (nonce-gapped)
+//!   transactions". A sender's own tail can make room only for a lower nonce (otherwise the new
+//!   transaction would sit above a gap it just made).
 //! - **Selection** ([`Mempool::best`]) gives the leader, per sender, only the contiguous run of
 //!   nonces starting at the account's nonce (nothing after a gap can execute), interleaves the
 //!   senders greedily by the tip each head transaction pays at the block's base fee, drops a
@@ -32,12 +49,18 @@
 //!   sender address, so every node builds the same list from the same pool.
 //! - **Cleanup**: after each finalized block, [`Mempool::remove_included`] drops the block's
 //!   transactions and [`Mempool::prune`] drops any whose nonce the chain has moved past
-//!   (included elsewhere, or replaced by another transaction with the same nonce).
+//!   (included elsewhere, or replaced by another transaction with the same nonce), and any
+//!   pooled for longer than [`MempoolConfig::max_age`] together with every later nonce of the
+//!   same sender (which could not execute without it). The time to live bounds what the limits
+//!   cannot: a queued transaction whose gap never fills, or a pending one whose fee cap stays
+//!   below the base fee, leaves after a few hours instead of never.
 //!
-//! Each transaction is stored once, by hash, with a per-sender index from nonce to hash.
+//! Each transaction is stored once, by hash, with its insertion time and a per-sender index from
+//! nonce to hash.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
 
 use alloy_consensus::Transaction;
 use alloy_primitives::{Address, B256, U256};
@@ -48,7 +71,7 @@ use crate::exec::{SignedTx, MIN_BASE_FEE};
 /// The cheapest possible transaction: a plain transfer.
 const MIN_TX_GAS: u64 = 21_000;
 
-/// Pool limits and the replacement rule.
+/// Pool limits, the replacement rule and the time to live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MempoolConfig {
     /// Most transactions one sender may have pooled.
@@ -59,6 +82,10 @@ pub struct MempoolConfig {
     pub price_bump_percent: u128,
     /// How far above the account's nonce a transaction's nonce may be.
     pub max_nonce_gap: u64,
+    /// Most queued (nonce-gapped) transactions in the pool, counted within `max_total`.
+    pub max_queued: usize,
+    /// How long a transaction may stay pooled ([`Mempool::prune`] drops older ones).
+    pub max_age: Duration,
 }
 
 impl Default for MempoolConfig {
@@ -68,6 +95,8 @@ impl Default for MempoolConfig {
             max_total: 8192,
             price_bump_percent: 10,
             max_nonce_gap: 64,
+            max_queued: 1024,
+            max_age: Duration::from_secs(3 * 60 * 60),
         }
     }
 }
@@ -81,7 +110,7 @@ pub trait AccountSource {
 /// What [`Mempool::insert`] did with an accepted transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
-    /// Added (possibly evicting another sender's cheapest tail transaction).
+    /// Added (possibly evicting a tail transaction to make room).
     New,
     /// Replaced the pooled transaction with this hash (same sender and nonce).
     Replaced(B256),
@@ -112,10 +141,13 @@ pub enum MempoolError {
     SenderFull { sender: Address, count: usize },
     #[error("txpool is full")]
     PoolFull,
+    /// A queued transaction met [`MempoolConfig::max_queued`] and no cheaper queued tail.
+    #[error("txpool is full: too many queued (nonce-gapped) transactions")]
+    QueuedFull,
 }
 
-/// Pool counts. How many transactions are executable now (contiguous from the account nonce)
-/// depends on state, so only what the pool knows by itself is reported.
+/// Pool counts. How many transactions are executable now depends on state; `queued` is as of
+/// the account nonces the pool last read (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MempoolStats {
     /// Transactions pooled.
@@ -124,15 +156,60 @@ pub struct MempoolStats {
     pub senders: usize,
     /// The most transactions any one sender has pooled.
     pub max_per_sender: usize,
+    /// Transactions pooled behind a nonce gap.
+    pub queued: usize,
+}
+
+/// A pooled transaction and when it was inserted.
+#[derive(Debug, Clone)]
+struct PooledTx {
+    tx: SignedTx,
+    added: Instant,
+}
+
+/// One sender's pooled transactions.
+#[derive(Debug, Clone)]
+struct SenderTxs {
+    /// The account nonce as last read from state. Every pooled nonce is at least this: a
+    /// transaction below it is dropped when it is read.
+    base: u64,
+    /// Nonce → hash.
+    nonces: BTreeMap<u64, B256>,
+    /// How many of `nonces` are queued: above the first nonce at or after `base` that is not
+    /// pooled. They are the highest ones, so the tail is queued exactly when this is nonzero.
+    queued: usize,
+}
+
+impl SenderTxs {
+    /// How many pooled nonces run contiguously from `base` (the pending ones).
+    fn pending_len(&self) -> usize {
+        let mut want = Some(self.base);
+        self.nonces
+            .keys()
+            .take_while(|&&n| {
+                let ok = want == Some(n);
+                want = n.checked_add(1);
+                ok
+            })
+            .count()
+    }
+
+    /// The first nonce at or after `base` that is not pooled: where a pending transaction
+    /// would go.
+    fn run_end(&self) -> u64 {
+        self.base.saturating_add(self.pending_len() as u64)
+    }
 }
 
 /// The transaction pool (see the module documentation for the policy).
 #[derive(Debug, Clone, Default)]
 pub struct Mempool {
     cfg: MempoolConfig,
-    txs: HashMap<B256, SignedTx>,
-    /// Per sender, nonce → hash. A sender is present only while it has transactions.
-    by_sender: BTreeMap<Address, BTreeMap<u64, B256>>,
+    txs: HashMap<B256, PooledTx>,
+    /// A sender is present only while it has transactions.
+    by_sender: BTreeMap<Address, SenderTxs>,
+    /// The sum of the senders' `queued`.
+    queued: usize,
 }
 
 /// The fee cap per gas (the gas price for legacy and EIP-2930 transactions).
@@ -165,6 +242,7 @@ impl Mempool {
             cfg,
             txs: HashMap::new(),
             by_sender: BTreeMap::new(),
+            queued: 0,
         }
     }
 
@@ -180,13 +258,29 @@ impl Mempool {
         state: &impl AccountSource,
         base_fee: u64,
     ) -> Result<Inserted, MempoolError> {
+        self.insert_at(tx, state, base_fee, Instant::now())
+    }
+
+    /// [`Mempool::insert`] with the insertion time given (for [`Mempool::prune_at`]).
+    pub fn insert_at(
+        &mut self,
+        tx: SignedTx,
+        state: &impl AccountSource,
+        base_fee: u64,
+        now: Instant,
+    ) -> Result<Inserted, MempoolError> {
         if self.txs.contains_key(&tx.hash) {
             return Err(MempoolError::AlreadyKnown);
         }
         let (next, balance) = state.nonce_and_balance(tx.sender);
         let nonce = tx.nonce();
-        if nonce < next {
-            return Err(MempoolError::NonceTooLow { next, nonce });
+        // The pool may have read a later nonce than `state` has (nonces only grow).
+        let known = self
+            .by_sender
+            .get(&tx.sender)
+            .map_or(next, |s| s.base.max(next));
+        if nonce < known {
+            return Err(MempoolError::NonceTooLow { next: known, nonce });
         }
         if nonce - next > self.cfg.max_nonce_gap {
             return Err(MempoolError::NonceTooHigh {
@@ -214,22 +308,27 @@ impl Mempool {
             });
         }
 
-        let pooled = self.by_sender.get(&tx.sender);
         // The transactions ahead of this one must execute first, so its sender must be able
         // to pay for all of them too.
-        let ahead = pooled
+        let ahead = self
+            .by_sender
+            .get(&tx.sender)
             .into_iter()
-            .flat_map(|m| m.range(next..nonce))
+            .flat_map(|s| s.nonces.range(next..nonce))
             .fold(U256::ZERO, |acc, (_, h)| {
-                acc.saturating_add(self.txs[h].max_cost())
+                acc.saturating_add(self.txs[h].tx.max_cost())
             });
         let cost = ahead.saturating_add(tx.max_cost());
         if balance < cost {
             return Err(MempoolError::InsufficientFunds { balance, cost });
         }
 
-        if let Some(&old_hash) = pooled.and_then(|m| m.get(&nonce)) {
-            let old = &self.txs[&old_hash];
+        // From here on the sender's transactions are classified with the nonce just read.
+        self.refresh(tx.sender, next);
+        let pooled = self.by_sender.get(&tx.sender);
+
+        if let Some(&old_hash) = pooled.and_then(|s| s.nonces.get(&nonce)) {
+            let old = &self.txs[&old_hash].tx;
             let bump = self.cfg.price_bump_percent;
             let (old_fee, old_tip) = (fee_cap(old), tip_cap(old));
             let (new_fee, new_tip) = (max_fee, tip_cap(&tx));
@@ -241,72 +340,151 @@ impl Mempool {
                 return Err(MempoolError::ReplacementUnderpriced);
             }
             self.txs.remove(&old_hash);
-            self.add(tx);
+            self.add(tx, known, now);
             return Ok(Inserted::Replaced(old_hash));
         }
 
-        let count = pooled.map_or(0, BTreeMap::len);
+        let count = pooled.map_or(0, |s| s.nonces.len());
         if count >= self.cfg.max_per_sender {
             return Err(MempoolError::SenderFull {
                 sender: tx.sender,
                 count,
             });
         }
-        if self.txs.len() >= self.cfg.max_total {
-            let victim = self
-                .eviction_candidate(&tx, base_fee)
-                .ok_or(MempoolError::PoolFull)?;
-            if eviction_rank(&tx, base_fee) <= eviction_rank(&self.txs[&victim], base_fee) {
-                return Err(MempoolError::PoolFull);
-            }
-            self.remove(&victim);
-        }
-        self.add(tx);
+        // Not pooled and not below the run's end, so pending exactly at the run's end.
+        let queued = nonce != pooled.map_or(known, SenderTxs::run_end);
+        self.make_room(&tx, queued, state, base_fee)?;
+        self.add(tx, known, now);
         Ok(Inserted::New)
     }
 
-    /// The cheapest tail transaction that can make room for `incoming` without leaving a
-    /// nonce gap (ties: the lowest sender address).
-    fn eviction_candidate(&self, incoming: &SignedTx, base_fee: u64) -> Option<B256> {
+    /// Evicts tail transactions until `incoming` (queued or not) fits under the limits, by the
+    /// rules in the module documentation, or says why it cannot.
+    fn make_room(
+        &mut self,
+        incoming: &SignedTx,
+        queued: bool,
+        state: &impl AccountSource,
+        base_fee: u64,
+    ) -> Result<(), MempoolError> {
+        loop {
+            let queued_full = queued && self.queued >= self.cfg.max_queued;
+            if self.txs.len() < self.cfg.max_total && !queued_full {
+                return Ok(());
+            }
+            let full = if queued_full {
+                MempoolError::QueuedFull
+            } else {
+                MempoolError::PoolFull
+            };
+            let (victim, victim_queued) = self
+                .eviction_candidate(incoming, base_fee)
+                .ok_or_else(|| full.clone())?;
+            // Judge the candidate's sender by the state's nonce rather than the one the pool
+            // last read: if the chain has moved it since (its transactions may have become
+            // pending, or stale and free to drop), look again.
+            let sender = self.txs[&victim].tx.sender;
+            let (state_nonce, _) = state.nonce_and_balance(sender);
+            if self.refresh(sender, state_nonce) {
+                continue;
+            }
+            let pays_more = || {
+                eviction_rank(incoming, base_fee) > eviction_rank(&self.txs[&victim].tx, base_fee)
+            };
+            let allowed = if queued {
+                victim_queued && pays_more()
+            } else {
+                victim_queued || pays_more()
+            };
+            if !allowed {
+                return Err(full);
+            }
+            self.remove(&victim);
+        }
+    }
+
+    /// The tail transaction to evict first to make room for `incoming`, and whether it is
+    /// queued: queued tails before pending ones, then the cheapest, then the lowest sender
+    /// address. The incoming sender's own tail is a candidate only above the incoming nonce.
+    fn eviction_candidate(&self, incoming: &SignedTx, base_fee: u64) -> Option<(B256, bool)> {
         self.by_sender
             .iter()
-            .filter_map(|(sender, nonces)| {
-                let (&nonce, hash) = nonces.last_key_value()?;
-                // The incoming sender's own tail can go only if the incoming transaction
-                // comes before it; otherwise removing it would open a gap below the new one.
+            .filter_map(|(sender, s)| {
+                let (&nonce, hash) = s.nonces.last_key_value()?;
+                // Removing the incoming sender's own tail below the incoming nonce would open
+                // a gap below the new transaction.
                 if *sender == incoming.sender && incoming.nonce() > nonce {
                     return None;
                 }
-                Some(*hash)
+                Some((*hash, s.queued > 0))
             })
-            .min_by_key(|h| eviction_rank(&self.txs[h], base_fee))
+            .min_by_key(|(h, queued)| (!queued, eviction_rank(&self.txs[h].tx, base_fee)))
     }
 
-    /// Indexes `tx` (the caller has removed any transaction with its sender and nonce).
-    fn add(&mut self, tx: SignedTx) {
+    /// Raises `sender`'s known account nonce to `state_nonce`, dropping its transactions below
+    /// it and classifying the rest again; says whether the nonce moved.
+    fn refresh(&mut self, sender: Address, state_nonce: u64) -> bool {
+        let Some(s) = self.by_sender.get_mut(&sender) else {
+            return false;
+        };
+        if state_nonce <= s.base {
+            return false;
+        }
+        s.base = state_nonce;
+        let keep = s.nonces.split_off(&state_nonce);
+        let stale = std::mem::replace(&mut s.nonces, keep);
+        for h in stale.values() {
+            self.txs.remove(h);
+        }
+        self.recount(sender);
+        true
+    }
+
+    /// Classifies `sender`'s transactions again after a change, keeping the pool's queued
+    /// count, and forgets a sender with none left.
+    fn recount(&mut self, sender: Address) {
+        let Some(s) = self.by_sender.get_mut(&sender) else {
+            return;
+        };
+        let queued = s.nonces.len() - s.pending_len();
+        self.queued = self.queued - s.queued + queued;
+        s.queued = queued;
+        if s.nonces.is_empty() {
+            self.by_sender.remove(&sender);
+        }
+    }
+
+    /// Indexes `tx`, inserted at `now` (the caller has removed any transaction with its
+    /// sender and nonce); `base` is the sender's account nonce when it has nothing pooled.
+    fn add(&mut self, tx: SignedTx, base: u64, now: Instant) {
+        let sender = tx.sender;
         self.by_sender
-            .entry(tx.sender)
-            .or_default()
+            .entry(sender)
+            .or_insert_with(|| SenderTxs {
+                base,
+                nonces: BTreeMap::new(),
+                queued: 0,
+            })
+            .nonces
             .insert(tx.nonce(), tx.hash);
-        self.txs.insert(tx.hash, tx);
+        self.txs.insert(tx.hash, PooledTx { tx, added: now });
+        self.recount(sender);
     }
 
     /// Removes one transaction and its index entry.
     fn remove(&mut self, hash: &B256) -> Option<SignedTx> {
-        let tx = self.txs.remove(hash)?;
-        if let Some(nonces) = self.by_sender.get_mut(&tx.sender) {
-            if nonces.get(&tx.nonce()) == Some(hash) {
-                nonces.remove(&tx.nonce());
+        let PooledTx { tx, .. } = self.txs.remove(hash)?;
+        if let Some(s) = self.by_sender.get_mut(&tx.sender) {
+            if s.nonces.get(&tx.nonce()) == Some(hash) {
+                s.nonces.remove(&tx.nonce());
             }
-            if nonces.is_empty() {
-                self.by_sender.remove(&tx.sender);
-            }
+            self.recount(tx.sender);
         }
         Some(tx)
     }
 
     pub fn get(&self, hash: &B256) -> Option<&SignedTx> {
-        self.txs.get(hash)
+        self.txs.get(hash).map(|p| &p.tx)
     }
 
     pub fn contains(&self, hash: &B256) -> bool {
@@ -326,12 +504,18 @@ impl Mempool {
         self.by_sender.len()
     }
 
+    /// How many pooled transactions are queued behind a nonce gap, as of the account nonces
+    /// the pool last read.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
     /// The nonce `sender`'s next transaction should use: `state_nonce` advanced through the
     /// sender's contiguous pooled nonces (`eth_getTransactionCount` at "pending").
     pub fn next_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
         let mut next = state_nonce;
-        if let Some(nonces) = self.by_sender.get(&sender) {
-            for n in nonces.range(state_nonce..).map(|(n, _)| *n) {
+        if let Some(s) = self.by_sender.get(&sender) {
+            for n in s.nonces.range(state_nonce..).map(|(n, _)| *n) {
                 if n != next {
                     break;
                 }
@@ -348,11 +532,15 @@ impl Mempool {
         // Max-heap of sender heads: highest tip first, then the lowest sender address.
         let mut heads: BinaryHeap<(u128, Reverse<Address>, Reverse<u64>)> = BinaryHeap::new();
         let push = |heads: &mut BinaryHeap<_>, sender: Address, nonce: u64| {
-            let Some(hash) = self.by_sender.get(&sender).and_then(|m| m.get(&nonce)) else {
+            let Some(hash) = self
+                .by_sender
+                .get(&sender)
+                .and_then(|s| s.nonces.get(&nonce))
+            else {
                 return;
             };
             // A fee cap below the base fee blocks the rest of the sender's run as well.
-            if let Some(tip) = self.txs[hash].effective_tip(base_fee) {
+            if let Some(tip) = self.txs[hash].tx.effective_tip(base_fee) {
                 heads.push((tip, Reverse(sender), Reverse(nonce)));
             }
         };
@@ -365,7 +553,7 @@ impl Mempool {
             if left < MIN_TX_GAS {
                 break;
             }
-            let tx = &self.txs[&self.by_sender[&sender][&nonce]];
+            let tx = &self.txs[&self.by_sender[&sender].nonces[&nonce]].tx;
             if tx.gas_limit() > left {
                 // Does not fit; the sender's later nonces cannot run without it.
                 continue;
@@ -385,18 +573,39 @@ impl Mempool {
         hashes.iter().filter(|h| self.remove(h).is_some()).count()
     }
 
-    /// Drops every transaction whose nonce is below its sender's account nonce (call after
-    /// each finalized block); returns how many were dropped.
+    /// [`Mempool::prune_at`] now (call after each finalized block).
     pub fn prune(&mut self, state: &impl AccountSource) -> usize {
-        let mut stale = Vec::new();
-        for (sender, nonces) in &self.by_sender {
-            let (next, _) = state.nonce_and_balance(*sender);
-            stale.extend(nonces.range(..next).map(|(_, h)| *h));
+        self.prune_at(state, Instant::now())
+    }
+
+    /// Drops every transaction whose nonce is below its sender's account nonce, and every one
+    /// pooled for longer than [`MempoolConfig::max_age`] at `now` together with its sender's
+    /// later nonces; classifies the rest with the account nonces read. Returns how many were
+    /// dropped.
+    pub fn prune_at(&mut self, state: &impl AccountSource, now: Instant) -> usize {
+        let before = self.txs.len();
+        let max_age = self.cfg.max_age;
+        let senders: Vec<Address> = self.by_sender.keys().copied().collect();
+        for sender in senders {
+            let (next, _) = state.nonce_and_balance(sender);
+            self.refresh(sender, next);
+            let Some(s) = self.by_sender.get_mut(&sender) else {
+                continue;
+            };
+            let txs = &mut self.txs;
+            let expired = s
+                .nonces
+                .iter()
+                .find(|(_, h)| now.saturating_duration_since(txs[*h].added) > max_age)
+                .map(|(n, _)| *n);
+            if let Some(first) = expired {
+                for h in s.nonces.split_off(&first).values() {
+                    txs.remove(h);
+                }
+                self.recount(sender);
+            }
         }
-        for h in &stale {
-            self.remove(h);
-        }
-        stale.len()
+        before - self.txs.len()
     }
 
     /// The hashes among `hashes` that are not pooled (to fetch from peers).
@@ -410,7 +619,7 @@ impl Mempool {
 
     /// The pooled transactions with these hashes, in the same order (`None` when absent).
     pub fn by_hashes(&self, hashes: &[B256]) -> Vec<Option<SignedTx>> {
-        hashes.iter().map(|h| self.txs.get(h).cloned()).collect()
+        hashes.iter().map(|h| self.get(h).cloned()).collect()
     }
 
     pub fn stats(&self) -> MempoolStats {
@@ -420,9 +629,10 @@ impl Mempool {
             max_per_sender: self
                 .by_sender
                 .values()
-                .map(BTreeMap::len)
+                .map(|s| s.nonces.len())
                 .max()
                 .unwrap_or(0),
+            queued: self.queued,
         }
     }
 }
@@ -551,9 +761,11 @@ mod tests {
                 c.max_per_sender,
                 c.max_total,
                 c.price_bump_percent,
-                c.max_nonce_gap
+                c.max_nonce_gap,
+                c.max_queued,
+                c.max_age
             ),
-            (64, 8192, 10, 64)
+            (64, 8192, 10, 64, 1024, Duration::from_secs(3 * 3600))
         );
         assert!(pool().is_empty());
     }
@@ -749,7 +961,8 @@ mod tests {
         p.insert(dyn_tx(&c, 0, 100, 1), &s, BASE).unwrap();
         p.insert(dyn_tx(&a, 0, 100, 10), &s, BASE).unwrap();
         assert_eq!(err(&mut p, dyn_tx(&c, 1, 100, 5), &s), "txpool is full");
-        // ... but it can be for an earlier one (nonce 0 fills the gap below nonce 1).
+        // ... but it can be for an earlier one (nonce 0 fills the gap below nonce 1; d1 is
+        // queued, so it goes whatever it pays).
         let mut p = Mempool::new(MempoolConfig {
             max_total: 1,
             ..Default::default()
@@ -938,28 +1151,242 @@ mod tests {
             MempoolStats {
                 total: 3,
                 senders: 2,
-                max_per_sender: 2
+                max_per_sender: 2,
+                queued: 0,
             }
         );
         assert_eq!(Mempool::default().stats(), MempoolStats::default());
     }
 
-    /// Index consistency: every pooled transaction is indexed under its sender and nonce
-    /// and nothing else is.
-    fn check_invariants(p: &Mempool) {
+    #[test]
+    fn queued_transactions_cannot_lock_out_pending_ones() {
+        // The attack, scaled down: funded accounts each pool high-tip transactions above an
+        // empty nonce until the pool is full. None of them can execute, so none ever pays.
+        let attackers: Vec<_> = (0..4).map(key).collect();
+        let s = Accounts::default();
+        let mut p = Mempool::new(MempoolConfig {
+            max_per_sender: 4,
+            max_total: 16,
+            max_queued: 16,
+            ..Default::default()
+        });
+        for k in &attackers {
+            for n in 1..=4 {
+                p.insert(dyn_tx(k, n, 1000, 100), &s, BASE).unwrap();
+            }
+        }
+        assert_eq!((p.len(), p.queued()), (16, 16));
+        assert!(p.best(&s, BASE, GAS_LIMIT).is_empty());
+        // An honest transaction paying far less still gets in: a queued tail goes first,
+        // whatever it pays (ties: the lowest sender address).
+        let honest = key(10);
+        let h0 = dyn_tx(&honest, 0, 10, 1);
+        assert_eq!(p.insert(h0.clone(), &s, BASE), Ok(Inserted::New));
+        let lowest = attackers.iter().min_by_key(|k| k.address()).unwrap();
+        assert!(!p.contains(&dyn_tx(lowest, 4, 1000, 100).hash));
+        assert_eq!((p.len(), p.queued()), (16, 15));
+        // So do its next nonces and other honest senders, until no queued transaction is left.
+        for n in 1..4 {
+            p.insert(dyn_tx(&honest, n, 10, 1), &s, BASE).unwrap();
+        }
+        for i in 11..23 {
+            p.insert(dyn_tx(&key(i), 0, 10, 1), &s, BASE).unwrap();
+        }
+        assert_eq!((p.len(), p.queued()), (16, 0));
+        assert_eq!(p.best(&s, BASE, GAS_LIMIT).len(), 16);
+        // Now a queued transaction cannot displace a pending one, however much it offers.
+        assert_eq!(
+            err(&mut p, dyn_tx(&attackers[0], 1, 1000, 500), &s),
+            "txpool is full"
+        );
+    }
+
+    #[test]
+    fn queued_transactions_only_displace_cheaper_queued_ones() {
+        let (a, b, c, d) = (key(0), key(1), key(2), key(3));
+        let s = Accounts::default();
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 2,
+            ..Default::default()
+        });
+        let b0 = dyn_tx(&b, 0, 100, 1);
+        let a1 = dyn_tx(&a, 1, 100, 5);
+        p.insert(b0.clone(), &s, BASE).unwrap();
+        p.insert(a1.clone(), &s, BASE).unwrap();
+        // b0 is cheaper, but pending: the queued a1 goes.
+        let c1 = dyn_tx(&c, 1, 100, 100);
+        assert_eq!(p.insert(c1.clone(), &s, BASE), Ok(Inserted::New));
+        assert!(p.contains(&b0.hash) && !p.contains(&a1.hash));
+        // A queued transaction must pay more than the queued tail.
+        assert_eq!(err(&mut p, dyn_tx(&d, 1, 100, 50), &s), "txpool is full");
+        assert_eq!(err(&mut p, dyn_tx(&d, 1, 100, 100), &s), "txpool is full");
+        // A pending one needs not: c1 goes for a transaction tipping nothing.
+        assert_eq!(p.insert(dyn_tx(&d, 0, 100, 0), &s, BASE), Ok(Inserted::New));
+        assert!(p.contains(&b0.hash) && !p.contains(&c1.hash));
+        assert_eq!(p.queued(), 0);
+    }
+
+    #[test]
+    fn queued_limit() {
+        const FULL: &str = "txpool is full: too many queued (nonce-gapped) transactions";
+        let (a, b, c, s) = (key(0), key(1), key(2), Accounts::default());
+        let mut p = Mempool::new(MempoolConfig {
+            max_queued: 3,
+            ..Default::default()
+        });
+        for n in 1..=3 {
+            p.insert(dyn_tx(&a, n, 100, 5), &s, BASE).unwrap();
+        }
+        assert_eq!(p.queued(), 3);
+        // a's own tail is below the new nonce, so it cannot make room.
+        assert_eq!(err(&mut p, dyn_tx(&a, 4, 100, 50), &s), FULL);
+        assert_eq!(
+            p.insert(dyn_tx(&a, 4, 100, 50), &s, BASE).unwrap_err(),
+            MempoolError::QueuedFull
+        );
+        // Another sender's queued transaction must pay more than the cheapest queued tail.
+        assert_eq!(err(&mut p, dyn_tx(&b, 1, 100, 5), &s), FULL);
+        let b1 = dyn_tx(&b, 1, 100, 6);
+        assert_eq!(p.insert(b1.clone(), &s, BASE), Ok(Inserted::New));
+        assert!(!p.contains(&dyn_tx(&a, 3, 100, 5).hash));
+        assert_eq!((p.len(), p.queued()), (3, 3));
+        // Replacing a queued transaction adds none.
+        assert!(matches!(
+            p.insert(dyn_tx(&b, 1, 200, 7), &s, BASE),
+            Ok(Inserted::Replaced(_))
+        ));
+        // Pending transactions do not count.
+        p.insert(dyn_tx(&c, 0, 100, 1), &s, BASE).unwrap();
+        assert_eq!((p.len(), p.queued()), (4, 3));
+        // Filling a's gap makes a1 and a2 pending, which frees room for queued ones.
+        p.insert(dyn_tx(&a, 0, 100, 1), &s, BASE).unwrap();
+        assert_eq!(p.queued(), 1);
+        p.insert(dyn_tx(&a, 4, 100, 1), &s, BASE).unwrap();
+        p.insert(dyn_tx(&c, 2, 100, 1), &s, BASE).unwrap();
+        assert_eq!(p.queued(), 3);
+        assert_eq!(err(&mut p, dyn_tx(&c, 3, 100, 1), &s), FULL);
+        assert_eq!(p.stats().queued, 3);
+    }
+
+    #[test]
+    fn old_transactions_expire_with_their_successors() {
+        let (a, b, mut s, mut p) = (key(0), key(1), Accounts::default(), pool());
+        let t0 = Instant::now();
+        let (hour, sec) = (Duration::from_secs(3600), Duration::from_secs(1));
+        let a0 = dyn_tx(&a, 0, 10, 1);
+        let a1 = dyn_tx(&a, 1, 10, 1);
+        let a2 = dyn_tx(&a, 2, 10, 1);
+        let b0 = dyn_tx(&b, 0, 10, 1);
+        let b1 = dyn_tx(&b, 1, 10, 1);
+        p.insert_at(a1.clone(), &s, BASE, t0).unwrap();
+        p.insert_at(b0.clone(), &s, BASE, t0 + hour).unwrap();
+        for t in [&a0, &a2, &b1] {
+            p.insert_at(t.clone(), &s, BASE, t0 + 2 * hour).unwrap();
+        }
+        // Exactly the maximum age is not older than it.
+        assert_eq!(p.prune_at(&s, t0 + 3 * hour), 0);
+        assert_eq!(p.prune(&s), 0);
+        // a1 expires and takes a2, young as it is, along (it could not execute without a1);
+        // a0 stays.
+        assert_eq!(p.prune_at(&s, t0 + 3 * hour + sec), 2);
+        assert!(p.contains(&a0.hash) && !p.contains(&a1.hash) && !p.contains(&a2.hash));
+        assert_eq!(p.next_nonce(a.address(), 0), 1);
+        // The chain took b0 (stale, dropped); b1 and a0 are two hours old.
+        s.set_nonce(&b, 1);
+        assert_eq!(p.prune_at(&s, t0 + 4 * hour), 1);
+        assert!(p.contains(&a0.hash) && p.contains(&b1.hash) && !p.contains(&b0.hash));
+        // A replacement is a new transaction, with a new insertion time.
+        let a0b = dyn_tx(&a, 0, 20, 2);
+        assert_eq!(
+            p.insert_at(a0b.clone(), &s, BASE, t0 + 5 * hour),
+            Ok(Inserted::Replaced(a0.hash))
+        );
+        assert_eq!(p.prune_at(&s, t0 + 6 * hour), 1);
+        assert!(p.contains(&a0b.hash) && !p.contains(&b1.hash));
+        assert_eq!((p.len(), p.senders(), p.queued()), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_filled_gap_makes_queued_transactions_pending() {
+        let (a, b, c, mut s) = (key(0), key(1), key(2), Accounts::default());
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 3,
+            ..Default::default()
+        });
+        let a1 = dyn_tx(&a, 1, 100, 50);
+        let b0 = dyn_tx(&b, 0, 100, 10);
+        p.insert(a1.clone(), &s, BASE).unwrap();
+        p.insert(b0.clone(), &s, BASE).unwrap();
+        assert_eq!(p.queued(), 1);
+        // The gap filled in the pool: a1 is pending and its tip protects it like any other.
+        p.insert(dyn_tx(&a, 0, 100, 50), &s, BASE).unwrap();
+        assert_eq!(p.queued(), 0);
+        assert_eq!(err(&mut p, dyn_tx(&c, 0, 100, 1), &s), "txpool is full");
+        assert_eq!(
+            p.insert(dyn_tx(&c, 0, 100, 20), &s, BASE),
+            Ok(Inserted::New)
+        );
+        assert!(p.contains(&a1.hash) && !p.contains(&b0.hash));
+
+        // The gap filled by the chain (a0 included from elsewhere) before any prune: the
+        // eviction judges a by the state's nonce, not the one the pool last read.
+        let mut p = Mempool::new(MempoolConfig {
+            max_total: 2,
+            ..Default::default()
+        });
+        p.insert(a1.clone(), &s, BASE).unwrap();
+        p.insert(b0.clone(), &s, BASE).unwrap();
+        assert_eq!(p.queued(), 1);
+        s.set_nonce(&a, 1);
+        assert_eq!(err(&mut p, dyn_tx(&c, 0, 100, 1), &s), "txpool is full");
+        assert_eq!(p.queued(), 0);
+        assert_eq!(
+            p.insert(dyn_tx(&c, 0, 100, 20), &s, BASE),
+            Ok(Inserted::New)
+        );
+        assert!(p.contains(&a1.hash) && !p.contains(&b0.hash));
+        // And the other way: a sender's nonce moved past its whole pooled run, whose stale
+        // transactions go before anything is evicted.
+        s.set_nonce(&b, 0);
+        s.set_nonce(&c, 1);
+        assert_eq!(p.insert(b0.clone(), &s, BASE), Ok(Inserted::New));
+        assert!(p.contains(&a1.hash) && p.contains(&b0.hash));
+        assert_eq!(p.len(), 2);
+    }
+
+    /// The transactions queued by the account nonces in `s`.
+    fn queued_by_state(p: &Mempool, s: &Accounts) -> HashSet<B256> {
+        let mut out = HashSet::new();
+        for (sender, st) in &p.by_sender {
+            let run = p.next_nonce(*sender, s.nonce_and_balance(*sender).0);
+            out.extend(st.nonces.range(run..).map(|(_, h)| *h));
+        }
+        out
+    }
+
+    /// Index consistency: every pooled transaction is indexed under its sender and nonce and
+    /// nothing else is, and the queued counts agree with `s` (which the pool has read since it
+    /// last changed: every nonce is at least the account's).
+    fn check_invariants(p: &Mempool, s: &Accounts) {
         let cfg = p.config();
         assert!(p.len() <= cfg.max_total);
         let mut seen = 0;
-        for (sender, nonces) in &p.by_sender {
-            assert!(!nonces.is_empty());
-            assert!(nonces.len() <= cfg.max_per_sender);
-            for (n, h) in nonces {
-                let t = &p.txs[h];
+        let mut queued = 0;
+        for (sender, st) in &p.by_sender {
+            assert!(!st.nonces.is_empty());
+            assert!(st.nonces.len() <= cfg.max_per_sender);
+            assert_eq!(st.base, s.nonce_and_balance(*sender).0);
+            for (n, h) in &st.nonces {
+                let t = &p.txs[h].tx;
                 assert_eq!((t.sender, t.nonce()), (*sender, *n));
+                assert!(*n >= st.base);
             }
-            seen += nonces.len();
+            seen += st.nonces.len();
+            queued += st.queued;
         }
         assert_eq!(seen, p.len());
+        assert_eq!(queued, p.queued());
+        assert_eq!(queued_by_state(p, s).len(), p.queued());
     }
 
     #[derive(Debug, Clone)]
@@ -975,11 +1402,13 @@ mod tests {
         Advance { sender: usize, by: u64 },
         /// A block included the first `take` of `best`.
         Block { take: usize },
+        /// Time passed, then the pool was pruned.
+        Wait { secs: u64 },
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            8 => (0..4usize, 0..8u64, 1..6u128, 0..5u128, 0..3u64).prop_map(
+            8 => (0..4usize, prop_oneof![3 => 0..2u64, 1 => 0..8u64], 1..6u128, 0..5u128, 0..3u64).prop_map(
                 |(sender, nonce, fee, tip, gas)| Op::Insert {
                     sender,
                     nonce,
@@ -990,93 +1419,172 @@ mod tests {
             ),
             1 => (0..4usize, 1..3u64).prop_map(|(sender, by)| Op::Advance { sender, by }),
             1 => (0..4usize).prop_map(|take| Op::Block { take }),
+            1 => (0..8u64).prop_map(|secs| Op::Wait { secs }),
         ]
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(128))]
+           #![proptest_config(ProptestConfig::with_cases(128))]
 
-        #[test]
-        fn random_inserts_keep_limits_and_best_is_contiguous(
-            ops in proptest::collection::vec(op(), 1..40),
-            base in 1..4u64,
-            block_gas in 21_000..200_000u64,
-        ) {
-            let keys: Vec<_> = (0..4).map(key).collect();
-            let mut s = Accounts::default();
-            let mut p = Mempool::new(MempoolConfig {
-                max_per_sender: 3,
-                max_total: 7,
-                price_bump_percent: 10,
-                max_nonce_gap: 5,
-            });
-            for op in ops {
-                match op {
-                    Op::Insert { sender, nonce, fee, tip, gas } => {
-                        let k = &keys[sender];
-                        let next = s.nonce_and_balance(k.address()).0;
-                        let t = dyn_tx_full(k, next + nonce, gas, fee * GWEI, tip * GWEI, U256::ZERO);
-                        let before = p.len();
-                        let snapshot_txs = p.txs.clone();
-                        let snapshot: Vec<B256> = snapshot_txs.keys().copied().collect();
-                        match p.insert(t.clone(), &s, base * BASE) {
-                            Ok(Inserted::New) => {
-                                prop_assert!(p.contains(&t.hash));
-                                prop_assert!(p.len() == before + 1 || p.len() == before);
-                                // An eviction took a tail: nothing of its sender is above it.
-                                for h in snapshot.iter().filter(|h| !p.contains(h)) {
-                                    let gone = &snapshot_txs[h];
-                                    let above = p.by_sender.get(&gone.sender).and_then(|m| {
-                                        m.range(gone.nonce() + 1..).next()
-                                    });
-                                    prop_assert!(above.is_none(), "eviction left a gap");
-                                }
-                            }
-                            Ok(Inserted::Replaced(old)) => {
-                                prop_assert!(!p.contains(&old));
-                                prop_assert_eq!(p.len(), before);
-                            }
-                            Err(_) => {
-                                prop_assert_eq!(p.len(), before);
-                            }
-                        }
-                    }
-                    Op::Advance { sender, by } => {
-                        let k = &keys[sender];
-                        let next = s.nonce_and_balance(k.address()).0;
-                        s.set_nonce(k, next + by);
-                        p.prune(&s);
-                    }
-                    Op::Block { take } => {
-                        let best = p.best(&s, base * BASE, GAS_LIMIT);
-                        let included: Vec<B256> = best.iter().take(take).map(|t| t.hash).collect();
-                        for t in best.iter().take(take) {
-                            let (next, balance) = s.nonce_and_balance(t.sender);
-                            prop_assert_eq!(t.nonce(), next);
-                            s.0.insert(t.sender, (next + 1, balance));
-                        }
-                        prop_assert_eq!(p.remove_included(&included), included.len());
-                        prop_assert_eq!(p.prune(&s), 0);
-                    }
-                }
-                check_invariants(&p);
+           #[test]
+           fn random_inserts_keep_limits_and_best_is_contiguous(
+               ops in proptest::collection::vec(op(), 1..40),
+               base in 1..4u64,
+               block_gas in 21_000..200_000u64,
+           ) {
+               let keys: Vec<_> = (0..4).map(key).collect();
+               let mut s = Accounts::default();
+               let cfg = MempoolConfig {
+                   max_per_sender: 3,
+                   max_total: 7,
+                   price_bump_percent: 10,
+                   max_nonce_gap: 5,
+                   max_queued: 2,
+                   max_age: Duration::from_secs(10),
+               };
+               let mut p = Mempool::new(cfg);
+               let mut now = Instant::now();
+               let rank = |t: &SignedTx| eviction_rank(t, base * BASE);
+               for op in ops {
+                   match op {
+                       Op::Insert { sender, nonce, fee, tip, gas } => {
+                           let k = &keys[sender];
+                           let next = s.nonce_and_balance(k.address()).0;
+                           let t = dyn_tx_full(k, next + nonce, gas, fee * GWEI, tip * GWEI, U256::ZERO);
+                           let before = p.len();
+                           let snapshot_txs = p.txs.clone();
+                           let snapshot: Vec<B256> = snapshot_txs.keys().copied().collect();
+                           let queued_before = queued_by_state(&p, &s);
+                           let incoming_queued = t.nonce() > p.next_nonce(t.sender, next);
+                           // The tails that could make room, and whether each is queued.
+                           let tails: Vec<(B256, bool)> = p
+                               .by_sender
+                               .iter()
+                               .filter_map(|(a, st)| {
+                                   let (n, h) = st.nonces.last_key_value()?;
+                                   (*a != t.sender || t.nonce() < *n)
+                                       .then(|| (*h, queued_before.contains(h)))
+                               })
+                               .collect();
+                           let cheaper_queued_tail = tails
+                               .iter()
+                               .any(|(h, q)| *q && rank(&snapshot_txs[h].tx) < rank(&t));
+                           match p.insert_at(t.clone(), &s, base * BASE, now) {
+                               Ok(Inserted::New) => {
+                                   prop_assert!(p.contains(&t.hash));
+                                   prop_assert!(p.len() == before + 1 || p.len() == before);
+                                   let gone: Vec<&B256> =
+                                       snapshot.iter().filter(|h| !p.contains(h)).collect();
+                                   prop_assert!(gone.len() <= 1);
+                                   for h in gone {
+                                       // An eviction took a tail: nothing of its sender is above it.
+                                       let gone = &snapshot_txs[h].tx;
+                                       let above = p.by_sender.get(&gone.sender).and_then(|st| {
+                                           st.nonces.range(gone.nonce() + 1..).next()
+                                       });
+                                       prop_assert!(above.is_none(), "eviction left a gap");
+                                       if incoming_queued {
+                                           // Only a cheaper queued tail makes room for a queued one.
+                                           prop_assert!(queued_before.contains(h));
+                                           prop_assert!(rank(gone) < rank(&t));
+                                       } else if !queued_before.contains(h) {
+                                           // A pending tail goes only when no queued one can,
+                                           // and only for a transaction paying more.
+                                           prop_assert!(tails.iter().all(|(_, q)| !q));
+                                           prop_assert!(rank(gone) < rank(&t));
+                                       }
+                                   }
+                               }
+                               Ok(Inserted::Replaced(old)) => {
+                                   prop_assert!(!p.contains(&old));
+                                   prop_assert_eq!(p.len(), before);
+                               }
+                               Err(e) => {
+                                   prop_assert_eq!(p.len(), before);
+                                   match e {
+                                       MempoolError::QueuedFull => {
+                                           prop_assert!(incoming_queued);
+                                           prop_assert_eq!(queued_before.len(), cfg.max_queued);
+                                           prop_assert!(!cheaper_queued_tail);
+                                       }
+                                       MempoolError::PoolFull => {
+                                           prop_assert_eq!(before, cfg.max_total);
+                                           prop_assert!(!cheaper_queued_tail);
+                                           if !incoming_queued {
+                                               // No queued tail at all, and every pending one
+                                               // pays at least as much.
+                                               for (h, q) in &tails {
+                                                   prop_assert!(!q);
+                                                   prop_assert!(rank(&snapshot_txs[h].tx) >= rank(&t));
+                                               }
+                                           }
+                                       }
+                                       _ => {}
+                                   }
+                               }
+                           }
+                       }
+                       Op::Advance { sender, by } => {
+                           let k = &keys[sender];
+                           let next = s.nonce_and_balance(k.address()).0;
+                           s.set_nonce(k, next + by);
+                           p.prune_at(&s, now);
+                       }
+                       Op::Block { take } => {
+                           let best = p.best(&s, base * BASE, GAS_LIMIT);
+                           let included: Vec<B256> = best.iter().take(take).map(|t| t.hash).collect();
+                           for t in best.iter().take(take) {
+                               let (next, balance) = s.nonce_and_balance(t.sender);
+                               prop_assert_eq!(t.nonce(), next);
+                               s.0.insert(t.sender, (next + 1, balance));
+                           }
+                           prop_assert_eq!(p.remove_included(&included), included.len());
+                           prop_assert_eq!(p.prune_at(&s, now), 0);
+                       }
+                       Op::Wait { secs } => {
+                           now += Duration::from_secs(secs);
+                           let snapshot_txs = p.txs.clone();
+                           let dropped = p.prune_at(&s, now);
+                           prop_assert_eq!(p.len() + dropped, snapshot_txs.len());
+                           let old = |h: &B256| now.saturating_duration_since(snapshot_txs[h].added) > cfg.max_age;
+                           for (h, pooled) in &snapshot_txs {
+                               let t = &pooled.tx;
+                               if p.contains(h) {
+                                   prop_assert!(!old(h));
+                                   continue;
+                               }
+                               // Dropped: it or an earlier nonce of its sender was too old, and
+                               // nothing of its sender is left above it.
+                               let expired = snapshot_txs.iter().any(|(g, q)| {
+                                   q.tx.sender == t.sender && q.tx.nonce() <= t.nonce() && old(g)
+                               });
+    prop_assert!(expired);
+                               let above = p.by_sender.get(&t.sender).and_then(|st| {
+                                   st.nonces.range(t.nonce() + 1..).next()
+                               });
+                               prop_assert!(above.is_none(), "expiry left a gap");
+                           }
+                       }
+                   }
+                   check_invariants(&p, &s);
+                   prop_assert!(p.queued() <= cfg.max_queued);
 
-                let best = p.best(&s, base * BASE, block_gas);
-                let total: u64 = best.iter().map(SignedTx::gas_limit).sum();
-                prop_assert!(total <= block_gas);
-                let hashes: HashSet<B256> = best.iter().map(|t| t.hash).collect();
-                prop_assert_eq!(hashes.len(), best.len());
-                let mut expect: HashMap<Address, u64> = HashMap::new();
-                for t in &best {
-                    prop_assert!(p.contains(&t.hash));
-                    prop_assert!(t.effective_tip(base * BASE).is_some());
-                    let want = expect
-                        .entry(t.sender)
-                        .or_insert_with(|| s.nonce_and_balance(t.sender).0);
-                    prop_assert_eq!(t.nonce(), *want);
-                    *want += 1;
-                }
-            }
-        }
-    }
+                   let best = p.best(&s, base * BASE, block_gas);
+                   let total: u64 = best.iter().map(SignedTx::gas_limit).sum();
+                   prop_assert!(total <= block_gas);
+                   let hashes: HashSet<B256> = best.iter().map(|t| t.hash).collect();
+                   prop_assert_eq!(hashes.len(), best.len());
+                   let mut expect: HashMap<Address, u64> = HashMap::new();
+                   for t in &best {
+                       prop_assert!(p.contains(&t.hash));
+                       prop_assert!(t.effective_tip(base * BASE).is_some());
+                       let want = expect
+                           .entry(t.sender)
+                           .or_insert_with(|| s.nonce_and_balance(t.sender).0);
+                       prop_assert_eq!(t.nonce(), *want);
+                       *want += 1;
+                   }
+               }
+           }
+       }
 }

@@ -45,15 +45,24 @@ impl ChainStore {
     /// it must be this one: otherwise [`DbError::GenesisMismatch`] (the data dir belongs to
     /// another network).
     pub fn init_genesis(&self, genesis: &Block) -> Result<(), DbError> {
-        self.init_genesis_with_state(genesis, &crate::exec::StateChanges::default())
+        self.init_genesis_inner(genesis, None)
     }
 
     /// [`init_genesis`](Self::init_genesis) that also writes the genesis allocation (the
     /// chain spec's `alloc`), in the same transaction as block 0.
+    /// The genesis state root must be block 0's.
     pub fn init_genesis_with_state(
         &self,
         genesis: &Block,
         alloc: &crate::exec::StateChanges,
+    ) -> Result<(), DbError> {
+        self.init_genesis_inner(genesis, Some(alloc))
+    }
+
+    fn init_genesis_inner(
+        &self,
+        genesis: &Block,
+        alloc: Option<&crate::exec::StateChanges>,
     ) -> Result<(), DbError> {
         let expected = genesis.hash();
         if genesis.number() != 0 {
@@ -72,7 +81,19 @@ impl ChainStore {
             }),
             None => {
                 insert_in(&tx, genesis, expected, None)?;
-                crate::exec::root::apply_changes(&tx, alloc)?;
+                let Some(alloc) = alloc else {
+                    return tx.commit();
+                };
+                let root = crate::exec::root::apply_changes(&tx, alloc)?;
+                if root != genesis.header.state_root {
+                    return Err(DbError::InvalidBlock {
+                        number: 0,
+                        reason: format!(
+                            "the genesis allocation hashes to {root}, block 0 says {}",
+                            genesis.header.state_root
+                        ),
+                    });
+                }
                 tx.commit()
             }
         }

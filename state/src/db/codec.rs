@@ -75,6 +75,72 @@ impl KeyCodec for (B256, B256) {
     }
 }
 
+/// Trie paths: one byte per nibble, so a path sorts before every path it prefixes.
+impl KeyCodec for alloy_trie::Nibbles {
+    type Encoded = Vec<u8>;
+    fn encode_key(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() > 64 || bytes.iter().any(|b| *b > 0x0f) {
+            return Err("not a nibble path".into());
+        }
+        Ok(alloy_trie::Nibbles::from_nibbles_unchecked(bytes))
+    }
+    fn display_key(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// Branch nodes: three 16-bit masks, a root-hash flag, the root hash if any, child hashes.
+impl ValueCodec for alloy_trie::BranchNodeCompact {
+    fn encode_value(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(7 + 32 * (self.hashes.len() + 1));
+        out.extend_from_slice(&self.state_mask.get().to_be_bytes());
+        out.extend_from_slice(&self.tree_mask.get().to_be_bytes());
+        out.extend_from_slice(&self.hash_mask.get().to_be_bytes());
+        match self.root_hash {
+            Some(h) => {
+                out.push(1);
+                out.extend_from_slice(h.as_slice());
+            }
+            None => out.push(0),
+        }
+        for h in self.hashes.iter() {
+            out.extend_from_slice(h.as_slice());
+        }
+        out
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        let mask = |i: usize| -> Result<u16, String> {
+            Ok(u16::from_be_bytes(fixed::<2>(
+                bytes.get(i..i + 2).ok_or("truncated masks")?,
+            )?))
+        };
+        let (state, tree, hash) = (mask(0)?, mask(2)?, mask(4)?);
+        let (root_hash, rest) = match bytes.get(6) {
+            Some(1) => (
+                Some(B256::from_slice(
+                    bytes.get(7..39).ok_or("truncated root hash")?,
+                )),
+                &bytes[39..],
+            ),
+            Some(0) => (None, &bytes[7..]),
+            _ => return Err("bad root-hash flag".into()),
+        };
+        if rest.len() % 32 != 0 || rest.len() / 32 != hash.count_ones() as usize {
+            return Err("child hashes do not match the hash mask".into());
+        }
+        if tree & !state != 0 || hash & !state != 0 {
+            return Err("tree or hash mask outside the state mask".into());
+        }
+        let hashes = rest.chunks(32).map(B256::from_slice).collect();
+        Ok(alloy_trie::BranchNodeCompact::new(
+            state, tree, hash, hashes, root_hash,
+        ))
+    }
+}
+
 /// Metadata names: their UTF-8 bytes.
 impl KeyCodec for String {
     type Encoded = Vec<u8>;

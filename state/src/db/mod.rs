@@ -27,6 +27,6 @@ pub use env::{
 };
 pub use error::DbError;
 pub use tables::{
-    Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, Entry, HeaderNumbers, Headers,
-    Metadata, Receipts, Storage, Table, TxLookup, TABLES,
+    AccountTrie, Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, Entry, HeaderNumbers,
+    Headers, Metadata, Receipts, Storage, Table, TxLookup, TABLES,
 };

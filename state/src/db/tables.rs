@@ -61,4 +61,6 @@ tables! {
     Receipts: u64 => StoredReceipts,
     /// Transaction hash → where it sits in the canonical chain.
     TxLookup: B256 => TxLocation,
+    /// Nibble path → branch node of the account trie (every branch, for incremental roots).
+    AccountTrie: alloy_trie::Nibbles => alloy_trie::BranchNodeCompact,
 }

@@ -117,7 +117,8 @@ fn store_is_send_sync_and_tables_are_listed() {
             "Storage",
             "Bytecodes",
             "Receipts",
-            "TxLookup"
+            "TxLookup",
+            "AccountTrie"
         ]
     );
     assert_eq!(Headers::NAME, "Headers");

@@ -13,6 +13,7 @@
 pub mod execute;
 pub mod root;
 pub mod state_db;
+pub mod trie;
 pub mod tx;
 pub mod types;
 
@@ -219,12 +220,12 @@ impl ChainStore {
     /// transaction that is then dropped, so nothing is written.
     pub fn state_root_after(&self, changes: &StateChanges) -> Result<B256, DbError> {
         let tx = self.db().tx_mut()?;
-        root::apply_changes(&tx, changes)?;
-        root::state_root(&tx)
+        root::apply_changes(&tx, changes)
         // `tx` drops here: aborted.
     }
 
-    /// The root of the state as stored.
+    /// The root of the state as stored, recomputed from every account (the reference the
+    /// incremental root is checked against).
     pub fn state_root(&self) -> Result<B256, DbError> {
         root::state_root(&self.db().tx()?)
     }
@@ -239,8 +240,18 @@ impl ChainStore {
     ) -> Result<(), DbError> {
         let tx = self.db().tx_mut()?;
         self.insert_in_tx(&tx, block, cert)?;
-        root::apply_changes(&tx, &executed.execution.changes)?;
+        let root = root::apply_changes(&tx, &executed.execution.changes)?;
         let number = block.number();
+        if root != block.header.state_root {
+            // Nothing is written: the state must never disagree with its block.
+            return Err(DbError::InvalidBlock {
+                number,
+                reason: format!(
+                    "state root after applying the block is {root}, the header says {}",
+                    block.header.state_root
+                ),
+            });
+        }
         tx.put::<Receipts>(
             number,
             &StoredReceipts {

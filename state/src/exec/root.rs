@@ -13,9 +13,21 @@ use alloy_primitives::{keccak256, B256, U256};
 use alloy_trie::{HashBuilder, Nibbles};
 use libmdbx::TransactionKind;
 
-/// Applies `changes` inside `tx` (the caller commits or drops it) and refreshes the storage
-/// roots of the accounts whose storage changed.
-pub fn apply_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<(), DbError> {
+/// Applies `changes` inside `tx` (the caller commits or drops it), refreshes the storage roots
+/// of the accounts whose storage changed, and returns the new state root (computed
+/// incrementally, see [`super::trie`], with the account trie's branch nodes updated in `tx`).
+pub fn apply_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<B256, DbError> {
+    write_changes(tx, changes)?;
+    let changed: super::trie::ChangedKeys = changes
+        .accounts
+        .keys()
+        .chain(changes.storage.keys())
+        .map(keccak256)
+        .collect();
+    super::trie::incremental_root(tx, &changed)
+}
+
+fn write_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<(), DbError> {
     for (hash, code) in &changes.codes {
         tx.put::<Bytecodes>(*hash, code)?;
     }

@@ -1,0 +1,215 @@
+//! Incremental account-trie root: only the paths to changed accounts are hashed again.
+//!
+//! Every branch node of the account trie is stored in `AccountTrie`, keyed by its nibble path,
+//! as alloy-trie's `BranchNodeCompact` (child masks and child hashes). To compute a new root
+//! after a block, [`incremental_root`] descends from the top branch: a child subtree with no
+//! changed account is fed to the `HashBuilder` as its stored hash (or, when the hash is not
+//! stored, by descending further); a subtree that changed is descended into when its branch
+//! survives the change, and otherwise rebuilt from its leaves (the hashed-account table is in
+//! trie order, so a subtree's leaves are one cursor range). Branch nodes the builder computes
+//! replace the stored ones of the walked paths. Only branch children are fed by hash, and a
+//! branch's hash does not depend on its position, so the builder also gets collapsed branches
+//! right; as a guard, a changed branch that may collapse (fewer than two children left) is
+//! rebuilt from its leaves rather than descended into.
+//!
+//! `root::state_root` (a walk over every account) stays the reference; tests compare both.
+
+use super::types::StoredAccount;
+use crate::db::{AccountTrie, Accounts, DbError, RwTx};
+use alloy_primitives::B256;
+use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles, EMPTY_ROOT_HASH};
+use std::collections::BTreeSet;
+
+/// The hashed keys (keccak(address)) whose leaves changed in this block (written or deleted).
+pub type ChangedKeys = BTreeSet<B256>;
+
+/// Lowest and highest 32-byte keys under a nibble prefix.
+fn key_range(prefix: &Nibbles) -> (B256, B256) {
+    let mut lo = [0u8; 32];
+    let mut hi = [0xffu8; 32];
+    for i in 0..prefix.len() {
+        let n = prefix.get_unchecked(i);
+        let byte = i / 2;
+        if i % 2 == 0 {
+            lo[byte] = n << 4;
+            hi[byte] = (n << 4) | 0x0f;
+        } else {
+            lo[byte] |= n;
+            hi[byte] = (hi[byte] & 0xf0) | n;
+        }
+    }
+    (B256::from(lo), B256::from(hi))
+}
+
+fn changed_under(changed: &ChangedKeys, prefix: &Nibbles) -> bool {
+    let (lo, hi) = key_range(prefix);
+    changed.range(lo..=hi).next().is_some()
+}
+
+fn all_changes_under(changed: &ChangedKeys, outer: &Nibbles, inner: &Nibbles) -> bool {
+    let (lo, hi) = key_range(outer);
+    changed
+        .range(lo..=hi)
+        .all(|k| Nibbles::unpack(k).starts_with(inner))
+}
+
+struct Walk<'a, 'db> {
+    tx: &'a RwTx<'db>,
+    changed: &'a ChangedKeys,
+    hb: HashBuilder,
+    /// Stored nodes re-derived by the builder: deleted before its updates are written.
+    walked: Vec<Nibbles>,
+    /// Prefixes rebuilt from leaves: every stored node under them is deleted first.
+    rebuilt: Vec<Nibbles>,
+    leaf: Vec<u8>,
+}
+
+impl Walk<'_, '_> {
+    /// The first stored branch under `prefix` (its top node), if any.
+    fn stored_under(
+        &self,
+        prefix: &Nibbles,
+    ) -> Result<Option<(Nibbles, BranchNodeCompact)>, DbError> {
+        let mut found = None;
+        self.tx.walk::<AccountTrie>(prefix, |path, node| {
+            if path.starts_with(prefix) {
+                found = Some((path, node));
+            }
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    fn has_leaf_under(&self, prefix: &Nibbles) -> Result<bool, DbError> {
+        let (lo, _) = key_range(prefix);
+        let mut any = false;
+        self.tx.walk::<Accounts>(&lo, |k, _| {
+            any = Nibbles::unpack(k).starts_with(prefix);
+            Ok(false)
+        })?;
+        Ok(any)
+    }
+
+    /// Feeds every account leaf under `prefix`, in order.
+    fn leaves(&mut self, prefix: &Nibbles) -> Result<(), DbError> {
+        self.rebuilt.push(*prefix);
+        let (lo, _) = key_range(prefix);
+        let (hb, leaf) = (&mut self.hb, &mut self.leaf);
+        self.tx.walk::<Accounts>(&lo, |k, acc: StoredAccount| {
+            let key = Nibbles::unpack(k);
+            if !key.starts_with(prefix) {
+                return Ok(false);
+            }
+            leaf.clear();
+            alloy_rlp::Encodable::encode(&acc.trie_account(), leaf);
+            hb.add_leaf(key, leaf);
+            Ok(true)
+        })
+    }
+
+    /// Whether the branch at `path` keeps at least two children after the changes.
+    fn survives(&self, path: &Nibbles, node: &BranchNodeCompact) -> Result<bool, DbError> {
+        let mut children = 0;
+        for n in 0..16u8 {
+            let mut child = *path;
+            child.push(n);
+            let present = if changed_under(self.changed, &child) {
+                self.has_leaf_under(&child)?
+            } else {
+                node.state_mask.is_bit_set(n)
+            };
+            children += present as usize;
+            if children >= 2 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Feeds the subtree of the stored branch at `path`, which survives the changes.
+    fn branch(&mut self, path: Nibbles, node: BranchNodeCompact) -> Result<(), DbError> {
+        self.walked.push(path);
+        for n in 0..16u8 {
+            let mut child = path;
+            child.push(n);
+            let changed = changed_under(self.changed, &child);
+            let present = node.state_mask.is_bit_set(n);
+            if !changed {
+                if !present {
+                    continue;
+                }
+                if node.hash_mask.is_bit_set(n) {
+                    let hash = node.hash_for_nibble(n);
+                    self.hb
+                        .add_branch(child, hash, node.tree_mask.is_bit_set(n));
+                    continue;
+                }
+            }
+            if present && node.tree_mask.is_bit_set(n) {
+                if let Some((q, qnode)) = self.stored_under(&child)? {
+                    if !changed || all_changes_under(self.changed, &child, &q) {
+                        self.branch(q, qnode)?;
+                        continue;
+                    }
+                }
+            }
+            self.leaves(&child)?;
+        }
+        Ok(())
+    }
+}
+
+/// Computes the state root after `changed` leaves were written into `Accounts` (inside `tx`),
+/// and stores the new branch nodes. Falls back to a full rebuild when nothing is stored yet
+/// or the top of the trie changes shape.
+pub fn incremental_root(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<B256, DbError> {
+    let mut w = Walk {
+        tx,
+        changed,
+        hb: HashBuilder::default()
+            .with_updates(true)
+            .with_all_branch_nodes(true),
+        walked: Vec::new(),
+        rebuilt: Vec::new(),
+        leaf: Vec::with_capacity(110),
+    };
+    let top = w.stored_under(&Nibbles::default())?;
+    let incremental = match &top {
+        Some((path, node)) => {
+            all_changes_under(changed, &Nibbles::default(), path) && w.survives(path, node)?
+        }
+        None => false,
+    };
+    match top {
+        Some((path, node)) if incremental => w.branch(path, node)?,
+        _ => w.leaves(&Nibbles::default())?,
+    }
+    let root = w.hb.root();
+    let (_, updates) = w.hb.split();
+    // Replace what the walk re-derived: the walked branches and everything under rebuilt
+    // prefixes; stored hashes of untouched subtrees stay.
+    for path in &w.walked {
+        tx.delete::<AccountTrie>(path)?;
+    }
+    for prefix in &w.rebuilt {
+        let mut stale = Vec::new();
+        tx.walk::<AccountTrie>(prefix, |path, _| {
+            if !path.starts_with(prefix) {
+                return Ok(false);
+            }
+            stale.push(path);
+            Ok(true)
+        })?;
+        for p in stale {
+            tx.delete::<AccountTrie>(&p)?;
+        }
+    }
+    for (path, node) in updates {
+        tx.put::<AccountTrie>(path, &node)?;
+    }
+    Ok(if root == EMPTY_ROOT_HASH {
+        crate::block::EMPTY_ROOT
+    } else {
+        root
+    })
+}

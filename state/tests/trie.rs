@@ -1,0 +1,98 @@
+//! The incremental account-trie root against the full recomputation, over random blocks of
+//! inserts, updates and deletions (deletions collapse branches, the hard case), including
+//! the first block on an empty trie and a trie emptied again.
+
+use alloy_primitives::{Address, B256, U256};
+use proptest::prelude::*;
+use state::db::ChainStore;
+use state::exec::{root, AccountInfoLite, StateChanges, EMPTY_CODE_HASH};
+
+fn address(i: u16) -> Address {
+    let mut a = [0u8; 20];
+    a[18..].copy_from_slice(&i.to_be_bytes());
+    Address::from(a)
+}
+
+/// One block: (account index, new balance or `None` to delete, whether to touch storage).
+type Block = Vec<(u16, Option<u64>, Option<(u8, u8)>)>;
+
+fn changes(block: &Block) -> StateChanges {
+    let mut c = StateChanges::default();
+    for (i, balance, slot) in block {
+        let a = address(*i);
+        c.accounts.insert(
+            a,
+            balance.map(|b| AccountInfoLite {
+                nonce: 1,
+                balance: U256::from(b),
+                code_hash: EMPTY_CODE_HASH,
+            }),
+        );
+        if let (Some((k, v)), Some(_)) = (slot, balance) {
+            c.storage
+                .entry(a)
+                .or_default()
+                .insert(U256::from(*k), U256::from(*v));
+        }
+    }
+    c
+}
+
+fn blocks(accounts: u16) -> impl Strategy<Value = Vec<Block>> {
+    prop::collection::vec(
+        prop::collection::vec(
+            (
+                0..accounts,
+                prop::option::weighted(0.7, 1u64..1_000_000),
+                prop::option::of((0u8..4, 0u8..3)),
+            ),
+            1..24,
+        ),
+        1..10,
+    )
+}
+
+fn check(blocks: Vec<Block>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ChainStore::open(dir.path()).unwrap();
+    for (n, block) in blocks.iter().enumerate() {
+        let tx = store.db().tx_mut().unwrap();
+        let incremental = root::apply_changes(&tx, &changes(block)).unwrap();
+        let full = root::state_root(&tx).unwrap();
+        prop_assert_eq!(incremental, full, "block {}: {:?}", n, block);
+        tx.commit().unwrap();
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("TRIE_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+    ))]
+
+    #[test]
+    fn incremental_root_equals_the_full_walk_few_accounts(b in blocks(6)) {
+        check(b)?;
+    }
+
+    #[test]
+    fn incremental_root_equals_the_full_walk_many_accounts(b in blocks(400)) {
+        check(b)?;
+    }
+}
+
+#[test]
+fn emptied_and_refilled() {
+    let all: Block = (0..50).map(|i| (i, Some(5), None)).collect();
+    let none: Block = (0..50).map(|i| (i, None, None)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ChainStore::open(dir.path()).unwrap();
+    for block in [&all, &none, &all] {
+        let tx = store.db().tx_mut().unwrap();
+        let r = root::apply_changes(&tx, &changes(block)).unwrap();
+        assert_eq!(r, root::state_root(&tx).unwrap());
+        tx.commit().unwrap();
+    }
+    let tx = store.db().tx().unwrap();
+    assert_ne!(root::state_root(&tx).unwrap(), B256::ZERO);
+}
