@@ -62,6 +62,14 @@ pub type BlockEvents = tokio::sync::broadcast::Sender<Arc<FinalizedBlock>>;
 /// The transaction pool shared by the event loop (proposals, pruning) and RPC (submission).
 pub type SharedPool = Arc<Mutex<Mempool>>;
 
+/// The stored tip's header.
+pub fn tip_header(store: &ChainStore) -> Result<Header, String> {
+    store
+        .tip_header()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no genesis in the store".into())
+}
+
 /// Checks a raw transaction against the stored state and adds it to the pool. Shared by RPC
 /// submission and gossip.
 pub fn submit_transaction(
@@ -70,15 +78,7 @@ pub fn submit_transaction(
     tx: SignedTx,
 ) -> Result<state::mempool::Inserted, String> {
     let ro = store.db().tx().map_err(|e| e.to_string())?;
-    let (n, _) = store
-        .tip()
-        .map_err(|e| e.to_string())?
-        .ok_or("no genesis")?;
-    let h = store
-        .header(n)
-        .map_err(|e| e.to_string())?
-        .ok_or("tip header missing")?;
-    let base_fee = state::exec::next_base_fee(h.gas_used, h.gas_limit, h.base_fee);
+    let base_fee = state::exec::next_base_fee_after(&tip_header(store)?);
     pool.lock()
         .expect("lock")
         .insert(tx, &StateReader::new(&ro), base_fee)
@@ -695,16 +695,8 @@ impl Driver {
     /// The leader's block: the pool's best transactions, executed on the tip.
     fn build_block(&mut self, template: BlockTemplate) -> Result<state::Block, String> {
         let store = &self.ctx.store;
-        let (n, _) = store
-            .tip()
-            .map_err(|e| e.to_string())?
-            .ok_or("no genesis")?;
-        let parent = store
-            .header(n)
-            .map_err(|e| e.to_string())?
-            .ok_or("tip header missing")?;
-        let base_fee =
-            state::exec::next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+        let parent = tip_header(store)?;
+        let base_fee = state::exec::next_base_fee_after(&parent);
         let candidates = {
             let ro = store.db().tx().map_err(|e| e.to_string())?;
             let pool = self.ctx.pool.lock().expect("lock");

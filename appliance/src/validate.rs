@@ -14,20 +14,14 @@ pub fn execute_block(
     block: &Block,
     known: &std::collections::HashMap<state::B256, state::exec::SignedTx>,
 ) -> Result<ExecutedBlock, String> {
-    let (number, hash) = store
-        .tip()
-        .map_err(|e| e.to_string())?
-        .ok_or("no genesis in the store")?;
-    if block.header.parent_hash != hash || block.number() != number + 1 {
+    let parent = crate::node::tip_header(store)?;
+    if block.header.parent_hash != parent.hash() || block.number() != parent.number + 1 {
         return Err(format!(
-            "block #{} does not extend the stored tip #{number}",
-            block.number()
+            "block #{} does not extend the stored tip #{}",
+            block.number(),
+            parent.number
         ));
     }
-    let parent = store
-        .header(number)
-        .map_err(|e| e.to_string())?
-        .ok_or("tip header missing")?;
     state::exec::verify_known(store, cfg, &parent, block, known).map_err(|e| e.to_string())
 }
 

@@ -3,6 +3,8 @@
 //! so when it leads, the others hold none of its block's transactions and must fetch exactly
 //! those from it before voting; the chain still finalizes them and every node agrees.
 
+mod support;
+
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, TxKind, U256};
@@ -13,36 +15,12 @@ use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
 const NODES: usize = 4;
 const CHAIN_ID: u64 = 31_415_926;
 /// Development account 0 (public key material of the standard test mnemonic).
 const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-struct Nodes(Vec<Child>, std::path::PathBuf);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            for i in 0..NODES {
-                let log = std::fs::read_to_string(self.1.join(format!("node{i}/node.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(25).collect();
-                eprintln!("--- node{i} log (last lines) ---");
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
-    }
-}
 
 fn client(port: u16) -> HttpClient {
     HttpClientBuilder::default()
@@ -90,46 +68,23 @@ fn transfer(nonce: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validators_fetch_only_what_a_header_only_leader_announced() {
     let tmp = tempfile::tempdir().unwrap();
-    let offset = 5000 + (std::process::id() % 40) as u16 * 10;
-    let status = Command::new(BIN)
-        .args(["localnet", "--generate-only", "--block-time-ms", "500"])
-        .args(["--blocks-per-leader", "3"])
-        .arg("--port-offset")
-        .arg(offset.to_string())
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut nodes = Nodes(Vec::new(), tmp.path().to_path_buf());
+    let offset = support::port_offset(5000);
+    support::generate(
+        tmp.path(),
+        offset,
+        &["--block-time-ms", "500", "--blocks-per-leader", "3"],
+    );
     for i in 0..NODES {
-        let dir = tmp.path().join(format!("node{i}"));
-        let cfg_path = dir.join("config.toml");
-        let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
-        assert!(cfg.contains("announce_headers_only = false"), "{cfg}");
-        cfg = cfg.replace(
+        let mut edits = vec![(
             "announce_headers_only = false",
             "announce_headers_only = true",
-        );
+        )];
         if i == 0 {
-            assert!(cfg.contains("relay_transactions = true"));
-            cfg = cfg.replace("relay_transactions = true", "relay_transactions = false");
+            edits.push(("relay_transactions = true", "relay_transactions = false"));
         }
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.join("node.log")).unwrap();
-        nodes.0.push(
-            Command::new(BIN)
-                .arg("run")
-                .arg("--data-dir")
-                .arg(&dir)
-                .env("RUST_LOG", "info,consensus=debug")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        support::edit_config(tmp.path(), i, &edits);
     }
+    let _nodes = support::Nodes::start(tmp.path(), NODES, "info,consensus=debug");
     let rpc = |i: usize| client(9500 + offset + i as u16);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

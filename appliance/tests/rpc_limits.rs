@@ -1,22 +1,12 @@
 //! The public RPC port under bad and oversized input: every request gets a clear JSON-RPC
 //! error (or HTTP refusal), the configured limits hold, and the node keeps finalizing.
 
+mod support;
+
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// POSTs `body` and returns the HTTP status and response body.
 fn post(port: u16, body: &str) -> (u16, String) {
@@ -66,55 +56,27 @@ fn height(port: u16) -> u64 {
 #[test]
 fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let offset = 6000 + (std::process::id() % 40) as u16 * 10;
-    let st = Command::new(BIN)
-        .args([
-            "localnet",
-            "--generate-only",
-            "--nodes",
-            "1",
-            "--block-time-ms",
-            "300",
-        ])
-        .arg("--port-offset")
-        .arg(offset.to_string())
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let dir = tmp.path().join("node0");
-    let cfg_path = dir.join("config.toml");
-    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
-    let cfg = cfg
-        .replace("max_batch_len = 100", "max_batch_len = 3")
-        .replace("max_logs_range = 10000", "max_logs_range = 5")
-        .replace("max_request_bytes = 1048576", "max_request_bytes = 65536")
-        .replace("call_gas_cap = 30000000", "call_gas_cap = 2000000");
-    for needle in [
-        "max_batch_len = 3",
-        "max_logs_range = 5",
-        "max_request_bytes = 65536",
-        "call_gas_cap = 2000000",
-    ] {
-        assert!(cfg.contains(needle), "config template changed: {needle}");
-    }
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let log = std::fs::File::create(dir.join("node.log")).unwrap();
-    let _node = Node(
-        Command::new(BIN)
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let offset = support::port_offset(6000);
+    support::generate(
+        tmp.path(),
+        offset,
+        &["--nodes", "1", "--block-time-ms", "300"],
     );
+    support::edit_config(
+        tmp.path(),
+        0,
+        &[
+            ("max_batch_len = 100", "max_batch_len = 3"),
+            ("max_logs_range = 10000", "max_logs_range = 5"),
+            ("max_request_bytes = 1048576", "max_request_bytes = 65536"),
+            ("call_gas_cap = 30000000", "call_gas_cap = 2000000"),
+        ],
+    );
+    let _node = support::Nodes::start(tmp.path(), 1, "info");
     let port = 9500 + offset;
+    support::wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() || height(port) < 7 {
+    while height(port) < 7 {
         assert!(Instant::now() < deadline, "node never reached block 7");
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -5,35 +5,13 @@
 //!
 //! The Python peer runs from `<workspace>/.venv` (made by `make peers`, part of `make test`).
 
-use std::net::TcpStream;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
 const NODES: usize = 4;
-
-struct Nodes(Vec<Child>, PathBuf);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            for i in 0..NODES {
-                let log = std::fs::read_to_string(self.1.join(format!("node{i}/node.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                eprintln!("--- node{i} log (last lines) ---");
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
-    }
-}
 
 fn python(root: &Path) -> Option<PathBuf> {
     let python = std::env::var_os("WEB3_PYTHON")
@@ -65,42 +43,14 @@ fn web3py_drives_a_localnet() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let offset = 4000 + (std::process::id() % 40) as u16 * 10;
-    let status = Command::new(BIN)
-        .args(["localnet", "--generate-only", "--block-time-ms", "1000"])
-        .arg("--port-offset")
-        .arg(offset.to_string())
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut nodes = Nodes(Vec::new(), tmp.path().to_path_buf());
-    for i in 0..NODES {
-        let dir = tmp.path().join(format!("node{i}"));
-        let log = std::fs::File::create(dir.join("node.log")).unwrap();
-        nodes.0.push(
-            Command::new(BIN)
-                .arg("run")
-                .arg("--data-dir")
-                .arg(&dir)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-    }
+    let offset = support::port_offset(4000);
+    support::generate(tmp.path(), offset, &["--block-time-ms", "1000"]);
+    let _nodes = support::Nodes::start(tmp.path(), NODES, "info");
     let urls: Vec<String> = (0..NODES)
         .map(|i| format!("127.0.0.1:{}", 9500 + offset as usize + i))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
     for u in &urls {
-        while TcpStream::connect(u).is_err() {
-            assert!(Instant::now() < deadline, "RPC {u} never opened");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        support::wait_port(u, Duration::from_secs(60));
     }
     let mut cmd = Command::new(python);
     cmd.arg(root.join("appliance/tests/interop/web3_interop.py"))

@@ -136,17 +136,7 @@ fn decode(raws: &[Bytes]) -> Vec<SignedTx> {
 /// Builds (as a leader) and commits one block of `raws` on `store`; returns it.
 fn produce(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Block {
     let parent = tip(store);
-    let template = BlockTemplate {
-        number: parent.number + 1,
-        view: parent.view + 1,
-        epoch: 0,
-        shard: 0,
-        parent_hash: parent.hash(),
-        timestamp_ms: parent.timestamp_ms + 1000,
-        leader: Address::repeat_byte(0x1e),
-        last_commit: None,
-        transactions: vec![],
-    };
+    let template = next_template(&parent);
     let (block, executed) = exec::build(store, cfg, &parent, template, decode(raws)).unwrap();
     assert!(
         executed.execution.rejected.is_empty(),
@@ -245,10 +235,9 @@ fn a_second_node_re_executes_and_a_tampered_header_is_refused() {
     assert!(err.to_string().contains("nonce too low"), "{err}");
 }
 
-/// A block built on the tip but not committed.
-fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Block {
-    let parent = tip(store);
-    let template = BlockTemplate {
+/// The next block on `parent`, led by a fixed leader one second later.
+fn next_template(parent: &Header) -> BlockTemplate {
+    BlockTemplate {
         number: parent.number + 1,
         view: parent.view + 1,
         epoch: 0,
@@ -258,7 +247,13 @@ fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Bl
         leader: Address::repeat_byte(0x1e),
         last_commit: None,
         transactions: vec![],
-    };
+    }
+}
+
+/// A block built on the tip but not committed.
+fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Block {
+    let parent = tip(store);
+    let template = next_template(&parent);
     exec::build(store, cfg, &parent, template, decode(raws))
         .unwrap()
         .0

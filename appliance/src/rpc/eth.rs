@@ -62,17 +62,8 @@ fn block_param(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<u64> {
 }
 
 fn tip(ctx: &RpcContext) -> RpcResult<(u64, Header)> {
-    let (n, _) = ctx
-        .store
-        .tip()
-        .map_err(internal)?
-        .ok_or_else(|| internal("no genesis"))?;
-    let h = ctx
-        .store
-        .header(n)
-        .map_err(internal)?
-        .ok_or_else(|| internal("tip header missing"))?;
-    Ok((n, h))
+    let h = crate::node::tip_header(&ctx.store).map_err(internal)?;
+    Ok((h.number, h))
 }
 
 /// State queries are served at the latest block only: this node keeps no history of state.
@@ -95,10 +86,11 @@ fn parse_address(v: &Value, what: &str) -> RpcResult<Address> {
     })
 }
 
-fn quantity_u64(v: &Value, what: &str) -> RpcResult<u64> {
+/// A 0x-prefixed hex quantity, parsed from its hex digits by `parse`.
+fn quantity<T, E>(v: &Value, what: &str, parse: impl Fn(&str) -> Result<T, E>) -> RpcResult<T> {
     v.as_str()
         .and_then(|s| s.strip_prefix("0x"))
-        .and_then(|d| u64::from_str_radix(d, 16).ok())
+        .and_then(|d| parse(d).ok())
         .ok_or_else(|| {
             invalid(format!(
                 "{what}: expected a 0x-prefixed hex quantity, got {v}"
@@ -106,15 +98,12 @@ fn quantity_u64(v: &Value, what: &str) -> RpcResult<u64> {
         })
 }
 
+fn quantity_u64(v: &Value, what: &str) -> RpcResult<u64> {
+    quantity(v, what, |d| u64::from_str_radix(d, 16))
+}
+
 fn quantity_u256(v: &Value, what: &str) -> RpcResult<U256> {
-    v.as_str()
-        .and_then(|s| s.strip_prefix("0x"))
-        .and_then(|d| U256::from_str_radix(d, 16).ok())
-        .ok_or_else(|| {
-            invalid(format!(
-                "{what}: expected a 0x-prefixed hex quantity, got {v}"
-            ))
-        })
+    quantity(v, what, |d| U256::from_str_radix(d, 16))
 }
 
 fn params_vec(p: &Params, shape: &str) -> RpcResult<Vec<Value>> {
@@ -162,9 +151,7 @@ fn call_request(v: &Value) -> RpcResult<CallRequest> {
     })
 }
 
-fn next_base_fee(h: &Header) -> u64 {
-    exec::next_base_fee(h.gas_used, h.gas_limit, h.base_fee)
-}
+use exec::next_base_fee_after as next_base_fee;
 
 /// Runs `req` on the latest state on a blocking thread, bounded by the configured gas cap and
 /// wall time, so RPC never holds up consensus.

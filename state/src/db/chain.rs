@@ -148,6 +148,18 @@ impl ChainStore {
         tx.commit()
     }
 
+    /// The header of the highest canonical block, or `None` before genesis.
+    pub fn tip_header(&self) -> Result<Option<Header>, DbError> {
+        let tx = self.db.tx()?;
+        match tx.last::<CanonicalHashes>()? {
+            Some((n, _)) => Ok(Some(
+                tx.get::<Headers>(&n)?
+                    .ok_or_else(|| missing(Headers::NAME, n))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The canonical header at height `n`.
     pub fn header(&self, n: u64) -> Result<Option<Header>, DbError> {
         self.db.tx()?.get::<Headers>(&n)

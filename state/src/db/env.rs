@@ -305,6 +305,21 @@ pub(crate) fn write_schema_version(tx: &RwTx<'_>, version: u32) -> Result<(), Db
     )
 }
 
+/// Decodes one stored entry of `T`; undecodable bytes are [`DbError::Corrupt`].
+fn decode_entry<T: Table>(k: &[u8], v: &[u8]) -> Result<Entry<T>, DbError> {
+    let key = T::Key::decode_key(k).map_err(|reason| DbError::Corrupt {
+        table: T::NAME,
+        key: format!("0x{}", hex::encode(k)),
+        reason: format!("undecodable key: {reason}"),
+    })?;
+    let value = T::Value::decode_value(v).map_err(|reason| DbError::Corrupt {
+        table: T::NAME,
+        key: key.display_key(),
+        reason,
+    })?;
+    Ok((key, value))
+}
+
 impl<'db, K: TransactionKind> Tx<'db, K> {
     /// Maps an MDBX error to [`DbError::Mdbx`], naming the operation.
     fn err<'a>(
@@ -384,17 +399,7 @@ impl<'db, K: TransactionKind> Tx<'db, K> {
         let Some((k, v)) = entry else {
             return Ok(None);
         };
-        let key = T::Key::decode_key(&k).map_err(|reason| DbError::Corrupt {
-            table: T::NAME,
-            key: format!("0x{}", hex::encode(&k)),
-            reason: format!("undecodable key: {reason}"),
-        })?;
-        let value = T::Value::decode_value(&v).map_err(|reason| DbError::Corrupt {
-            table: T::NAME,
-            key: key.display_key(),
-            reason,
-        })?;
-        Ok(Some((key, value)))
+        decode_entry::<T>(&k, &v).map(Some)
     }
 }
 
@@ -416,16 +421,7 @@ impl<K: TransactionKind> Tx<'_, K> {
             .set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(start.as_ref())
             .map_err(self.err(|| format!("seeking in {}", T::NAME)))?;
         while let Some((k, v)) = entry {
-            let key = T::Key::decode_key(&k).map_err(|reason| DbError::Corrupt {
-                table: T::NAME,
-                key: format!("0x{}", hex::encode(&k)),
-                reason: format!("undecodable key: {reason}"),
-            })?;
-            let value = T::Value::decode_value(&v).map_err(|reason| DbError::Corrupt {
-                table: T::NAME,
-                key: key.display_key(),
-                reason,
-            })?;
+            let (key, value) = decode_entry::<T>(&k, &v)?;
             if !visit(key, value)? {
                 break;
             }

@@ -80,6 +80,11 @@ pub fn next_base_fee(parent_gas_used: u64, parent_gas_limit: u64, parent_base_fe
     next.max(MIN_BASE_FEE)
 }
 
+/// The base fee of the block after `parent`.
+pub fn next_base_fee_after(parent: &crate::block::Header) -> u64 {
+    next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee)
+}
+
 type Evm<D> = MainnetEvm<MainnetContext<PendingState<D>>>;
 
 fn new_evm<D: DatabaseRef>(state: PendingState<D>, cfg: &ExecConfig, block: BlockEnv) -> Evm<D> {

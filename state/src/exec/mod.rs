@@ -18,8 +18,8 @@ pub mod tx;
 pub mod types;
 
 pub use execute::{
-    call, describe_invalid, execute, next_base_fee, BlockInputs, CallOutcome, ExecConfig,
-    Execution, TxRejection, MIN_BASE_FEE, SPEC,
+    call, describe_invalid, execute, next_base_fee, next_base_fee_after, BlockInputs, CallOutcome,
+    ExecConfig, Execution, TxRejection, MIN_BASE_FEE, SPEC,
 };
 pub use state_db::{AccountInfoLite, PendingState, StateChanges, StateReader};
 pub use tx::{CallRequest, SignedTx, TxError, MAX_TX_BYTES};
@@ -133,7 +133,7 @@ pub fn build(
     candidates: Vec<SignedTx>,
 ) -> Result<(Block, ExecutedBlock), BlockError> {
     let mut block = template.build();
-    block.header.base_fee = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+    block.header.base_fee = next_base_fee_after(parent);
     let executed = run(store, cfg, &inputs_of(&block.header), candidates, false)?;
     let o = &executed.outcome;
     let h = &mut block.header;
@@ -171,7 +171,7 @@ pub fn verify_known(
     known: &std::collections::HashMap<B256, SignedTx>,
 ) -> Result<ExecutedBlock, BlockError> {
     let h = &block.header;
-    let want_base = next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee);
+    let want_base = next_base_fee_after(parent);
     check("base fee", h.base_fee, want_base)?;
     check("gas limit", h.gas_limit, GAS_LIMIT)?;
     let mut txs = Vec::with_capacity(block.body.transactions.len());
