@@ -281,6 +281,18 @@ pub(crate) fn block_json(ctx: &RpcContext, n: u64, full: bool) -> RpcResult<Valu
     ))
 }
 
+/// The call object of `eth_call` / `eth_estimateGas` at the latest block, and its gas
+/// (what it asks for, at most `rpc.call_gas_cap`).
+fn call_params(c: &RpcContext, p: &Params) -> RpcResult<(CallRequest, u64)> {
+    let shape = "[call, block]";
+    let v = params_vec(p, shape)?;
+    let req = call_request(arg(&v, 0, shape)?)?;
+    require_latest(c, v.get(1))?;
+    let cap = c.limits.call_gas_cap;
+    let gas = req.gas.unwrap_or(cap).min(cap);
+    Ok((req, gas))
+}
+
 /// Registers the `eth_` methods.
 pub fn register(m: &mut RpcModule<RpcContext>) {
     m.register_method("eth_chainId", |_, c, _| hex_u64(c.chain_id))
@@ -392,27 +404,13 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     })
     .expect("unique name");
     m.register_async_method("eth_call", |p, c, _| async move {
-        let shape = "[call, block]";
-        let v = params_vec(&p, shape)?;
-        let req = call_request(arg(&v, 0, shape)?)?;
-        require_latest(&c, v.get(1))?;
-        let gas = req
-            .gas
-            .unwrap_or(c.limits.call_gas_cap)
-            .min(c.limits.call_gas_cap);
+        let (req, gas) = call_params(&c, &p)?;
         let (out, _) = call_result(run_call(&c, req, gas).await?)?;
         Ok::<_, ErrorObjectOwned>(out)
     })
     .expect("unique name");
     m.register_async_method("eth_estimateGas", |p, c, _| async move {
-        let shape = "[call, block]";
-        let v = params_vec(&p, shape)?;
-        let req = call_request(arg(&v, 0, shape)?)?;
-        require_latest(&c, v.get(1))?;
-        let cap = req
-            .gas
-            .unwrap_or(c.limits.call_gas_cap)
-            .min(c.limits.call_gas_cap);
+        let (req, cap) = call_params(&c, &p)?;
         estimate_gas(&c, req, cap).await.map(hex_u64)
     })
     .expect("unique name");
