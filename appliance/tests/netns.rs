@@ -349,6 +349,8 @@ fn namespaces_view_change_partitions_and_healing() {
         let mut cfg = appliance::config::NodeConfig::load(Some(&cfg_path)).unwrap();
         cfg.network.listen = Some(format!("{SUBNET}.{i}.2:9000").parse().unwrap());
         cfg.rpc.listen = format!("{SUBNET}.{i}.2:9500").parse().unwrap();
+        // Not loopback: the operator's peer methods must be off (the node refuses otherwise).
+        cfg.rpc.admin_methods = false;
         cfg.metrics.listen = format!("{SUBNET}.{i}.2:9900").parse().unwrap();
         std::fs::write(&cfg_path, cfg.to_toml()).unwrap();
     }
