@@ -248,10 +248,17 @@ impl Lab {
     /// Equal hashes at the highest common height mean equal chains below it (each header names
     /// its parent's hash); the last ten heights are compared to say where a split began.
     fn assert_agreement(&self, nodes: &[usize]) {
+        // A probe through the router can fail transiently (a link just came back up).
+        self.wait("every node to answer", Duration::from_secs(30), |l| {
+            nodes.iter().all(|&i| l.height(i) > 0)
+        });
         let top = nodes.iter().map(|&i| self.height(i)).min().unwrap_or(0);
         assert!(top > 0, "a node could not be asked for its height");
         for n in top.saturating_sub(9).max(1)..=top {
-            let hashes: Vec<_> = nodes.iter().map(|&i| self.hash(i, n)).collect();
+            let hashes: Vec<_> = nodes
+                .iter()
+                .map(|&i| (0..3).find_map(|_| self.hash(i, n)))
+                .collect();
             assert!(
                 hashes.windows(2).all(|w| w[0] == w[1]),
                 "disagreement at height {n}: {hashes:?}"

@@ -47,7 +47,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> eyre::Result<()> {
         cfg.accel.threads
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.clamp(1, 4))
+        // At least two workers: the consensus loop executes blocks synchronously, and RPC,
+        // metrics and QUIC must stay responsive meanwhile.
+        .worker_threads(threads.clamp(2, 4))
         .enable_all()
         .build()?;
     runtime.block_on(run_async(
