@@ -60,6 +60,8 @@ pub struct Outcome {
 pub struct ExecutedBlock {
     pub execution: Execution,
     pub outcome: Outcome,
+    /// The account-trie writes that give `outcome.state_root`, for the commit.
+    pub trie: trie::TrieDiff,
 }
 
 /// Why a block does not re-execute to what its header says.
@@ -111,7 +113,8 @@ pub fn run(
             }
         })?;
     drop(ro);
-    let state_root = store.state_root_after(&execution.changes)?;
+    let trie = store.trie_diff_after(&execution.changes)?;
+    let state_root = trie.root;
     let raws: Vec<Bytes> = execution.txs.iter().map(|t| t.raw.clone()).collect();
     let outcome = Outcome {
         state_root,
@@ -120,7 +123,11 @@ pub fn run(
         logs_bloom: block_bloom(&execution.receipts),
         gas_used: execution.gas_used,
     };
-    Ok(ExecutedBlock { execution, outcome })
+    Ok(ExecutedBlock {
+        execution,
+        outcome,
+        trie,
+    })
 }
 
 /// The leader's path: executes candidates (in the order given, leaving out those that cannot
@@ -219,8 +226,13 @@ impl ChainStore {
     /// The state root after applying `changes` to the current state: computed inside a write
     /// transaction that is then dropped, so nothing is written.
     pub fn state_root_after(&self, changes: &StateChanges) -> Result<B256, DbError> {
+        Ok(self.trie_diff_after(changes)?.root)
+    }
+
+    /// The root after `changes` with the account-trie writes that give it (nothing written).
+    pub fn trie_diff_after(&self, changes: &StateChanges) -> Result<trie::TrieDiff, DbError> {
         let tx = self.db().tx_mut()?;
-        root::apply_changes(&tx, changes)
+        root::apply_and_diff(&tx, changes)
         // `tx` drops here: aborted.
     }
 
@@ -240,7 +252,14 @@ impl ChainStore {
     ) -> Result<(), DbError> {
         let tx = self.db().tx_mut()?;
         self.insert_in_tx(&tx, block, cert)?;
-        let root = root::apply_changes(&tx, &executed.execution.changes)?;
+        // The trie writes computed when the block was executed apply to this same state (the
+        // block extends the tip, checked above), so the trie is not walked again.
+        let root = if executed.trie.root == block.header.state_root {
+            root::apply_with_diff(&tx, &executed.execution.changes, &executed.trie)?;
+            executed.trie.root
+        } else {
+            root::apply_changes(&tx, &executed.execution.changes)?
+        };
         let number = block.number();
         if root != block.header.state_root {
             // Nothing is written: the state must never disagree with its block.

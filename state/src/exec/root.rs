@@ -17,6 +17,16 @@ use libmdbx::TransactionKind;
 /// of the accounts whose storage changed, and returns the new state root (computed
 /// incrementally, see [`super::trie`], with the account trie's branch nodes updated in `tx`).
 pub fn apply_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<B256, DbError> {
+    let diff = apply_and_diff(tx, changes)?;
+    super::trie::apply(tx, &diff)?;
+    Ok(diff.root)
+}
+
+/// Writes `changes` into `tx` and computes the trie diff, without writing the trie.
+pub fn apply_and_diff(
+    tx: &RwTx<'_>,
+    changes: &StateChanges,
+) -> Result<super::trie::TrieDiff, DbError> {
     write_changes(tx, changes)?;
     let changed: super::trie::ChangedKeys = changes
         .accounts
@@ -24,7 +34,17 @@ pub fn apply_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<B256, DbEr
         .chain(changes.storage.keys())
         .map(keccak256)
         .collect();
-    super::trie::incremental_root(tx, &changed)
+    super::trie::compute(tx, &changed)
+}
+
+/// Writes `changes` into `tx` and the trie diff computed for them on the same state.
+pub fn apply_with_diff(
+    tx: &RwTx<'_>,
+    changes: &StateChanges,
+    diff: &super::trie::TrieDiff,
+) -> Result<(), DbError> {
+    write_changes(tx, changes)?;
+    super::trie::apply(tx, diff)
 }
 
 fn write_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<(), DbError> {

@@ -159,10 +159,23 @@ impl Walk<'_, '_> {
     }
 }
 
+/// The account-trie writes of one root computation: kept with an executed block, so the
+/// commit applies them instead of walking the trie again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrieDiff {
+    pub root: B256,
+    /// Stored branches the walk re-derived (deleted, then rewritten if still present).
+    walked: Vec<Nibbles>,
+    /// Prefixes rebuilt from leaves: every stored branch under them is deleted.
+    rebuilt: Vec<Nibbles>,
+    /// Branch nodes the builder computed.
+    updates: Vec<(Nibbles, BranchNodeCompact)>,
+}
+
 /// Computes the state root after `changed` leaves were written into `Accounts` (inside `tx`),
-/// and stores the new branch nodes. Falls back to a full rebuild when nothing is stored yet
-/// or the top of the trie changes shape.
-pub fn incremental_root(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<B256, DbError> {
+/// without writing the trie. Falls back to a full rebuild when nothing is stored yet or the
+/// top of the trie changes shape.
+pub fn compute(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<TrieDiff, DbError> {
     let mut w = Walk {
         tx,
         changed,
@@ -186,12 +199,25 @@ pub fn incremental_root(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<B256, Db
     }
     let root = w.hb.root();
     let (_, updates) = w.hb.split();
-    // Replace what the walk re-derived: the walked branches and everything under rebuilt
-    // prefixes; stored hashes of untouched subtrees stay.
-    for path in &w.walked {
+    Ok(TrieDiff {
+        root: if root == EMPTY_ROOT_HASH {
+            crate::block::EMPTY_ROOT
+        } else {
+            root
+        },
+        walked: w.walked,
+        rebuilt: w.rebuilt,
+        updates: updates.into_iter().collect(),
+    })
+}
+
+/// Writes a [`TrieDiff`] computed on the same state: the walked branches and everything under
+/// rebuilt prefixes are replaced; stored hashes of untouched subtrees stay.
+pub fn apply(tx: &RwTx<'_>, diff: &TrieDiff) -> Result<(), DbError> {
+    for path in &diff.walked {
         tx.delete::<AccountTrie>(path)?;
     }
-    for prefix in &w.rebuilt {
+    for prefix in &diff.rebuilt {
         let mut stale = Vec::new();
         tx.walk::<AccountTrie>(prefix, |path, _| {
             if !path.starts_with(prefix) {
@@ -204,12 +230,15 @@ pub fn incremental_root(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<B256, Db
             tx.delete::<AccountTrie>(&p)?;
         }
     }
-    for (path, node) in updates {
-        tx.put::<AccountTrie>(path, &node)?;
+    for (path, node) in &diff.updates {
+        tx.put::<AccountTrie>(*path, node)?;
     }
-    Ok(if root == EMPTY_ROOT_HASH {
-        crate::block::EMPTY_ROOT
-    } else {
-        root
-    })
+    Ok(())
+}
+
+/// [`compute`] and [`apply`]: the new root, with the trie's branch nodes updated in `tx`.
+pub fn incremental_root(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<B256, DbError> {
+    let diff = compute(tx, changed)?;
+    apply(tx, &diff)?;
+    Ok(diff.root)
 }
