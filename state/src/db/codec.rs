@@ -92,6 +92,28 @@ impl KeyCodec for alloy_trie::Nibbles {
     }
 }
 
+/// Storage-trie paths: the hashed address, then one byte per nibble.
+impl KeyCodec for (B256, alloy_trie::Nibbles) {
+    type Encoded = Vec<u8>;
+    fn encode_key(&self) -> Vec<u8> {
+        let mut out = self.0.to_vec();
+        out.extend(self.1.encode_key());
+        out
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() < 32 {
+            return Err("shorter than a hashed address".into());
+        }
+        Ok((
+            B256::from_slice(&bytes[..32]),
+            alloy_trie::Nibbles::decode_key(&bytes[32..])?,
+        ))
+    }
+    fn display_key(&self) -> String {
+        format!("{}/{:?}", self.0, self.1)
+    }
+}
+
 /// Branch nodes: three 16-bit masks, a root-hash flag, the root hash if any, child hashes.
 impl ValueCodec for alloy_trie::BranchNodeCompact {
     fn encode_value(&self) -> Vec<u8> {

@@ -28,5 +28,5 @@ pub use env::{
 pub use error::DbError;
 pub use tables::{
     AccountTrie, Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, Entry, HeaderNumbers,
-    Headers, Metadata, Receipts, Storage, Table, TxLookup, TABLES,
+    Headers, Metadata, Receipts, Storage, StorageTrie, Table, TxLookup, TABLES,
 };

@@ -63,4 +63,6 @@ tables! {
     TxLookup: B256 => TxLocation,
     /// Nibble path → branch node of the account trie (every branch, for incremental roots).
     AccountTrie: alloy_trie::Nibbles => alloy_trie::BranchNodeCompact,
+    /// (keccak(address), nibble path) → branch node of that account's storage trie.
+    StorageTrie: (B256, alloy_trie::Nibbles) => alloy_trie::BranchNodeCompact,
 }

@@ -118,7 +118,8 @@ fn store_is_send_sync_and_tables_are_listed() {
             "Bytecodes",
             "Receipts",
             "TxLookup",
-            "AccountTrie"
+            "AccountTrie",
+            "StorageTrie"
         ]
     );
     assert_eq!(Headers::NAME, "Headers");

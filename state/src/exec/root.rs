@@ -1,9 +1,10 @@
 //! Writing state changes into MDBX and computing the Merkle-Patricia state root.
 //!
-//! Storage roots are incremental at account granularity: each account record caches its
-//! storage root, and only accounts whose storage changed walk their slots again. The account
-//! trie is then hashed in one ordered cursor walk over the hashed-address table (accounts are
-//! stored under keccak(address), so the walk is already in trie order and needs no sort).
+//! Each account record caches its storage root; accounts whose storage changed get a new one
+//! from their storage trie, and the account trie then gets its new root — both incrementally
+//! (see [`super::trie`]: only the paths to changed slots and accounts are rehashed).
+//! [`state_root`] and [`storage_root`] recompute from every leaf: the references tests check
+//! the incremental roots against.
 
 use super::state_db::StateChanges;
 use super::types::{storage_leaf, StoredAccount, EMPTY_CODE_HASH};
@@ -74,7 +75,7 @@ fn write_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<(), DbError> {
             }
             Some(info) => {
                 let storage_root = if changes.storage.contains_key(address) {
-                    storage_root(tx, hashed)?
+                    incremental_storage_root(tx, changes, address)?
                 } else {
                     tx.get::<Accounts>(&hashed)?
                         .map(|a| a.storage_root)
@@ -106,14 +107,33 @@ fn write_changes(tx: &RwTx<'_>, changes: &StateChanges) -> Result<(), DbError> {
         }
         let hashed = keccak256(address);
         if let Some(mut acc) = tx.get::<Accounts>(&hashed)? {
-            acc.storage_root = storage_root(tx, hashed)?;
+            acc.storage_root = incremental_storage_root(tx, changes, address)?;
             tx.put::<Accounts>(hashed, &acc)?;
         }
     }
     Ok(())
 }
 
+/// The storage root of `address` after its changed slots were written (incremental, like the
+/// account trie: only the paths to changed slots are rehashed).
+fn incremental_storage_root(
+    tx: &RwTx<'_>,
+    changes: &StateChanges,
+    address: &alloy_primitives::Address,
+) -> Result<B256, DbError> {
+    let changed: super::trie::ChangedKeys = changes
+        .storage
+        .get(address)
+        .into_iter()
+        .flat_map(|slots| slots.keys())
+        .map(|slot| keccak256(slot.to_be_bytes::<32>()))
+        .collect();
+    super::trie::storage_root(tx, keccak256(address), &changed)
+}
+
+/// Deletes an account's slots and its storage trie's branch nodes.
 fn clear_storage(tx: &RwTx<'_>, hashed: B256) -> Result<(), DbError> {
+    super::trie::clear_storage_trie(tx, hashed)?;
     let mut keys = Vec::new();
     tx.walk::<Storage>(&(hashed, B256::ZERO), |(a, s), _| {
         if a != hashed {
@@ -128,7 +148,8 @@ fn clear_storage(tx: &RwTx<'_>, hashed: B256) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The storage root of the account with hashed address `hashed`, from its stored slots.
+/// The storage root of the account with hashed address `hashed`, from all of its stored slots
+/// (the reference for the incremental storage roots).
 pub fn storage_root<K: TransactionKind>(tx: &Tx<'_, K>, hashed: B256) -> Result<B256, DbError> {
     let mut hb = HashBuilder::default();
     let mut any = false;

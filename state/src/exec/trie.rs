@@ -15,8 +15,8 @@
 //! `root::state_root` (a walk over every account) stays the reference; tests compare both.
 
 use super::types::StoredAccount;
-use crate::db::{AccountTrie, Accounts, DbError, RwTx};
-use alloy_primitives::B256;
+use crate::db::{AccountTrie, Accounts, DbError, RwTx, Storage, StorageTrie};
+use alloy_primitives::{B256, U256};
 use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles, EMPTY_ROOT_HASH};
 use std::collections::BTreeSet;
 
@@ -53,25 +53,35 @@ fn all_changes_under(changed: &ChangedKeys, outer: &Nibbles, inner: &Nibbles) ->
         .all(|k| Nibbles::unpack(k).starts_with(inner))
 }
 
-struct Walk<'a, 'db> {
-    tx: &'a RwTx<'db>,
-    changed: &'a ChangedKeys,
-    hb: HashBuilder,
-    /// Stored nodes re-derived by the builder: deleted before its updates are written.
-    walked: Vec<Nibbles>,
-    /// Prefixes rebuilt from leaves: every stored node under them is deleted first.
-    rebuilt: Vec<Nibbles>,
-    leaf: Vec<u8>,
+/// Where a trie's leaves and stored branch nodes live: the account trie, or one account's
+/// storage trie.
+trait Tables {
+    /// The first stored branch under `prefix` (its top node), if any.
+    fn stored_under(
+        &self,
+        prefix: &Nibbles,
+    ) -> Result<Option<(Nibbles, BranchNodeCompact)>, DbError>;
+    /// Visits the leaves under `prefix` in order (key, leaf value) until `f` returns false.
+    fn leaves(
+        &self,
+        prefix: &Nibbles,
+        f: &mut dyn FnMut(Nibbles, &[u8]) -> bool,
+    ) -> Result<(), DbError>;
+    /// Paths of every stored branch under `prefix`.
+    fn nodes_under(&self, prefix: &Nibbles) -> Result<Vec<Nibbles>, DbError>;
+    fn delete_node(&self, path: &Nibbles) -> Result<(), DbError>;
+    fn put_node(&self, path: Nibbles, node: &BranchNodeCompact) -> Result<(), DbError>;
 }
 
-impl Walk<'_, '_> {
-    /// The first stored branch under `prefix` (its top node), if any.
+struct AccountTables<'a, 'db>(&'a RwTx<'db>);
+
+impl Tables for AccountTables<'_, '_> {
     fn stored_under(
         &self,
         prefix: &Nibbles,
     ) -> Result<Option<(Nibbles, BranchNodeCompact)>, DbError> {
         let mut found = None;
-        self.tx.walk::<AccountTrie>(prefix, |path, node| {
+        self.0.walk::<AccountTrie>(prefix, |path, node| {
             if path.starts_with(prefix) {
                 found = Some((path, node));
             }
@@ -80,30 +90,135 @@ impl Walk<'_, '_> {
         Ok(found)
     }
 
-    fn has_leaf_under(&self, prefix: &Nibbles) -> Result<bool, DbError> {
+    fn leaves(
+        &self,
+        prefix: &Nibbles,
+        f: &mut dyn FnMut(Nibbles, &[u8]) -> bool,
+    ) -> Result<(), DbError> {
         let (lo, _) = key_range(prefix);
-        let mut any = false;
-        self.tx.walk::<Accounts>(&lo, |k, _| {
-            any = Nibbles::unpack(k).starts_with(prefix);
-            Ok(false)
-        })?;
-        Ok(any)
-    }
-
-    /// Feeds every account leaf under `prefix`, in order.
-    fn leaves(&mut self, prefix: &Nibbles) -> Result<(), DbError> {
-        self.rebuilt.push(*prefix);
-        let (lo, _) = key_range(prefix);
-        let (hb, leaf) = (&mut self.hb, &mut self.leaf);
-        self.tx.walk::<Accounts>(&lo, |k, acc: StoredAccount| {
+        let mut leaf = Vec::with_capacity(110);
+        self.0.walk::<Accounts>(&lo, |k, acc: StoredAccount| {
             let key = Nibbles::unpack(k);
             if !key.starts_with(prefix) {
                 return Ok(false);
             }
             leaf.clear();
-            alloy_rlp::Encodable::encode(&acc.trie_account(), leaf);
-            hb.add_leaf(key, leaf);
+            alloy_rlp::Encodable::encode(&acc.trie_account(), &mut leaf);
+            Ok(f(key, &leaf))
+        })
+    }
+
+    fn nodes_under(&self, prefix: &Nibbles) -> Result<Vec<Nibbles>, DbError> {
+        let mut out = Vec::new();
+        self.0.walk::<AccountTrie>(prefix, |path, _| {
+            if !path.starts_with(prefix) {
+                return Ok(false);
+            }
+            out.push(path);
             Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn delete_node(&self, path: &Nibbles) -> Result<(), DbError> {
+        self.0.delete::<AccountTrie>(path).map(drop)
+    }
+
+    fn put_node(&self, path: Nibbles, node: &BranchNodeCompact) -> Result<(), DbError> {
+        self.0.put::<AccountTrie>(path, node)
+    }
+}
+
+/// One account's storage trie: slots in `Storage`, branches in `StorageTrie`, both under the
+/// hashed address.
+struct StorageTables<'a, 'db> {
+    tx: &'a RwTx<'db>,
+    account: B256,
+}
+
+impl Tables for StorageTables<'_, '_> {
+    fn stored_under(
+        &self,
+        prefix: &Nibbles,
+    ) -> Result<Option<(Nibbles, BranchNodeCompact)>, DbError> {
+        let mut found = None;
+        self.tx
+            .walk::<StorageTrie>(&(self.account, *prefix), |(a, path), node| {
+                if a == self.account && path.starts_with(prefix) {
+                    found = Some((path, node));
+                }
+                Ok(false)
+            })?;
+        Ok(found)
+    }
+
+    fn leaves(
+        &self,
+        prefix: &Nibbles,
+        f: &mut dyn FnMut(Nibbles, &[u8]) -> bool,
+    ) -> Result<(), DbError> {
+        let (lo, _) = key_range(prefix);
+        self.tx
+            .walk::<Storage>(&(self.account, lo), |(a, slot), value: U256| {
+                let key = Nibbles::unpack(slot);
+                if a != self.account || !key.starts_with(prefix) {
+                    return Ok(false);
+                }
+                Ok(f(key, &alloy_rlp::encode(value)))
+            })
+    }
+
+    fn nodes_under(&self, prefix: &Nibbles) -> Result<Vec<Nibbles>, DbError> {
+        let mut out = Vec::new();
+        self.tx
+            .walk::<StorageTrie>(&(self.account, *prefix), |(a, path), _| {
+                if a != self.account || !path.starts_with(prefix) {
+                    return Ok(false);
+                }
+                out.push(path);
+                Ok(true)
+            })?;
+        Ok(out)
+    }
+
+    fn delete_node(&self, path: &Nibbles) -> Result<(), DbError> {
+        self.tx
+            .delete::<StorageTrie>(&(self.account, *path))
+            .map(drop)
+    }
+
+    fn put_node(&self, path: Nibbles, node: &BranchNodeCompact) -> Result<(), DbError> {
+        self.tx.put::<StorageTrie>((self.account, path), node)
+    }
+}
+
+struct Walk<'a, T: Tables> {
+    tables: &'a T,
+    changed: &'a ChangedKeys,
+    hb: HashBuilder,
+    /// Stored nodes re-derived by the builder: deleted before its updates are written.
+    walked: Vec<Nibbles>,
+    /// Prefixes rebuilt from leaves: every stored node under them is deleted first.
+    rebuilt: Vec<Nibbles>,
+}
+
+impl<T: Tables> Walk<'_, T> {
+    fn has_leaf_under(&self, prefix: &Nibbles) -> Result<bool, DbError> {
+        let mut any = false;
+        self.tables.leaves(prefix, &mut |_, _| {
+            any = true;
+            false
+        })?;
+        Ok(any)
+    }
+
+    /// Feeds every leaf under `prefix`, in order.
+    fn leaves(&mut self, prefix: &Nibbles) -> Result<(), DbError> {
+        self.rebuilt.push(*prefix);
+        let hb = &mut self.hb;
+        self.tables.leaves(prefix, &mut |key, leaf| {
+            hb.add_leaf(key, leaf);
+            true
         })
     }
 
@@ -146,8 +261,11 @@ impl Walk<'_, '_> {
                 }
             }
             if present && node.tree_mask.is_bit_set(n) {
-                if let Some((q, qnode)) = self.stored_under(&child)? {
-                    if !changed || all_changes_under(self.changed, &child, &q) {
+                if let Some((q, qnode)) = self.tables.stored_under(&child)? {
+                    if !changed
+                        || (all_changes_under(self.changed, &child, &q)
+                            && self.survives(&q, &qnode)?)
+                    {
                         self.branch(q, qnode)?;
                         continue;
                     }
@@ -176,17 +294,20 @@ pub struct TrieDiff {
 /// without writing the trie. Falls back to a full rebuild when nothing is stored yet or the
 /// top of the trie changes shape.
 pub fn compute(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<TrieDiff, DbError> {
+    compute_in(&AccountTables(tx), changed)
+}
+
+fn compute_in(tables: &impl Tables, changed: &ChangedKeys) -> Result<TrieDiff, DbError> {
     let mut w = Walk {
-        tx,
+        tables,
         changed,
         hb: HashBuilder::default()
             .with_updates(true)
             .with_all_branch_nodes(true),
         walked: Vec::new(),
         rebuilt: Vec::new(),
-        leaf: Vec::with_capacity(110),
     };
-    let top = w.stored_under(&Nibbles::default())?;
+    let top = tables.stored_under(&Nibbles::default())?;
     let incremental = match &top {
         Some((path, node)) => {
             all_changes_under(changed, &Nibbles::default(), path) && w.survives(path, node)?
@@ -214,24 +335,38 @@ pub fn compute(tx: &RwTx<'_>, changed: &ChangedKeys) -> Result<TrieDiff, DbError
 /// Writes a [`TrieDiff`] computed on the same state: the walked branches and everything under
 /// rebuilt prefixes are replaced; stored hashes of untouched subtrees stay.
 pub fn apply(tx: &RwTx<'_>, diff: &TrieDiff) -> Result<(), DbError> {
+    apply_in(&AccountTables(tx), diff)
+}
+
+fn apply_in(tables: &impl Tables, diff: &TrieDiff) -> Result<(), DbError> {
     for path in &diff.walked {
-        tx.delete::<AccountTrie>(path)?;
+        tables.delete_node(path)?;
     }
     for prefix in &diff.rebuilt {
-        let mut stale = Vec::new();
-        tx.walk::<AccountTrie>(prefix, |path, _| {
-            if !path.starts_with(prefix) {
-                return Ok(false);
-            }
-            stale.push(path);
-            Ok(true)
-        })?;
-        for p in stale {
-            tx.delete::<AccountTrie>(&p)?;
+        for p in tables.nodes_under(prefix)? {
+            tables.delete_node(&p)?;
         }
     }
     for (path, node) in &diff.updates {
-        tx.put::<AccountTrie>(*path, node)?;
+        tables.put_node(*path, node)?;
+    }
+    Ok(())
+}
+
+/// The storage root of the account with hashed address `account` after `changed` slots
+/// (hashed) were written into `Storage`, with its storage trie's branch nodes updated.
+pub fn storage_root(tx: &RwTx<'_>, account: B256, changed: &ChangedKeys) -> Result<B256, DbError> {
+    let tables = StorageTables { tx, account };
+    let diff = compute_in(&tables, changed)?;
+    apply_in(&tables, &diff)?;
+    Ok(diff.root)
+}
+
+/// Deletes every stored branch of an account's storage trie (the account was wiped).
+pub fn clear_storage_trie(tx: &RwTx<'_>, account: B256) -> Result<(), DbError> {
+    let tables = StorageTables { tx, account };
+    for p in tables.nodes_under(&Nibbles::default())? {
+        tables.delete_node(&p)?;
     }
     Ok(())
 }
