@@ -277,12 +277,27 @@ impl Drop for Lab {
             let _ = p.wait();
         }
         if std::thread::panicking() {
+            // Whole logs outlive the temporary directory, for the first panic of a node.
+            let keep = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("netns-logs");
+            let _ = std::fs::create_dir_all(&keep);
             for i in 0..NODES {
-                let log = std::fs::read_to_string(self.dir.join(format!("node{i}/node.log")))
-                    .unwrap_or_default();
+                let path = self.dir.join(format!("node{i}/node.log"));
+                let _ = std::fs::copy(&path, keep.join(format!("node{i}.log")));
+                let log = std::fs::read_to_string(&path).unwrap_or_default();
+                if let Some(first) = log.lines().position(|l| l.contains("panicked at")) {
+                    eprintln!(
+                        "---- node{i}: first panic ----\n{}",
+                        log.lines()
+                            .skip(first)
+                            .take(3)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                // Backtrace frames would crowd out what matters: drop them, keep panics.
                 let tail: Vec<_> = log
                     .lines()
-                    .filter(|l| !l.contains("libmdbx"))
+                    .filter(|l| !l.contains("libmdbx") && !l.starts_with("  "))
                     .rev()
                     .take(25)
                     .collect();

@@ -305,16 +305,16 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         .expect("unique name");
     m.register_method("eth_accounts", |_, _, _| Vec::<Address>::new())
         .expect("unique name");
-    m.register_blocking_method("eth_getBlockByNumber", |p, c, _| {
+    m.register_method("eth_getBlockByNumber", |p, c, _| {
         let shape = "[block, fullTransactions]";
         let v = params_vec(&p, shape)?;
-        let n = block_param(&c, Some(arg(&v, 0, shape)?))?;
+        let n = block_param(c, Some(arg(&v, 0, shape)?))?;
         let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
         let _permit = full.then(|| c.heavy_permit()).transpose()?;
-        block_json(&c, n, full)
+        block_json(c, n, full)
     })
     .expect("unique name");
-    m.register_blocking_method("eth_getBlockByHash", |p, c, _| {
+    m.register_method("eth_getBlockByHash", |p, c, _| {
         let shape = "[blockHash, fullTransactions]";
         let v = params_vec(&p, shape)?;
         let hash: B256 = arg(&v, 0, shape)?
@@ -324,7 +324,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
         let _permit = full.then(|| c.heavy_permit()).transpose()?;
         match c.store.number_of(&hash).map_err(internal)? {
-            Some(n) => block_json(&c, n, full),
+            Some(n) => block_json(c, n, full),
             None => Ok(Value::Null),
         }
     })
