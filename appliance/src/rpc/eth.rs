@@ -78,6 +78,12 @@ fn require_latest(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<()> {
     Ok(())
 }
 
+fn parse_hash(v: &Value, what: &str) -> RpcResult<B256> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(format!("{what}: expected a 32-byte 0x hash, got {v}")))
+}
+
 fn parse_address(v: &Value, what: &str) -> RpcResult<Address> {
     v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
         invalid(format!(
@@ -317,10 +323,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     m.register_method("eth_getBlockByHash", |p, c, _| {
         let shape = "[blockHash, fullTransactions]";
         let v = params_vec(&p, shape)?;
-        let hash: B256 = arg(&v, 0, shape)?
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("blockHash: expected a 32-byte 0x hash"))?;
+        let hash: B256 = parse_hash(arg(&v, 0, shape)?, "blockHash")?;
         let full = v.get(1).and_then(Value::as_bool).unwrap_or(false);
         let _permit = full.then(|| c.heavy_permit()).transpose()?;
         match c.store.number_of(&hash).map_err(internal)? {
@@ -453,10 +456,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     m.register_method("eth_getTransactionByHash", |p, c, _| {
         let shape = "[transactionHash]";
         let v = params_vec(&p, shape)?;
-        let hash: B256 = arg(&v, 0, shape)?
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("transactionHash: expected a 32-byte 0x hash"))?;
+        let hash: B256 = parse_hash(arg(&v, 0, shape)?, "transactionHash")?;
         if let Some((tx, mined, _, _)) = mined_tx(c, &hash)? {
             return Ok::<_, ErrorObjectOwned>(json::transaction(&tx, Some(mined)));
         }
@@ -469,10 +469,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     m.register_method("eth_getTransactionReceipt", |p, c, _| {
         let shape = "[transactionHash]";
         let v = params_vec(&p, shape)?;
-        let hash: B256 = arg(&v, 0, shape)?
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid("transactionHash: expected a 32-byte 0x hash"))?;
+        let hash: B256 = parse_hash(arg(&v, 0, shape)?, "transactionHash")?;
         Ok::<_, ErrorObjectOwned>(
             mined_tx(c, &hash)?
                 .map(|(_, mined, r, first)| json::receipt(&r, mined, first))
