@@ -637,7 +637,7 @@ impl Driver {
             .and_then(|_| {
                 if cert.number != block.number()
                     || cert.hash != block.hash()
-                    || cert.view != block.header.view
+                    || cert.view < block.header.view
                 {
                     return Err("certificate is for another block".into());
                 }

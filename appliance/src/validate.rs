@@ -51,6 +51,12 @@ pub fn check_link(
             h.view, parent.view
         ));
     }
+    if h.number > 1 && h.last_commit_view < parent.view {
+        return Err(format!(
+            "last commit view {} is before the parent's view {}",
+            h.last_commit_view, parent.view
+        ));
+    }
     if h.shard != shard || h.epoch != h.number / epoch_blocks {
         return Err("wrong shard or epoch".into());
     }

@@ -7,10 +7,14 @@
 //! strictly more than 2/3 of voting power. Block N+1 carries N's commit certificate.
 //!
 //! When the round's timer fires first, a validator signs a view change for the next view,
-//! carrying its lock: the highest prepared block it validated, with the certificate. The next
-//! view's leader gathers more than 2/3 and sends `NewView` with the proof, re-proposing the
-//! locked block of the highest view among them, or a fresh block when there is none. Timeouts
-//! double with every consecutive failed view of a height.
+//! carrying its lock: the highest prepared block it validated, with the certificate; the
+//! signature binds the lock's hash *and* the certificate's view. The next view's leader
+//! gathers more than 2/3 and sends `NewView` with the proof, re-proposing the locked block of
+//! the highest certificate view among them, or a fresh block when there is none. A validator
+//! prepares a block that conflicts with its own lock only when a higher certificate justifies
+//! it. Votes (prepare and commit) sign the current view, so a re-proposed block can always
+//! finish its height. Timeouts double with every consecutive failed view of a height
+//! (ADR 0010 has the safety argument).
 //!
 //! All BLS work is requested as [`Effect::Verify`] jobs and completed by [`Input::Verified`],
 //! signatures by [`Effect::Sign`] / [`Input::Signed`]; everything a restart needs for safety is
@@ -23,7 +27,7 @@ use crate::message::{
 use crate::safety::{SafetyRecord, SignedVote};
 use accel::{AggregateSignature, PublicKey, Signature};
 use alloy_primitives::{Bytes, B256};
-use hsm::{payload, MsgKind, SignRequest, PAYLOAD_BYTES};
+use hsm::{payload, view_change_lock, MsgKind, SignRequest, PAYLOAD_BYTES};
 use state::{Bitmap, Block, CommitCertificate, GAS_LIMIT, HEADER_VERSION};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -710,11 +714,11 @@ impl Fbft {
     /// Verifies the parent's commit certificate carried in the header, then accepts `block`.
     fn check_parent_then(&mut self, block: Block, from: usize, out: &mut Vec<Effect>) {
         if self.tip.number == 0 {
-            return self.accept_proposal(block, out);
+            return self.accept_proposal(block, None, out);
         }
         let cert = CommitCertificate {
             number: self.tip.number,
-            view: self.tip.view,
+            view: block.header.last_commit_view,
             hash: self.tip.hash,
             signature: block.header.last_commit_signature.clone(),
             bitmap: block.header.last_commit_bitmap.clone(),
@@ -794,14 +798,46 @@ impl Fbft {
         if h.transactions_root != block.compute_transactions_root() {
             return Err("transactions root does not match the body".into());
         }
+        if self.tip.number == 0 {
+            if h.last_commit_view != 0
+                || !h.last_commit_signature.is_empty()
+                || !h.last_commit_bitmap.is_empty()
+            {
+                return Err("block 1 carries a parent commit certificate".into());
+            }
+        } else if h.last_commit_view < self.tip.view {
+            return Err(format!(
+                "last commit view {} is before the parent's view {}",
+                h.last_commit_view, self.tip.view
+            ));
+        }
         Ok(())
     }
 
-    fn accept_proposal(&mut self, block: Block, out: &mut Vec<Effect>) {
+    /// Takes `block` as the view's proposal and prepares it. `justify` is the view of the
+    /// prepare certificate that a NewView re-proposes it under (None for a fresh block).
+    fn accept_proposal(&mut self, block: Block, justify: Option<u64>, out: &mut Vec<Effect>) {
         let hash = block.hash();
         self.round.announce_checking = false;
         if self.round.invalid.contains(&hash) {
             return;
+        }
+        if let Some(lock) = &self.round.locked {
+            // Safety: never prepare against our lock unless a higher certificate shows that a
+            // quorum moved on (then the locked block cannot have been committed).
+            if lock.block.hash() != hash && justify.is_none_or(|j| j <= lock.cert.view) {
+                tracing::warn!(
+                    target: "consensus",
+                    number = self.round.number,
+                    view = self.round.view,
+                    %hash,
+                    locked = %lock.block.hash(),
+                    lock_view = lock.cert.view,
+                    justify,
+                    "refusing a proposal that conflicts with our lock"
+                );
+                return;
+            }
         }
         let needs_validation = !self.round.validated.contains(&hash);
         self.round.block = Some(block.clone());
@@ -893,15 +929,11 @@ impl Fbft {
         }
     }
 
-    /// The view a vote of `kind` on the current proposal signs: prepare the round's view,
-    /// commit the view recorded in the header.
-    fn vote_view(&self, kind: MsgKind) -> Option<u64> {
-        let block = self.round.block.as_ref()?;
-        Some(if kind == MsgKind::Commit {
-            block.header.view
-        } else {
-            self.round.view
-        })
+    /// The view a vote on the current proposal signs: the round's view, for prepare and commit
+    /// alike. Commits at the header's view would let a guard watermark raised by a commit in a
+    /// later view refuse the re-proposal of an earlier block for ever (ADR 0010).
+    fn vote_view(&self, _kind: MsgKind) -> Option<u64> {
+        self.round.block.as_ref().map(|_| self.round.view)
     }
 
     fn on_vote(&mut self, kind: MsgKind, from: usize, vote: Vote, out: &mut Vec<Effect>) {
@@ -1012,7 +1044,7 @@ impl Fbft {
                 self.round.announce_checking = false;
                 if all_ok && block.header.number == self.round.number && self.round.block.is_none()
                 {
-                    self.accept_proposal(*block, out);
+                    self.accept_proposal(*block, None, out);
                 } else if !all_ok {
                     Self::fault(
                         out,
@@ -1044,7 +1076,7 @@ impl Fbft {
                 match held
                     .into_iter()
                     .flatten()
-                    .find(|b| b.hash() == cert.hash && b.header.view == cert.view)
+                    .find(|b| b.hash() == cert.hash && b.header.view <= cert.view)
                 {
                     Some(b) => {
                         self.round.committed = true;
@@ -1234,7 +1266,7 @@ impl Fbft {
         let r = &self.round;
         let Some(block) = &r.block else { return };
         let hash = block.hash();
-        let view = block.header.view;
+        let view = r.view;
         if r.validated.contains(&hash)
             && r.prepared.as_ref().is_some_and(|p| p.hash == hash)
             && !r.commit_requested
@@ -1335,37 +1367,47 @@ impl Fbft {
         if !self.round.in_view_change {
             return self.start_view_change(view + 1, out);
         }
-        let committee = self.committee.clone();
-        let power: u64 = self
-            .round
-            .view_changes
-            .get(&view)
-            .map(|s| {
-                s.verified
-                    .values()
-                    .map(|e| committee.power_of(&e.bitmap))
-                    .sum()
-            })
-            .unwrap_or(0);
-        if committee.is_quorum(power) {
+        if self.committee.is_quorum(self.power_at_or_past(view)) {
             return self.start_view_change(view + 1, out);
         }
         match self.round.own_view_changes.get(&view).cloned() {
             Some(vc) => out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc)))),
             // Restarted while waiting: sign the same view change again (same payload).
             None => {
-                self.sign(MsgKind::ViewChange, view, self.locked_hash(), out);
+                self.sign(MsgKind::ViewChange, view, self.lock_digest(), out);
             }
         }
         self.arm_view_timer(view, out);
     }
 
-    /// The hash a view change names: our lock, or zero.
-    fn locked_hash(&self) -> B256 {
+    /// Voting power of the members known (by a verified view change) to have reached `view` or
+    /// a later one. A node one view ahead of the rest counts for `view`: without that, a node
+    /// that moved on (say, after it restarted) and the nodes it left behind wait for each other
+    /// for ever when neither side alone holds more than 1/3.
+    fn power_at_or_past(&self, view: u64) -> u64 {
+        let mut members = HashSet::new();
+        let mut power = 0;
+        for e in self
+            .round
+            .view_changes
+            .iter()
+            .filter(|(v, _)| **v >= view)
+            .flat_map(|(_, s)| s.verified.iter())
+        {
+            if members.insert(*e.0) {
+                power += self.committee.power_of(&e.1.bitmap);
+            }
+        }
+        power
+    }
+
+    /// What our view change signs: the lock (its hash bound to its certificate's view), or
+    /// zero when we hold none.
+    fn lock_digest(&self) -> B256 {
         self.round
             .locked
             .as_ref()
-            .map(|l| l.block.hash())
+            .map(|l| B256::from(view_change_lock(l.block.hash().0, l.cert.view)))
             .unwrap_or_default()
     }
 
@@ -1392,7 +1434,7 @@ impl Fbft {
         self.round.leader = self.leader_of(view);
         let number = self.round.number;
         out.push(Effect::ViewChanged { number, view });
-        self.sign(MsgKind::ViewChange, view, self.locked_hash(), out);
+        self.sign(MsgKind::ViewChange, view, self.lock_digest(), out);
         self.arm_view_timer(view, out);
     }
 
@@ -1406,15 +1448,17 @@ impl Fbft {
         if req.view != self.round.view {
             return;
         }
-        let locked = self
-            .round
-            .locked
-            .clone()
-            .filter(|l| l.block.hash().0 == req.hash);
+        let locked = self.round.locked.clone().filter(|l| {
+            req.hash != [0; 32] && view_change_lock(l.block.hash().0, l.cert.view) == req.hash
+        });
+        if req.hash != [0; 32] && locked.is_none() {
+            return; // signed for a lock we no longer hold; the timer re-signs the current one
+        }
+        let prepared_hash = locked.as_ref().map(|l| l.block.hash()).unwrap_or_default();
         let vc = ViewChange {
             number: req.number,
             view: req.view,
-            prepared_hash: B256::from(req.hash),
+            prepared_hash,
             bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
             signature: Bytes::copy_from_slice(&sig.to_bytes()),
             prepared: locked.clone().into_iter().collect(),
@@ -1429,7 +1473,7 @@ impl Fbft {
             VcEntry {
                 bitmap,
                 signature: sig,
-                hash: B256::from(req.hash),
+                hash: prepared_hash,
                 prepared: locked,
             },
         );
@@ -1508,6 +1552,7 @@ impl Fbft {
         let signature =
             Signature::from_bytes(&vc.signature).map_err(|e| format!("signature: {e}"))?;
         let mut cert_job = None;
+        let mut cert_view = 0;
         match vc.prepared.as_slice() {
             [] if vc.prepared_hash.is_zero() => {}
             [p] if p.block.hash() == vc.prepared_hash
@@ -1516,6 +1561,7 @@ impl Fbft {
                 && p.cert.view < vc.view =>
             {
                 self.check_parent_fields(&p.block)?;
+                cert_view = p.cert.view;
                 let (p, v) = self
                     .certificate_vote(MsgKind::Prepare, &p.cert)
                     .map_err(|e| format!("prepared certificate: {e}"))?;
@@ -1523,7 +1569,8 @@ impl Fbft {
             }
             _ => return Err("prepared proof does not match the named hash".into()),
         }
-        let req = self.sign_request(MsgKind::ViewChange, vc.number, vc.view, vc.prepared_hash);
+        let signed = view_change_lock(vc.prepared_hash.0, cert_view);
+        let req = self.sign_request(MsgKind::ViewChange, vc.number, vc.view, B256::from(signed));
         let public_key = self
             .committee
             .aggregate_key(&bitmap)
@@ -1555,8 +1602,11 @@ impl Fbft {
             self.start_view_change(view, out);
             return;
         }
+        // Our own view change must be among them: it carries our lock, which the NewView
+        // must respect like every other (and the leader prepares what it proposes).
         if view != self.round.view
             || self.leader_of(view) != self.cfg.me
+            || !set.verified.contains_key(&self.cfg.me)
             || !committee.is_quorum(power)
         {
             return;
@@ -1566,27 +1616,25 @@ impl Fbft {
             return;
         }
         set.done = true;
-        // Group by named hash; drop locks on blocks this node found invalid (an honest quorum
-        // remains: a block that failed validation can never have been committed).
+        // Group by what was signed: the lock's hash and certificate view. Drop locks on blocks
+        // this node found invalid (an honest quorum remains: a block that failed validation can
+        // never have been committed).
         let mut groups: Vec<(B256, Bitmap, Vec<Signature>, Option<PreparedProof>)> = Vec::new();
         for e in set.verified.values() {
-            let hash = if self.round.invalid.contains(&e.hash) {
+            if self.round.invalid.contains(&e.hash) {
                 continue;
-            } else {
-                e.hash
-            };
-            match groups.iter_mut().find(|g| g.0 == hash) {
+            }
+            let view_of = |p: &Option<PreparedProof>| p.as_ref().map(|p| p.cert.view);
+            match groups
+                .iter_mut()
+                .find(|g| g.0 == e.hash && view_of(&g.3) == view_of(&e.prepared))
+            {
                 Some(g) => {
                     g.1.union_with(&e.bitmap);
                     g.2.push(e.signature);
-                    if let (Some(p), Some(q)) = (&e.prepared, &g.3) {
-                        if p.cert.view > q.cert.view {
-                            g.3 = Some(p.clone());
-                        }
-                    }
                 }
                 None => groups.push((
-                    hash,
+                    e.hash,
                     e.bitmap.clone(),
                     vec![e.signature],
                     e.prepared.clone(),
@@ -1606,6 +1654,17 @@ impl Fbft {
             .iter()
             .filter_map(|g| g.3.clone())
             .max_by_key(|p| p.cert.view);
+        if let Some(c) = &chosen {
+            // Two certificates of one view for different blocks mean more than f Byzantine
+            // signers; no NewView from these groups could be accepted.
+            if groups.iter().any(|g| {
+                g.3.as_ref()
+                    .is_some_and(|p| p.cert.view == c.cert.view && g.0 != c.block.hash())
+            }) {
+                tracing::error!(target: "consensus", view, "conflicting prepare certificates in one view");
+                return;
+            }
+        }
         let wire: Vec<ViewChangeGroup> = groups
             .iter()
             .map(|(hash, bitmap, sigs, prepared)| ViewChangeGroup {
@@ -1686,10 +1745,11 @@ impl Fbft {
         let mut union = Bitmap::with_len(n);
         let mut jobs = Vec::new();
         let mut best: Option<(u64, B256)> = None;
-        let mut hashes = HashSet::new();
+        let mut locks = HashSet::new();
         for g in &nv.groups {
-            if !hashes.insert(g.hash) {
-                return Err("two groups name the same hash".into());
+            let cert_view = g.prepared.first().map_or(0, |c| c.view);
+            if !locks.insert((g.hash, cert_view)) {
+                return Err("two groups name the same lock".into());
             }
             let bitmap =
                 Bitmap::from_bytes(&g.bitmap, n).ok_or("group bitmap has the wrong length")?;
@@ -1703,7 +1763,10 @@ impl Fbft {
                 .committee
                 .aggregate_key(&bitmap)
                 .ok_or("empty bitmap")?;
-            let req = self.sign_request(MsgKind::ViewChange, nv.number, nv.view, g.hash);
+            // Each group's signers signed their lock's certificate view: a certificate of
+            // another view (an older one, to downgrade a lock) fails this signature.
+            let signed = B256::from(view_change_lock(g.hash.0, cert_view));
+            let req = self.sign_request(MsgKind::ViewChange, nv.number, nv.view, signed);
             jobs.push((
                 payload(&req),
                 vec![accel::Vote {
@@ -1718,8 +1781,12 @@ impl Fbft {
                 {
                     let (p, v) = self.certificate_vote(MsgKind::Prepare, cert)?;
                     jobs.push((p, vec![v]));
-                    if best.is_none_or(|(v, _)| cert.view > v) {
-                        best = Some((cert.view, g.hash));
+                    match best {
+                        Some((v, h)) if v == cert.view && h != g.hash => {
+                            return Err("two prepare certificates of one view".into())
+                        }
+                        Some((v, _)) if v >= cert.view => {}
+                        _ => best = Some((cert.view, g.hash)),
                     }
                 }
                 _ => return Err("group prepared certificate missing or for another block".into()),
@@ -1777,7 +1844,14 @@ impl Fbft {
             // A fresh block: its parent certificate must check out like an announce's.
             self.check_parent_then(block, from, out);
         } else {
-            self.accept_proposal(block, out);
+            // Re-proposed: justified by the highest certificate, which is for this block.
+            let justify = nv
+                .groups
+                .iter()
+                .filter(|g| g.hash == block.hash())
+                .filter_map(|g| g.prepared.first().map(|c| c.view))
+                .max();
+            self.accept_proposal(block, justify, out);
         }
     }
 }

@@ -1,20 +1,26 @@
 //! Deterministic simulation: all nodes in one thread, seeded RNG, virtual time, a network that
 //! delays, drops, duplicates, reorders and partitions, nodes that crash (even between two
-//! effects of one step) and restart from what they persisted, and up to f Byzantine nodes that
-//! stay silent, withhold votes, send garbage, equivocate or propose invalid blocks.
+//! effects of one step) and restart from what they persisted, verification, validation and
+//! block-building results that come back late and out of order, and up to f Byzantine nodes
+//! that stay silent, withhold votes, send garbage, equivocate, propose invalid blocks, deny
+//! their locks, certify two blocks of one height, assemble NewViews from older certificates,
+//! or replay old messages. Every honest node signs through the real double-sign guard (a log
+//! on disk, reopened when the node restarts), as in the appliance.
 //!
 //! Invariants, checked after every event: no two honest nodes finalize different blocks at one
 //! height; every finalized block carries a valid commit certificate; no honest key signs two
-//! different hashes in one (kind, number, view) slot. Liveness: once faults heal (Byzantine
-//! nodes stay), every honest node finalizes 3 more blocks within twice the longest view timeout
-//! after back-off (64 × the seed's view timeout, plus a block time) plus 20 s of virtual time.
+//! different hashes in one (kind, number, view) slot; the guard never has to refuse an honest
+//! node (a refusal is a vote the state machine should not have asked for, and a height can
+//! wedge on it). Liveness: once faults heal (Byzantine nodes stay), every honest node
+//! finalizes 3 more blocks within twice the longest view timeout after back-off (64 × the
+//! seed's view timeout, plus a block time) plus 20 s of virtual time.
 //!
 //! `SIM_SEEDS` (default 6) and `SIM_SEED_START` (default 1) choose the seeds; a failure prints
 //! the seed and the command that replays it.
 
 mod common;
 
-use accel::Engine;
+use accel::{Engine, Signature};
 use common::{build_by, secret, signer, spec, CHAIN_ID, GENESIS_MS};
 use consensus::{Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Timer, Tip};
 use hsm::{LocalSigner, Signer};
@@ -37,6 +43,24 @@ enum Byz {
     InvalidBlocks,
     /// Votes normally, but its view changes deny any lock (signs the zero hash).
     Amnesia,
+    /// As leader, shows a second block of the same view to half of the committee and
+    /// certifies each block with whatever votes it gets (it signs both).
+    TwoBlocks,
+    /// As a new leader, pairs each view-change group with the oldest prepare certificate it
+    /// has seen for that block and re-proposes whatever block then looks highest.
+    MixedNewView,
+    /// Sends old view changes, votes and certificates again, to anyone, at any time.
+    Replay,
+}
+
+/// What a [`Byz::TwoBlocks`] leader keeps of its second block.
+struct SecondBlock {
+    block: Block,
+    to: Vec<usize>,
+    prepares: Vec<(usize, Signature)>,
+    commits: Vec<(usize, Signature)>,
+    prepared: bool,
+    committed: bool,
 }
 
 struct SimNode {
@@ -46,6 +70,11 @@ struct SimNode {
     chain: Vec<(Block, CommitCertificate)>,
     safety: Option<SafetyRecord>,
     byz: Option<Byz>,
+    /// The real guard, for honest nodes; closed by a crash, reopened from disk at boot.
+    guard: Option<hsm::Guard>,
+    /// Byzantine memory: messages received (for Replay and MixedNewView) and a second block.
+    seen: Vec<Message>,
+    second: Option<SecondBlock>,
 }
 
 enum Ev {
@@ -64,6 +93,12 @@ enum Ev {
         incarnation: u64,
         timer: Timer,
     },
+    /// A verification, validation or build result coming back to the state machine.
+    Result {
+        node: usize,
+        incarnation: u64,
+        input: Input,
+    },
 }
 
 #[derive(Default)]
@@ -76,6 +111,7 @@ struct Stats {
     partitions: u64,
     byzantine_messages: u64,
     blocks: u64,
+    guard_refusals: u64,
 }
 
 struct Sim {
@@ -99,6 +135,8 @@ struct Sim {
     view_timeout_ms: u64,
     /// Chance that a message takes 50–600 ms instead of a few.
     slow: f64,
+    /// Guard logs of the honest nodes (on tmpfs when there is one: the guard fsyncs).
+    guard_dir: tempfile::TempDir,
 }
 
 fn bad_block(b: &Block) -> bool {
@@ -124,6 +162,9 @@ impl Sim {
             Byz::Equivocate,
             Byz::InvalidBlocks,
             Byz::Amnesia,
+            Byz::TwoBlocks,
+            Byz::MixedNewView,
+            Byz::Replay,
         ];
         let byzantine: Vec<usize> = (0..f).map(|_| rng.gen_range(0..n)).collect();
         let nodes = (0..n)
@@ -136,6 +177,9 @@ impl Sim {
                 byz: byzantine
                     .contains(&i)
                     .then(|| byz_kinds[rng.gen_range(0..byz_kinds.len())]),
+                guard: None,
+                seen: vec![],
+                second: None,
             })
             .collect();
         let pool = Arc::new(
@@ -163,6 +207,7 @@ impl Sim {
             stats: Stats::default(),
             view_timeout_ms: 0,
             slow: 0.0,
+            guard_dir: guard_dir(),
         };
         sim.view_timeout_ms = [150, 400, 2000][sim.rng.gen_range(0..3)];
         sim.slow = [0.05, 0.2][sim.rng.gen_range(0..2)];
@@ -210,6 +255,12 @@ impl Sim {
             recent,
             node.safety.clone(),
         );
+        if self.honest(i) {
+            let dir = self.guard_dir.path().join(i.to_string());
+            let guard = hsm::Guard::open(&dir).expect("guard log reopens after a crash");
+            guard.register(self.nodes[i].signer.public_keys()).unwrap();
+            self.nodes[i].guard = Some(guard);
+        }
         self.nodes[i].fbft = Some(fbft);
         self.nodes[i].incarnation += 1;
         self.input(i, Input::Start);
@@ -219,6 +270,7 @@ impl Sim {
         if self.nodes[i].fbft.take().is_some() {
             self.stats.crashes += 1;
         }
+        self.nodes[i].guard = None;
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
@@ -301,6 +353,29 @@ impl Sim {
                     }
                 }
             }
+            Some(Byz::TwoBlocks) => {
+                if let Message::Announce(a) = msg {
+                    if let Some(m) = self.second_block(from, to, &a.block) {
+                        return self.send(from, to, m.encode());
+                    }
+                }
+            }
+            Some(Byz::MixedNewView) => {
+                if let Message::NewView(nv) = msg {
+                    if let Some(m) = self.mixed_new_view(from, nv) {
+                        self.stats.byzantine_messages += 1;
+                        return self.send(from, to, m.encode());
+                    }
+                }
+            }
+            Some(Byz::Replay) => {
+                let seen = &self.nodes[from].seen;
+                if !seen.is_empty() && self.rng.gen_bool(0.3) {
+                    let old = seen[self.rng.gen_range(0..seen.len())].encode();
+                    self.stats.byzantine_messages += 1;
+                    self.send(from, to, old);
+                }
+            }
             Some(Byz::Equivocate) if to.is_multiple_of(2) => {
                 if let Message::Announce(a) = msg {
                     // A second block for the same view to half of the committee.
@@ -364,6 +439,17 @@ impl Sim {
             Effect::PersistSafety(r) => self.nodes[i].safety = Some(r),
             Effect::Sign(req) => {
                 if self.honest(i) {
+                    let n = &self.nodes[i];
+                    let guard = n
+                        .guard
+                        .as_ref()
+                        .expect("honest nodes sign through the guard");
+                    if let Err(e) = guard.check_and_record(n.signer.public_keys(), &req) {
+                        // As in the appliance: refused, nothing signed. The run fails at the end.
+                        self.stats.guard_refusals += 1;
+                        eprintln!("seed {}: node {i}'s guard refused {req:?}: {e}", self.seed);
+                        return None;
+                    }
                     let slot = (i, req.kind as u8, req.number, req.view);
                     let prev = *self.signed.entry(slot).or_insert(B256::from(req.hash));
                     assert_eq!(
@@ -377,7 +463,7 @@ impl Sim {
             }
             Effect::Verify(job) => {
                 let valid = self.verify(&job);
-                return Some(Input::Verified { id: job.id, valid });
+                self.later(i, Input::Verified { id: job.id, valid });
             }
             Effect::Validate(block) => {
                 let result = if bad_block(&block) {
@@ -385,10 +471,8 @@ impl Sim {
                 } else {
                     Ok(())
                 };
-                return Some(Input::Validated {
-                    hash: block.hash(),
-                    result,
-                });
+                let hash = block.hash();
+                self.later(i, Input::Validated { hash, result });
             }
             e @ Effect::BuildBlock { .. } => {
                 let mut block = build_by(&self.committee, &e, self.now, Some(i));
@@ -396,7 +480,7 @@ impl Sim {
                     block.header.extra_data = Bytes::from_static(b"invalid");
                     self.stats.byzantine_messages += 1;
                 }
-                return Some(Input::Proposal(block));
+                self.later(i, Input::Proposal(block));
             }
             Effect::Schedule(timer, delay) => {
                 let at = self.now + delay.as_millis() as u64;
@@ -446,6 +530,171 @@ impl Sim {
             }
         }
         None
+    }
+
+    /// A result of work the caller does off the state machine's loop: mostly at once, sometimes
+    /// after other inputs (so results come back late and out of order).
+    fn later(&mut self, node: usize, input: Input) {
+        let delay = if self.rng.gen_bool(0.3) {
+            self.rng.gen_range(1..80)
+        } else {
+            0
+        };
+        let incarnation = self.nodes[node].incarnation;
+        self.push(
+            self.now + delay,
+            Ev::Result {
+                node,
+                incarnation,
+                input,
+            },
+        );
+    }
+
+    /// [`Byz::TwoBlocks`]: the message for `to` when `from` announces `block`: odd-numbered
+    /// nodes get a second block of the same view, which `from` then certifies on its own.
+    fn second_block(&mut self, from: usize, to: usize, block: &Block) -> Option<Message> {
+        if to.is_multiple_of(2) {
+            return None;
+        }
+        let node = &mut self.nodes[from];
+        let fresh = node.second.as_ref().is_none_or(|s| {
+            (s.block.number(), s.block.header.view) != (block.number(), block.header.view)
+        });
+        if fresh {
+            let mut other = block.clone();
+            other.header.timestamp_ms += 1;
+            node.second = Some(SecondBlock {
+                block: other,
+                to: vec![],
+                prepares: vec![],
+                commits: vec![],
+                prepared: false,
+                committed: false,
+            });
+        }
+        let second = node.second.as_mut().expect("set above");
+        second.to.push(to);
+        self.stats.byzantine_messages += 1;
+        let block = second.block.clone();
+        Some(Message::Announce(Box::new(consensus::Announce { block })))
+    }
+
+    /// [`Byz::TwoBlocks`]: a vote for the second block reached its leader; certify it once
+    /// the committee's quorum rule calls the votes (with its own) a quorum.
+    fn second_block_vote(&mut self, leader: usize, from: usize, msg: &Message) {
+        let (kind, v) = match msg {
+            Message::Prepare(v) => (hsm::MsgKind::Prepare, v),
+            Message::Commit(v) => (hsm::MsgKind::Commit, v),
+            _ => return,
+        };
+        let Some(second) = self.nodes[leader].second.as_mut() else {
+            return;
+        };
+        let hash = second.block.hash();
+        if v.hash != hash || v.number != second.block.number() {
+            return;
+        }
+        let Ok(sig) = Signature::from_bytes(&v.signature) else {
+            return;
+        };
+        let votes = match kind {
+            hsm::MsgKind::Prepare => &mut second.prepares,
+            _ => &mut second.commits,
+        };
+        if votes.iter().any(|(f, _)| *f == from) {
+            return;
+        }
+        votes.push((from, sig));
+        let view = v.view;
+        let req = hsm::SignRequest {
+            kind,
+            chain_id: CHAIN_ID,
+            shard: 0,
+            number: v.number,
+            view,
+            hash: hash.0,
+        };
+        let own = self.nodes[leader].signer.sign(&req).unwrap();
+        let second = self.nodes[leader].second.as_mut().expect("checked");
+        let (votes, done) = match kind {
+            hsm::MsgKind::Prepare => (&second.prepares, &mut second.prepared),
+            _ => (&second.commits, &mut second.committed),
+        };
+        let mut bitmap = self.committee.member_bitmap(leader);
+        let mut sigs = own;
+        for (f, sig) in votes {
+            bitmap.union_with(&self.committee.member_bitmap(*f));
+            sigs.push(*sig);
+        }
+        if *done || !self.committee.is_quorum(self.committee.power_of(&bitmap)) {
+            return;
+        }
+        *done = true;
+        let agg = accel::AggregateSignature::aggregate(&sigs)
+            .unwrap()
+            .to_signature();
+        let cert = CommitCertificate {
+            number: v.number,
+            view,
+            hash,
+            signature: Bytes::copy_from_slice(&agg.to_bytes()),
+            bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
+        };
+        let (to, m) = match kind {
+            hsm::MsgKind::Prepare => (second.to.clone(), Message::Prepared(cert)),
+            _ => ((0..self.nodes.len()).collect(), Message::Committed(cert)),
+        };
+        for t in to.into_iter().filter(|t| *t != leader) {
+            self.stats.byzantine_messages += 1;
+            self.send(leader, t, m.encode());
+        }
+    }
+
+    /// [`Byz::MixedNewView`]: `nv` with each group's certificate swapped for the oldest
+    /// certificate of the same block this node has seen, re-proposing the block that then
+    /// holds the highest one. None when it has nothing older to offer.
+    fn mixed_new_view(&self, from: usize, nv: &consensus::NewView) -> Option<Message> {
+        let mut certs: Vec<CommitCertificate> = vec![];
+        let mut blocks: Vec<Block> = vec![];
+        for m in &self.nodes[from].seen {
+            match m {
+                Message::Prepared(c) if c.number == nv.number => certs.push(c.clone()),
+                Message::ViewChange(vc) if vc.number == nv.number => {
+                    for p in &vc.prepared {
+                        certs.push(p.cert.clone());
+                        blocks.push(p.block.clone());
+                    }
+                }
+                Message::Announce(a) => blocks.push(a.block.clone()),
+                Message::NewView(n) => blocks.push(n.block.clone()),
+                _ => {}
+            }
+        }
+        let mut mixed = nv.clone();
+        let mut changed = false;
+        for g in &mut mixed.groups {
+            let oldest = certs
+                .iter()
+                .filter(|c| c.hash == g.hash)
+                .min_by_key(|c| c.view);
+            if let (Some(old), Some(cur)) = (oldest, g.prepared.first()) {
+                if old.view < cur.view {
+                    g.prepared = vec![old.clone()];
+                    changed = true;
+                }
+            }
+        }
+        let best = mixed
+            .groups
+            .iter()
+            .filter_map(|g| g.prepared.first())
+            .max_by_key(|c| c.view)?;
+        if best.hash != mixed.block.hash() {
+            mixed.block = blocks.into_iter().find(|b| b.hash() == best.hash)?;
+            changed = true;
+        }
+        changed.then(|| Message::NewView(Box::new(mixed)))
     }
 
     /// Blocks with certificates from `peer` (honest and reachable), each certificate checked
@@ -601,6 +850,15 @@ impl Sim {
                         continue;
                     }
                     if let Ok(msg) = Message::decode(&bytes) {
+                        match self.nodes[to].byz {
+                            Some(Byz::TwoBlocks) => self.second_block_vote(to, from, &msg),
+                            Some(Byz::Replay | Byz::MixedNewView)
+                                if self.nodes[to].seen.len() < 500 =>
+                            {
+                                self.nodes[to].seen.push(msg.clone())
+                            }
+                            _ => {}
+                        }
                         if std::env::var("SIM_TRACE").is_ok() {
                             eprintln!(
                                 "{} deliver {from}->{to} {}",
@@ -612,6 +870,15 @@ impl Sim {
                     }
                 }
                 Ev::Sync { node, peer, upto } => self.sync(node, peer, upto),
+                Ev::Result {
+                    node,
+                    incarnation,
+                    input,
+                } => {
+                    if self.nodes[node].incarnation == incarnation {
+                        self.input(node, input);
+                    }
+                }
                 Ev::Timer {
                     node,
                     incarnation,
@@ -625,6 +892,18 @@ impl Sim {
         }
         panic!("event queue ran dry (seed {})", self.seed);
     }
+}
+
+/// Guard logs on tmpfs where there is one: the guard fsyncs every record, and a run of many
+/// seeds would otherwise wait on the disk.
+fn guard_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
 }
 
 fn common_cert_valid(engine: &Engine, committee: &Committee, c: &CommitCertificate) -> bool {
@@ -653,12 +932,18 @@ fn simulation() {
                 .enumerate()
                 .filter_map(|(i, n)| n.byz.map(|b| (i, b)))
                 .collect();
-            println!(
-                "seed {seed}: {} nodes, byzantine {byz:?}, {} blocks, {} steps, {} view changes",
-                sim.nodes.len(),
-                sim.stats.blocks,
-                sim.stats.steps,
-                sim.stats.view_changes
+            if std::env::var("SIM_QUIET").is_err() {
+                println!(
+                    "seed {seed}: {} nodes, byzantine {byz:?}, {} blocks, {} steps, {} view changes",
+                    sim.nodes.len(),
+                    sim.stats.blocks,
+                    sim.stats.steps,
+                    sim.stats.view_changes
+                );
+            }
+            assert_eq!(
+                sim.stats.guard_refusals, 0,
+                "the guard refused an honest node's vote (seed {seed})"
             );
             sim.stats
         });

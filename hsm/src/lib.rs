@@ -19,7 +19,7 @@ pub use guarded::GuardedSigner;
 pub use keystore::{Keystore, KeystoreError, KeystoreSigner};
 pub use local::{check_private, LocalKeyFile, LocalSigner};
 pub use locked::LockedKeys;
-pub use request::{payload, MsgKind, SignRequest, PAYLOAD_BYTES};
+pub use request::{payload, view_change_lock, MsgKind, SignRequest, PAYLOAD_BYTES};
 
 use accel::{PublicKey, Signature};
 

@@ -9,7 +9,7 @@
 //! | 4 | shard |
 //! | 8 | block number |
 //! | 8 | view |
-//! | 32 | block hash (for view change: hash of the prepared block, or zero) |
+//! | 32 | block hash (for view change: [`view_change_lock`] of the signer's lock, or zero) |
 //!
 //! A tag per kind keeps a prepare vote from ever counting as a commit; chain id and shard keep
 //! a signature from being replayed on another network or shard.
@@ -73,6 +73,25 @@ pub fn payload(req: &SignRequest) -> [u8; PAYLOAD_BYTES] {
     out
 }
 
+/// Domain tag of [`view_change_lock`].
+const LOCK_TAG: &[u8; 16] = b"harmony/vc-lock\0";
+
+/// What a view change signs in its hash field: the signer's lock, bound to the view of the
+/// prepare certificate behind it, so nobody can pair the vote with an older certificate for
+/// the same block (ADR 0010). `sha256(tag ‖ prepared hash ‖ certificate view)`; zero when the
+/// signer holds no lock (`hash` zero).
+pub fn view_change_lock(hash: [u8; 32], cert_view: u64) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    if hash == [0; 32] {
+        return [0; 32];
+    }
+    let mut h = Sha256::new();
+    h.update(LOCK_TAG);
+    h.update(hash);
+    h.update(cert_view.to_be_bytes());
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +141,17 @@ mod tests {
         for v in variants {
             assert_ne!(payload(&v), payload(&base), "{v:?}");
         }
+    }
+
+    #[test]
+    fn view_change_lock_binds_hash_and_view() {
+        assert_eq!(view_change_lock([0; 32], 5), [0; 32]);
+        let a = view_change_lock([1; 32], 3);
+        assert_ne!(a, [0; 32]);
+        assert_ne!(a, [1; 32]);
+        assert_ne!(a, view_change_lock([1; 32], 1));
+        assert_ne!(a, view_change_lock([2; 32], 3));
+        assert_eq!(a, view_change_lock([1; 32], 3));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct Header {
     pub number: u64,
     pub epoch: u64,
     pub shard: u32,
-    /// View in which this block was proposed; a commit signs this view.
+    /// View in which this block was proposed. The next height's first view is `view + 1`.
     pub view: u64,
     /// Milliseconds since the Unix epoch (revm sees seconds).
     pub timestamp_ms: u64,
@@ -38,6 +38,9 @@ pub struct Header {
     pub vrf: Bytes,
     /// VDF output and proof (empty until randomness is enabled).
     pub vdf: Bytes,
+    /// View of the parent's commit certificate: the view its commit votes signed, which is at
+    /// or after the parent header's view when the parent was re-proposed (0 in block 1).
+    pub last_commit_view: u64,
     /// Aggregate commit signature of the parent block (empty in block 1).
     pub last_commit_signature: Bytes,
     /// Signer bitmap of that aggregate.
@@ -140,9 +143,9 @@ impl BlockTemplate {
     /// Assembles the block with empty execution results (roots of nothing, base fee at its
     /// floor); [`crate::exec::build`] executes transactions and fills them in.
     pub fn build(self) -> Block {
-        let (last_commit_signature, last_commit_bitmap) = match self.last_commit {
-            Some(c) => (c.signature, c.bitmap),
-            None => (Bytes::new(), Bytes::new()),
+        let (last_commit_view, last_commit_signature, last_commit_bitmap) = match self.last_commit {
+            Some(c) => (c.view, c.signature, c.bitmap),
+            None => (0, Bytes::new(), Bytes::new()),
         };
         let mut block = Block {
             header: Header {
@@ -164,6 +167,7 @@ impl BlockTemplate {
                 extra_data: Bytes::new(),
                 vrf: Bytes::new(),
                 vdf: Bytes::new(),
+                last_commit_view,
                 last_commit_signature,
                 last_commit_bitmap,
             },
@@ -180,7 +184,8 @@ impl BlockTemplate {
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct CommitCertificate {
     pub number: u64,
-    /// The view recorded in the block's header (what the commit signs).
+    /// The view in which the commit votes were signed: the header's view, or a later one when
+    /// the block was re-proposed after a view change (ADR 0010).
     pub view: u64,
     pub hash: B256,
     /// Aggregate BLS signature (96 bytes, compressed).
@@ -213,6 +218,7 @@ mod tests {
             extra_data: Bytes::from_static(b"x"),
             vrf: Bytes::new(),
             vdf: Bytes::new(),
+            last_commit_view: 8,
             last_commit_signature: Bytes::from(vec![3u8; 96]),
             last_commit_bitmap: Bytes::from(vec![0x0f]),
         }
@@ -234,6 +240,9 @@ mod tests {
         let mut h3 = h.clone();
         h3.last_commit_bitmap = Bytes::from(vec![0x0e]);
         assert_ne!(h3.hash(), h.hash());
+        let mut h4 = h.clone();
+        h4.last_commit_view += 1;
+        assert_ne!(h4.hash(), h.hash());
     }
 
     #[test]

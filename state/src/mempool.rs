@@ -824,6 +824,26 @@ mod tests {
         assert!(p.insert(legacy_tx(&a, 0, 21_000, GWEI), &s, BASE).is_ok());
     }
 
+    /// Issue 14: a value of 2^256 − gas·fee wrapped the cost to 0, so an empty account filled
+    /// pool slots for free.
+    #[test]
+    fn a_cost_past_u256_is_refused_not_wrapped() {
+        let (a, mut s, mut p) = (key(0), Accounts::default(), pool());
+        s.set(&a, 0, U256::ZERO);
+        let fee = 21_000 * 10 * GWEI;
+        let value = U256::MAX - U256::from(fee) + U256::from(1);
+        let t = dyn_tx_full(&a, 0, 21_000, 10 * GWEI, GWEI, value);
+        assert_eq!(t.max_cost(), U256::MAX);
+        assert!(
+            err(&mut p, t, &s).starts_with("insufficient funds"),
+            "an unfunded transaction was admitted"
+        );
+        assert_eq!(p.len(), 0);
+        // The same transfer with a plain value fails the same way.
+        let t = dyn_tx_full(&a, 0, 21_000, 10 * GWEI, GWEI, U256::from(10u128.pow(18)));
+        assert!(err(&mut p, t, &s).starts_with("insufficient funds"));
+    }
+
     #[test]
     fn insufficient_funds_is_cumulative() {
         let (a, mut s, mut p) = (key(0), Accounts::default(), pool());

@@ -26,9 +26,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// The wire version this node sends.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// The oldest wire version this node still accepts.
-pub const MIN_WIRE_VERSION: u8 = 1;
+pub const MIN_WIRE_VERSION: u8 = 2;
 /// Default cap on a frame's payload: 8 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Bytes before the payload: version and length.

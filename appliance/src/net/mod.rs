@@ -18,7 +18,7 @@
 //!   [`identity`] for every field. Peers check the key (pinned) and the name (same network),
 //!   not dates or chains.
 //! * **Frame**: `[version: u8][len: u32 big-endian][payload: len bytes]`, the whole stream;
-//!   [`WIRE_VERSION`] = 1 is sent, [`MIN_WIRE_VERSION`]`..=`[`WIRE_VERSION`] is accepted;
+//!   [`WIRE_VERSION`] = 2 is sent, [`MIN_WIRE_VERSION`]`..=`[`WIRE_VERSION`] is accepted;
 //!   `len` ≤ `max_message_bytes` (default [`MAX_MESSAGE_BYTES`] = 8 MiB). See [`frame`].
 //! * **Key file**: PKCS#8 DER of the Ed25519 key, mode `0600`.
 //! * **QUIC codes**: application close 0 = shutdown, 1 = peer not identified; stream stop

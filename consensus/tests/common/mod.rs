@@ -135,6 +135,9 @@ pub struct Node {
     pub up: bool,
     /// Blocks whose full validation this node reports as failed.
     pub reject: Option<B256>,
+    /// The double-sign guard the appliance puts in front of every signer, once
+    /// [`Cluster::guard`] gave this node one.
+    pub guard: Option<hsm::Guard>,
 }
 
 pub struct Cluster {
@@ -161,6 +164,7 @@ impl Cluster {
                 safety: None,
                 up: true,
                 reject: None,
+                guard: None,
             })
             .collect();
         let pool = Arc::new(
@@ -179,6 +183,13 @@ impl Cluster {
             timers: vec![],
             delivered: 0,
         }
+    }
+
+    /// Puts the real double-sign guard (a log under `dir`) in front of node `i`'s signer.
+    pub fn guard(&mut self, i: usize, dir: &std::path::Path) {
+        let g = hsm::Guard::open(dir).unwrap();
+        g.register(self.nodes[i].signer.public_keys()).unwrap();
+        self.nodes[i].guard = Some(g);
     }
 
     pub fn start(&mut self) {
@@ -212,7 +223,14 @@ impl Cluster {
             }
             Effect::Send(j, m) => self.wire.push_back((i, j, m)),
             Effect::Sign(req) => {
-                let signatures = self.nodes[i].signer.sign(&req).unwrap();
+                let n = &mut self.nodes[i];
+                if let Some(g) = &n.guard {
+                    // As in the appliance: a refused request is logged, and nothing is signed.
+                    if let Err(e) = g.check_and_record(n.signer.public_keys(), &req) {
+                        return n.faults.push(format!("signer: {e}"));
+                    }
+                }
+                let signatures = n.signer.sign(&req).unwrap();
                 queue.push_back(Input::Signed { req, signatures });
             }
             Effect::Verify(job) => {

@@ -219,9 +219,10 @@ fn missing(table: &'static str, n: u64) -> DbError {
     }
 }
 
-/// A certificate commits a block when it names its number, hash and view.
+/// A certificate commits a block when it names its number and hash, at the header's view or a
+/// later one (a re-proposed block is committed in the view that re-proposed it).
 fn check_cert(header: &Header, hash: B256, cert: &CommitCertificate) -> Result<(), DbError> {
-    if cert.number != header.number || cert.hash != hash || cert.view != header.view {
+    if cert.number != header.number || cert.hash != hash || cert.view < header.view {
         return Err(DbError::CertificateMismatch {
             number: header.number,
             hash,

@@ -105,7 +105,8 @@ pub enum DbError {
     /// The certificate is not for this block.
     #[error(
         "commit certificate for block {cert_number} (hash {cert_hash}, view {cert_view}) does \
-         not match block {number} (hash {hash}, view {view}); it was not stored: pass the \
+         not match block {number} (hash {hash}, proposed in view {view}, so committed in that view \
+         or a later one); it was not stored: pass the \
          certificate that commits this block"
     )]
     CertificateMismatch {

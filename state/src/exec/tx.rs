@@ -119,10 +119,12 @@ impl SignedTx {
         self.envelope.value()
     }
 
-    /// The most this transaction can cost: gas limit × max fee + value.
+    /// The most this transaction can cost: gas limit × max fee + value, saturating at
+    /// `U256::MAX` (a value near 2^256 must not wrap into a small cost that passes a balance
+    /// check). The product cannot overflow: it is below 2^64 · 2^128.
     pub fn max_cost(&self) -> U256 {
-        U256::from(self.envelope.gas_limit()) * U256::from(self.envelope.max_fee_per_gas())
-            + self.envelope.value()
+        (U256::from(self.envelope.gas_limit()) * U256::from(self.envelope.max_fee_per_gas()))
+            .saturating_add(self.envelope.value())
     }
 
     /// Tip per gas at `base_fee`, or `None` when the fee cap is below it.

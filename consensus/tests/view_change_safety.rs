@@ -1,0 +1,343 @@
+//! View change at one height, 4 validators (f = 1), written from the schedules that broke the
+//! first view-change rules (issue 11): nodes 0-2 are honest `Fbft`s behind the real
+//! double-sign guard, as in the appliance; node 3 is driven by hand and may lie. Leaders:
+//! view 1 → node 0, 2 → 1, 3 → 2, 4 → 3.
+//!
+//! - `new_view_cannot_downgrade_a_lock`: after B is committed in view 3, node 3's NewView for
+//!   view 4 pairs an honest view change for B (lock of view 3) with B's older view-1
+//!   certificate, to make its own B″ (view 2) look like the highest lock. Before the fix,
+//!   honest nodes prepared and committed B″: two commit certificates at height 1.
+//! - `one_crashed_node_does_not_stop_the_chain`: the same views 1-2, then node 3 crashes.
+//!   Before the fix, every later view re-proposed B with a commit payload at its header's view
+//!   1, which node 1's guard (it had signed a commit in view 2) refused for ever.
+
+mod common;
+
+use accel::{AggregateSignature, Signature};
+use alloy_primitives::{Bytes, B256};
+use common::*;
+use consensus::{Input, Message, NewView, Timer, ViewChange, ViewChangeGroup, Vote};
+use hsm::{view_change_lock, MsgKind, SignRequest, Signer};
+use state::{Bitmap, CommitCertificate};
+
+const BYZ: usize = 3;
+/// Messages that reached node 3: (sender, message).
+type Inbox = Vec<(usize, Message)>;
+
+/// Delivers the wire in order; messages to node 3 go to its inbox, those `lost` selects are
+/// dropped.
+fn flush(c: &mut Cluster, inbox: &mut Inbox, lost: impl Fn(usize, usize, &Message) -> bool) {
+    while let Some((from, to, msg)) = c.wire.pop_front() {
+        if to == BYZ {
+            inbox.push((from, msg));
+        } else if !lost(from, to, &msg) {
+            c.input(to, Input::Message { from, msg });
+        }
+    }
+}
+
+fn time_out(c: &mut Cluster, nodes: &[usize], view: u64) {
+    for &i in nodes {
+        c.input(i, Input::Timeout(Timer::ViewTimeout { number: 1, view }));
+    }
+}
+
+/// Node 3 sends `m` to each of `to`.
+fn send(c: &mut Cluster, to: &[usize], m: Message) {
+    for &t in to {
+        c.wire.push_back((BYZ, t, m.clone()));
+    }
+}
+
+/// Node 3's signature on (kind, 1, view, hash).
+fn byz_sign(c: &Cluster, kind: MsgKind, view: u64, hash: B256) -> Signature {
+    let req = SignRequest {
+        kind,
+        chain_id: CHAIN_ID,
+        shard: 0,
+        number: 1,
+        view,
+        hash: hash.0,
+    };
+    c.nodes[BYZ].signer.sign(&req).unwrap()[0]
+}
+
+fn bits(members: &[usize]) -> Bytes {
+    let mut b = Bitmap::with_len(4);
+    members.iter().for_each(|&m| b.set(m));
+    Bytes::copy_from_slice(b.as_bytes())
+}
+
+fn aggregate(sigs: &[Signature]) -> Bytes {
+    let s = AggregateSignature::aggregate(sigs).unwrap().to_signature();
+    Bytes::copy_from_slice(&s.to_bytes())
+}
+
+/// Node 3's vote of `kind` on (1, view, hash), sent to `to`.
+fn byz_vote(c: &mut Cluster, to: usize, kind: MsgKind, view: u64, hash: B256) {
+    let signature = Bytes::copy_from_slice(&byz_sign(c, kind, view, hash).to_bytes());
+    let vote = Vote {
+        number: 1,
+        view,
+        hash,
+        bitmap: bits(&[BYZ]),
+        signature,
+    };
+    let msg = match kind {
+        MsgKind::Prepare => Message::Prepare(vote),
+        _ => Message::Commit(vote),
+    };
+    send(c, &[to], msg);
+}
+
+/// Node 3's view change naming no lock (what a node that saw no Prepared in time sends).
+fn byz_view_change(c: &mut Cluster, to: usize, view: u64) {
+    let sig = byz_sign(c, MsgKind::ViewChange, view, B256::ZERO);
+    let vc = ViewChange {
+        number: 1,
+        view,
+        prepared_hash: B256::ZERO,
+        bitmap: bits(&[BYZ]),
+        signature: Bytes::copy_from_slice(&sig.to_bytes()),
+        prepared: vec![],
+    };
+    send(c, &[to], Message::ViewChange(Box::new(vc)));
+}
+
+fn prepared_cert(inbox: &Inbox, view: u64, hash: B256) -> Option<CommitCertificate> {
+    inbox.iter().find_map(|(_, m)| match m {
+        Message::Prepared(p) if p.view == view && p.hash == hash => Some(p.clone()),
+        _ => None,
+    })
+}
+
+/// The hash honest node `i` signed in its (kind, view) slot of height 1, from its persisted
+/// safety record.
+fn signed(c: &Cluster, i: usize, kind: MsgKind, view: u64) -> Option<B256> {
+    let votes = &c.nodes[i].safety.as_ref()?.votes;
+    votes
+        .iter()
+        .find(|v| v.kind == kind as u8 && v.view == view)
+        .map(|v| v.hash)
+}
+
+/// Honest nodes that sent node 3 a prepare vote for (1, view, hash).
+fn preparers(inbox: &Inbox, view: u64, hash: B256) -> Vec<usize> {
+    inbox
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Prepare(v) if v.view == view && v.hash == hash))
+        .map(|(f, _)| *f)
+        .collect()
+}
+
+struct Setup {
+    c: Cluster,
+    inbox: Inbox,
+    b: B256,
+    b2: state::Block,
+    _dir: tempfile::TempDir,
+}
+
+/// Views 1 and 2, and the start of view 3:
+/// - view 1: node 0 proposes B, all honest prepare; only node 0 (the leader) sees P1(B) and
+///   locks it;
+/// - view 2: node 1 leads with view changes {1, 2, 3} (node 0's, carrying B, comes late) and
+///   proposes a fresh B″; node 0 refuses it (it conflicts with its lock), node 3 prepares it, so
+///   only node 1 sees P2(B″), locks it and signs Commit(1, 2, B″);
+/// - nodes 0-2 time out of view 2; node 3 sends node 2 a view change naming no lock.
+fn views_1_and_2(guarded: &[usize]) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(&[1, 1, 1, 1], 1);
+    c.nodes[BYZ].up = false;
+    for &i in guarded {
+        c.guard(i, &dir.path().join(format!("guard-{i}")));
+    }
+    c.start();
+    let mut inbox = Inbox::new();
+
+    c.input(0, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
+    flush(&mut c, &mut inbox, |_, _, m| m.name() == "prepared");
+    let b = inbox
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::Announce(a) => Some(a.block.hash()),
+            _ => None,
+        })
+        .expect("node 0 announced B");
+    assert!((0..3).all(|i| signed(&c, i, MsgKind::Prepare, 1) == Some(b)));
+
+    time_out(&mut c, &[0, 1, 2], 1);
+    byz_view_change(&mut c, 1, 2);
+    let late = |f, t, m: &Message| (f, t, m.name()) == (0, 1, "view-change");
+    flush(&mut c, &mut inbox, |f, t, m| {
+        late(f, t, m) || m.name() == "prepared"
+    });
+    let b2 = inbox
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::NewView(nv) if nv.view == 2 => Some(nv.block.clone()),
+            _ => None,
+        })
+        .expect("node 1 sent a NewView for view 2");
+    assert!(b2.hash() != b && b2.header.view == 2);
+    assert_eq!(
+        signed(&c, 0, MsgKind::Prepare, 2),
+        None,
+        "node 0, locked on B, must not prepare B''"
+    );
+    assert_eq!(signed(&c, 2, MsgKind::Prepare, 2), Some(b2.hash()));
+    byz_vote(&mut c, 1, MsgKind::Prepare, 2, b2.hash());
+    flush(&mut c, &mut inbox, |_, _, m| m.name() == "prepared");
+    assert_eq!(
+        signed(&c, 1, MsgKind::Commit, 2),
+        Some(b2.hash()),
+        "node 1 signed Commit(1, 2, B'')"
+    );
+
+    time_out(&mut c, &[0, 1, 2], 2);
+    byz_view_change(&mut c, 2, 3);
+    Setup {
+        c,
+        inbox,
+        b,
+        b2,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn new_view_cannot_downgrade_a_lock() {
+    let Setup {
+        mut c,
+        mut inbox,
+        b,
+        b2,
+        _dir,
+    } = views_1_and_2(&[0, 1, 2]);
+    // View 3: node 2 re-proposes B (highest lock among {0: B @1, 2, 3}); node 1's view change
+    // (B'' @2) comes late. Node 1 refuses B (its lock is higher than B's certificate); node 3
+    // votes for B instead, so B is committed in view 3. Committed reaches only node 3.
+    let late = |f, t, m: &Message| (f, t, m.name()) == (1, 2, "view-change");
+    flush(&mut c, &mut inbox, |f, t, m| {
+        late(f, t, m) || m.name() == "committed"
+    });
+    assert_eq!(signed(&c, 0, MsgKind::Prepare, 3), Some(b));
+    assert_eq!(
+        signed(&c, 1, MsgKind::Prepare, 3),
+        None,
+        "node 1, locked on B'' @2, must not prepare B under a view-1 certificate"
+    );
+    byz_vote(&mut c, 2, MsgKind::Prepare, 3, b);
+    flush(&mut c, &mut inbox, |_, _, m| m.name() == "committed");
+    byz_vote(&mut c, 2, MsgKind::Commit, 3, b);
+    flush(&mut c, &mut inbox, |_, _, m| m.name() == "committed");
+    let (committed, cert_b) = c.nodes[2].chain.first().cloned().expect("node 2 finalized");
+    assert!(committed.hash() == b && cert_b.view == 3 && c.cert_valid(&cert_b));
+
+    // View 4 (node 3 leads): node 0 (locked on B @3) and node 1 (B'' @2) send view changes.
+    time_out(&mut c, &[0, 1], 3);
+    flush(&mut c, &mut inbox, |_, _, _| false);
+    let vcs: Vec<(usize, ViewChange)> = inbox
+        .iter()
+        .filter_map(|(f, m)| match m {
+            Message::ViewChange(vc) if vc.view == 4 => Some((*f, (**vc).clone())),
+            _ => None,
+        })
+        .collect();
+    let vc0 = &vcs
+        .iter()
+        .find(|(f, _)| *f == 0)
+        .expect("node 0's view change")
+        .1;
+    let vc1 = &vcs
+        .iter()
+        .find(|(f, _)| *f == 1)
+        .expect("node 1's view change")
+        .1;
+    assert!(vc0.prepared_hash == b && vc0.prepared[0].cert.view == 3);
+    assert!(vc1.prepared_hash == b2.hash() && vc1.prepared[0].cert.view == 2);
+
+    // The downgrade: node 0's view change for B paired with the view-1 certificate; nodes 1 and
+    // 3 (node 3 signs what it likes) for B'' with the view-2 one. B'' would be the highest.
+    let p1 = prepared_cert(&inbox, 1, b).expect("node 0 broadcast P1(B)");
+    let p2 = vc1.prepared[0].cert.clone();
+    let own = byz_sign(
+        &c,
+        MsgKind::ViewChange,
+        4,
+        B256::from(view_change_lock(b2.hash().0, 2)),
+    );
+    let vc1_sig = Signature::from_bytes(&vc1.signature).unwrap();
+    let groups = vec![
+        ViewChangeGroup {
+            hash: b,
+            signature: vc0.signature.clone(),
+            bitmap: bits(&[0]),
+            prepared: vec![p1],
+        },
+        ViewChangeGroup {
+            hash: b2.hash(),
+            signature: aggregate(&[vc1_sig, own]),
+            bitmap: bits(&[1, BYZ]),
+            prepared: vec![p2],
+        },
+    ];
+    let nv = NewView {
+        number: 1,
+        view: 4,
+        groups,
+        block: b2.clone(),
+    };
+    send(&mut c, &[0, 1], Message::NewView(Box::new(nv)));
+    flush(&mut c, &mut inbox, |_, _, _| false);
+    assert!(
+        preparers(&inbox, 4, b2.hash()).is_empty(),
+        "an honest node prepared B'' after B was committed"
+    );
+    assert!(
+        c.nodes[0]
+            .faults
+            .iter()
+            .any(|f| f.contains("NewView proof does not verify")),
+        "node 0 faults: {:?}",
+        c.nodes[0].faults
+    );
+
+    // Without the downgrade node 3 holds no quorum for B''; with B's true lock it must
+    // re-propose B. Node 3 stops; the honest nodes finish the height on B.
+    c.run_until(1, 4000);
+    assert!((0..3).all(|i| c.nodes[i].fbft.tip().number >= 1));
+    c.assert_agreement();
+    assert!(c.nodes.iter().take(3).all(|n| n.chain[0].0.hash() == b));
+}
+
+/// Views 1-2 as above, then node 3 crashes; nodes 0-2 alone must finish height 1.
+#[test]
+fn one_crashed_node_does_not_stop_the_chain() {
+    for guarded in [&[0, 2][..], &[0, 1, 2]] {
+        let Setup {
+            mut c,
+            mut inbox,
+            _dir,
+            ..
+        } = views_1_and_2(guarded);
+        flush(&mut c, &mut inbox, |f, t, m| {
+            (f, t, m.name()) == (1, 2, "view-change")
+        });
+        c.run_until(1, 4000);
+        let refused: Vec<&String> = c
+            .nodes
+            .iter()
+            .flat_map(|n| n.faults.iter().filter(|f| f.starts_with("signer:")))
+            .collect();
+        assert!(
+            (0..3).all(|i| c.nodes[i].fbft.tip().number >= 1),
+            "height 1 is stuck (guards on {guarded:?}): rounds {:?}, refusals {refused:?}",
+            (0..3)
+                .map(|i| c.nodes[i].fbft.describe())
+                .collect::<Vec<_>>()
+        );
+        assert!(refused.is_empty(), "the guard refused {refused:?}");
+        c.assert_agreement();
+    }
+}
