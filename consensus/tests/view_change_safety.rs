@@ -311,33 +311,51 @@ fn new_view_cannot_downgrade_a_lock() {
     assert!(c.nodes.iter().take(3).all(|n| n.chain[0].0.hash() == b));
 }
 
-/// Views 1-2 as above, then node 3 crashes; nodes 0-2 alone must finish height 1.
+/// Views 1-2 as above, then node 3 crashes: right away, or after it helped prepare B in view 3
+/// (so nodes 0 and 2 lock B at view 3 and a later NewView re-proposes B above node 1's lock).
+/// Nodes 0-2 alone must finish height 1. With commits signed at the header's view, node 1 (it
+/// signed a commit in view 2) would have to sign B's commit at view 1, below its guard's
+/// watermark, in every later view: the height never finishes.
 #[test]
 fn one_crashed_node_does_not_stop_the_chain() {
-    for guarded in [&[0, 2][..], &[0, 1, 2]] {
-        let Setup {
-            mut c,
-            mut inbox,
-            _dir,
-            ..
-        } = views_1_and_2(guarded);
-        flush(&mut c, &mut inbox, |f, t, m| {
-            (f, t, m.name()) == (1, 2, "view-change")
-        });
-        c.run_until(1, 4000);
-        let refused: Vec<&String> = c
-            .nodes
-            .iter()
-            .flat_map(|n| n.faults.iter().filter(|f| f.starts_with("signer:")))
-            .collect();
-        assert!(
-            (0..3).all(|i| c.nodes[i].fbft.tip().number >= 1),
-            "height 1 is stuck (guards on {guarded:?}): rounds {:?}, refusals {refused:?}",
-            (0..3)
-                .map(|i| c.nodes[i].fbft.describe())
-                .collect::<Vec<_>>()
-        );
-        assert!(refused.is_empty(), "the guard refused {refused:?}");
-        c.assert_agreement();
+    for helps_in_view_3 in [false, true] {
+        for guarded in [&[0, 2][..], &[0, 1, 2]] {
+            let Setup {
+                mut c,
+                mut inbox,
+                b,
+                _dir,
+                ..
+            } = views_1_and_2(guarded);
+            flush(&mut c, &mut inbox, |f, t, m| {
+                (f, t, m.name()) == (1, 2, "view-change")
+            });
+            if helps_in_view_3 {
+                byz_vote(&mut c, 2, MsgKind::Prepare, 3, b);
+                flush(&mut c, &mut inbox, |_, _, _| false);
+                assert!(
+                    prepared_cert(&inbox, 3, b).is_some(),
+                    "B prepared in view 3"
+                );
+            }
+            c.run_until(1, 4000);
+            let refused: Vec<&String> = c
+                .nodes
+                .iter()
+                .flat_map(|n| n.faults.iter().filter(|f| f.starts_with("signer:")))
+                .collect();
+            assert!(
+                (0..3).all(|i| c.nodes[i].fbft.tip().number >= 1),
+                "height 1 is stuck (guards on {guarded:?}, node 3 helped: {helps_in_view_3}): \
+                 views {:?}, {} refusals, first {:?}",
+                (0..3)
+                    .map(|i| c.nodes[i].fbft.round().1)
+                    .collect::<Vec<_>>(),
+                refused.len(),
+                refused.first()
+            );
+            assert!(refused.is_empty(), "the guard refused {refused:?}");
+            c.assert_agreement();
+        }
     }
 }
