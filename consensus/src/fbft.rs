@@ -1128,6 +1128,17 @@ impl Fbft {
                     );
                 }
                 let prepared = vc.prepared.into_iter().next();
+                if let Some(proof) = &prepared {
+                    // A lock is only worth carrying if it is a valid block. Executed only now
+                    // that its certificate verified: a forged view change costs a pairing, not
+                    // a block execution.
+                    let hash = proof.block.hash();
+                    if !self.round.validated.contains(&hash) && !self.round.invalid.contains(&hash)
+                    {
+                        out.push(Effect::Validate(proof.block.clone()));
+                    }
+                }
+                let set = self.round.view_changes.entry(vc.view).or_default();
                 set.verified.insert(
                     from,
                     VcEntry {
@@ -1510,13 +1521,6 @@ impl Fbft {
                 return Self::fault(out, from, format!("view change: {reason}"));
             }
         };
-        if let Some(proof) = vc.prepared.first() {
-            // A lock is only worth carrying if it is a valid block.
-            let hash = proof.block.hash();
-            if !self.round.validated.contains(&hash) && !self.round.invalid.contains(&hash) {
-                out.push(Effect::Validate(proof.block.clone()));
-            }
-        }
         self.verify(
             jobs,
             Check::ViewChange {

@@ -359,3 +359,60 @@ fn one_crashed_node_does_not_stop_the_chain() {
         }
     }
 }
+
+/// Issue 14: a view change's lock is executed only once its signature and certificate have
+/// verified, so a forged one costs the receiver a pairing, not a full block execution.
+#[test]
+fn a_view_change_lock_is_executed_only_after_it_verified() {
+    let Setup {
+        c, inbox, b, _dir, ..
+    } = views_1_and_2(&[]);
+    let proof = inbox
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::ViewChange(vc) if vc.prepared_hash == b => Some(vc.prepared[0].clone()),
+            _ => None,
+        })
+        .expect("node 0's view change carries B");
+    let lock = B256::from(view_change_lock(b.0, proof.cert.view));
+    let good = byz_sign(&c, MsgKind::ViewChange, 2, lock);
+    let forged = byz_sign(&c, MsgKind::ViewChange, 2, B256::ZERO);
+    for (signature, valid) in [(forged, false), (good, true)] {
+        // A node that never saw B: it has not validated it.
+        let mut fbft = fresh(&c.spec, &c.committee, 2);
+        fbft.step(GENESIS_MS, Input::Start);
+        let vc = ViewChange {
+            number: 1,
+            view: 2,
+            prepared_hash: b,
+            bitmap: bits(&[BYZ]),
+            signature: Bytes::copy_from_slice(&signature.to_bytes()),
+            prepared: vec![proof.clone()],
+        };
+        let msg = Message::ViewChange(Box::new(vc));
+        let eff = fbft.step(GENESIS_MS, Input::Message { from: BYZ, msg });
+        let validates = |eff: &[consensus::Effect]| {
+            eff.iter()
+                .any(|e| matches!(e, consensus::Effect::Validate(x) if x.hash() == b))
+        };
+        assert!(!validates(&eff), "executed before verifying: {eff:?}");
+        let mut after = vec![];
+        for e in eff {
+            if let consensus::Effect::Verify(job) = e {
+                let ok = c.engine.verify_votes(&job.payload, &job.votes);
+                after.extend(fbft.step(
+                    GENESIS_MS,
+                    Input::Verified {
+                        id: job.id,
+                        valid: ok,
+                    },
+                ));
+            }
+        }
+        assert_eq!(validates(&after), valid, "{after:?}");
+        let faulted = after
+            .iter()
+            .any(|e| matches!(e, consensus::Effect::PeerFault { peer: BYZ, .. }));
+        assert_eq!(faulted, !valid, "{after:?}");
+    }
+}

@@ -258,8 +258,13 @@ mod tests {
     fn errors() {
         assert_eq!(decode_frame(&[]), Err(FrameError::Empty));
         assert_eq!(
-            decode_frame(&[1, 0, 0]),
+            decode_frame(&[WIRE_VERSION, 0, 0]),
             Err(FrameError::TruncatedHeader { got: 3 })
+        );
+        // Version 1 signed commits at the header's view (ADR 0001's amendment): refused.
+        assert_eq!(
+            decode_frame(&encode_frame(1, b"a")),
+            Err(FrameError::UnknownVersion(1))
         );
         assert_eq!(decode_frame(&[9, 0]), Err(FrameError::UnknownVersion(9)));
         assert_eq!(
@@ -270,7 +275,7 @@ mod tests {
             decode_frame(&encode_frame(WIRE_VERSION + 1, b"a")),
             Err(FrameError::UnknownVersion(WIRE_VERSION + 1))
         );
-        let mut f = encode_frame(1, b"abcd");
+        let mut f = encode_frame(WIRE_VERSION, b"abcd");
         f.pop();
         assert_eq!(
             decode_frame(&f),
@@ -288,16 +293,16 @@ mod tests {
             })
         );
         assert_eq!(
-            decode_frame_with_limit(&encode_frame(1, &[0; 11]), 10),
+            decode_frame_with_limit(&encode_frame(WIRE_VERSION, &[0; 11]), 10),
             Err(FrameError::TooLarge {
                 declared: 11,
                 max: 10
             })
         );
-        assert!(decode_frame_with_limit(&encode_frame(1, &[0; 10]), 10).is_ok());
+        assert!(decode_frame_with_limit(&encode_frame(WIRE_VERSION, &[0; 10]), 10).is_ok());
         // A huge declared length is refused without needing the bytes.
         assert_eq!(
-            decode_frame(&[1, 0xff, 0xff, 0xff, 0xff]),
+            decode_frame(&[WIRE_VERSION, 0xff, 0xff, 0xff, 0xff]),
             Err(FrameError::TooLarge {
                 declared: u32::MAX as usize,
                 max: MAX_MESSAGE_BYTES
