@@ -1,0 +1,540 @@
+//! The FBFT state machine of one node: Announce → Prepare → Prepared → Commit → Committed,
+//! with view change (ViewChange → NewView) when a leader stalls.
+//!
+//! One round per height. The leader of the round's view proposes; every validator signs
+//! *prepare* as soon as the header and proposer check out (full validation runs in parallel)
+//! and *commit* only once the block validated and a prepared certificate arrived. Quorum is
+//! strictly more than 2/3 of voting power. Block N+1 carries N's commit certificate.
+//!
+//! When the round's timer fires first, a validator signs a view change for the next view,
+//! carrying its lock: the highest prepared block it validated, with the certificate; the
+//! signature binds the lock's hash *and* the certificate's view. The next view's leader
+//! gathers more than 2/3 and sends `NewView` with the proof, re-proposing the locked block of
+//! the highest certificate view among them, or a fresh block when there is none. A validator
+//! prepares a block that conflicts with its own lock only when a higher certificate justifies
+//! it. Votes (prepare and commit) sign the current view, so a re-proposed block can always
+//! finish its height. Timeouts double with every consecutive failed view of a height
+//! (ADR 0010 has the safety argument).
+//!
+//! All BLS work is requested as [`Effect::Verify`] jobs and completed by [`Input::Verified`],
+//! signatures by [`Effect::Sign`] / [`Input::Signed`]; everything a restart needs for safety is
+//! handed out as [`Effect::PersistSafety`] before the signature it protects is requested.
+
+use crate::committee::Committee;
+use crate::message::{
+    Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote,
+};
+use crate::safety::{SafetyRecord, SignedVote};
+use accel::{AggregateSignature, PublicKey, Signature};
+use alloy_primitives::{Bytes, B256};
+use hsm::{payload, view_change_lock, MsgKind, SignRequest, PAYLOAD_BYTES};
+use state::{Bitmap, Block, CommitCertificate, GAS_LIMIT, HEADER_VERSION};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod checks;
+mod proposal;
+mod round;
+mod view_change;
+mod votes;
+
+use round::*;
+
+/// Messages for views further ahead than this are ignored (bounds leader computation).
+pub const MAX_VIEW_AHEAD: u64 = 1000;
+/// Consecutive failed views after which the timeout stops doubling.
+const MAX_BACKOFF_EXP: u64 = 6;
+/// Messages for a later height kept until the tip catches up (bounded).
+const FUTURE_BUFFER: usize = 256;
+/// Commit bitmaps remembered for leader selection.
+const RECENT_BITMAPS: usize = 4;
+
+/// Static parameters of a node's consensus.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub chain_id: u64,
+    pub shard: u32,
+    pub epoch_blocks: u64,
+    pub block_time_ms: u64,
+    /// How far a header timestamp may run ahead of this node's wall clock.
+    pub max_future_ms: u64,
+    /// Time a view may take before validators move to the next one; doubles per failed view.
+    pub view_timeout_ms: u64,
+    /// This node's committee member index.
+    pub me: usize,
+}
+
+impl Config {
+    /// Default view timeout: one block time, at least one second. The first view of a height
+    /// also gets the block time the leader waits before proposing, and finality takes tens of
+    /// milliseconds, so a dead leader costs about two block times and a live one is not
+    /// cut short.
+    pub fn default_view_timeout_ms(block_time_ms: u64) -> u64 {
+        block_time_ms.max(1000)
+    }
+}
+
+/// The finalized tip the next round builds on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    pub number: u64,
+    pub hash: B256,
+    pub view: u64,
+    pub timestamp_ms: u64,
+    /// Commit certificate of the tip (None for genesis).
+    pub cert: Option<CommitCertificate>,
+    /// `last_commit_bitmap` of the tip's header (commit signers of its parent).
+    pub last_commit_bitmap: Bytes,
+}
+
+impl Tip {
+    pub fn of(block: &Block, cert: Option<CommitCertificate>) -> Self {
+        Tip {
+            number: block.number(),
+            hash: block.hash(),
+            view: block.header.view,
+            timestamp_ms: block.header.timestamp_ms,
+            cert,
+            last_commit_bitmap: block.header.last_commit_bitmap.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// Time for the leader of (number, view) to propose.
+    Propose { number: u64, view: u64 },
+    /// The view (number, view) took too long: move to the next.
+    ViewTimeout { number: u64, view: u64 },
+}
+
+/// A batch of votes on one payload to verify; answered by [`Input::Verified`] with one bool
+/// per vote, in order.
+#[derive(Debug, Clone)]
+pub struct VerifyJob {
+    pub id: u64,
+    pub payload: [u8; PAYLOAD_BYTES],
+    pub votes: Vec<accel::Vote>,
+}
+
+// Inputs and effects are moved once through the step; boxing the block would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Input {
+    /// The node started (after the tip was loaded with [`Fbft::new`]).
+    Start,
+    Message {
+        from: usize,
+        msg: Message,
+    },
+    Timeout(Timer),
+    /// The block the caller built after [`Effect::BuildBlock`].
+    Proposal(Block),
+    /// Result of full validation (re-execution) of a block.
+    Validated {
+        hash: B256,
+        result: Result<(), String>,
+    },
+    Signed {
+        req: SignRequest,
+        signatures: Vec<Signature>,
+    },
+    Verified {
+        id: u64,
+        valid: Vec<bool>,
+    },
+    /// A block was durably stored (by finalization or catch-up): the new tip.
+    Persisted(Tip),
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Effect {
+    Broadcast(Message),
+    Send(usize, Message),
+    /// Make this record durable before executing any later effect.
+    PersistSafety(SafetyRecord),
+    Sign(SignRequest),
+    Verify(VerifyJob),
+    /// Validate the whole block (roots, gas, transactions); answer with [`Input::Validated`].
+    Validate(Block),
+    /// Build the block for (number, view) on `parent`; answer with [`Input::Proposal`].
+    BuildBlock {
+        number: u64,
+        view: u64,
+        epoch: u64,
+        parent: B256,
+        min_timestamp_ms: u64,
+        last_commit: Option<CommitCertificate>,
+    },
+    Schedule(Timer, Duration),
+    /// Store the block with its certificate, then answer with [`Input::Persisted`].
+    Finalize {
+        block: Block,
+        cert: CommitCertificate,
+    },
+    /// A peer has finalized past our tip: fetch blocks from it.
+    Behind {
+        peer: usize,
+        number: u64,
+    },
+    /// A peer sent something invalid; the caller logs and scores it.
+    PeerFault {
+        peer: usize,
+        reason: String,
+    },
+    /// This node moved to a new view of the current height (for metrics and logs).
+    ViewChanged {
+        number: u64,
+        view: u64,
+    },
+}
+
+pub struct Fbft {
+    cfg: Config,
+    committee: Arc<Committee>,
+    tip: Tip,
+    recent: VecDeque<Bitmap>,
+    round: Round,
+    pending: HashMap<u64, Pending>,
+    jobs: HashMap<u64, u64>,
+    next_id: u64,
+    future: Vec<(usize, Message)>,
+    /// As leader of the tip: commit votes that arrive after the certificate, folded into it so
+    /// the next header's bitmap names every validator that was live (Harmony upgrades the
+    /// tip's certificate the same way).
+    late: Option<LateCommits>,
+}
+
+impl Fbft {
+    /// A machine at `tip`. `recent` are the `last_commit_bitmap`s of the last (up to 4) stored
+    /// headers, oldest first, tip's last; `safety` is the last persisted record, if any.
+    pub fn new(
+        cfg: Config,
+        committee: Arc<Committee>,
+        tip: Tip,
+        recent: Vec<Bytes>,
+        safety: Option<SafetyRecord>,
+    ) -> Self {
+        let n = committee.key_count();
+        let recent: VecDeque<Bitmap> = recent
+            .iter()
+            .rev()
+            .take(RECENT_BITMAPS)
+            .rev()
+            .filter_map(|b| Bitmap::from_bytes(b, n))
+            .collect();
+        let round = Self::round_after(&committee, &tip, &recent);
+        let mut me = Self {
+            cfg,
+            committee,
+            tip,
+            recent,
+            round,
+            pending: HashMap::new(),
+            jobs: HashMap::new(),
+            next_id: 0,
+            future: Vec::new(),
+            late: None,
+        };
+        if let Some(rec) = safety.filter(|r| r.number == me.round.number) {
+            me.restore(rec);
+        }
+        me
+    }
+
+    fn restore(&mut self, rec: SafetyRecord) {
+        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+        let r = &mut self.round;
+        if rec.view >= r.view {
+            r.view = rec.view;
+            r.leader = self
+                .committee
+                .leader(r.number, r.view, r.first_view, &recent);
+            r.in_view_change = rec.waiting_new_view;
+        }
+        r.locked = rec.locked.into_iter().next();
+        if let Some(l) = &r.locked {
+            r.validated.insert(l.block.hash());
+        }
+        r.votes = rec.votes;
+    }
+
+    fn round_after(committee: &Committee, tip: &Tip, recent: &VecDeque<Bitmap>) -> Round {
+        let view = tip.view + 1;
+        let recent: Vec<Bitmap> = recent.iter().cloned().collect();
+        Round {
+            number: tip.number + 1,
+            view,
+            first_view: view,
+            leader: committee.leader(tip.number + 1, view, view, &recent),
+            block: None,
+            in_view_change: false,
+            prepared: None,
+            locked: None,
+            validated: HashSet::new(),
+            invalid: HashSet::new(),
+            commit_requested: false,
+            committed: false,
+            announce_checking: false,
+            prepares: VoteSet::default(),
+            commits: VoteSet::default(),
+            view_changes: HashMap::new(),
+            new_view_groups: None,
+            votes: Vec::new(),
+            own_view_changes: HashMap::new(),
+            handed: HashSet::new(),
+        }
+    }
+
+    pub fn tip(&self) -> &Tip {
+        &self.tip
+    }
+
+    /// (number, view, leader) of the round in progress.
+    pub fn round(&self) -> (u64, u64, usize) {
+        (self.round.number, self.round.view, self.round.leader)
+    }
+
+    /// One line describing the round, for logs and failing tests.
+    pub fn describe(&self) -> String {
+        let r = &self.round;
+        format!(
+            "tip {} round {}/view {} (first {}) leader {} block {} prepared {} locked {} vc {} votes {:?}",
+            self.tip.number,
+            r.number,
+            r.view,
+            r.first_view,
+            r.leader,
+            r.block.is_some(),
+            r.prepared.is_some(),
+            r.locked.as_ref().map(|l| l.cert.view).map_or("-".into(), |v| v.to_string()),
+            r.in_view_change,
+            r.view_changes.iter().map(|(v, s)| (*v, s.verified.len())).collect::<Vec<_>>()
+        )
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.round.leader == self.cfg.me
+    }
+
+    fn leader_of(&self, view: u64) -> usize {
+        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+        self.committee
+            .leader(self.round.number, view, self.round.first_view, &recent)
+    }
+
+    /// Advances the machine by one input. `now_ms` is wall-clock time, used only to bound
+    /// header timestamps (views never come from the clock).
+    pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => self.start_round(now_ms, &mut out),
+            Input::Message { from, msg } => self.on_message(now_ms, from, msg, &mut out),
+            Input::Timeout(Timer::Propose { number, view }) => {
+                let r = &self.round;
+                if r.number == number
+                    && r.view == view
+                    && r.block.is_none()
+                    && !r.in_view_change
+                    && self.is_leader()
+                {
+                    out.push(self.build_request());
+                }
+            }
+            Input::Timeout(Timer::ViewTimeout { number, view }) => {
+                let r = &self.round;
+                if r.number == number && r.view == view && !r.committed {
+                    self.on_view_timeout(view, &mut out);
+                }
+            }
+            Input::Proposal(block) => self.on_proposal(block, &mut out),
+            Input::Validated { hash, result } => self.on_validated(hash, result, &mut out),
+            Input::Signed { req, signatures } => self.on_signed(req, signatures, &mut out),
+            Input::Verified { id, valid } => self.on_verified(now_ms, id, valid, &mut out),
+            Input::Persisted(tip) => {
+                if tip.number > self.tip.number || (self.tip.number == 0 && tip.number == 0) {
+                    if let Some(b) =
+                        Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count())
+                    {
+                        self.recent.push_back(b);
+                        while self.recent.len() > RECENT_BITMAPS {
+                            self.recent.pop_front();
+                        }
+                    }
+                    self.tip = tip;
+                    self.round = Self::round_after(&self.committee, &self.tip, &self.recent);
+                    self.pending.clear();
+                    self.jobs.clear();
+                    self.start_round(now_ms, &mut out);
+                    let buffered = std::mem::take(&mut self.future);
+                    for (from, msg) in buffered {
+                        self.on_message(now_ms, from, msg, &mut out);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn build_request(&self) -> Effect {
+        Effect::BuildBlock {
+            number: self.round.number,
+            view: self.round.view,
+            epoch: self.round.number / self.cfg.epoch_blocks,
+            parent: self.tip.hash,
+            min_timestamp_ms: self.tip.timestamp_ms + 1,
+            last_commit: self.tip.cert.clone(),
+        }
+    }
+
+    fn view_timeout(&self, view: u64) -> Duration {
+        let failed = view
+            .saturating_sub(self.round.first_view)
+            .min(MAX_BACKOFF_EXP);
+        Duration::from_millis(self.cfg.view_timeout_ms << failed)
+    }
+
+    fn start_round(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let (number, view) = (self.round.number, self.round.view);
+        if self.is_leader() && self.round.block.is_none() && !self.round.in_view_change {
+            let due = self.tip.timestamp_ms + self.cfg.block_time_ms;
+            let delay = Duration::from_millis(due.saturating_sub(now_ms));
+            out.push(Effect::Schedule(Timer::Propose { number, view }, delay));
+        }
+        // The leader waits a block time before proposing; count that in the view's budget.
+        let timeout = self.view_timeout(view) + Duration::from_millis(self.cfg.block_time_ms);
+        out.push(Effect::Schedule(
+            Timer::ViewTimeout { number, view },
+            timeout,
+        ));
+    }
+
+    /// A signing request of this network and shard.
+    fn sign_request(&self, kind: MsgKind, number: u64, view: u64, hash: B256) -> SignRequest {
+        SignRequest {
+            kind,
+            chain_id: self.cfg.chain_id,
+            shard: self.cfg.shard,
+            number,
+            view,
+            hash: hash.0,
+        }
+    }
+
+    fn safety_record(&self) -> SafetyRecord {
+        SafetyRecord {
+            number: self.round.number,
+            view: self.round.view,
+            waiting_new_view: self.round.in_view_change,
+            locked: self.round.locked.clone().into_iter().collect(),
+            votes: self.round.votes.clone(),
+        }
+    }
+
+    /// Records the vote, persists, and asks for the signature — unless this node already signed
+    /// a different hash in that (kind, view) slot, which it refuses.
+    fn sign(&mut self, kind: MsgKind, view: u64, hash: B256, out: &mut Vec<Effect>) -> bool {
+        let k = kind as u8;
+        if let Some(v) = self
+            .round
+            .votes
+            .iter()
+            .find(|v| v.kind == k && v.view == view)
+        {
+            if v.hash != hash {
+                tracing::error!(target: "consensus", ?kind, view, "refusing to sign a conflicting vote");
+                return false;
+            }
+        } else {
+            self.round.votes.push(SignedVote {
+                kind: k,
+                view,
+                hash,
+            });
+        }
+        out.push(Effect::PersistSafety(self.safety_record()));
+        out.push(Effect::Sign(self.sign_request(
+            kind,
+            self.round.number,
+            view,
+            hash,
+        )));
+        true
+    }
+
+    fn message_position(msg: &Message) -> Option<(u64, Option<u64>)> {
+        Some(match msg {
+            Message::Announce(a) => (a.block.header.number, Some(a.block.header.view)),
+            Message::Prepare(v) | Message::Commit(v) => (v.number, None),
+            Message::Prepared(c) | Message::Committed(c) => (c.number, None),
+            Message::ViewChange(v) => (v.number, Some(v.view)),
+            Message::NewView(v) => (v.number, Some(v.view)),
+            _ => return None,
+        })
+    }
+
+    fn on_message(&mut self, now_ms: u64, from: usize, msg: Message, out: &mut Vec<Effect>) {
+        if from >= self.committee.members.len() {
+            return;
+        }
+        // Status and sync are the caller's business.
+        let Some((number, view)) = Self::message_position(&msg) else {
+            return;
+        };
+        if number <= self.tip.number {
+            if let Message::Commit(v) = msg {
+                self.on_late_commit(from, v, out);
+            }
+            return; // stale
+        }
+        if view.is_some_and(|v| v > self.round.view + MAX_VIEW_AHEAD) {
+            return Self::fault(out, from, format!("view {view:?} is implausibly far ahead"));
+        }
+        if number > self.round.number {
+            if matches!(
+                msg,
+                Message::Committed(_)
+                    | Message::Announce(_)
+                    | Message::NewView(_)
+                    | Message::ViewChange(_)
+            ) {
+                out.push(Effect::Behind {
+                    peer: from,
+                    number: number - 1,
+                });
+            }
+            if self.future.len() < FUTURE_BUFFER && number == self.round.number + 1 {
+                self.future.push((from, msg));
+            }
+            return;
+        }
+        match msg {
+            Message::Announce(a) => self.on_announce(now_ms, from, a.block, out),
+            Message::Prepare(v) => self.on_vote(MsgKind::Prepare, from, v, out),
+            Message::Commit(v) => self.on_vote(MsgKind::Commit, from, v, out),
+            Message::Prepared(c) => self.on_certificate(MsgKind::Prepare, from, c, out),
+            Message::Committed(c) => self.on_certificate(MsgKind::Commit, from, c, out),
+            Message::ViewChange(v) => self.on_view_change(from, *v, out),
+            Message::NewView(v) => self.on_new_view(now_ms, from, *v, out),
+            _ => {}
+        }
+    }
+
+    fn fault(out: &mut Vec<Effect>, peer: usize, reason: impl Into<String>) {
+        out.push(Effect::PeerFault {
+            peer,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Public keys of a member, for checking a signer against the committee at start.
+pub fn member_keys(committee: &Committee, member: usize) -> Vec<PublicKey> {
+    committee.members[member]
+        .keys
+        .clone()
+        .map(|i| committee.keys[i].public_key)
+        .collect()
+}

@@ -1,0 +1,246 @@
+//! Proposals: the leader's own block, announces, header and parent checks, and accepting a
+//! block as the view's proposal (with the lock rule).
+
+use super::*;
+
+impl Fbft {
+    pub(super) fn on_proposal(&mut self, block: Block, out: &mut Vec<Effect>) {
+        let h = &block.header;
+        let r = &self.round;
+        if !self.is_leader() || h.number != r.number || h.view != r.view || r.block.is_some() {
+            return;
+        }
+        let (number, view, in_view_change) = (r.number, r.view, r.in_view_change);
+        if let Some(groups) = self.round.new_view_groups.take() {
+            let nv = NewView {
+                number,
+                view,
+                groups,
+                block: block.clone(),
+            };
+            out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
+            self.round.in_view_change = false;
+        } else if in_view_change {
+            return;
+        } else {
+            out.push(Effect::Broadcast(Message::Announce(Box::new(Announce {
+                block: block.clone(),
+            }))));
+        }
+        let hash = block.hash();
+        // The leader built the block itself: it is validated by construction.
+        self.round.validated.insert(hash);
+        self.round.block = Some(block);
+        self.sign(MsgKind::Prepare, self.round.view, hash, out);
+    }
+
+    pub(super) fn on_validated(
+        &mut self,
+        hash: B256,
+        result: Result<(), String>,
+        out: &mut Vec<Effect>,
+    ) {
+        match result {
+            Ok(()) => {
+                self.round.validated.insert(hash);
+                self.maybe_lock();
+                self.maybe_commit(out);
+            }
+            Err(reason) => {
+                // Never commit it, never carry it into a view change.
+                tracing::warn!(target: "consensus", %hash, %reason, "block failed validation");
+                self.round.invalid.insert(hash);
+                if self
+                    .round
+                    .locked
+                    .as_ref()
+                    .is_some_and(|l| l.block.hash() == hash)
+                {
+                    self.round.locked = None;
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_announce(
+        &mut self,
+        now_ms: u64,
+        from: usize,
+        block: Block,
+        out: &mut Vec<Effect>,
+    ) {
+        let r = &self.round;
+        let h = &block.header;
+        if h.view != r.view {
+            return; // another view; NewView is how views change
+        }
+        if from != r.leader {
+            return Self::fault(
+                out,
+                from,
+                format!(
+                    "announce for view {} from a node that is not its leader",
+                    h.view
+                ),
+            );
+        }
+        if r.in_view_change {
+            return; // this view starts with a NewView
+        }
+        if r.block.is_some() || r.announce_checking {
+            if r.block.as_ref().map(Block::hash) != Some(block.hash()) {
+                Self::fault(
+                    out,
+                    from,
+                    "second, different announce in one round (equivocation)",
+                );
+            }
+            return;
+        }
+        if let Err(reason) = self.check_header(now_ms, &block, r.view) {
+            return Self::fault(out, from, format!("announce #{}: {reason}", h.number));
+        }
+        self.check_parent_then(block, from, out);
+    }
+
+    /// Verifies the parent's commit certificate carried in the header, then accepts `block`.
+    pub(super) fn check_parent_then(&mut self, block: Block, from: usize, out: &mut Vec<Effect>) {
+        if self.tip.number == 0 {
+            return self.accept_proposal(block, None, out);
+        }
+        let cert = CommitCertificate {
+            number: self.tip.number,
+            view: block.header.last_commit_view,
+            hash: self.tip.hash,
+            signature: block.header.last_commit_signature.clone(),
+            bitmap: block.header.last_commit_bitmap.clone(),
+        };
+        match self.certificate_vote(MsgKind::Commit, &cert) {
+            Ok((payload, vote)) => {
+                self.round.announce_checking = true;
+                self.verify(
+                    vec![(payload, vec![vote])],
+                    Check::AnnounceParent {
+                        block: Box::new(block),
+                    },
+                    out,
+                );
+            }
+            Err(reason) => Self::fault(
+                out,
+                from,
+                format!("proposal #{}: last commit {reason}", block.header.number),
+            ),
+        }
+    }
+
+    /// Header and proposer checks that gate the prepare vote of a fresh proposal in `view`.
+    pub(super) fn check_header(&self, now_ms: u64, block: &Block, view: u64) -> Result<(), String> {
+        let h = &block.header;
+        let r = &self.round;
+        if h.version != HEADER_VERSION {
+            return Err(format!("header version {}", h.version));
+        }
+        if h.number != r.number || h.view != view {
+            return Err(format!(
+                "expected number {} view {}, got {} {}",
+                r.number, view, h.number, h.view
+            ));
+        }
+        self.check_parent_fields(block)?;
+        if h.leader != self.committee.members[self.leader_of(view)].address {
+            return Err(format!(
+                "leader field {} is not the view's leader",
+                h.leader
+            ));
+        }
+        if h.timestamp_ms > now_ms + self.cfg.max_future_ms {
+            return Err(format!(
+                "timestamp {} ms in the future",
+                h.timestamp_ms - now_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that hold for any proposal at this height, fresh or re-proposed.
+    pub(super) fn check_parent_fields(&self, block: &Block) -> Result<(), String> {
+        let h = &block.header;
+        if h.parent_hash != self.tip.hash {
+            return Err(format!(
+                "parent {} is not our tip {}",
+                h.parent_hash, self.tip.hash
+            ));
+        }
+        if h.shard != self.cfg.shard {
+            return Err(format!(
+                "shard {} is not ours ({})",
+                h.shard, self.cfg.shard
+            ));
+        }
+        if h.epoch != h.number / self.cfg.epoch_blocks {
+            return Err(format!("epoch {} is wrong for block {}", h.epoch, h.number));
+        }
+        if h.timestamp_ms <= self.tip.timestamp_ms {
+            return Err("timestamp not after the parent's".into());
+        }
+        if h.gas_limit != GAS_LIMIT || h.gas_used > h.gas_limit {
+            return Err(format!("gas limit {} / used {}", h.gas_limit, h.gas_used));
+        }
+        if h.transactions_root != block.compute_transactions_root() {
+            return Err("transactions root does not match the body".into());
+        }
+        if self.tip.number == 0 {
+            if h.last_commit_view != 0
+                || !h.last_commit_signature.is_empty()
+                || !h.last_commit_bitmap.is_empty()
+            {
+                return Err("block 1 carries a parent commit certificate".into());
+            }
+        } else if h.last_commit_view < self.tip.view {
+            return Err(format!(
+                "last commit view {} is before the parent's view {}",
+                h.last_commit_view, self.tip.view
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes `block` as the view's proposal and prepares it. `justify` is the view of the
+    /// prepare certificate that a NewView re-proposes it under (None for a fresh block).
+    pub(super) fn accept_proposal(
+        &mut self,
+        block: Block,
+        justify: Option<u64>,
+        out: &mut Vec<Effect>,
+    ) {
+        let hash = block.hash();
+        self.round.announce_checking = false;
+        if self.round.invalid.contains(&hash) {
+            return;
+        }
+        if let Some(lock) = &self.round.locked {
+            // Safety: never prepare against our lock unless a higher certificate shows that a
+            // quorum moved on (then the locked block cannot have been committed).
+            if lock.block.hash() != hash && justify.is_none_or(|j| j <= lock.cert.view) {
+                tracing::warn!(
+                    target: "consensus",
+                    number = self.round.number,
+                    view = self.round.view,
+                    %hash,
+                    locked = %lock.block.hash(),
+                    lock_view = lock.cert.view,
+                    justify,
+                    "refusing a proposal that conflicts with our lock"
+                );
+                return;
+            }
+        }
+        let needs_validation = !self.round.validated.contains(&hash);
+        self.round.block = Some(block.clone());
+        if self.sign(MsgKind::Prepare, self.round.view, hash, out) && needs_validation {
+            out.push(Effect::Validate(block));
+        }
+        self.maybe_commit(out);
+    }
+}

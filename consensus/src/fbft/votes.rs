@@ -1,0 +1,351 @@
+//! Prepare and commit votes: collecting and certifying them as leader, certificates as
+//! validator, locks, and the late commits folded into the tip's certificate.
+
+use super::*;
+
+impl Fbft {
+    pub(super) fn certificate_vote(
+        &self,
+        kind: MsgKind,
+        cert: &CommitCertificate,
+    ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
+        crate::certificate::certificate_vote(
+            &self.committee,
+            self.cfg.chain_id,
+            self.cfg.shard,
+            kind,
+            cert,
+        )
+    }
+
+    pub(super) fn on_certificate(
+        &mut self,
+        kind: MsgKind,
+        from: usize,
+        cert: CommitCertificate,
+        out: &mut Vec<Effect>,
+    ) {
+        let r = &self.round;
+        let our_hash = r.block.as_ref().map(Block::hash);
+        match kind {
+            MsgKind::Prepare => {
+                if from != r.leader
+                    || r.prepared.is_some()
+                    || our_hash != Some(cert.hash)
+                    || cert.view != r.view
+                {
+                    return;
+                }
+            }
+            _ => {
+                if r.committed {
+                    return;
+                }
+            }
+        }
+        match self.certificate_vote(kind, &cert) {
+            Ok((payload, vote)) => {
+                let check = if kind == MsgKind::Prepare {
+                    Check::Prepared(cert)
+                } else {
+                    Check::Committed { cert, from }
+                };
+                self.verify(vec![(payload, vec![vote])], check, out)
+            }
+            Err(reason) => Self::fault(
+                out,
+                from,
+                format!("{kind:?} certificate #{}: {reason}", cert.number),
+            ),
+        }
+    }
+
+    /// The view a vote on the current proposal signs: the round's view, for prepare and commit
+    /// alike. Commits at the header's view would let a guard watermark raised by a commit in a
+    /// later view refuse the re-proposal of an earlier block for ever (ADR 0010).
+    pub(super) fn vote_view(&self, _kind: MsgKind) -> Option<u64> {
+        self.round.block.as_ref().map(|_| self.round.view)
+    }
+
+    pub(super) fn on_vote(
+        &mut self,
+        kind: MsgKind,
+        from: usize,
+        vote: Vote,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.is_leader() {
+            return;
+        }
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else {
+            return;
+        };
+        if Some(vote.view) != self.vote_view(kind) || vote.hash != hash {
+            return;
+        }
+        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else {
+            return Self::fault(out, from, "vote bitmap has the wrong length");
+        };
+        if !self.committee.bitmap_owned_by(&bitmap, from) {
+            return Self::fault(out, from, "vote bitmap names keys the sender does not own");
+        }
+        let signature = match Signature::from_bytes(&vote.signature) {
+            Ok(s) => s,
+            Err(e) => return Self::fault(out, from, format!("vote signature: {e}")),
+        };
+        let set = self.votes(kind);
+        if set.certified || !set.voted.insert(from) {
+            return;
+        }
+        set.pending.push((from, bitmap, signature));
+        self.maybe_verify_votes(kind, hash, out);
+    }
+
+    pub(super) fn votes(&mut self, kind: MsgKind) -> &mut VoteSet {
+        if kind == MsgKind::Prepare {
+            &mut self.round.prepares
+        } else {
+            &mut self.round.commits
+        }
+    }
+
+    pub(super) fn vote_payload(&self, kind: MsgKind, hash: B256) -> Option<[u8; PAYLOAD_BYTES]> {
+        let view = self.vote_view(kind)?;
+        Some(payload(&self.sign_request(
+            kind,
+            self.round.number,
+            view,
+            hash,
+        )))
+    }
+
+    /// Sends pending votes for verification once, together with the verified ones, they could
+    /// make a quorum: one pairing for the whole batch in the common case.
+    pub(super) fn maybe_verify_votes(&mut self, kind: MsgKind, hash: B256, out: &mut Vec<Effect>) {
+        let Some(payload) = self.vote_payload(kind, hash) else {
+            return;
+        };
+        let committee = self.committee.clone();
+        let set = self.votes(kind);
+        if set.in_flight || set.pending.is_empty() || set.certified {
+            return;
+        }
+        let power: u64 = set
+            .verified
+            .iter()
+            .map(|(b, _)| committee.power_of(b))
+            .sum::<u64>()
+            + set
+                .pending
+                .iter()
+                .map(|(_, b, _)| committee.power_of(b))
+                .sum::<u64>();
+        if !committee.is_quorum(power) {
+            return;
+        }
+        let voters = std::mem::take(&mut set.pending);
+        set.in_flight = true;
+        let votes = voters
+            .iter()
+            .map(|(_, b, s)| accel::Vote {
+                public_key: committee
+                    .aggregate_key(b)
+                    .expect("non-empty checked bitmap"),
+                signature: *s,
+            })
+            .collect();
+        self.verify(vec![(payload, votes)], Check::Votes { kind, voters }, out);
+    }
+
+    /// A lock is the highest prepared block this node both holds a certificate for and validated.
+    pub(super) fn maybe_lock(&mut self) {
+        let r = &mut self.round;
+        let (Some(block), Some(cert)) = (&r.block, &r.prepared) else {
+            return;
+        };
+        if r.validated.contains(&cert.hash)
+            && block.hash() == cert.hash
+            && r.locked.as_ref().is_none_or(|l| l.cert.view < cert.view)
+        {
+            r.locked = Some(PreparedProof {
+                block: block.clone(),
+                cert: cert.clone(),
+            });
+        }
+    }
+
+    /// Adds the leader's own vote (trusted, no verification) to its vote set.
+    pub(super) fn add_own_vote(
+        &mut self,
+        kind: MsgKind,
+        sig: Signature,
+        hash: B256,
+        out: &mut Vec<Effect>,
+    ) {
+        let bitmap = self.committee.member_bitmap(self.cfg.me);
+        let me = self.cfg.me;
+        let set = self.votes(kind);
+        if set.voted.insert(me) {
+            set.verified.push((bitmap, sig));
+        }
+        self.try_certify(kind, hash, out);
+        self.maybe_verify_votes(kind, hash, out);
+    }
+
+    pub(super) fn try_certify(&mut self, kind: MsgKind, hash: B256, out: &mut Vec<Effect>) {
+        let committee = self.committee.clone();
+        let number = self.round.number;
+        let Some(view) = self.vote_view(kind) else {
+            return;
+        };
+        let set = self.votes(kind);
+        if set.certified {
+            return;
+        }
+        let power: u64 = set
+            .verified
+            .iter()
+            .map(|(b, _)| committee.power_of(b))
+            .sum();
+        if !committee.is_quorum(power) {
+            return;
+        }
+        let mut bitmap = Bitmap::with_len(committee.key_count());
+        for (b, _) in &set.verified {
+            bitmap.union_with(b);
+        }
+        let agg = AggregateSignature::aggregate(set.verified.iter().map(|(_, s)| s))
+            .expect("quorum is non-empty")
+            .to_signature();
+        set.certified = true;
+        let cert = CommitCertificate {
+            number,
+            view,
+            hash,
+            signature: Bytes::copy_from_slice(&agg.to_bytes()),
+            bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
+        };
+        match kind {
+            MsgKind::Prepare => {
+                out.push(Effect::Broadcast(Message::Prepared(cert.clone())));
+                self.round.prepared = Some(cert);
+                self.maybe_lock();
+                self.maybe_commit(out);
+            }
+            _ => {
+                out.push(Effect::Broadcast(Message::Committed(cert.clone())));
+                self.round.committed = true;
+                self.late = Some(LateCommits {
+                    number,
+                    view,
+                    hash,
+                    bitmap: bitmap.clone(),
+                    signature: agg,
+                    voted: self.round.commits.voted.clone(),
+                });
+                let block = self.round.block.clone().expect("certified a block we hold");
+                out.push(Effect::Finalize { block, cert });
+            }
+        }
+    }
+
+    pub(super) fn maybe_commit(&mut self, out: &mut Vec<Effect>) {
+        let r = &self.round;
+        let Some(block) = &r.block else { return };
+        let hash = block.hash();
+        let view = r.view;
+        if r.validated.contains(&hash)
+            && r.prepared.as_ref().is_some_and(|p| p.hash == hash)
+            && !r.commit_requested
+        {
+            self.round.commit_requested = true;
+            self.sign(MsgKind::Commit, view, hash, out);
+        }
+    }
+
+    pub(super) fn on_signed(
+        &mut self,
+        req: SignRequest,
+        signatures: Vec<Signature>,
+        out: &mut Vec<Effect>,
+    ) {
+        if req.number != self.round.number {
+            return;
+        }
+        let Ok(agg) = AggregateSignature::aggregate(&signatures) else {
+            return;
+        };
+        let sig = agg.to_signature();
+        let bitmap = self.committee.member_bitmap(self.cfg.me);
+        if req.kind == MsgKind::ViewChange {
+            return self.send_view_change(req, sig, bitmap, out);
+        }
+        let Some(hash) = self.round.block.as_ref().map(Block::hash) else {
+            return;
+        };
+        if req.hash != hash.0 || Some(req.view) != self.vote_view(req.kind) {
+            return;
+        }
+        if self.is_leader() {
+            return self.add_own_vote(req.kind, sig, hash, out);
+        }
+        let vote = Vote {
+            number: req.number,
+            view: req.view,
+            hash,
+            bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
+            signature: Bytes::copy_from_slice(&sig.to_bytes()),
+        };
+        let msg = match req.kind {
+            MsgKind::Prepare => Message::Prepare(vote),
+            MsgKind::Commit => Message::Commit(vote),
+            _ => return,
+        };
+        out.push(Effect::Send(self.round.leader, msg));
+    }
+
+    /// A commit vote for the tip this node certified as leader: verify and fold it in.
+    pub(super) fn on_late_commit(&mut self, from: usize, vote: Vote, out: &mut Vec<Effect>) {
+        let Some(late) = self.late.as_mut() else {
+            return;
+        };
+        if vote.number != late.number
+            || vote.view != late.view
+            || vote.hash != late.hash
+            || late.voted.contains(&from)
+        {
+            return;
+        }
+        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else {
+            return;
+        };
+        if !self.committee.bitmap_owned_by(&bitmap, from) {
+            return Self::fault(out, from, "vote bitmap names keys the sender does not own");
+        }
+        let Ok(signature) = Signature::from_bytes(&vote.signature) else {
+            return Self::fault(out, from, "undecodable commit signature");
+        };
+        late.voted.insert(from);
+        let (number, view, hash) = (late.number, late.view, late.hash);
+        let req = self.sign_request(MsgKind::Commit, number, view, hash);
+        let public_key = self
+            .committee
+            .aggregate_key(&bitmap)
+            .expect("non-empty checked bitmap");
+        self.verify(
+            vec![(
+                payload(&req),
+                vec![accel::Vote {
+                    public_key,
+                    signature,
+                }],
+            )],
+            Check::LateCommit {
+                from,
+                bitmap,
+                signature,
+            },
+            out,
+        );
+    }
+}
