@@ -416,3 +416,66 @@ fn a_view_change_lock_is_executed_only_after_it_verified() {
         assert_eq!(faulted, !valid, "{after:?}");
     }
 }
+
+/// Views converge (issue 11's seed 103447581): node 0 is silent. Node 3 saw a quorum of view
+/// changes for view 3 and moved to view 4, but nodes 1 and 2 never got its view change for 3,
+/// and node 3 restarted, losing the old view change it could have handed them. Nodes 1 and 2
+/// wait in view 3 (two votes of four), node 3 in view 4 (one): neither side alone holds the
+/// 1/3 that makes the other join. A node one view ahead counts for the views before it, so
+/// nodes 1 and 2 move on and the height finishes.
+#[test]
+fn views_converge_when_one_node_is_a_view_ahead() {
+    let mut c = Cluster::new(&[1, 1, 1, 1], 1);
+    c.nodes[0].up = false;
+    c.start();
+    let deliver = |c: &mut Cluster, lost: &dyn Fn(usize, usize, &Message) -> bool| {
+        while let Some((from, to, msg)) = c.wire.pop_front() {
+            if to != 0 && !lost(from, to, &msg) {
+                c.input(to, Input::Message { from, msg });
+            }
+        }
+    };
+    // View 1 (node 0's) times out; view 2's NewView (node 1's) is lost; everyone saw the
+    // view changes for 2, so view 2 times out into view 3.
+    time_out(&mut c, &[1, 2, 3], 1);
+    deliver(&mut c, &|_, _, m| m.name() == "new-view");
+    time_out(&mut c, &[1, 2, 3], 2);
+    // View 3: node 3's view change reaches nobody; it sees the others' and moves to view 4.
+    deliver(&mut c, &|f, _, m| f == 3 && m.name() == "view-change");
+    time_out(&mut c, &[3], 3);
+    deliver(&mut c, &|_, _, _| false);
+    let views = |c: &Cluster| {
+        (1..4)
+            .map(|i| c.nodes[i].fbft.round().1)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(views(&c), vec![3, 3, 4]);
+    // Node 3 restarts from its safety record.
+    let safety = c.nodes[3].safety.clone();
+    assert!(safety
+        .as_ref()
+        .is_some_and(|s| s.view == 4 && s.waiting_new_view));
+    c.nodes[3].fbft = consensus::Fbft::new(
+        config(&c.spec, 3),
+        c.committee.clone(),
+        genesis_tip(&c.spec),
+        vec![],
+        safety,
+    );
+    c.input(3, Input::Start);
+    c.timers.clear();
+    for i in 1..4 {
+        let view = c.nodes[i].fbft.round().1;
+        c.timers
+            .push((c.now_ms + 1000, i, Timer::ViewTimeout { number: 1, view }));
+    }
+    c.run_until(1, 20_000);
+    assert!(
+        (1..4).all(|i| c.nodes[i].fbft.tip().number >= 1),
+        "views never converged: {:?}",
+        (1..4)
+            .map(|i| c.nodes[i].fbft.describe())
+            .collect::<Vec<_>>()
+    );
+    c.assert_agreement();
+}
