@@ -17,7 +17,7 @@ use state::db::ChainStore;
 use state::exec::{ExecConfig, ExecutedBlock, SignedTx, StateReader};
 use state::mempool::Mempool;
 use state::{BlockTemplate, ChainSpec, Header};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -208,6 +208,17 @@ struct Driver {
     executed: HashMap<B256, ExecutedBlock>,
     /// A compact announce whose missing transactions were asked of its sender.
     pending_announce: Option<PendingAnnounce>,
+    /// Blocks being re-executed off the loop (ADR 0002: prepare goes out on receipt, commit
+    /// after execution); results come back through `validations`.
+    validating: HashSet<B256>,
+    validations: mpsc::UnboundedSender<Validation>,
+}
+
+/// A block re-executed on a blocking thread, coming back to the consensus loop.
+struct Validation {
+    number: u64,
+    hash: B256,
+    result: Result<ExecutedBlock, String>,
 }
 
 /// Runs consensus until `shutdown` resolves.
@@ -236,6 +247,7 @@ pub async fn run(
     let safety = load_safety(&ctx.store)?;
     let fbft = Fbft::new(cfg, ctx.committee.clone(), tip, recent, safety);
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+    let (validation_tx, mut validation_rx) = mpsc::unbounded_channel();
     let mut status_tick = tokio::time::interval(ctx.status_interval);
     let mut d = Driver {
         ctx,
@@ -247,6 +259,8 @@ pub async fn run(
         peers: PeerBook::default(),
         executed: HashMap::new(),
         pending_announce: None,
+        validating: HashSet::new(),
+        validations: validation_tx,
     };
     d.feed(Input::Start);
     tokio::pin!(shutdown);
@@ -255,6 +269,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(inb) = inbound.recv() => d.on_inbound(inb),
             Some(t) = timer_rx.recv() => d.feed(Input::Timeout(t)),
+            Some(v) = validation_rx.recv() => d.on_validation(v),
             _ = status_tick.tick() => d.on_status_tick(),
         }
     }
@@ -372,25 +387,27 @@ impl Driver {
             }
             Effect::Validate(block) => {
                 let hash = block.hash();
-                let result = match self.executed.get(&hash) {
-                    Some(_) => Ok(()),
-                    None => match execute_block(
-                        &self.ctx.store,
-                        &self.ctx.exec,
-                        &block,
-                        &self.pooled(&block),
-                    ) {
-                        Ok(executed) => {
-                            self.executed.insert(hash, executed);
-                            Ok(())
-                        }
-                        Err(e) => {
-                            tracing::warn!(target: "consensus", number = block.number(), %hash, error = %e, "announced block does not re-execute");
-                            Err(e)
-                        }
-                    },
-                };
-                return Some(Input::Validated { hash, result });
+                if self.executed.contains_key(&hash) {
+                    return Some(Input::Validated {
+                        hash,
+                        result: Ok(()),
+                    });
+                }
+                if self.validating.insert(hash) {
+                    // Off the loop: QUIC, timers, votes and RPC go on while it executes.
+                    let (store, exec) = (self.ctx.store.clone(), self.ctx.exec);
+                    let known = self.pooled(&block);
+                    let done = self.validations.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = execute_block(&store, &exec, &block, &known);
+                        let number = block.number();
+                        let _ = done.send(Validation {
+                            number,
+                            hash,
+                            result,
+                        });
+                    });
+                }
             }
             Effect::BuildBlock {
                 number,
@@ -474,6 +491,28 @@ impl Driver {
             Effect::PeerFault { peer, reason } => self.fault(peer, &reason),
         }
         None
+    }
+
+    /// A block's re-execution finished: keep the result for finalizing, tell consensus.
+    fn on_validation(&mut self, v: Validation) {
+        self.validating.remove(&v.hash);
+        if v.number <= self.fbft.tip().number {
+            return; // its height was finalized meanwhile
+        }
+        let result = match v.result {
+            Ok(executed) => {
+                self.executed.insert(v.hash, executed);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(target: "consensus", number = v.number, hash = %v.hash, error = %e, "announced block does not re-execute");
+                Err(e)
+            }
+        };
+        self.feed(Input::Validated {
+            hash: v.hash,
+            result,
+        });
     }
 
     fn publish_status(&self) {
