@@ -97,7 +97,7 @@ enum Ev {
     Result {
         node: usize,
         incarnation: u64,
-        input: Input,
+        input: Box<Input>,
     },
 }
 
@@ -577,7 +577,7 @@ impl Sim {
             Ev::Result {
                 node,
                 incarnation,
-                input,
+                input: Box::new(input),
             },
         );
     }
@@ -907,7 +907,7 @@ impl Sim {
                     input,
                 } => {
                     if self.nodes[node].incarnation == incarnation {
-                        self.input(node, input);
+                        self.input(node, *input);
                     }
                 }
                 Ev::Timer {
