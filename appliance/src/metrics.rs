@@ -2,8 +2,8 @@
 //! Names follow `harmony_<area>_<what>_<unit>`; the catalogue is `docs/metrics.md`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +15,7 @@ pub struct Metrics {
     pub consensus_view: IntGauge,
     pub consensus_is_leader: IntGauge,
     pub finality_seconds: Histogram,
+    pub vote_verification_seconds: HistogramVec,
     pub blocks_finalized: IntCounter,
     pub transactions_finalized: IntCounter,
     pub mempool_size: IntGauge,
@@ -58,6 +59,18 @@ impl Metrics {
                 .buckets(vec![
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ]),
+            )
+            .unwrap(),
+            vote_verification_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "harmony_consensus_vote_verification_seconds",
+                    "Leader: one batch of votes verified from wire bytes (decode, aggregate, \
+                     pairing, bisection of bad votes)",
+                )
+                .buckets(vec![
+                    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                ]),
+                &["kind"],
             )
             .unwrap(),
             blocks_finalized: IntCounter::new(
@@ -149,6 +162,7 @@ impl Metrics {
             Box::new(m.consensus_view.clone()),
             Box::new(m.consensus_is_leader.clone()),
             Box::new(m.finality_seconds.clone()),
+            Box::new(m.vote_verification_seconds.clone()),
             Box::new(m.blocks_finalized.clone()),
             Box::new(m.transactions_finalized.clone()),
             Box::new(m.mempool_size.clone()),

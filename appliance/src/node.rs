@@ -8,8 +8,8 @@ use crate::validate::{check_link, execute_block};
 use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
-    verify_commit_certificate, Committee, Config, Effect, Fbft, Input, Message, SafetyRecord,
-    Status, SyncRequest, SyncResponse, Timer, Tip,
+    Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Status, SyncRequest,
+    SyncResponse, Timer, Tip,
 };
 use hsm::Signer;
 use serde::Serialize;
@@ -381,9 +381,21 @@ impl Driver {
                     tracing::error!(target: "signer", ?req, error = %e, "signing failed; not voting")
                 }
             },
-            Effect::Verify(job) => {
-                let valid = self.ctx.engine.verify_votes(&job.payload, &job.votes);
-                return Some(Input::Verified { id: job.id, valid });
+            Effect::Verify(job) => return Some(consensus::run_verify_job(&self.ctx.engine, &job)),
+            Effect::VerifyQuorum(job) => {
+                let start = Instant::now();
+                let result = consensus::run_quorum_job(&self.ctx.engine, &self.ctx.committee, &job);
+                let kind = if job.payload[..16] == hsm::MsgKind::Prepare.tag() {
+                    "prepare"
+                } else {
+                    "commit"
+                };
+                self.ctx
+                    .metrics
+                    .vote_verification_seconds
+                    .with_label_values(&[kind])
+                    .observe(start.elapsed().as_secs_f64());
+                return Some(result);
             }
             Effect::Validate(block) => {
                 let hash = block.hash();
@@ -643,8 +655,9 @@ impl Driver {
         );
     }
 
-    /// Verifies and stores fetched blocks in order: linkage and proposer, full validation,
-    /// then the commit certificate (one pairing each) before anything is written.
+    /// Verifies and stores fetched blocks in order: the commit certificates of the whole
+    /// response as one batch, then per block linkage and proposer, the certificate's block,
+    /// and full validation, before anything is written.
     fn on_sync_response(&mut self, peer: usize, r: SyncResponse) {
         self.sync_in_flight = None;
         let full = r.blocks.len() as u64 == SYNC_BATCH;
@@ -653,6 +666,15 @@ impl Driver {
                 peer,
                 "sync response with unequal block and certificate counts",
             );
+        }
+        if let Err(reason) = consensus::verify_commit_certificates(
+            &self.ctx.engine,
+            &self.ctx.committee,
+            self.ctx.spec.chain_id,
+            self.ctx.spec.shard,
+            &r.certificates,
+        ) {
+            return self.fault(peer, &format!("sync response: {reason}"));
         }
         let mut stored = 0;
         for (block, cert) in r.blocks.into_iter().zip(r.certificates) {
@@ -674,19 +696,14 @@ impl Driver {
                 &block,
             )
             .and_then(|_| {
+                // Its signature verified with the batch above.
                 if cert.number != block.number()
                     || cert.hash != block.hash()
                     || cert.view < block.header.view
                 {
                     return Err("certificate is for another block".into());
                 }
-                verify_commit_certificate(
-                    &self.ctx.engine,
-                    &self.ctx.committee,
-                    self.ctx.spec.chain_id,
-                    self.ctx.spec.shard,
-                    &cert,
-                )
+                Ok(())
             });
             if let Err(reason) = checked {
                 return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));

@@ -54,3 +54,45 @@ pub fn verify_commit_certificate(
         Err("aggregate signature does not verify".into())
     }
 }
+
+/// Verifies many commit certificates at once (catch-up): the cheap checks of each, then one
+/// random-linear-combination batch (`Engine::batch_verify`); only when the batch fails are
+/// they checked one by one, to name the bad one. An empty list is trivially fine.
+pub fn verify_commit_certificates(
+    engine: &accel::Engine,
+    committee: &Committee,
+    chain_id: u64,
+    shard: u32,
+    certs: &[CommitCertificate],
+) -> Result<(), String> {
+    if certs.is_empty() {
+        return Ok(());
+    }
+    let jobs = certs
+        .iter()
+        .map(|c| {
+            certificate_vote(committee, chain_id, shard, MsgKind::Commit, c)
+                .map_err(|e| format!("certificate of block {}: {e}", c.number))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let items: Vec<accel::BatchItem<'_>> = jobs
+        .iter()
+        .map(|(payload, vote)| accel::BatchItem {
+            public_key: &vote.public_key,
+            message: payload,
+            signature: &vote.signature,
+        })
+        .collect();
+    if engine.batch_verify(&items) {
+        return Ok(());
+    }
+    for (c, (payload, vote)) in certs.iter().zip(&jobs) {
+        if engine.verify_votes(payload, std::slice::from_ref(vote)) != [true] {
+            return Err(format!(
+                "certificate of block {}: aggregate signature does not verify",
+                c.number
+            ));
+        }
+    }
+    Err("certificates fail as a batch but pass one by one".into())
+}

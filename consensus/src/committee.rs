@@ -38,6 +38,9 @@ pub enum CommitteeError {
 pub struct Committee {
     pub keys: Vec<CommitteeKey>,
     pub members: Vec<Member>,
+    /// Each member's keys summed: the key a member's vote (all its keys) verifies under, in
+    /// member order, as `accel::Engine::verify_quorum` takes it.
+    pub member_keys: Vec<PublicKey>,
     pub total_power: u64,
     pub blocks_per_leader: u64,
 }
@@ -75,9 +78,18 @@ impl Committee {
             });
         }
         let total_power = members.iter().map(|m| m.power).sum();
+        let member_keys = members
+            .iter()
+            .map(|m| {
+                AggregatePublicKey::aggregate(keys[m.keys.clone()].iter().map(|k| &k.public_key))
+                    .map(|a| a.to_public_key())
+                    .map_err(|e| CommitteeError::Invalid(format!("member keys: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             keys,
             members,
+            member_keys,
             total_power,
             blocks_per_leader: spec.blocks_per_leader,
         })

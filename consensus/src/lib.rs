@@ -8,12 +8,14 @@
 pub mod certificate;
 pub mod committee;
 pub mod fbft;
+pub mod jobs;
 pub mod message;
 pub mod safety;
 
-pub use certificate::{certificate_vote, verify_commit_certificate};
+pub use certificate::{certificate_vote, verify_commit_certificate, verify_commit_certificates};
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
-pub use fbft::{Config, Effect, Fbft, Input, Timer, Tip, VerifyJob};
+pub use fbft::{Config, Effect, Fbft, Input, QuorumJob, Timer, Tip, VerifyJob};
+pub use jobs::{run_quorum_job, run_verify_job};
 pub use message::{
     Announce, CompactAnnounce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest,
     SyncResponse, TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,

@@ -14,7 +14,10 @@ pub struct Vote {
     pub number: u64,
     pub view: u64,
     pub hash: B256,
+    /// Exactly the sender's keys.
     pub bitmap: Bytes,
+    /// Aggregate signature of those keys: 192 bytes uncompressed as sent (the leader decodes
+    /// it without a square root), 96 compressed accepted.
     pub signature: Bytes,
 }
 

@@ -80,7 +80,7 @@ fn certify(
             _ => continue,
         };
         if v.hash == hash && !bitmap.get(*from) {
-            sigs.push(Signature::from_bytes(&v.signature).unwrap());
+            sigs.push(Signature::decode(&v.signature).unwrap());
             bitmap.set(*from);
         }
     }

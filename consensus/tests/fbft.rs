@@ -15,14 +15,14 @@ fn find(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> &Effect {
         .unwrap_or_else(|| panic!("expected effect missing in {effects:#?}"))
 }
 
-/// Runs a verify job with the reference engine.
-fn verified(_c: &Cluster, e: &Effect) -> Input {
-    let Effect::Verify(job) = e else {
-        panic!("not a verify job: {e:?}")
-    };
-    Input::Verified {
-        id: job.id,
-        valid: accel::Engine::reference().verify_votes(&job.payload, &job.votes),
+/// Runs a verification job (certificates, or votes from wire bytes) with the reference
+/// engine.
+fn verified(c: &Cluster, e: &Effect) -> Input {
+    let engine = accel::Engine::reference();
+    match e {
+        Effect::Verify(job) => consensus::run_verify_job(&engine, job),
+        Effect::VerifyQuorum(job) => consensus::run_quorum_job(&engine, &c.committee, job),
+        _ => panic!("not a verification job: {e:?}"),
     }
 }
 
@@ -321,7 +321,7 @@ fn leader_finds_bad_votes_and_still_certifies() {
             view: 1,
             hash,
             bitmap: Bytes::copy_from_slice(c.committee.member_bitmap(m).as_bytes()),
-            signature: Bytes::copy_from_slice(&s.to_bytes()),
+            signature: Bytes::copy_from_slice(&s.to_uncompressed()),
         }
     };
     // A vote claiming another member's key is refused outright.
@@ -350,10 +350,14 @@ fn leader_finds_bad_votes_and_still_certifies() {
             msg: Message::Prepare(vote(2, hash)),
         },
     );
-    let Effect::Verify(job) = &eff[0] else {
+    let Effect::VerifyQuorum(job) = &eff[0] else {
         panic!("{eff:?}")
     };
     assert_eq!(job.votes.len(), 2, "optimistic batch of both pending votes");
+    assert!(
+        job.votes.iter().all(|(_, s)| s.len() == 192),
+        "votes go to the engine as the wire bytes"
+    );
     let input = verified(&c, &eff[0]);
     let eff = leader.step(now, input);
     assert!(
@@ -461,4 +465,31 @@ fn block_that_fails_validation_is_never_committed_by_that_node() {
     let bm = state::Bitmap::from_bytes(&cert.bitmap, 4).unwrap();
     assert!(!bm.get(3), "node 3 committed a block it found invalid");
     c.assert_agreement();
+}
+
+/// Catch-up checks a response's certificates as one batch, and names the bad one when the
+/// batch fails.
+#[test]
+fn fetched_certificates_verify_as_a_batch() {
+    let c = Cluster::new(&[1, 2, 1, 1], 1000);
+    let hash = |n: u8| alloy_primitives::B256::repeat_byte(n);
+    let certs: Vec<_> = (1..=8u8)
+        .map(|n| cert(&c, MsgKind::Commit, &[0, 1, 2], n as u64, n as u64, hash(n)))
+        .collect();
+    for engine in [accel::Engine::reference(), c.engine.clone()] {
+        let check = |certs: &[state::CommitCertificate]| {
+            consensus::verify_commit_certificates(&engine, &c.committee, CHAIN_ID, 0, certs)
+        };
+        assert_eq!(check(&certs), Ok(()));
+        assert_eq!(check(&[]), Ok(()));
+        let mut bad = certs.clone();
+        bad[5].hash = hash(99); // signed for another block
+        assert_eq!(
+            check(&bad),
+            Err("certificate of block 6: aggregate signature does not verify".into())
+        );
+        let mut minority = certs.clone();
+        minority[2] = cert(&c, MsgKind::Commit, &[0, 2], 3, 3, hash(3));
+        assert!(check(&minority).unwrap_err().contains("block 3"));
+    }
 }

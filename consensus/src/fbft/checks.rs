@@ -20,6 +20,7 @@ impl Fbft {
                 parts: jobs.len(),
                 ok: true,
                 valid: Vec::new(),
+                aggregate: None,
             },
         );
         for (payload, votes) in jobs {
@@ -30,12 +31,38 @@ impl Fbft {
         }
     }
 
+    /// Starts a check of votes from wire bytes: one quorum job.
+    pub(super) fn verify_quorum(
+        &mut self,
+        payload: [u8; PAYLOAD_BYTES],
+        votes: Vec<(u32, Bytes)>,
+        check: Check,
+        out: &mut Vec<Effect>,
+    ) {
+        let cid = self.next_id;
+        let id = cid + 1;
+        self.next_id += 2;
+        self.pending.insert(
+            cid,
+            Pending {
+                check,
+                parts: 1,
+                ok: true,
+                valid: Vec::new(),
+                aggregate: None,
+            },
+        );
+        self.jobs.insert(id, cid);
+        out.push(Effect::VerifyQuorum(QuorumJob { id, payload, votes }));
+    }
+
     /// A verification job finished; once every job of its check is in, resume the check.
     pub(super) fn on_verified(
         &mut self,
         now_ms: u64,
         id: u64,
         valid: Vec<bool>,
+        aggregate: Option<Signature>,
         out: &mut Vec<Effect>,
     ) {
         let Some(cid) = self.jobs.remove(&id) else {
@@ -47,6 +74,7 @@ impl Fbft {
         p.parts -= 1;
         p.ok &= !valid.is_empty() && valid.iter().all(|v| *v);
         p.valid = valid;
+        p.aggregate = aggregate;
         if p.parts > 0 {
             return;
         }
@@ -54,13 +82,14 @@ impl Fbft {
             check,
             ok: all_ok,
             valid,
+            aggregate,
             ..
         } = self.pending.remove(&cid).expect("present");
         match check {
             Check::AnnounceParent { block } => self.resume_announce(*block, all_ok, out),
             Check::Prepared(cert) => self.resume_prepared(cert, all_ok, out),
             Check::Committed { cert, from } => self.resume_committed(cert, from, all_ok, out),
-            Check::Votes { kind, voters } => self.resume_votes(kind, voters, valid, out),
+            Check::Votes { kind, voters } => self.resume_votes(kind, voters, valid, aggregate, out),
             Check::ViewChange {
                 from,
                 vc,
@@ -144,25 +173,34 @@ impl Fbft {
         }
     }
 
-    /// A batch of votes came back, one result per vote: keep the good ones, fault the senders
-    /// of the others, certify if they now make a quorum.
+    /// A batch of votes came back, one result per vote and the aggregate of the valid ones:
+    /// count them, fault the senders of the others, certify if they now make a quorum.
     fn resume_votes(
         &mut self,
         kind: MsgKind,
-        voters: Vec<(usize, Bitmap, Signature)>,
+        voters: Vec<usize>,
         valid: Vec<bool>,
+        aggregate: Option<Signature>,
         out: &mut Vec<Effect>,
     ) {
         let hash = self.round.block.as_ref().map(Block::hash);
+        let committee = self.committee.clone();
         let set = self.votes(kind);
         set.in_flight = false;
+        let mut signers = Bitmap::with_len(committee.key_count());
         let mut faults = Vec::new();
-        for ((from, bitmap, sig), ok) in voters.into_iter().zip(valid) {
+        for (from, ok) in voters
+            .into_iter()
+            .zip(valid.into_iter().chain(std::iter::repeat(false)))
+        {
             if ok {
-                set.verified.push((bitmap, sig));
+                signers.union_with(&committee.member_bitmap(from));
             } else {
                 faults.push(from);
             }
+        }
+        if let Some(agg) = aggregate.filter(|_| signers.count() > 0) {
+            set.verified.push((signers, agg));
         }
         for f in faults {
             Self::fault(out, f, format!("invalid {kind:?} signature"));

@@ -25,7 +25,9 @@ use crate::message::{
     Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote,
 };
 use crate::safety::{SafetyRecord, SignedVote};
-use accel::{AggregateSignature, PublicKey, Signature};
+use accel::{
+    AggregateSignature, PublicKey, Signature, SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES,
+};
 use alloy_primitives::{Bytes, B256};
 use hsm::{payload, view_change_lock, MsgKind, SignRequest, PAYLOAD_BYTES};
 use state::{Bitmap, Block, CommitCertificate, GAS_LIMIT, HEADER_VERSION};
@@ -118,6 +120,18 @@ pub struct VerifyJob {
     pub votes: Vec<accel::Vote>,
 }
 
+/// Votes of one kind on one payload as they came off the wire, to verify with
+/// `accel::Engine::verify_quorum` against the committee's member keys
+/// ([`crate::run_quorum_job`]); answered by [`Input::QuorumVerified`]. The job carries bytes
+/// and signer indices only, so a backend (CPU or GPU) takes it whole.
+#[derive(Debug, Clone)]
+pub struct QuorumJob {
+    pub id: u64,
+    pub payload: [u8; PAYLOAD_BYTES],
+    /// (member index, signature bytes: 192 uncompressed or 96 compressed).
+    pub votes: Vec<(u32, Bytes)>,
+}
+
 // Inputs and effects are moved once through the step; boxing the block would only add noise.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -144,6 +158,13 @@ pub enum Input {
         id: u64,
         valid: Vec<bool>,
     },
+    /// Result of a [`QuorumJob`]: one bool per vote, in order, and the aggregate signature of
+    /// the valid ones.
+    QuorumVerified {
+        id: u64,
+        valid: Vec<bool>,
+        aggregate: Option<Signature>,
+    },
     /// A block was durably stored (by finalization or catch-up): the new tip.
     Persisted(Tip),
 }
@@ -157,6 +178,7 @@ pub enum Effect {
     PersistSafety(SafetyRecord),
     Sign(SignRequest),
     Verify(VerifyJob),
+    VerifyQuorum(QuorumJob),
     /// Validate the whole block (roots, gas, transactions); answer with [`Input::Validated`].
     Validate(Block),
     /// Build the block for (number, view) on `parent`; answer with [`Input::Proposal`].
@@ -352,7 +374,12 @@ impl Fbft {
             Input::Proposal(block) => self.on_proposal(block, &mut out),
             Input::Validated { hash, result } => self.on_validated(hash, result, &mut out),
             Input::Signed { req, signatures } => self.on_signed(req, signatures, &mut out),
-            Input::Verified { id, valid } => self.on_verified(now_ms, id, valid, &mut out),
+            Input::Verified { id, valid } => self.on_verified(now_ms, id, valid, None, &mut out),
+            Input::QuorumVerified {
+                id,
+                valid,
+                aggregate,
+            } => self.on_verified(now_ms, id, valid, aggregate, &mut out),
             Input::Persisted(tip) => {
                 if tip.number > self.tip.number || (self.tip.number == 0 && tip.number == 0) {
                     if let Some(b) =

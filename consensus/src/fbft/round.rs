@@ -6,8 +6,10 @@ use super::*;
 /// Votes of one kind collected by the leader.
 #[derive(Default)]
 pub(super) struct VoteSet {
+    /// Verified signers and their aggregate signature, one entry per verified batch.
     pub(super) verified: Vec<(Bitmap, Signature)>,
-    pub(super) pending: Vec<(usize, Bitmap, Signature)>,
+    /// Votes not verified yet: (member, signature bytes as received).
+    pub(super) pending: Vec<(usize, Bytes)>,
     pub(super) voted: HashSet<usize>,
     pub(super) in_flight: bool,
     pub(super) certified: bool,
@@ -70,7 +72,7 @@ pub(super) enum Check {
     },
     Votes {
         kind: MsgKind,
-        voters: Vec<(usize, Bitmap, Signature)>,
+        voters: Vec<usize>,
     },
     ViewChange {
         from: usize,
@@ -94,6 +96,8 @@ pub(super) struct Pending {
     pub(super) parts: usize,
     pub(super) ok: bool,
     pub(super) valid: Vec<bool>,
+    /// Aggregate of the valid votes, for a quorum job.
+    pub(super) aggregate: Option<Signature>,
 }
 
 pub(super) struct LateCommits {

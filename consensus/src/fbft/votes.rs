@@ -83,21 +83,23 @@ impl Fbft {
         if Some(vote.view) != self.vote_view(kind) || vote.hash != hash {
             return;
         }
-        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else {
-            return Self::fault(out, from, "vote bitmap has the wrong length");
-        };
-        if !self.committee.bitmap_owned_by(&bitmap, from) {
-            return Self::fault(out, from, "vote bitmap names keys the sender does not own");
+        // A vote carries all of its member's keys; the signature stays in wire bytes until
+        // the quorum job decodes it (with the rest of the batch, off the loop in a backend).
+        if vote.bitmap.as_ref() != self.committee.member_bitmap(from).as_bytes() {
+            return Self::fault(out, from, "vote bitmap is not exactly the sender's keys");
         }
-        let signature = match Signature::from_bytes(&vote.signature) {
-            Ok(s) => s,
-            Err(e) => return Self::fault(out, from, format!("vote signature: {e}")),
-        };
+        if ![SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES].contains(&vote.signature.len()) {
+            return Self::fault(
+                out,
+                from,
+                format!("vote signature has {} bytes", vote.signature.len()),
+            );
+        }
         let set = self.votes(kind);
         if set.certified || !set.voted.insert(from) {
             return;
         }
-        set.pending.push((from, bitmap, signature));
+        set.pending.push((from, vote.signature));
         self.maybe_verify_votes(kind, hash, out);
     }
 
@@ -138,23 +140,16 @@ impl Fbft {
             + set
                 .pending
                 .iter()
-                .map(|(_, b, _)| committee.power_of(b))
+                .map(|(m, _)| committee.members[*m].power)
                 .sum::<u64>();
         if !committee.is_quorum(power) {
             return;
         }
-        let voters = std::mem::take(&mut set.pending);
+        let pending = std::mem::take(&mut set.pending);
         set.in_flight = true;
-        let votes = voters
-            .iter()
-            .map(|(_, b, s)| accel::Vote {
-                public_key: committee
-                    .aggregate_key(b)
-                    .expect("non-empty checked bitmap"),
-                signature: *s,
-            })
-            .collect();
-        self.verify(vec![(payload, votes)], Check::Votes { kind, voters }, out);
+        let voters = pending.iter().map(|(m, _)| *m).collect();
+        let votes = pending.into_iter().map(|(m, s)| (m as u32, s)).collect();
+        self.verify_quorum(payload, votes, Check::Votes { kind, voters }, out);
     }
 
     /// A lock is the highest prepared block this node both holds a certificate for and validated.
@@ -294,7 +289,8 @@ impl Fbft {
             view: req.view,
             hash,
             bitmap: Bytes::copy_from_slice(bitmap.as_bytes()),
-            signature: Bytes::copy_from_slice(&sig.to_bytes()),
+            // Uncompressed: the leader decodes it without a square root (ADR 0004).
+            signature: Bytes::copy_from_slice(&sig.to_uncompressed()),
         };
         let msg = match req.kind {
             MsgKind::Prepare => Message::Prepare(vote),
@@ -322,7 +318,7 @@ impl Fbft {
         if !self.committee.bitmap_owned_by(&bitmap, from) {
             return Self::fault(out, from, "vote bitmap names keys the sender does not own");
         }
-        let Ok(signature) = Signature::from_bytes(&vote.signature) else {
+        let Ok(signature) = Signature::decode(&vote.signature) else {
             return Self::fault(out, from, "undecodable commit signature");
         };
         late.voted.insert(from);

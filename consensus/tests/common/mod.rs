@@ -233,10 +233,12 @@ impl Cluster {
                 let signatures = n.signer.sign(&req).unwrap();
                 queue.push_back(Input::Signed { req, signatures });
             }
-            Effect::Verify(job) => {
-                let valid = self.engine.verify_votes(&job.payload, &job.votes);
-                queue.push_back(Input::Verified { id: job.id, valid });
-            }
+            Effect::Verify(job) => queue.push_back(consensus::run_verify_job(&self.engine, &job)),
+            Effect::VerifyQuorum(job) => queue.push_back(consensus::run_quorum_job(
+                &self.engine,
+                &self.committee,
+                &job,
+            )),
             Effect::Validate(block) => {
                 let hash = block.hash();
                 let result = if self.nodes[i].reject == Some(hash) {
