@@ -524,4 +524,35 @@ async fn killing_the_leader_causes_a_view_change_and_the_chain_continues() {
     )
     .await;
     assert_same_hashes(&net, &[others[0], leader], h + 3).await;
+
+    // The load generator against the healed network: deploys its token, funds its accounts,
+    // and every transaction it offers is included.
+    let rpc: Vec<String> = (0..NODES)
+        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset as usize + i))
+        .collect();
+    let out = Command::new(BIN)
+        .args([
+            "loadgen",
+            "--rpc",
+            &rpc.join(","),
+            "--rate",
+            "100",
+            "--duration-s",
+            "3",
+        ])
+        .args(["--accounts", "20", "--drain-s", "20"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in ["refused     0", "included    300 tx", "not seen    0"] {
+        assert!(
+            report.contains(line),
+            "loadgen report lacks {line:?}:\n{report}"
+        );
+    }
 }

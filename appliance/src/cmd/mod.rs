@@ -3,6 +3,7 @@
 pub mod config;
 pub mod hsm;
 pub mod keys;
+pub mod loadgen;
 pub mod localnet;
 pub mod run;
 pub mod vdf;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Class-group VDF (chiavdf-compatible): prove and verify.
     #[command(subcommand)]
     Vdf(vdf::VdfCmd),
+    /// Load generator: signed ETH and ERC-20 transfers through JSON-RPC at a target rate to a
+    /// running localnet; reports offered and included TPS, submit→final latency, refusals.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 pub fn dispatch(cli: Cli) -> eyre::Result<()> {
@@ -60,6 +64,7 @@ pub fn dispatch(cli: Cli) -> eyre::Result<()> {
         Command::Keys(c) => keys::run(&cli, c),
         Command::Hsm(c) => hsm::run(&cli, c),
         Command::Vdf(c) => vdf::run(c),
+        Command::Loadgen(a) => loadgen::run(a.clone()),
     }
 }
 

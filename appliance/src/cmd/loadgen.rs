@@ -1,0 +1,510 @@
+//! `loadgen`: signed ETH and ERC-20 transfers from many accounts, sent through JSON-RPC at a
+//! target rate, as a wallet-side load would arrive; reports what was offered, refused,
+//! included and how long submit → final took.
+//!
+//! Setup (from the public development accounts of a `localnet`): deploy the ERC-20 of
+//! `contracts/build/ERC20.json`, then fund `--accounts` loader accounts with ETH and tokens,
+//! each development account in rounds that stay under the pool's per-sender limit. Load: every
+//! transaction of the run is signed first (so signing is not in the measured window), then
+//! sent at `--rate` per second, round-robin over the RPC endpoints, from the accounts in turn.
+//! Blocks are final when included (1-block finality), so a transaction's latency is the time
+//! from its submission to the first poll that sees it in a block.
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use clap::Args;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ERC20_JSON: &str = include_str!("../../../contracts/build/ERC20.json");
+/// Transactions one development account sends per funding round (the pool holds 64 per
+/// sender).
+const FUNDING_ROUND: usize = 60;
+const GWEI: u128 = 1_000_000_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadgenArgs {
+    /// JSON-RPC endpoints, comma-separated; transactions go to them in turn.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:9500,http://127.0.0.1:9501,http://127.0.0.1:9502,http://127.0.0.1:9503"
+    )]
+    pub rpc: String,
+    /// Transactions offered per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20)]
+    pub duration_s: u64,
+    /// Sending accounts (funded from the development accounts first).
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: usize,
+    /// Share of ERC-20 transfers (the rest are ETH transfers), 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    pub erc20_share: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Seconds to wait after the load for the last transactions to be included.
+    #[arg(long, default_value_t = 10)]
+    pub drain_s: u64,
+}
+
+/// One account of the run: key, address and the next nonce.
+struct Account {
+    key: PrivateKeySigner,
+    address: Address,
+    nonce: u64,
+}
+
+impl Account {
+    fn new(key: PrivateKeySigner, nonce: u64) -> Self {
+        Self {
+            address: key.address(),
+            key,
+            nonce,
+        }
+    }
+
+    /// Signs the next transaction of this account.
+    fn sign(&mut self, chain_id: u64, to: TxKind, gas: u64, value: U256, input: Bytes) -> Bytes {
+        let tx = TxEip1559 {
+            chain_id,
+            nonce: self.nonce,
+            gas_limit: gas,
+            max_fee_per_gas: 100 * GWEI,
+            max_priority_fee_per_gas: GWEI,
+            to,
+            value,
+            input,
+            ..Default::default()
+        };
+        self.nonce += 1;
+        let sig = self
+            .key
+            .sign_hash_sync(&tx.signature_hash())
+            .expect("local keys sign");
+        let env: TxEnvelope = tx.into_signed(sig).into();
+        env.encoded_2718().into()
+    }
+}
+
+fn transfer_call(to: Address, amount: U256) -> Bytes {
+    let mut d = Vec::with_capacity(68);
+    d.extend_from_slice(&keccak256("transfer(address,uint256)")[..4]);
+    d.extend_from_slice(&[0u8; 12]);
+    d.extend_from_slice(to.as_slice());
+    d.extend_from_slice(&amount.to_be_bytes::<32>());
+    d.into()
+}
+
+fn deploy_code(supply: U256) -> eyre::Result<Bytes> {
+    let v: serde_json::Value = serde_json::from_str(ERC20_JSON)?;
+    let hex_code = v["bytecode"]
+        .as_str()
+        .ok_or_else(|| eyre::eyre!("ERC20.json has no bytecode"))?;
+    let mut code = hex::decode(hex_code.trim_start_matches("0x"))?;
+    code.extend_from_slice(&supply.to_be_bytes::<32>());
+    Ok(code.into())
+}
+
+fn quantity(v: &serde_json::Value) -> eyre::Result<u64> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| eyre::eyre!("expected a hex quantity, got {v}"))?;
+    Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
+}
+
+async fn send(client: &HttpClient, raw: &Bytes) -> Result<B256, String> {
+    client
+        .request::<B256, _>("eth_sendRawTransaction", rpc_params![raw])
+        .await
+        .map_err(|e| match e {
+            jsonrpsee::core::ClientError::Call(c) => c.message().to_string(),
+            other => other.to_string(),
+        })
+}
+
+async fn nonce(client: &HttpClient, who: Address) -> eyre::Result<u64> {
+    let n: serde_json::Value = client
+        .request("eth_getTransactionCount", rpc_params![who, "latest"])
+        .await?;
+    quantity(&n)
+}
+
+/// Sends `txs` (account index, raw) and waits until every sender's nonce passed them.
+async fn send_and_wait(
+    client: &HttpClient,
+    txs: Vec<(Address, u64, Bytes)>,
+    what: &str,
+) -> eyre::Result<()> {
+    let mut last: HashMap<Address, u64> = HashMap::new();
+    for (from, n, raw) in &txs {
+        send(client, raw)
+            .await
+            .map_err(|e| eyre::eyre!("{what}: {from} nonce {n} refused: {e}"))?;
+        last.insert(*from, *n);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (who, n) in last {
+        while nonce(client, who).await? <= n {
+            if Instant::now() > deadline {
+                eyre::bail!("{what}: {who}'s transactions not included after 60 s; is the network finalizing?");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Deploys the token and funds the loader accounts; returns them and the token address.
+async fn setup(
+    client: &HttpClient,
+    chain_id: u64,
+    args: &LoadgenArgs,
+) -> eyre::Result<(Vec<Account>, Address)> {
+    let mut devs = Vec::new();
+    for (address, key) in crate::cmd::localnet::dev_accounts()? {
+        let n = nonce(client, address).await?;
+        devs.push(Account::new(PrivateKeySigner::from_bytes(&key)?, n));
+    }
+    let supply = U256::from(10u64).pow(U256::from(30u64));
+    let token = devs[0].address.create(devs[0].nonce);
+    let code = deploy_code(supply)?;
+    let n0 = devs[0].nonce;
+    let deploy = devs[0].sign(chain_id, TxKind::Create, 2_000_000, U256::ZERO, code);
+    let mut txs = vec![(devs[0].address, n0, deploy)];
+    let share = supply / U256::from(devs.len() as u64 * 2);
+    for i in 1..devs.len() {
+        let to = devs[i].address;
+        let n = devs[0].nonce;
+        let raw = devs[0].sign(
+            chain_id,
+            TxKind::Call(token),
+            100_000,
+            U256::ZERO,
+            transfer_call(to, share),
+        );
+        txs.push((devs[0].address, n, raw));
+    }
+    send_and_wait(client, txs, "deploying the ERC-20").await?;
+
+    // The same accounts every run (a chain that ran the load before has them funded and
+    // their nonces advanced).
+    let mut accounts = Vec::with_capacity(args.accounts);
+    for i in 0..args.accounts {
+        let seed = keccak256(format!("harmony-appliance loadgen account {i}"));
+        let key = PrivateKeySigner::from_bytes(&seed)?;
+        let n = nonce(client, key.address()).await?;
+        accounts.push(Account::new(key, n));
+    }
+    let ether = U256::from(10u64).pow(U256::from(18u64));
+    let mut todo: Vec<Vec<Address>> = vec![Vec::new(); devs.len()];
+    for (i, a) in accounts.iter().enumerate() {
+        todo[i % devs.len()].push(a.address);
+    }
+    // Two transactions (ETH, tokens) per account; rounds under the per-sender pool limit.
+    let per_round = FUNDING_ROUND / 2;
+    let rounds = todo
+        .iter()
+        .map(|t| t.len())
+        .max()
+        .unwrap_or(0)
+        .div_ceil(per_round);
+    for round in 0..rounds {
+        let mut txs = Vec::new();
+        for (d, targets) in todo.iter().enumerate() {
+            for to in targets.iter().skip(round * per_round).take(per_round) {
+                let dev = &mut devs[d];
+                let n = dev.nonce;
+                let raw = dev.sign(
+                    chain_id,
+                    TxKind::Call(*to),
+                    21_000,
+                    ether * U256::from(20),
+                    Bytes::new(),
+                );
+                txs.push((dev.address, n, raw));
+                let n = dev.nonce;
+                let raw = dev.sign(
+                    chain_id,
+                    TxKind::Call(token),
+                    100_000,
+                    U256::ZERO,
+                    transfer_call(*to, share / U256::from(args.accounts as u64 + 1)),
+                );
+                txs.push((dev.address, n, raw));
+            }
+        }
+        send_and_wait(client, txs, "funding the loader accounts").await?;
+        eprint!(
+            "\rfunded {}/{} accounts",
+            ((round + 1) * per_round * todo.len()).min(args.accounts),
+            args.accounts
+        );
+    }
+    eprintln!();
+    Ok((accounts, token))
+}
+
+/// What happened to each transaction sent: submit time, and inclusion time once seen.
+#[derive(Default)]
+struct Ledger {
+    submitted: HashMap<B256, Instant>,
+    latencies_ms: Vec<f64>,
+    refused: BTreeMap<String, u64>,
+    included_in_window: u64,
+    last_inclusion: Option<Instant>,
+    blocks: Vec<(u64, u64, usize)>,
+    /// Round trips of the watcher's `eth_blockNumber`: is RPC responsive under load?
+    rpc_ms: Vec<f64>,
+}
+
+pub fn run(args: LoadgenArgs) -> eyre::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
+    if !(0.0..=1.0).contains(&args.erc20_share) || args.rate == 0 || args.accounts == 0 {
+        eyre::bail!("--erc20-share must be in [0, 1], --rate and --accounts above 0");
+    }
+    let clients: Vec<HttpClient> = args
+        .rpc
+        .split(',')
+        .map(|u| {
+            HttpClientBuilder::default()
+                .request_timeout(Duration::from_secs(10))
+                .max_concurrent_requests(args.concurrency.max(1))
+                .build(u.trim())
+        })
+        .collect::<Result<_, _>>()?;
+    let chain_id = quantity(
+        &clients[0]
+            .request::<serde_json::Value, _>("eth_chainId", rpc_params![])
+            .await
+            .map_err(|e| {
+                eyre::eyre!(
+                    "cannot reach {}: {e}; start a network first (make localnet)",
+                    args.rpc
+                )
+            })?,
+    )?;
+    let (mut accounts, token) = setup(&clients[0], chain_id, &args).await?;
+
+    let total = (args.rate * args.duration_s) as usize;
+    eprintln!("signing {total} transactions...");
+    let mut txs = Vec::with_capacity(total);
+    for k in 0..total {
+        let n = accounts.len();
+        let to = accounts[(k * 7 + 1) % n].address;
+        let a = &mut accounts[k % n];
+        // Deterministic mix: ERC-20 for the first `share` of every 100.
+        let raw = if ((k % 100) as f64) < args.erc20_share * 100.0 {
+            a.sign(
+                chain_id,
+                TxKind::Call(token),
+                60_000,
+                U256::ZERO,
+                transfer_call(to, U256::from(1)),
+            )
+        } else {
+            a.sign(
+                chain_id,
+                TxKind::Call(to),
+                21_000,
+                U256::from(1),
+                Bytes::new(),
+            )
+        };
+        txs.push((keccak256(&raw), raw));
+    }
+
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let start_block = quantity(&clients[0].request("eth_blockNumber", rpc_params![]).await?)?;
+    let watcher = tokio::spawn(watch_blocks(
+        clients[0].clone(),
+        start_block,
+        ledger.clone(),
+    ));
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let began = Instant::now();
+    let tick = Duration::from_millis(10);
+    let per_tick = (args.rate as f64 / 100.0).max(0.0);
+    let mut sent = 0usize;
+    let mut interval = tokio::time::interval(tick);
+    let mut handles = Vec::with_capacity(total);
+    while sent < total {
+        interval.tick().await;
+        let due = ((began.elapsed().as_secs_f64() * 100.0 + 1.0) * per_tick) as usize;
+        while sent < due.min(total) {
+            let (hash, raw) = txs[sent].clone();
+            let client = clients[sent % clients.len()].clone();
+            let ledger = ledger.clone();
+            let permit = permits.clone().acquire_owned().await?;
+            ledger
+                .lock()
+                .expect("lock")
+                .submitted
+                .insert(hash, Instant::now());
+            handles.push(tokio::spawn(async move {
+                let r = send(&client, &raw).await;
+                drop(permit);
+                if let Err(e) = r {
+                    let mut l = ledger.lock().expect("lock");
+                    l.submitted.remove(&hash);
+                    *l.refused.entry(reason_of(&e)).or_default() += 1;
+                }
+            }));
+            sent += 1;
+        }
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let offered_s = began.elapsed().as_secs_f64();
+    let drain_until = Instant::now() + Duration::from_secs(args.drain_s);
+    while Instant::now() < drain_until && !ledger.lock().expect("lock").submitted.is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watcher.abort();
+    report(
+        &args,
+        &ledger.lock().expect("lock"),
+        total,
+        offered_s,
+        began,
+    );
+    Ok(())
+}
+
+/// Polls for new blocks and records when each submitted transaction was first seen in one.
+async fn watch_blocks(client: HttpClient, mut next: u64, ledger: Arc<Mutex<Ledger>>) {
+    next += 1;
+    loop {
+        let asked = Instant::now();
+        let head = match client
+            .request::<serde_json::Value, _>("eth_blockNumber", rpc_params![])
+            .await
+        {
+            Ok(v) => quantity(&v).unwrap_or(0),
+            Err(_) => 0,
+        };
+        let rtt = asked.elapsed().as_secs_f64() * 1000.0;
+        ledger.lock().expect("lock").rpc_ms.push(rtt);
+        while next <= head {
+            let block: Result<serde_json::Value, _> = client
+                .request(
+                    "eth_getBlockByNumber",
+                    rpc_params![format!("0x{next:x}"), false],
+                )
+                .await;
+            let Ok(block) = block else { break };
+            let now = Instant::now();
+            let hashes: Vec<B256> = block["transactions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|h| h.as_str()?.parse().ok()).collect())
+                .unwrap_or_default();
+            let gas = quantity(&block["gasUsed"]).unwrap_or(0);
+            let mut l = ledger.lock().expect("lock");
+            l.blocks.push((next, gas, hashes.len()));
+            for h in hashes {
+                if let Some(t) = l.submitted.remove(&h) {
+                    l.latencies_ms
+                        .push(now.duration_since(t).as_secs_f64() * 1000.0);
+                    l.included_in_window += 1;
+                    l.last_inclusion = Some(now);
+                }
+            }
+            next += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A refusal's message with its numbers replaced by `N`, so refusals group by reason.
+fn reason_of(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('N') {
+                out.push('N');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: Instant) {
+    let mut lat = l.latencies_ms.clone();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let refused: u64 = l.refused.values().sum();
+    let elapsed = l
+        .last_inclusion
+        .map_or(offered_s, |t| t.duration_since(began).as_secs_f64());
+    let mut rpc = l.rpc_ms.clone();
+    rpc.sort_by(|a, b| a.total_cmp(b));
+    let blocks = &l.blocks;
+    let full: Vec<f64> = blocks
+        .iter()
+        .map(|(_, gas, _)| *gas as f64 / state::GAS_LIMIT as f64)
+        .collect();
+    let mean_full = if full.is_empty() {
+        0.0
+    } else {
+        full.iter().sum::<f64>() / full.len() as f64
+    };
+    println!(
+        "loadgen: {} accounts, {:.0}% ERC-20, {} endpoints",
+        args.accounts,
+        args.erc20_share * 100.0,
+        args.rpc.split(',').count()
+    );
+    println!(
+        "  offered     {total} tx in {offered_s:.1} s = {:.0} tx/s (target {})",
+        total as f64 / offered_s,
+        args.rate
+    );
+    println!("  refused     {refused}");
+    for (reason, n) in &l.refused {
+        println!("    {n:>8}  {reason}");
+    }
+    println!("  included    {} tx in {elapsed:.1} s = {:.0} tx/s ({} blocks, mean fullness {:.0}% of the gas limit)", l.included_in_window, l.included_in_window as f64 / elapsed, blocks.len(), mean_full * 100.0);
+    println!(
+        "  not seen    {} (still pooled or dropped after the drain)",
+        l.submitted.len()
+    );
+    println!(
+        "  submit→final ms: p50 {:.0}  p90 {:.0}  p99 {:.0}  max {:.0}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  eth_blockNumber round trip ms under load: p50 {:.1}  p99 {:.1}  max {:.1}",
+        percentile(&rpc, 0.5),
+        percentile(&rpc, 0.99),
+        rpc.last().copied().unwrap_or(f64::NAN)
+    );
+}
