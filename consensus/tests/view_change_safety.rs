@@ -36,7 +36,9 @@ fn flush(c: &mut Cluster, inbox: &mut Inbox, lost: impl Fn(usize, usize, &Messag
     }
 }
 
+/// The view timers of `nodes` fire (a view's time has passed).
 fn time_out(c: &mut Cluster, nodes: &[usize], view: u64) {
+    c.now_ms += 10_000;
     for &i in nodes {
         c.input(i, Input::Timeout(Timer::ViewTimeout { number: 1, view }));
     }

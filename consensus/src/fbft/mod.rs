@@ -227,6 +227,9 @@ pub struct Fbft {
     /// the next header's bitmap names every validator that was live (Harmony upgrades the
     /// tip's certificate the same way).
     late: Option<LateCommits>,
+    /// Wall-clock time of the step in progress (header timestamps, and how long a quorum has
+    /// been waiting for a NewView; never a view number).
+    now_ms: u64,
 }
 
 impl Fbft {
@@ -259,6 +262,7 @@ impl Fbft {
             next_id: 0,
             future: Vec::new(),
             late: None,
+            now_ms: 0,
         };
         if let Some(rec) = safety.filter(|r| r.number == me.round.number) {
             me.restore(rec);
@@ -307,6 +311,7 @@ impl Fbft {
             votes: Vec::new(),
             own_view_changes: HashMap::new(),
             handed: HashSet::new(),
+            quorum_since_ms: None,
         }
     }
 
@@ -350,6 +355,7 @@ impl Fbft {
     /// Advances the machine by one input. `now_ms` is wall-clock time, used only to bound
     /// header timestamps (views never come from the clock).
     pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Effect> {
+        self.now_ms = now_ms;
         let mut out = Vec::new();
         match input {
             Input::Start => self.start_round(now_ms, &mut out),

@@ -31,6 +31,9 @@ pub(super) struct VcSet {
 }
 
 pub(super) struct Round {
+    /// Since when (wall clock) a quorum is known to be at this view or past it, while we wait
+    /// for its NewView.
+    pub(super) quorum_since_ms: Option<u64>,
     pub(super) number: u64,
     pub(super) view: u64,
     pub(super) first_view: u64,

@@ -10,12 +10,31 @@ impl Fbft {
     /// move on only once a quorum is known to have left this view too (its leader failed);
     /// otherwise repeat our view change and wait again. A node cut off from the others thus
     /// stays at most one view ahead of a quorum, so views converge once the network heals.
+    ///
+    /// The quorum must also have had half a view timeout to produce its NewView: a node that
+    /// reached the view long before the others would otherwise leave it just as they arrive,
+    /// and stay one view ahead of them for ever (in a committee that needs it for a quorum,
+    /// no view would then commit).
     pub(super) fn on_view_timeout(&mut self, view: u64, out: &mut Vec<Effect>) {
         if !self.round.in_view_change {
             return self.start_view_change(view + 1, out);
         }
-        if self.committee.is_quorum(self.power_at_or_past(view)) {
-            return self.start_view_change(view + 1, out);
+        self.note_quorum();
+        let grace = self.view_timeout(view).as_millis() as u64 / 2;
+        if let Some(since) = self.round.quorum_since_ms {
+            let waited = self.now_ms.saturating_sub(since);
+            if waited >= grace {
+                return self.start_view_change(view + 1, out);
+            }
+            let timer = Timer::ViewTimeout {
+                number: self.round.number,
+                view,
+            };
+            out.push(Effect::Schedule(
+                timer,
+                Duration::from_millis(grace - waited),
+            ));
+            return;
         }
         match self.round.own_view_changes.get(&view).cloned() {
             Some(vc) => out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc)))),
@@ -31,6 +50,18 @@ impl Fbft {
     /// a later one. A node one view ahead of the rest counts for `view`: without that, a node
     /// that moved on (say, after it restarted) and the nodes it left behind wait for each other
     /// for ever when neither side alone holds more than 1/3.
+    /// Records when a quorum was first known to be at or past the view we wait in.
+    pub(super) fn note_quorum(&mut self) {
+        if self.round.in_view_change
+            && self.round.quorum_since_ms.is_none()
+            && self
+                .committee
+                .is_quorum(self.power_at_or_past(self.round.view))
+        {
+            self.round.quorum_since_ms = Some(self.now_ms);
+        }
+    }
+
     pub(super) fn power_at_or_past(&self, view: u64) -> u64 {
         let mut members = HashSet::new();
         let mut power = 0;
@@ -71,6 +102,7 @@ impl Fbft {
         let r = &mut self.round;
         r.view = view;
         r.in_view_change = true;
+        r.quorum_since_ms = None;
         r.block = None;
         r.prepared = None;
         r.commit_requested = false;
@@ -229,6 +261,7 @@ impl Fbft {
     /// After a verified view-change vote: join a view change that more than 1/3 already
     /// started, and as the new leader, propose once more than 2/3 did.
     pub(super) fn after_view_change_vote(&mut self, view: u64, out: &mut Vec<Effect>) {
+        self.note_quorum();
         let committee = self.committee.clone();
         let Some(set) = self.round.view_changes.get(&view) else {
             return;
@@ -470,6 +503,7 @@ impl Fbft {
         }
         if nv.view > self.round.view {
             self.round.view = nv.view;
+            self.round.quorum_since_ms = None;
             self.round.leader = self.leader_of(nv.view);
             out.push(Effect::ViewChanged {
                 number: nv.number,
