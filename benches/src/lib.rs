@@ -1,4 +1,5 @@
 //! Helpers shared by the benchmarks in `benches/`.
+#![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -4,6 +4,7 @@
 //! caller executes in order (a sign or persist completes before any later send). It owns no
 //! socket, thread, clock or file: the appliance turns effects into QUIC messages, signer calls,
 //! verification jobs and disk writes, and the simulation turns them into a virtual network.
+#![forbid(unsafe_code)]
 
 pub mod certificate;
 pub mod committee;

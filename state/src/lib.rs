@@ -1,4 +1,5 @@
 //! Chain types, their RLP codecs, the chain spec and the MDBX chain store.
+#![forbid(unsafe_code)]
 
 pub mod bitmap;
 pub mod block;
