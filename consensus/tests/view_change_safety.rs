@@ -481,3 +481,109 @@ fn views_converge_when_one_node_is_a_view_ahead() {
     );
     c.assert_agreement();
 }
+
+/// Steps node `i` with `msg` from `from`, answering its verification jobs at once, and returns
+/// every effect it produced (nothing is executed: no sends, no signatures fed back).
+fn step_with(c: &mut Cluster, i: usize, from: usize, msg: Message) -> Vec<consensus::Effect> {
+    let now = c.now_ms;
+    let mut all = vec![];
+    let mut queue = std::collections::VecDeque::from([Input::Message { from, msg }]);
+    while let Some(input) = queue.pop_front() {
+        for e in c.nodes[i].fbft.step(now, input) {
+            match &e {
+                consensus::Effect::Verify(job) => {
+                    queue.push_back(consensus::run_verify_job(&c.engine, job))
+                }
+                consensus::Effect::VerifyQuorum(job) => {
+                    queue.push_back(consensus::run_quorum_job(&c.engine, &c.committee, job))
+                }
+                _ => {}
+            }
+            all.push(e);
+        }
+    }
+    all
+}
+
+/// The sign request among `effects`, if any.
+fn sign_of(effects: &[consensus::Effect]) -> Option<SignRequest> {
+    effects.iter().find_map(|e| match e {
+        consensus::Effect::Sign(r) => Some(*r),
+        _ => None,
+    })
+}
+
+/// The rules of consensus v2 as input → expected effect, on the state `views_1_and_2` leaves
+/// (node 0 locked on B at view 1, node 1 on B'' at view 2, view 3 led by node 2 re-proposing
+/// B under its view-1 certificate).
+#[test]
+fn rules_table() {
+    type Expect = fn(&Setup, Option<SignRequest>) -> bool;
+    let rows: [(&str, usize, Expect); 4] = [
+        (
+            "a lock refuses a re-proposal justified by a lower certificate",
+            1,
+            |_, s| s.is_none(),
+        ),
+        (
+            "a lock accepts the re-proposal of its own block",
+            0,
+            |st, s| s.is_some_and(|r| (r.kind, r.view, r.hash) == (MsgKind::Prepare, 3, st.b.0)),
+        ),
+        (
+            "a node without a lock prepares the re-proposal",
+            2,
+            |st, s| s.is_some_and(|r| (r.kind, r.view, r.hash) == (MsgKind::Prepare, 3, st.b.0)),
+        ),
+        (
+            "a view change signs the lock bound to its certificate view",
+            0,
+            |st, s| {
+                let lock = view_change_lock(st.b.0, 1);
+                s.is_some_and(|r| (r.kind, r.view, r.hash) == (MsgKind::ViewChange, 4, lock))
+            },
+        ),
+    ];
+    for (rule, node, expect) in rows {
+        let mut st = views_1_and_2(&[0, 1, 2]);
+        // Node 2 gathers {0, 2, 3} for view 3 (node 1's view change is late) and re-proposes B.
+        let mut nv = None;
+        while let Some((from, to, msg)) = st.c.wire.pop_front() {
+            if to == BYZ || (from, to, msg.name()) == (1, 2, "view-change") {
+                continue;
+            }
+            if let Message::NewView(n) = &msg {
+                if n.view == 3 {
+                    nv = Some((**n).clone());
+                    continue;
+                }
+            }
+            st.c.input(to, Input::Message { from, msg });
+        }
+        let nv = nv.expect("node 2 sent NewView(3)");
+        assert_eq!(nv.block.hash(), st.b, "{rule}: node 2 re-proposes B");
+        let effects = if node == 2 {
+            // The leader prepared its own re-proposal when it sent the NewView.
+            let signed = signed(&st.c, 2, MsgKind::Prepare, 3);
+            vec![consensus::Effect::Sign(SignRequest {
+                kind: MsgKind::Prepare,
+                chain_id: CHAIN_ID,
+                shard: 0,
+                number: 1,
+                view: 3,
+                hash: signed.unwrap_or_default().0,
+            })]
+        } else {
+            step_with(&mut st.c, node, 2, Message::NewView(Box::new(nv)))
+        };
+        let effects = if rule.starts_with("a view change") {
+            st.c.now_ms += 10_000;
+            let t = Timer::ViewTimeout { number: 1, view: 3 };
+            st.c.nodes[node].fbft.step(st.c.now_ms, Input::Timeout(t))
+        } else {
+            effects
+        };
+        let s = sign_of(&effects);
+        assert!(expect(&st, s), "{rule}: node {node} signed {s:?}");
+    }
+}
