@@ -99,6 +99,14 @@ fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
     ));
     assert_eq!(code, -32602);
     assert!(msg.contains("expected a tag"), "{msg}");
+    // Issue 14: a newest block of u64::MAX wrapped into a scan of the whole chain.
+    let (code, msg) = error_of(&call(
+        port,
+        "eth_feeHistory",
+        json!(["0x10", "0xffffffffffffffff", [50]]),
+    ));
+    assert_eq!(code, -32602, "{msg}");
+    assert!(msg.contains("past the chain head"), "{msg}");
     let (code, msg) = error_of(&call(port, "eth_sendRawTransaction", json!(["0xdeadbeef"])));
     assert_eq!(code, -32602);
     assert!(msg.contains("decode"), "{msg}");

@@ -557,6 +557,14 @@ fn fee_history(c: &RpcContext, p: &Params) -> RpcResult<Value> {
             "rewardPercentiles must be increasing values between 0 and 100",
         ));
     }
+    // A newest block past the head would wrap `newest + 1` (u64::MAX) into a whole-chain
+    // scan: refuse it before any work, as geth does.
+    let (head, _) = tip(c)?;
+    if newest > head {
+        return Err(invalid(format!(
+            "newestBlock {newest} is past the chain head {head}"
+        )));
+    }
     let count = count.min(newest + 1);
     let oldest = newest + 1 - count;
     let mut base_fees = Vec::new();
