@@ -3,7 +3,7 @@
 use consensus::Committee;
 use state::db::ChainStore;
 use state::exec::{ExecConfig, ExecutedBlock};
-use state::{Block, Header, HEADER_VERSION};
+use state::{Block, Header};
 
 /// Re-executes `block` on the stored tip (its parent) and checks every root and total the
 /// header commits to. The result is kept by the caller, so finalizing writes it without
@@ -26,7 +26,7 @@ pub fn execute_block(
 }
 
 /// Checks that `block` extends `parent` under the committee's rules (catch-up path, where no
-/// announce was seen): linkage, numbering, proposer, epoch and time order.
+/// announce was seen): the header rules of `consensus::rules` and the proposer of its view.
 pub fn check_link(
     committee: &Committee,
     epoch_blocks: u64,
@@ -35,44 +35,12 @@ pub fn check_link(
     recent: &[alloy_primitives::Bytes],
     block: &Block,
 ) -> Result<(), String> {
-    let h = &block.header;
-    if h.version != HEADER_VERSION {
-        return Err(format!("header version {}", h.version));
-    }
-    if h.number != parent.number + 1 || h.parent_hash != parent.hash() {
-        return Err(format!(
-            "block #{} does not extend our tip #{}",
-            h.number, parent.number
-        ));
-    }
-    if h.view <= parent.view {
-        return Err(format!(
-            "view {} does not advance past the parent's {}",
-            h.view, parent.view
-        ));
-    }
-    if h.number > 1 && h.last_commit_view < parent.view {
-        return Err(format!(
-            "last commit view {} is before the parent's view {}",
-            h.last_commit_view, parent.view
-        ));
-    }
-    if h.shard != shard || h.epoch != h.number / epoch_blocks {
-        return Err("wrong shard or epoch".into());
-    }
+    consensus::rules::check_child(&consensus::Parent::from(parent), block, shard, epoch_blocks)
+        .map_err(|e| e.to_string())?;
     let recent: Vec<state::Bitmap> = recent
         .iter()
         .filter_map(|b| state::Bitmap::from_bytes(b, committee.key_count()))
         .collect();
-    let leader = committee.leader(h.number, h.view, parent.view + 1, &recent);
-    if h.leader != committee.members[leader].address {
-        return Err(format!(
-            "leader {} is not the leader of view {}",
-            h.leader, h.view
-        ));
-    }
-    if h.timestamp_ms <= parent.timestamp_ms {
-        return Err("timestamp not after the parent's".into());
-    }
-    Ok(())
+    consensus::rules::check_leader(committee, &block.header, parent.view + 1, &recent)
+        .map_err(|e| e.to_string())
 }

@@ -11,6 +11,7 @@ pub mod committee;
 pub mod fbft;
 pub mod jobs;
 pub mod message;
+pub mod rules;
 pub mod safety;
 
 pub use certificate::{certificate_vote, verify_commit_certificate, verify_commit_certificates};
@@ -21,4 +22,5 @@ pub use message::{
     Announce, CompactAnnounce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest,
     SyncResponse, TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,
 };
+pub use rules::{Parent, ProposalError};
 pub use safety::{SafetyRecord, SignedVote};

@@ -252,8 +252,14 @@ fn announce_checks_refuse_bad_proposals() {
         (
             0,
             Box::new(|b| b.header.parent_hash = Default::default()),
-            "not our tip",
+            "does not extend our tip",
         ),
+        (
+            0,
+            Box::new(|b| b.header.last_commit_view = 3),
+            "block 1 carries a parent commit certificate",
+        ),
+        (0, Box::new(|b| b.header.version = 2), "header version 2"),
         (
             0,
             Box::new(|b| b.header.leader = Default::default()),

@@ -24,13 +24,14 @@ use crate::committee::Committee;
 use crate::message::{
     Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote,
 };
+use crate::rules::{self, Parent, ProposalError};
 use crate::safety::{SafetyRecord, SignedVote};
 use accel::{
     AggregateSignature, PublicKey, Signature, SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES,
 };
 use alloy_primitives::{Bytes, B256};
 use hsm::{payload, view_change_lock, MsgKind, SignRequest, PAYLOAD_BYTES};
-use state::{Bitmap, Block, CommitCertificate, GAS_LIMIT, HEADER_VERSION};
+use state::{Bitmap, Block, CommitCertificate};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;

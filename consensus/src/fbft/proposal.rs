@@ -135,75 +135,33 @@ impl Fbft {
     }
 
     /// Header and proposer checks that gate the prepare vote of a fresh proposal in `view`.
-    pub(super) fn check_header(&self, now_ms: u64, block: &Block, view: u64) -> Result<(), String> {
+    pub(super) fn check_header(
+        &self,
+        now_ms: u64,
+        block: &Block,
+        view: u64,
+    ) -> Result<(), ProposalError> {
         let h = &block.header;
-        let r = &self.round;
-        if h.version != HEADER_VERSION {
-            return Err(format!("header version {}", h.version));
-        }
-        if h.number != r.number || h.view != view {
-            return Err(format!(
-                "expected number {} view {}, got {} {}",
-                r.number, view, h.number, h.view
-            ));
+        if h.view != view {
+            return Err(ProposalError::WrongView {
+                expected: view,
+                got: h.view,
+            });
         }
         self.check_parent_fields(block)?;
-        if h.leader != self.committee.members[self.leader_of(view)].address {
-            return Err(format!(
-                "leader field {} is not the view's leader",
-                h.leader
-            ));
-        }
-        if h.timestamp_ms > now_ms + self.cfg.max_future_ms {
-            return Err(format!(
-                "timestamp {} ms in the future",
-                h.timestamp_ms - now_ms
-            ));
-        }
-        Ok(())
+        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+        rules::check_leader(&self.committee, h, self.round.first_view, &recent)?;
+        rules::check_not_future(h, now_ms, self.cfg.max_future_ms)
     }
 
     /// Checks that hold for any proposal at this height, fresh or re-proposed.
-    pub(super) fn check_parent_fields(&self, block: &Block) -> Result<(), String> {
-        let h = &block.header;
-        if h.parent_hash != self.tip.hash {
-            return Err(format!(
-                "parent {} is not our tip {}",
-                h.parent_hash, self.tip.hash
-            ));
-        }
-        if h.shard != self.cfg.shard {
-            return Err(format!(
-                "shard {} is not ours ({})",
-                h.shard, self.cfg.shard
-            ));
-        }
-        if h.epoch != h.number / self.cfg.epoch_blocks {
-            return Err(format!("epoch {} is wrong for block {}", h.epoch, h.number));
-        }
-        if h.timestamp_ms <= self.tip.timestamp_ms {
-            return Err("timestamp not after the parent's".into());
-        }
-        if h.gas_limit != GAS_LIMIT || h.gas_used > h.gas_limit {
-            return Err(format!("gas limit {} / used {}", h.gas_limit, h.gas_used));
-        }
-        if h.transactions_root != block.compute_transactions_root() {
-            return Err("transactions root does not match the body".into());
-        }
-        if self.tip.number == 0 {
-            if h.last_commit_view != 0
-                || !h.last_commit_signature.is_empty()
-                || !h.last_commit_bitmap.is_empty()
-            {
-                return Err("block 1 carries a parent commit certificate".into());
-            }
-        } else if h.last_commit_view < self.tip.view {
-            return Err(format!(
-                "last commit view {} is before the parent's view {}",
-                h.last_commit_view, self.tip.view
-            ));
-        }
-        Ok(())
+    pub(super) fn check_parent_fields(&self, block: &Block) -> Result<(), ProposalError> {
+        rules::check_child(
+            &Parent::from(&self.tip),
+            block,
+            self.cfg.shard,
+            self.cfg.epoch_blocks,
+        )
     }
 
     /// Takes `block` as the view's proposal and prepares it. `justify` is the view of the

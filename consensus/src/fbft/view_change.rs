@@ -232,7 +232,8 @@ impl Fbft {
                 && p.cert.number == vc.number
                 && p.cert.view < vc.view =>
             {
-                self.check_parent_fields(&p.block)?;
+                self.check_parent_fields(&p.block)
+                    .map_err(|e| e.to_string())?;
                 cert_view = p.cert.view;
                 let (p, v) = self
                     .certificate_vote(MsgKind::Prepare, &p.cert)
@@ -483,9 +484,11 @@ impl Fbft {
                 if block.header.number != nv.number {
                     return Err("re-proposed block is for another height".into());
                 }
-                self.check_parent_fields(block)?;
+                self.check_parent_fields(block).map_err(|e| e.to_string())?;
             }
-            None => self.check_header(now_ms, block, nv.view)?,
+            None => self
+                .check_header(now_ms, block, nv.view)
+                .map_err(|e| e.to_string())?,
         }
         Ok(jobs)
     }
