@@ -499,3 +499,104 @@ fn fetched_certificates_verify_as_a_batch() {
         assert!(check(&minority).unwrap_err().contains("block 3"));
     }
 }
+
+/// A vote batch whose verification comes back after the leader left the view counts for
+/// nothing: no certificate of the old view's votes in the new view (results are tagged with
+/// the view and block they were asked for).
+#[test]
+fn a_late_vote_result_is_dropped_after_a_view_change() {
+    let c = Cluster::new(&[1, 1, 1, 1], 1000);
+    let now = GENESIS_MS + 10;
+    let mut leader = fresh(&c.spec, &c.committee, 0);
+    leader.step(now, Input::Start);
+    let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
+    let block = build(&c.committee, &eff[0], now);
+    let hash = block.hash();
+    let eff = leader.step(now, Input::Proposal(block));
+    let Effect::Sign(req) = find(&eff, |e| matches!(e, Effect::Sign(_))) else {
+        unreachable!()
+    };
+    let req = *req;
+    let own = c.nodes[0].signer.sign(&req).unwrap();
+    leader.step(
+        now,
+        Input::Signed {
+            req,
+            signatures: own,
+        },
+    );
+    let mut job = None;
+    for m in [1, 2] {
+        let s = c.nodes[m].signer.sign(&req).unwrap()[0];
+        let vote = consensus::Vote {
+            number: 1,
+            view: 1,
+            hash,
+            bitmap: Bytes::copy_from_slice(c.committee.member_bitmap(m).as_bytes()),
+            signature: Bytes::copy_from_slice(&s.to_uncompressed()),
+        };
+        let eff = leader.step(
+            now,
+            Input::Message {
+                from: m,
+                msg: Message::Prepare(vote),
+            },
+        );
+        job = job.or(eff
+            .into_iter()
+            .find(|e| matches!(e, Effect::VerifyQuorum(_))));
+    }
+    let job = job.expect("a quorum of votes went to verification");
+    // The view times out before the result is back.
+    let eff = leader.step(
+        now + 60_000,
+        Input::Timeout(Timer::ViewTimeout { number: 1, view: 1 }),
+    );
+    assert!(eff
+        .iter()
+        .any(|e| matches!(e, Effect::ViewChanged { view: 2, .. })));
+    let eff = leader.step(now + 60_000, verified(&c, &job));
+    assert!(
+        eff.is_empty(),
+        "a stale vote result produced effects (a certificate of view 1 in view 2?): {eff:?}"
+    );
+}
+
+/// An announce whose parent-certificate check comes back after the validator left its view is
+/// not prepared: it would be a prepare vote in the new view for the old view's block.
+#[test]
+fn a_late_announce_check_does_not_prepare_in_a_new_view() {
+    let mut c = Cluster::new(&[1, 1, 1, 1], 1000);
+    c.start();
+    c.run_until(1, 10_000);
+    assert!(c.nodes.iter().all(|n| n.fbft.tip().number == 1));
+    // Let the leader of height 2 propose; keep its announce off the wire.
+    let announce = loop {
+        if let Some(pos) = c
+            .wire
+            .iter()
+            .position(|(_, to, m)| *to == 1 && m.name() == "announce")
+        {
+            break c.wire.remove(pos).unwrap();
+        }
+        assert!(c.tick(), "no announce for height 2");
+    };
+    let (from, _, msg) = announce;
+    let v = &mut c.nodes[1].fbft;
+    let (number, view, _) = v.round();
+    let now = c.now_ms;
+    let eff = v.step(now, Input::Message { from, msg });
+    let job = eff
+        .into_iter()
+        .find(|e| matches!(e, Effect::Verify(_)))
+        .expect("the parent certificate goes to verification");
+    let eff = v.step(now, Input::Timeout(Timer::ViewTimeout { number, view }));
+    assert!(eff.iter().any(|e| matches!(e, Effect::ViewChanged { .. })));
+    let result = verified(&c, &job);
+    let eff = c.nodes[1].fbft.step(now, result);
+    assert!(
+        !eff.iter()
+            .any(|e| matches!(e, Effect::Sign(r) if r.kind == MsgKind::Prepare)),
+        "prepared the old view's block in the new view: {eff:?}"
+    );
+}

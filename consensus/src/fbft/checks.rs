@@ -89,7 +89,18 @@ impl Fbft {
             Check::AnnounceParent { block } => self.resume_announce(*block, all_ok, out),
             Check::Prepared(cert) => self.resume_prepared(cert, all_ok, out),
             Check::Committed { cert, from } => self.resume_committed(cert, from, all_ok, out),
-            Check::Votes { kind, voters } => self.resume_votes(kind, voters, valid, aggregate, out),
+            Check::Votes {
+                kind,
+                voters,
+                view,
+                hash,
+            } => {
+                let r = &self.round;
+                if r.view != view || r.block.as_ref().map(Block::hash) != Some(hash) {
+                    return; // votes of a view (or block) we left: they count for nothing now
+                }
+                self.resume_votes(kind, voters, valid, aggregate, out)
+            }
             Check::ViewChange {
                 from,
                 vc,
@@ -113,7 +124,14 @@ impl Fbft {
     /// The parent certificate of a proposal verified (or not): accept the proposal.
     fn resume_announce(&mut self, block: Block, all_ok: bool, out: &mut Vec<Effect>) {
         self.round.announce_checking = false;
-        if all_ok && block.header.number == self.round.number && self.round.block.is_none() {
+        // Only while the view it was proposed for is still ours and open: a result that comes
+        // back after a view change must not become a prepare vote in the new view.
+        let r = &self.round;
+        let current = block.header.number == r.number
+            && block.header.view == r.view
+            && !r.in_view_change
+            && r.block.is_none();
+        if all_ok && current {
             self.accept_proposal(block, None, out);
         } else if !all_ok {
             Self::fault(

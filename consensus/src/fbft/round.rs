@@ -73,9 +73,12 @@ pub(super) enum Check {
         cert: CommitCertificate,
         from: usize,
     },
+    /// Votes of `kind` on (view, hash): dropped if the round moved on meanwhile.
     Votes {
         kind: MsgKind,
         voters: Vec<usize>,
+        view: u64,
+        hash: B256,
     },
     ViewChange {
         from: usize,

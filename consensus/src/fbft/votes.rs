@@ -149,7 +149,14 @@ impl Fbft {
         set.in_flight = true;
         let voters = pending.iter().map(|(m, _)| *m).collect();
         let votes = pending.into_iter().map(|(m, s)| (m as u32, s)).collect();
-        self.verify_quorum(payload, votes, Check::Votes { kind, voters }, out);
+        let view = self.round.view;
+        let check = Check::Votes {
+            kind,
+            voters,
+            view,
+            hash,
+        };
+        self.verify_quorum(payload, votes, check, out);
     }
 
     /// A lock is the highest prepared block this node both holds a certificate for and validated.
