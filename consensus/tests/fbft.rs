@@ -600,3 +600,109 @@ fn a_late_announce_check_does_not_prepare_in_a_new_view() {
         "prepared the old view's block in the new view: {eff:?}"
     );
 }
+
+/// A commit vote that arrived while the leader's batch was being verified is not lost when
+/// the batch alone makes the certificate: it is verified afterwards and folded into the tip's
+/// certificate, so the next header names that validator as live.
+#[test]
+fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
+    let c = Cluster::new(&[1, 1, 1, 1], 1000);
+    let now = GENESIS_MS + 10;
+    let mut leader = fresh(&c.spec, &c.committee, 0);
+    leader.step(now, Input::Start);
+    let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
+    let block = build(&c.committee, &eff[0], now);
+    let hash = block.hash();
+    let vote = |m: usize, kind: MsgKind| {
+        let req = hsm::SignRequest {
+            kind,
+            chain_id: CHAIN_ID,
+            shard: 0,
+            number: 1,
+            view: 1,
+            hash: hash.0,
+        };
+        let s = c.nodes[m].signer.sign(&req).unwrap()[0];
+        let v = consensus::Vote {
+            number: 1,
+            view: 1,
+            hash,
+            bitmap: Bytes::copy_from_slice(c.committee.member_bitmap(m).as_bytes()),
+            signature: Bytes::copy_from_slice(&s.to_uncompressed()),
+        };
+        match kind {
+            MsgKind::Prepare => Message::Prepare(v),
+            _ => Message::Commit(v),
+        }
+    };
+    // Runs the leader: signs its own votes, answers verification jobs unless held back.
+    let mut held: Vec<Effect> = vec![];
+    let run = |leader: &mut consensus::Fbft, input: Input, held: &mut Vec<Effect>, hold: bool| {
+        let mut queue = std::collections::VecDeque::from([input]);
+        let mut finalized = None;
+        while let Some(i) = queue.pop_front() {
+            for e in leader.step(now, i) {
+                match e {
+                    Effect::Sign(req) => queue.push_back(Input::Signed {
+                        req,
+                        signatures: c.nodes[0].signer.sign(&req).unwrap(),
+                    }),
+                    e @ (Effect::Verify(_) | Effect::VerifyQuorum(_)) if hold => held.push(e),
+                    e @ (Effect::Verify(_) | Effect::VerifyQuorum(_)) => {
+                        queue.push_back(verified(&c, &e))
+                    }
+                    Effect::Finalize { block, cert } => {
+                        finalized = Some(cert.clone());
+                        queue.push_back(Input::Persisted(consensus::Tip::of(&block, Some(cert))));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        finalized
+    };
+    run(&mut leader, Input::Proposal(block), &mut held, false);
+    for m in [1, 2] {
+        let msg = vote(m, MsgKind::Prepare);
+        run(
+            &mut leader,
+            Input::Message { from: m, msg },
+            &mut held,
+            false,
+        );
+    }
+    // Commits of 1 and 2 go to verification and are held; node 3's arrives meanwhile.
+    for m in [1, 2] {
+        let msg = vote(m, MsgKind::Commit);
+        run(
+            &mut leader,
+            Input::Message { from: m, msg },
+            &mut held,
+            true,
+        );
+    }
+    assert_eq!(held.len(), 1, "one batch in flight");
+    let msg = vote(3, MsgKind::Commit);
+    run(
+        &mut leader,
+        Input::Message { from: 3, msg },
+        &mut held,
+        true,
+    );
+    let batch = held.remove(0);
+    let cert = run(&mut leader, verified(&c, &batch), &mut held, false).expect("certified");
+    let signers = |b: &alloy_primitives::Bytes| {
+        state::Bitmap::from_bytes(b, 4)
+            .unwrap()
+            .ones()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(signers(&cert.bitmap), vec![0, 1, 2]);
+    let tip = leader.tip().cert.clone().expect("tip certificate");
+    assert_eq!(
+        signers(&tip.bitmap),
+        vec![0, 1, 2, 3],
+        "node 3's pending vote folded in"
+    );
+    assert!(c.cert_valid(&tip));
+}

@@ -399,8 +399,11 @@ impl Fbft {
                     }
                     self.tip = tip;
                     self.round = Self::round_after(&self.committee, &self.tip, &self.recent);
-                    self.pending.clear();
-                    self.jobs.clear();
+                    // Checks of the finished round are moot, except late commits for the tip.
+                    self.pending
+                        .retain(|_, p| matches!(p.check, Check::LateCommit { .. }));
+                    let pending = &self.pending;
+                    self.jobs.retain(|_, cid| pending.contains_key(cid));
                     self.start_round(now_ms, &mut out);
                     let buffered = std::mem::take(&mut self.future);
                     for (from, msg) in buffered {

@@ -243,10 +243,25 @@ impl Fbft {
                     hash,
                     bitmap: bitmap.clone(),
                     signature: agg,
-                    voted: self.round.commits.voted.clone(),
+                    // Members in the certificate, not every member heard from: a vote still
+                    // pending (unverified) when quorum was reached may be folded in later.
+                    voted: (0..committee.members.len())
+                        .filter(|&m| committee.members[m].keys.clone().all(|k| bitmap.get(k)))
+                        .collect(),
                 });
                 let block = self.round.block.clone().expect("certified a block we hold");
                 out.push(Effect::Finalize { block, cert });
+                // Votes that arrived while a batch was in flight: fold them in as late commits.
+                for (m, signature) in std::mem::take(&mut self.round.commits.pending) {
+                    let vote = Vote {
+                        number,
+                        view,
+                        hash,
+                        bitmap: Bytes::copy_from_slice(committee.member_bitmap(m).as_bytes()),
+                        signature,
+                    };
+                    self.on_late_commit(m, vote, out);
+                }
             }
         }
     }
