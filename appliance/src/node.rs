@@ -212,6 +212,16 @@ struct Driver {
     /// after execution); results come back through `validations`.
     validating: HashSet<B256>,
     validations: mpsc::UnboundedSender<Validation>,
+    /// Blocks this node builds as leader, executed off the loop like validations.
+    builds: mpsc::UnboundedSender<Built>,
+}
+
+/// A block this node built (executed on a blocking thread), for (number, view).
+struct Built {
+    number: u64,
+    view: u64,
+    started: Instant,
+    result: Result<(state::Block, ExecutedBlock), String>,
 }
 
 /// A block re-executed on a blocking thread, coming back to the consensus loop.
@@ -248,6 +258,7 @@ pub async fn run(
     let fbft = Fbft::new(cfg, ctx.committee.clone(), tip, recent, safety);
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let (validation_tx, mut validation_rx) = mpsc::unbounded_channel();
+    let (build_tx, mut build_rx) = mpsc::unbounded_channel();
     let mut status_tick = tokio::time::interval(ctx.status_interval);
     let mut d = Driver {
         ctx,
@@ -261,6 +272,7 @@ pub async fn run(
         pending_announce: None,
         validating: HashSet::new(),
         validations: validation_tx,
+        builds: build_tx,
     };
     d.feed(Input::Start);
     tokio::pin!(shutdown);
@@ -270,6 +282,7 @@ pub async fn run(
             Some(inb) = inbound.recv() => d.on_inbound(inb),
             Some(t) = timer_rx.recv() => d.feed(Input::Timeout(t)),
             Some(v) = validation_rx.recv() => d.on_validation(v),
+            Some(b) = build_rx.recv() => d.on_built(b),
             _ = status_tick.tick() => d.on_status_tick(),
         }
     }
@@ -440,16 +453,9 @@ impl Driver {
                     last_commit,
                     transactions: vec![],
                 };
-                let block = match self.build_block(template) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(target: "consensus", number, error = %e, "could not build a block; the view will time out");
-                        return None;
-                    }
-                };
-                self.started.insert(block.hash(), Instant::now());
-                tracing::debug!(target: "consensus", number, view, "proposing");
-                return Some(Input::Proposal(block));
+                if let Err(e) = self.build_block(template) {
+                    tracing::error!(target: "consensus", number, view, error = %e, "could not build a block; the view will time out");
+                }
             }
             Effect::Schedule(timer, delay) => {
                 let tx = self.timers.clone();
@@ -749,19 +755,44 @@ impl Driver {
     }
 
     /// The leader's block: the pool's best transactions, executed on the tip.
-    fn build_block(&mut self, template: BlockTemplate) -> Result<state::Block, String> {
-        let store = &self.ctx.store;
-        let parent = tip_header(store)?;
+    /// Picks the block's transactions from the pool here, then executes them on a blocking
+    /// thread; the block comes back through `on_built` as the proposal.
+    fn build_block(&mut self, template: BlockTemplate) -> Result<(), String> {
+        let store = self.ctx.store.clone();
+        let parent = tip_header(&store)?;
         let base_fee = state::exec::next_base_fee_after(&parent);
         let candidates = {
             let ro = store.db().tx().map_err(|e| e.to_string())?;
             let pool = self.ctx.pool.lock().expect("lock");
             pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
         };
-        let started = Instant::now();
-        let (block, executed) =
-            state::exec::build(store, &self.ctx.exec, &parent, template, candidates)
-                .map_err(|e| e.to_string())?;
+        let exec = self.ctx.exec;
+        let done = self.builds.clone();
+        let (number, view) = (template.number, template.view);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = state::exec::build(&store, &exec, &parent, template, candidates)
+                .map_err(|e| e.to_string());
+            let _ = done.send(Built {
+                number,
+                view,
+                started,
+                result,
+            });
+        });
+        Ok(())
+    }
+
+    /// A block built off the loop: prune what the pool could not include, keep the
+    /// execution for finalizing, and propose it (consensus ignores it if the view moved on).
+    fn on_built(&mut self, built: Built) {
+        let (block, executed) = match built.result {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(target: "consensus", number = built.number, view = built.view, error = %e, "could not build a block; the view will time out");
+                return;
+            }
+        };
         if !executed.execution.rejected.is_empty() {
             let mut pool = self.ctx.pool.lock().expect("lock");
             for (hash, reason) in &executed.execution.rejected {
@@ -771,9 +802,10 @@ impl Driver {
                 }
             }
         }
-        tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = started.elapsed().as_millis() as u64, "built block");
+        tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = built.started.elapsed().as_millis() as u64, "built block");
         self.executed.insert(block.hash(), executed);
-        Ok(block)
+        self.started.insert(block.hash(), Instant::now());
+        self.feed(Input::Proposal(block));
     }
 
     /// Writes a final block with its state (executing it now if it was never validated
