@@ -5,6 +5,28 @@ use accel::Signature;
 use hsm::{payload, MsgKind, SignRequest, PAYLOAD_BYTES};
 use state::{Bitmap, CommitCertificate};
 
+/// Why a certificate (prepare or commit quorum) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("bitmap has the wrong length for the committee")]
+    BitmapLength,
+    #[error("signers hold no quorum of voting power")]
+    NoQuorum,
+    #[error("signature: {0}")]
+    Signature(String),
+    #[error("empty bitmap")]
+    EmptyBitmap,
+    #[error("certificate of block {number}: aggregate signature does not verify")]
+    DoesNotVerify { number: u64 },
+    #[error("certificate of block {number}: {error}")]
+    Of {
+        number: u64,
+        error: Box<CertificateError>,
+    },
+    #[error("certificates fail as a batch but pass one by one")]
+    BatchOnly,
+}
+
 /// Cheap checks of a certificate (bitmap shape, quorum of power, signature encoding) and the
 /// (payload, aggregate-key vote) pair whose verification proves it. One pairing verifies it.
 pub fn certificate_vote(
@@ -13,15 +35,17 @@ pub fn certificate_vote(
     shard: u32,
     kind: MsgKind,
     cert: &CommitCertificate,
-) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
+) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), CertificateError> {
     let bitmap = Bitmap::from_bytes(&cert.bitmap, committee.key_count())
-        .ok_or("bitmap has the wrong length for the committee")?;
+        .ok_or(CertificateError::BitmapLength)?;
     if !committee.is_quorum(committee.power_of(&bitmap)) {
-        return Err("signers hold no quorum of voting power".into());
+        return Err(CertificateError::NoQuorum);
     }
-    let signature =
-        Signature::from_bytes(&cert.signature).map_err(|e| format!("signature: {e}"))?;
-    let public_key = committee.aggregate_key(&bitmap).ok_or("empty bitmap")?;
+    let signature = Signature::from_bytes(&cert.signature)
+        .map_err(|e| CertificateError::Signature(e.to_string()))?;
+    let public_key = committee
+        .aggregate_key(&bitmap)
+        .ok_or(CertificateError::EmptyBitmap)?;
     let req = SignRequest {
         kind,
         chain_id,
@@ -46,12 +70,14 @@ pub fn verify_commit_certificate(
     chain_id: u64,
     shard: u32,
     cert: &CommitCertificate,
-) -> Result<(), String> {
+) -> Result<(), CertificateError> {
     let (payload, vote) = certificate_vote(committee, chain_id, shard, MsgKind::Commit, cert)?;
     if engine.verify_votes(&payload, &[vote]) == [true] {
         Ok(())
     } else {
-        Err("aggregate signature does not verify".into())
+        Err(CertificateError::DoesNotVerify {
+            number: cert.number,
+        })
     }
 }
 
@@ -64,15 +90,19 @@ pub fn verify_commit_certificates(
     chain_id: u64,
     shard: u32,
     certs: &[CommitCertificate],
-) -> Result<(), String> {
+) -> Result<(), CertificateError> {
     if certs.is_empty() {
         return Ok(());
     }
     let jobs = certs
         .iter()
         .map(|c| {
-            certificate_vote(committee, chain_id, shard, MsgKind::Commit, c)
-                .map_err(|e| format!("certificate of block {}: {e}", c.number))
+            certificate_vote(committee, chain_id, shard, MsgKind::Commit, c).map_err(|e| {
+                CertificateError::Of {
+                    number: c.number,
+                    error: Box::new(e),
+                }
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let items: Vec<accel::BatchItem<'_>> = jobs
@@ -88,11 +118,8 @@ pub fn verify_commit_certificates(
     }
     for (c, (payload, vote)) in certs.iter().zip(&jobs) {
         if engine.verify_votes(payload, std::slice::from_ref(vote)) != [true] {
-            return Err(format!(
-                "certificate of block {}: aggregate signature does not verify",
-                c.number
-            ));
+            return Err(CertificateError::DoesNotVerify { number: c.number });
         }
     }
-    Err("certificates fail as a batch but pass one by one".into())
+    Err(CertificateError::BatchOnly)
 }

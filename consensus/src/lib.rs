@@ -14,7 +14,9 @@ pub mod message;
 pub mod rules;
 pub mod safety;
 
-pub use certificate::{certificate_vote, verify_commit_certificate, verify_commit_certificates};
+pub use certificate::{
+    certificate_vote, verify_commit_certificate, verify_commit_certificates, CertificateError,
+};
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fbft::{Config, Effect, Fbft, Input, QuorumJob, Timer, Tip, VerifyJob};
 pub use jobs::{run_quorum_job, run_verify_job};

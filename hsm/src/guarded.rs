@@ -67,10 +67,8 @@ impl GuardedSigner {
 
 pub(crate) fn guard_to_sign_error(e: GuardError) -> SignError {
     match e {
-        GuardError::Conflict { .. } | GuardError::BelowWatermark { .. } => {
-            SignError::Refused(e.to_string())
-        }
-        other => SignError::Backend(other.to_string()),
+        GuardError::Conflict { .. } | GuardError::BelowWatermark { .. } => SignError::Refused(e),
+        other => SignError::Guard(other),
     }
 }
 

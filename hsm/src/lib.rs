@@ -26,8 +26,12 @@ use accel::{PublicKey, Signature};
 /// Why a signature was not produced.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
+    /// The double-sign guard refused the request (a conflict or a slot below the watermark)
+    /// or could not record it; kept whole so callers can tell which (metrics, alerts).
     #[error("signing refused: {0}")]
-    Refused(String),
+    Refused(GuardError),
+    #[error("double-sign guard failed: {0}")]
+    Guard(GuardError),
     #[error("signer backend failed: {0}")]
     Backend(String),
 }

@@ -229,6 +229,31 @@ fn signer_without_history_is_refused_unless_allowed() {
     GuardedSigner::new(mk(), g, false).unwrap();
 }
 
+/// A refusal reaches the caller as the guard's own error, so it can tell a conflict (alert)
+/// from a slot below the watermark.
+#[test]
+fn guarded_signer_keeps_the_guard_error_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Arc::new(Guard::open(dir.path()).unwrap());
+    let s = GuardedSigner::new(Box::new(LocalSigner::new(keys(2))), g, true).unwrap();
+    s.sign(&req(5, 2, 1)).unwrap();
+    assert!(matches!(
+        s.sign(&req(5, 2, 9)),
+        Err(hsm::SignError::Refused(GuardError::Conflict {
+            number: 5,
+            view: 2,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        s.sign(&req(5, 1, 1)),
+        Err(hsm::SignError::Refused(GuardError::BelowWatermark {
+            w_view: 2,
+            ..
+        }))
+    ));
+}
+
 /// Two guard instances (two open file descriptions, as in two processes) and many threads:
 /// for every slot, exactly one payload wins.
 #[test]

@@ -459,7 +459,9 @@ impl Fbft {
                 (false, [cert])
                     if cert.hash == g.hash && cert.number == nv.number && cert.view < nv.view =>
                 {
-                    let (p, v) = self.certificate_vote(MsgKind::Prepare, cert)?;
+                    let (p, v) = self
+                        .certificate_vote(MsgKind::Prepare, cert)
+                        .map_err(|e| format!("prepare certificate: {e}"))?;
                     jobs.push((p, vec![v]));
                     match best {
                         Some((v, h)) if v == cert.view && h != g.hash => {

@@ -8,7 +8,7 @@ impl Fbft {
         &self,
         kind: MsgKind,
         cert: &CommitCertificate,
-    ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), String> {
+    ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), crate::CertificateError> {
         crate::certificate::certificate_vote(
             &self.committee,
             self.cfg.chain_id,
