@@ -1033,6 +1033,13 @@ fn simulation() {
         });
         match result {
             Ok(s) => {
+                let done = seed + 1 - start;
+                if std::env::var("SIM_KEEP_GOING").is_ok() && done % 500 == 0 {
+                    eprintln!(
+                        "simulation progress: {done} seeds from {start} in {:.0?}, failures {failed:?}",
+                        began.elapsed()
+                    );
+                }
                 total.steps += s.steps;
                 total.view_changes += s.view_changes;
                 total.dropped += s.dropped;
