@@ -1034,7 +1034,7 @@ fn simulation() {
         match result {
             Ok(s) => {
                 let done = seed + 1 - start;
-                if std::env::var("SIM_KEEP_GOING").is_ok() && done % 500 == 0 {
+                if std::env::var("SIM_KEEP_GOING").is_ok() && done.is_multiple_of(500) {
                     eprintln!(
                         "simulation progress: {done} seeds from {start} in {:.0?}, failures {failed:?}",
                         began.elapsed()
