@@ -14,7 +14,7 @@ pub use libmdbx::{RO, RW};
 
 /// Current schema version of the chain database. Bump it (and add a migration step from the
 /// previous version to `MIGRATIONS`) whenever a table's name, key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Metadata key holding the schema version (4 bytes, big-endian).
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
@@ -41,6 +41,10 @@ pub(crate) struct Migration {
 pub(crate) type MigrationFn = for<'a> fn(&RwTx<'a>) -> Result<(), DbError>;
 
 /// Migrations of the released schema, in order.
+///
+/// 2 → 3 has none on purpose: consensus v2 added `last_commit_view` to the header (ADR 0001's
+/// amendment) before any network ran, so a version-2 chain cannot be read; the node refuses it
+/// with the advice to wipe the data dir and start a new chain.
 ///
 /// 1 → 2 adds the EVM tables (accounts, storage, bytecodes, receipts, transaction lookup), which
 /// open creates. Version-1 chains carried no transactions and no genesis allocation, so empty

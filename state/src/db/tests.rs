@@ -482,6 +482,21 @@ fn write_version(path: &Path, version: u32) {
     tx.commit().unwrap();
 }
 
+/// A chain written before consensus v2 (schema 2, headers without `last_commit_view`) is
+/// refused with advice, not misread.
+#[test]
+fn a_pre_v2_chain_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(ChainStore::open(dir.path()).unwrap());
+    write_version(dir.path(), 2);
+    let err = ChainStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, DbError::NoMigration { from: 2, to: 3, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--reset"), "{err}");
+}
+
 #[test]
 fn newer_schema_is_refused_with_upgrade_advice() {
     let dir = tempfile::tempdir().unwrap();
