@@ -313,6 +313,7 @@ impl Fbft {
             own_view_changes: HashMap::new(),
             handed: HashSet::new(),
             quorum_since_ms: None,
+            view_deadline_ms: 0,
         }
     }
 
@@ -375,7 +376,13 @@ impl Fbft {
             Input::Timeout(Timer::ViewTimeout { number, view }) => {
                 let r = &self.round;
                 if r.number == number && r.view == view && !r.committed {
-                    self.on_view_timeout(view, &mut out);
+                    if now_ms < r.view_deadline_ms {
+                        // Armed before the view's clock restarted: wait for the rest.
+                        let rest = Duration::from_millis(r.view_deadline_ms - now_ms);
+                        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, rest));
+                    } else {
+                        self.on_view_timeout(view, &mut out);
+                    }
                 }
             }
             Input::Proposal(block) => self.on_proposal(block, &mut out),
@@ -442,10 +449,14 @@ impl Fbft {
         }
         // The leader waits a block time before proposing; count that in the view's budget.
         let timeout = self.view_timeout(view) + Duration::from_millis(self.cfg.block_time_ms);
-        out.push(Effect::Schedule(
-            Timer::ViewTimeout { number, view },
-            timeout,
-        ));
+        self.arm_view_clock(timeout, out);
+    }
+
+    /// (Re)starts the current view's clock: its timeout is due `after` from now.
+    pub(super) fn arm_view_clock(&mut self, after: Duration, out: &mut Vec<Effect>) {
+        let (number, view) = (self.round.number, self.round.view);
+        self.round.view_deadline_ms = self.now_ms + after.as_millis() as u64;
+        out.push(Effect::Schedule(Timer::ViewTimeout { number, view }, after));
     }
 
     /// A signing request of this network and shard.

@@ -20,6 +20,8 @@ impl Fbft {
             };
             out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
             self.round.in_view_change = false;
+            // The view begins now for everyone: a full timeout from here.
+            self.arm_view_clock(self.view_timeout(view), out);
         } else if in_view_change {
             return;
         } else {

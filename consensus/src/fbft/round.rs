@@ -34,6 +34,9 @@ pub(super) struct Round {
     /// Since when (wall clock) a quorum is known to be at this view or past it, while we wait
     /// for its NewView.
     pub(super) quorum_since_ms: Option<u64>,
+    /// Wall-clock time before which this view's timeout is not due: the view's clock restarts
+    /// when it really begins (its NewView), and timers armed earlier are then early.
+    pub(super) view_deadline_ms: u64,
     pub(super) number: u64,
     pub(super) view: u64,
     pub(super) first_view: u64,

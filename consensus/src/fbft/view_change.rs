@@ -26,15 +26,7 @@ impl Fbft {
             if waited >= grace {
                 return self.start_view_change(view + 1, out);
             }
-            let timer = Timer::ViewTimeout {
-                number: self.round.number,
-                view,
-            };
-            out.push(Effect::Schedule(
-                timer,
-                Duration::from_millis(grace - waited),
-            ));
-            return;
+            return self.arm_view_clock(Duration::from_millis(grace - waited), out);
         }
         match self.round.own_view_changes.get(&view).cloned() {
             Some(vc) => out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc)))),
@@ -89,12 +81,8 @@ impl Fbft {
             .unwrap_or_default()
     }
 
-    pub(super) fn arm_view_timer(&self, view: u64, out: &mut Vec<Effect>) {
-        let timer = Timer::ViewTimeout {
-            number: self.round.number,
-            view,
-        };
-        out.push(Effect::Schedule(timer, self.view_timeout(view)));
+    pub(super) fn arm_view_timer(&mut self, view: u64, out: &mut Vec<Effect>) {
+        self.arm_view_clock(self.view_timeout(view), out);
     }
 
     /// Leaves the current view for `view`: sign a view change carrying the lock.
@@ -368,6 +356,7 @@ impl Fbft {
                 };
                 out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
                 self.round.in_view_change = false;
+                self.arm_view_clock(self.view_timeout(view), out);
                 self.round.block = Some(block.clone());
                 if !self.round.validated.contains(&hash) {
                     out.push(Effect::Validate(block));
@@ -514,15 +503,9 @@ impl Fbft {
                 number: nv.number,
                 view: nv.view,
             });
-            let timeout = self.view_timeout(nv.view);
-            out.push(Effect::Schedule(
-                Timer::ViewTimeout {
-                    number: nv.number,
-                    view: nv.view,
-                },
-                timeout,
-            ));
         }
+        // The view begins now, whenever we entered it: a full timeout from here.
+        self.arm_view_clock(self.view_timeout(nv.view), out);
         let r = &mut self.round;
         r.in_view_change = false;
         r.block = None;
