@@ -985,8 +985,9 @@ fn common_cert_valid(engine: &Engine, committee: &Committee, c: &CommitCertifica
 ///   to produce its NewView).
 /// - 9000000001745: the same lag, one level up: a new leader's view timer had been armed when
 ///   it entered the view, ~9 s before its NewView, so it abandoned the view ~1 s after the
-///   view really began (fixed: a view's clock restarts at its NewView).
-const REGRESSION_SEEDS: &[u64] = &[5_000_002_889, 9_000_000_001_745];
+///   view really began (fixed: a view's clock restarts at its NewView). 1001781 failed the
+///   same way.
+const REGRESSION_SEEDS: &[u64] = &[5_000_002_889, 9_000_000_001_745, 1_001_781];
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
