@@ -504,6 +504,15 @@ fn fetched_certificates_verify_as_a_batch() {
     }
 }
 
+/// Node 0, leader of view 1, and the block 1 it asked to build (not yet proposed).
+fn leader_with_block_1(c: &Cluster, now: u64) -> (consensus::Fbft, state::Block) {
+    let mut leader = fresh(&c.spec, &c.committee, 0);
+    leader.step(now, Input::Start);
+    let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
+    let block = build(&c.committee, &eff[0], now);
+    (leader, block)
+}
+
 /// A vote batch whose verification comes back after the leader left the view counts for
 /// nothing: no certificate of the old view's votes in the new view (results are tagged with
 /// the view and block they were asked for).
@@ -511,10 +520,7 @@ fn fetched_certificates_verify_as_a_batch() {
 fn a_late_vote_result_is_dropped_after_a_view_change() {
     let c = Cluster::new(&[1, 1, 1, 1], 1000);
     let now = GENESIS_MS + 10;
-    let mut leader = fresh(&c.spec, &c.committee, 0);
-    leader.step(now, Input::Start);
-    let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
-    let block = build(&c.committee, &eff[0], now);
+    let (mut leader, block) = leader_with_block_1(&c, now);
     let hash = block.hash();
     let eff = leader.step(now, Input::Proposal(block));
     let Effect::Sign(req) = find(&eff, |e| matches!(e, Effect::Sign(_))) else {
@@ -614,10 +620,7 @@ fn a_late_announce_check_does_not_prepare_in_a_new_view() {
 fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
     let c = Cluster::new(&[1, 1, 1, 1], 1000);
     let now = GENESIS_MS + 10;
-    let mut leader = fresh(&c.spec, &c.committee, 0);
-    leader.step(now, Input::Start);
-    let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
-    let block = build(&c.committee, &eff[0], now);
+    let (mut leader, block) = leader_with_block_1(&c, now);
     let hash = block.hash();
     let vote = |m: usize, kind: MsgKind| {
         let req = hsm::SignRequest {

@@ -10,18 +10,9 @@ impl Fbft {
         if !self.is_leader() || h.number != r.number || h.view != r.view || r.block.is_some() {
             return;
         }
-        let (number, view, in_view_change) = (r.number, r.view, r.in_view_change);
+        let in_view_change = r.in_view_change;
         if let Some(groups) = self.round.new_view_groups.take() {
-            let nv = NewView {
-                number,
-                view,
-                groups,
-                block: block.clone(),
-            };
-            out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
-            self.round.in_view_change = false;
-            // The view begins now for everyone: a full timeout from here.
-            self.arm_view_clock(self.view_timeout(view), out);
+            self.send_new_view(groups, block.clone(), out);
         } else if in_view_change {
             return;
         } else {

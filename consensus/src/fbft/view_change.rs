@@ -348,15 +348,7 @@ impl Fbft {
                 let block = proof.block;
                 let hash = block.hash();
                 let groups = self.round.new_view_groups.take().expect("just set");
-                let nv = NewView {
-                    number: self.round.number,
-                    view,
-                    groups,
-                    block: block.clone(),
-                };
-                out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
-                self.round.in_view_change = false;
-                self.arm_view_clock(self.view_timeout(view), out);
+                self.send_new_view(groups, block.clone(), out);
                 self.round.block = Some(block.clone());
                 if !self.round.validated.contains(&hash) {
                     out.push(Effect::Validate(block));
@@ -365,6 +357,26 @@ impl Fbft {
             }
             None => out.push(self.build_request()),
         }
+    }
+
+    /// As the new leader: sends the NewView proposing `block` with the proof `groups`. The
+    /// view begins now for everyone, so its clock restarts with a full timeout.
+    pub(super) fn send_new_view(
+        &mut self,
+        groups: Vec<ViewChangeGroup>,
+        block: Block,
+        out: &mut Vec<Effect>,
+    ) {
+        let (number, view) = (self.round.number, self.round.view);
+        let nv = NewView {
+            number,
+            view,
+            groups,
+            block,
+        };
+        out.push(Effect::Broadcast(Message::NewView(Box::new(nv))));
+        self.round.in_view_change = false;
+        self.arm_view_clock(self.view_timeout(view), out);
     }
 
     pub(super) fn on_new_view(
