@@ -1,6 +1,7 @@
 //! The `harmony-appliance` process: configuration, CLI, QUIC network, RPC, metrics and the
 //! event loop that wires accel, hsm, state and consensus together.
 
+pub mod chain;
 pub mod cmd;
 pub mod config;
 pub mod logging;

@@ -14,7 +14,7 @@ pub fn execute_block(
     block: &Block,
     known: &std::collections::HashMap<state::B256, state::exec::SignedTx>,
 ) -> Result<ExecutedBlock, String> {
-    let parent = crate::node::tip_header(store)?;
+    let parent = crate::chain::tip_header(store)?;
     if block.header.parent_hash != parent.hash() || block.number() != parent.number + 1 {
         return Err(format!(
             "block #{} does not extend the stored tip #{}",

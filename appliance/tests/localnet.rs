@@ -92,6 +92,29 @@ impl Drop for Net {
     }
 }
 
+/// Generates a 4-node localnet (ports shifted by `offset`) with `extra` arguments, in a fresh
+/// temporary directory that lives as long as the returned handle.
+fn generate(offset: u16, extra: &[&str]) -> (tempfile::TempDir, ChainSpec, Net) {
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new(BIN)
+        .args(["localnet", "--generate-only", "--nodes", "4"])
+        .args(extra)
+        .arg("--port-offset")
+        .arg(offset.to_string())
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let spec = ChainSpec::load(&tmp.path().join("chain-spec.toml")).unwrap();
+    let net = Net {
+        dir: tmp.path().to_path_buf(),
+        offset,
+        children: (0..NODES).map(|_| None).collect(),
+    };
+    (tmp, spec, net)
+}
+
 async fn height(c: &HttpClient) -> Option<u64> {
     let h: String = c.request("eth_blockNumber", rpc_params![]).await.ok()?;
     u64::from_str_radix(h.trim_start_matches("0x"), 16).ok()
@@ -237,30 +260,8 @@ async fn check_rpc(c: &HttpClient, chain_id: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_agree_survive_a_kill_and_catch_up() {
-    let tmp = tempfile::tempdir().unwrap();
     let offset = 1000 + (std::process::id() % 40) as u16 * 10;
-    let status = Command::new(BIN)
-        .args([
-            "localnet",
-            "--generate-only",
-            "--nodes",
-            "4",
-            "--block-time-ms",
-            "250",
-        ])
-        .arg("--port-offset")
-        .arg(offset.to_string())
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let spec = ChainSpec::load(&tmp.path().join("chain-spec.toml")).unwrap();
-    let mut net = Net {
-        dir: tmp.path().to_path_buf(),
-        offset,
-        children: (0..NODES).map(|_| None).collect(),
-    };
+    let (_tmp, spec, mut net) = generate(offset, &["--block-time-ms", "250"]);
     for i in 0..NODES {
         net.start(i);
     }
@@ -459,33 +460,11 @@ async fn status(c: &HttpClient) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_causes_a_view_change_and_the_chain_continues() {
-    let tmp = tempfile::tempdir().unwrap();
     let offset = 3000 + (std::process::id() % 40) as u16 * 10;
-    let status_ok = Command::new(BIN)
-        .args([
-            "localnet",
-            "--generate-only",
-            "--nodes",
-            "4",
-            "--block-time-ms",
-            "250",
-        ])
-        .args([
-            "--blocks-per-leader",
-            "5",
-            "--port-offset",
-            &offset.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(status_ok.success());
-    let mut net = Net {
-        dir: tmp.path().to_path_buf(),
+    let (_tmp, _spec, mut net) = generate(
         offset,
-        children: (0..NODES).map(|_| None).collect(),
-    };
+        &["--block-time-ms", "250", "--blocks-per-leader", "5"],
+    );
     for i in 0..NODES {
         net.start(i);
     }
@@ -555,4 +534,39 @@ async fn killing_the_leader_causes_a_view_change_and_the_chain_continues() {
             "loadgen report lacks {line:?}:\n{report}"
         );
     }
+}
+
+/// A validator that was down from genesis joins when the chain is more than two sync batches
+/// (64 blocks each) long: it verifies, executes and stores them off its event loop, batch after
+/// batch, and then votes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_validator_catches_up_over_several_sync_batches() {
+    let offset = 5000 + (std::process::id() % 40) as u16 * 10;
+    let (_tmp, _spec, mut net) = generate(offset, &["--block-time-ms", "50"]);
+    for i in 0..3 {
+        net.start(i);
+    }
+    wait_for(
+        "140 blocks on node0",
+        Duration::from_secs(120),
+        async || height(&net.client(0)).await.unwrap_or(0) >= 140,
+    )
+    .await;
+    net.start(3);
+    wait_for("node3 to catch up", Duration::from_secs(90), async || {
+        let lead = height(&net.client(0)).await.unwrap_or(0);
+        height(&net.client(3)).await.unwrap_or(0) + 2 >= lead
+    })
+    .await;
+    let synced = metric(offset, 3, "harmony_sync_blocks_total").await;
+    assert!(synced >= 129.0, "node3 stored {synced} blocks by catch-up");
+    let h3 = height(&net.client(3)).await.unwrap();
+    assert_same_hashes(&net, &[0, 3], h3).await;
+    let before = metric(offset, 3, "harmony_consensus_blocks_finalized_total").await;
+    wait_for(
+        "node3 to finalize in consensus",
+        Duration::from_secs(30),
+        async || metric(offset, 3, "harmony_consensus_blocks_finalized_total").await > before,
+    )
+    .await;
 }

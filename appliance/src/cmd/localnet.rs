@@ -205,7 +205,7 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         block_time_ms: args.block_time_ms,
         blocks_per_leader: args.blocks_per_leader,
         epoch_blocks: 3600,
-        genesis_timestamp_ms: crate::node::now_ms(),
+        genesis_timestamp_ms: crate::chain::now_ms(),
         forks: Default::default(),
         alloc: dev_accounts()?
             .into_iter()

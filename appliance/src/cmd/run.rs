@@ -1,10 +1,11 @@
 //! `harmony-appliance run`: one validator node.
 
 use super::Cli;
+use crate::chain::StatusBoard;
 use crate::config::{resolve, NodeConfig};
 use crate::metrics::Metrics;
 use crate::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
-use crate::node::{self, NodeContext, StatusBoard};
+use crate::node::{self, NodeContext};
 use crate::rpc::{self, RpcContext};
 use clap::Args;
 use consensus::{fbft::member_keys, Committee};
@@ -124,7 +125,7 @@ async fn run_async(
     let store = Arc::new(ChainStore::open(&data_dir.join("db"))?);
     store.init_genesis_with_state(&spec.genesis(), &spec.genesis_state())?;
     let exec = state::exec::ExecConfig::from_spec(&spec);
-    let tx_pool: crate::node::SharedPool = Arc::new(std::sync::Mutex::new(
+    let tx_pool: crate::chain::SharedPool = Arc::new(std::sync::Mutex::new(
         state::mempool::Mempool::new(Default::default()),
     ));
     let (events, _) = tokio::sync::broadcast::channel(256);

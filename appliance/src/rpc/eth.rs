@@ -62,7 +62,7 @@ fn block_param(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<u64> {
 }
 
 fn tip(ctx: &RpcContext) -> RpcResult<(u64, Header)> {
-    let h = crate::node::tip_header(&ctx.store).map_err(internal)?;
+    let h = crate::chain::tip_header(&ctx.store).map_err(internal)?;
     Ok((h.number, h))
 }
 
@@ -441,7 +441,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             other => server_error(other.to_string()),
         })?;
         let hash = tx.hash;
-        crate::node::submit_transaction(&c.store, &c.pool, tx).map_err(server_error)?;
+        crate::chain::submit_transaction(&c.store, &c.pool, tx).map_err(server_error)?;
         if let Some(mesh) = &c.relay {
             mesh.broadcast(
                 consensus::Message::Transactions(consensus::TxBatch {

@@ -13,8 +13,8 @@ pub mod json;
 mod logs;
 mod subscribe;
 
+use crate::chain::{BlockEvents, SharedPool, StatusBoard};
 use crate::config::RpcConfig;
-use crate::node::{BlockEvents, SharedPool, StatusBoard};
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;

@@ -2,7 +2,7 @@
 
 use super::logs::Filter;
 use super::{invalid, RpcContext};
-use crate::node::FinalizedBlock;
+use crate::chain::FinalizedBlock;
 use jsonrpsee::core::server::{PendingSubscriptionSink, SubscriptionMessage};
 use jsonrpsee::core::SubscriptionError;
 use jsonrpsee::RpcModule;

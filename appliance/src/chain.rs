@@ -1,0 +1,112 @@
+//! What the event loop, RPC and the network share about the chain: the tip, transaction
+//! submission, the shared pool, finalized-block events and the status board.
+
+use consensus::Tip;
+use serde::Serialize;
+use state::db::ChainStore;
+use state::exec::{SignedTx, StateReader};
+use state::mempool::Mempool;
+use state::Header;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// What RPC and the status line read about consensus.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub block_number: u64,
+    #[serde(rename = "viewID")]
+    pub view_id: u64,
+    pub leader: usize,
+    pub is_leader: bool,
+    pub last_finality_ms: Option<f64>,
+    pub connected_peers: Vec<usize>,
+}
+
+#[derive(Default)]
+pub struct StatusBoard {
+    pub status: Mutex<NodeStatus>,
+    /// (block number, announce → committed in µs) as seen by this node.
+    pub latencies: Mutex<VecDeque<(u64, u64)>>,
+}
+
+/// A finalized block as subscribers see it (WebSocket `newHeads` and `logs`).
+#[derive(Debug, Clone)]
+pub struct FinalizedBlock {
+    pub header: Header,
+    pub receipts: Vec<state::exec::StoredReceipt>,
+}
+
+/// Where finalized blocks are announced to RPC subscribers.
+pub type BlockEvents = tokio::sync::broadcast::Sender<Arc<FinalizedBlock>>;
+
+/// The transaction pool shared by the event loop (proposals, pruning) and RPC (submission).
+pub type SharedPool = Arc<Mutex<Mempool>>;
+
+/// The stored tip's header.
+pub fn tip_header(store: &ChainStore) -> Result<Header, String> {
+    store
+        .tip_header()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no genesis in the store".into())
+}
+
+/// Checks a raw transaction against the stored state and adds it to the pool. Shared by RPC
+/// submission and gossip.
+pub fn submit_transaction(
+    store: &ChainStore,
+    pool: &SharedPool,
+    tx: SignedTx,
+) -> Result<state::mempool::Inserted, String> {
+    let ro = store.db().tx().map_err(|e| e.to_string())?;
+    let base_fee = state::exec::next_base_fee_after(&tip_header(store)?);
+    pool.lock()
+        .expect("lock")
+        .insert(tx, &StateReader::new(&ro), base_fee)
+        .map_err(|e| e.to_string())
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads the finalized tip from the store.
+pub fn load_tip(store: &ChainStore) -> eyre::Result<Tip> {
+    let (number, hash) = store
+        .tip()?
+        .ok_or_else(|| eyre::eyre!("the database holds no genesis block"))?;
+    let header = store
+        .header(number)?
+        .ok_or_else(|| eyre::eyre!("header #{number} missing from the database"))?;
+    let cert = if number == 0 {
+        None
+    } else {
+        store.certificate(number)?
+    };
+    Ok(Tip {
+        number,
+        hash,
+        view: header.view,
+        timestamp_ms: header.timestamp_ms,
+        cert,
+        last_commit_bitmap: header.last_commit_bitmap,
+    })
+}
+
+/// `last_commit_bitmap`s of the (up to) 4 headers ending at `number`, oldest first: what
+/// leader selection reads to skip offline keys.
+pub fn recent_bitmaps(
+    store: &ChainStore,
+    number: u64,
+) -> eyre::Result<Vec<alloy_primitives::Bytes>> {
+    let mut out = Vec::new();
+    for n in number.saturating_sub(3)..=number {
+        if let Some(h) = store.header(n)? {
+            out.push(h.last_commit_bitmap);
+        }
+    }
+    Ok(out)
+}

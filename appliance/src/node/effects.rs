@@ -1,0 +1,281 @@
+//! Effects of a consensus step turned into work: signing, verification, execution off the
+//! loop, timers, persistence and finalizing.
+
+use super::*;
+
+/// Finality samples kept for `hmy_finalityStats`.
+const LATENCY_RING: usize = 4096;
+
+impl Driver {
+    pub(super) fn execute(&mut self, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Broadcast(Message::Announce(a))
+                if self.ctx.announce_headers_only && !a.block.body.transactions.is_empty() =>
+            {
+                let compact = consensus::CompactAnnounce::of(&a.block);
+                self.mesh
+                    .broadcast(Message::CompactAnnounce(Box::new(compact)).encode());
+            }
+            Effect::Broadcast(m) => self.mesh.broadcast(m.encode()),
+            Effect::Send(to, m) => self.mesh.send(to, m.encode()),
+            Effect::Sign(req) => match self.ctx.signer.sign(&req) {
+                Ok(signatures) => return Some(Input::Signed { req, signatures }),
+                Err(e) => {
+                    tracing::error!(target: "signer", ?req, error = %e, "signing failed; not voting")
+                }
+            },
+            // Verification runs off the loop like execution; every result carries its job id,
+            // and consensus drops one whose (number, view, block) has passed.
+            Effect::Verify(job) => {
+                let (engine, done) = (self.ctx.engine.clone(), self.verified.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _ = done.send(consensus::run_verify_job(&engine, &job));
+                });
+            }
+            Effect::VerifyQuorum(job) => {
+                let (engine, done) = (self.ctx.engine.clone(), self.verified.clone());
+                let committee = self.ctx.committee.clone();
+                let histogram = self.ctx.metrics.vote_verification_seconds.clone();
+                tokio::task::spawn_blocking(move || {
+                    let start = Instant::now();
+                    let result = consensus::run_quorum_job(&engine, &committee, &job);
+                    let kind = if job.payload[..16] == hsm::MsgKind::Prepare.tag() {
+                        "prepare"
+                    } else {
+                        "commit"
+                    };
+                    histogram
+                        .with_label_values(&[kind])
+                        .observe(start.elapsed().as_secs_f64());
+                    let _ = done.send(result);
+                });
+            }
+            Effect::Validate(block) => {
+                let hash = block.hash();
+                if self.executed.contains_key(&hash) {
+                    return Some(Input::Validated {
+                        hash,
+                        result: Ok(()),
+                    });
+                }
+                if self.validating.insert(hash) {
+                    // Off the loop: QUIC, timers, votes and RPC go on while it executes.
+                    let (store, exec) = (self.ctx.store.clone(), self.ctx.exec);
+                    let known = self.pooled(&block);
+                    let done = self.validations.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = execute_block(&store, &exec, &block, &known);
+                        let number = block.number();
+                        let _ = done.send(Validation {
+                            number,
+                            hash,
+                            result,
+                        });
+                    });
+                }
+            }
+            Effect::BuildBlock {
+                number,
+                view,
+                epoch,
+                parent,
+                min_timestamp_ms,
+                last_commit,
+            } => {
+                let template = BlockTemplate {
+                    number,
+                    view,
+                    epoch,
+                    shard: self.ctx.spec.shard,
+                    parent_hash: parent,
+                    timestamp_ms: now_ms().max(min_timestamp_ms),
+                    leader: self.ctx.committee.members[self.ctx.me].address,
+                    last_commit,
+                    transactions: vec![],
+                };
+                if let Err(e) = self.build_block(template) {
+                    tracing::error!(target: "consensus", number, view, error = %e, "could not build a block; the view will time out");
+                }
+            }
+            Effect::Schedule(timer, delay) => {
+                let tx = self.timers.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(timer);
+                });
+            }
+            Effect::PersistSafety(record) => {
+                // Durable (MDBX commit with full sync) before the signature it protects.
+                if let Err(e) = self.ctx.store.put_meta(SAFETY_KEY, &record.encode_to_vec()) {
+                    tracing::error!(target: "storage", error = %e, "could not persist the safety record; stopping to stay safe");
+                    std::process::exit(70);
+                }
+            }
+            Effect::ViewChanged { number, view } => {
+                self.ctx.metrics.view_changes.inc();
+                tracing::warn!(target: "consensus", number, view, leader = self.fbft.round().2, "view change");
+            }
+            Effect::Finalize { block, cert } => {
+                let hash = block.hash();
+                if self.ctx.store.canonical_hash(block.number()).ok().flatten() == Some(hash) {
+                    return None; // already stored by catch-up
+                }
+                if let Err(e) = self.commit(&block, &cert) {
+                    // The round stays open; catch-up will bring the block if we lost it.
+                    tracing::error!(target: "storage", number = block.number(), error = %e, "could not store finalized block");
+                    return None;
+                }
+                if let Some(start) = self.started.remove(&hash) {
+                    let elapsed = start.elapsed();
+                    self.ctx
+                        .metrics
+                        .finality_seconds
+                        .observe(elapsed.as_secs_f64());
+                    let mut ring = self.ctx.board.latencies.lock().expect("lock");
+                    if ring.len() == LATENCY_RING {
+                        ring.pop_front();
+                    }
+                    ring.push_back((block.number(), elapsed.as_micros() as u64));
+                    self.ctx.board.status.lock().expect("lock").last_finality_ms =
+                        Some(elapsed.as_secs_f64() * 1000.0);
+                }
+                self.started
+                    .retain(|_, t| t.elapsed() < Duration::from_secs(60));
+                self.ctx.metrics.blocks_finalized.inc();
+                tracing::info!(target: "consensus", number = block.number(), %hash, view = block.header.view, "finalized");
+                return Some(Input::Persisted(Tip::of(&block, Some(cert))));
+            }
+            Effect::Behind { peer, number } => self.request_sync(peer, number),
+            Effect::PeerFault { peer, reason } => self.fault(peer, &reason),
+        }
+        None
+    }
+
+    /// A block's re-execution finished: keep the result for finalizing, tell consensus.
+    pub(super) fn on_validation(&mut self, v: Validation) {
+        self.validating.remove(&v.hash);
+        if v.number <= self.fbft.tip().number {
+            return; // its height was finalized meanwhile
+        }
+        let result = match v.result {
+            Ok(executed) => {
+                self.executed.insert(v.hash, executed);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(target: "consensus", number = v.number, hash = %v.hash, error = %e, "announced block does not re-execute");
+                Err(e)
+            }
+        };
+        self.feed(Input::Validated {
+            hash: v.hash,
+            result,
+        });
+    }
+
+    /// The block's transactions this node's pool already decoded (senders recovered).
+    pub(super) fn pooled(&self, block: &state::Block) -> HashMap<B256, SignedTx> {
+        let pool = self.ctx.pool.lock().expect("lock");
+        block
+            .body
+            .transactions
+            .iter()
+            .filter_map(|raw| {
+                let h = state::keccak256(raw);
+                pool.get(&h).map(|t| (h, t.clone()))
+            })
+            .collect()
+    }
+
+    /// The leader's block: the pool's best transactions, executed on the tip.
+    /// Picks the block's transactions from the pool here, then executes them on a blocking
+    /// thread; the block comes back through `on_built` as the proposal.
+    pub(super) fn build_block(&mut self, template: BlockTemplate) -> Result<(), String> {
+        let store = self.ctx.store.clone();
+        let parent = tip_header(&store)?;
+        let base_fee = state::exec::next_base_fee_after(&parent);
+        let candidates = {
+            let ro = store.db().tx().map_err(|e| e.to_string())?;
+            let pool = self.ctx.pool.lock().expect("lock");
+            pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
+        };
+        let exec = self.ctx.exec;
+        let done = self.builds.clone();
+        let (number, view) = (template.number, template.view);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = state::exec::build(&store, &exec, &parent, template, candidates)
+                .map_err(|e| e.to_string());
+            let _ = done.send(Built {
+                number,
+                view,
+                started,
+                result,
+            });
+        });
+        Ok(())
+    }
+
+    /// A block built off the loop: prune what the pool could not include, keep the
+    /// execution for finalizing, and propose it (consensus ignores it if the view moved on).
+    pub(super) fn on_built(&mut self, built: Built) {
+        let (block, executed) = match built.result {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(target: "consensus", number = built.number, view = built.view, error = %e, "could not build a block; the view will time out");
+                return;
+            }
+        };
+        if !executed.execution.rejected.is_empty() {
+            let mut pool = self.ctx.pool.lock().expect("lock");
+            for (hash, reason) in &executed.execution.rejected {
+                tracing::debug!(target: "mempool", %hash, %reason, "left out of the block");
+                if !matches!(reason, state::exec::TxRejection::BlockGas { .. }) {
+                    pool.remove_included(&[*hash]);
+                }
+            }
+        }
+        tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = built.started.elapsed().as_millis() as u64, "built block");
+        self.executed.insert(block.hash(), executed);
+        self.started.insert(block.hash(), Instant::now());
+        self.feed(Input::Proposal(block));
+    }
+
+    /// Writes a final block with its state (executing it now if it was never validated
+    /// here), then prunes the pool and tells subscribers.
+    pub(super) fn commit(
+        &mut self,
+        block: &state::Block,
+        cert: &state::CommitCertificate,
+    ) -> Result<(), String> {
+        let hash = block.hash();
+        let executed = match self.executed.remove(&hash) {
+            Some(e) => e,
+            None => execute_block(&self.ctx.store, &self.ctx.exec, block, &self.pooled(block))?,
+        };
+        self.ctx
+            .store
+            .commit_executed(block, Some(cert), &executed)
+            .map_err(|e| e.to_string())?;
+        // Every other executed block was a competitor at this height: stale now.
+        self.executed.clear();
+        {
+            let hashes: Vec<B256> = executed.execution.txs.iter().map(|t| t.hash).collect();
+            let mut pool = self.ctx.pool.lock().expect("lock");
+            pool.remove_included(&hashes);
+            if let Ok(ro) = self.ctx.store.db().tx() {
+                pool.prune(&StateReader::new(&ro));
+            }
+            self.ctx.metrics.mempool_size.set(pool.len() as i64);
+        }
+        self.ctx
+            .metrics
+            .transactions_finalized
+            .inc_by(executed.execution.txs.len() as u64);
+        let _ = self.ctx.events.send(Arc::new(FinalizedBlock {
+            header: block.header.clone(),
+            receipts: executed.execution.receipts,
+        }));
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! The node's event loop: the only place that turns consensus effects into QUIC messages,
+//! signer calls, verification jobs, disk writes and timers, in order.
+
+use crate::chain::{
+    load_tip, now_ms, recent_bitmaps, submit_transaction, tip_header, BlockEvents, FinalizedBlock,
+    SharedPool, StatusBoard,
+};
+use crate::metrics::Metrics;
+use crate::net::{Inbound, MeshHandle};
+use crate::peers::{OperatorBlocks, PeerBook};
+use crate::validate::{check_link, execute_block};
+use accel::Engine;
+use alloy_primitives::B256;
+use consensus::{
+    Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Status, SyncRequest,
+    SyncResponse, Timer, Tip,
+};
+use hsm::Signer;
+use state::db::ChainStore;
+use state::exec::{ExecConfig, ExecutedBlock, SignedTx, StateReader};
+use state::{BlockTemplate, ChainSpec};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+mod announce;
+mod effects;
+mod gossip;
+mod status;
+mod sync;
+
+/// Everything the loop needs, assembled by `run`.
+pub struct NodeContext {
+    pub spec: ChainSpec,
+    pub committee: Arc<Committee>,
+    pub me: usize,
+    pub max_future_ms: u64,
+    /// 0 = the default (one block time, at least one second).
+    pub view_timeout_ms: u64,
+    pub status_interval: Duration,
+    pub store: Arc<ChainStore>,
+    pub signer: Arc<dyn Signer>,
+    pub engine: Engine,
+    pub metrics: Metrics,
+    pub board: Arc<StatusBoard>,
+    /// Messages one peer may send per status interval.
+    pub flood_limit: u32,
+    /// Peers the operator blocked (config or RPC); never unbanned by time.
+    pub operator_blocks: OperatorBlocks,
+    /// Counters of the double-sign guard in front of the signer, exported as metrics.
+    pub guard_stats: Option<Arc<hsm::GuardStats>>,
+    pub exec: ExecConfig,
+    pub pool: SharedPool,
+    pub events: BlockEvents,
+    /// Announce own proposals as header plus transaction hashes (HET-86).
+    pub announce_headers_only: bool,
+}
+
+/// Metadata key of the consensus safety record (view, lock and votes of the height in progress).
+const SAFETY_KEY: &str = "consensus_safety";
+
+fn load_safety(store: &ChainStore) -> eyre::Result<Option<SafetyRecord>> {
+    match store.get_meta(SAFETY_KEY)? {
+        None => Ok(None),
+        Some(bytes) => SafetyRecord::decode(&bytes).map(Some).map_err(|e| {
+            eyre::eyre!(
+                "the consensus safety record in the database is corrupt ({e}); refusing to \
+                 start, since it guards against double-signing. Restore the data directory \
+                 from a backup"
+            )
+        }),
+    }
+}
+
+struct Driver {
+    ctx: NodeContext,
+    mesh: MeshHandle,
+    fbft: Fbft,
+    timers: mpsc::UnboundedSender<Timer>,
+    started: HashMap<B256, Instant>,
+    sync_in_flight: Option<Instant>,
+    peers: PeerBook,
+    /// Blocks executed (built or validated) but not yet final, by hash.
+    executed: HashMap<B256, ExecutedBlock>,
+    /// A compact announce whose missing transactions were asked of its sender.
+    pending_announce: Option<announce::PendingAnnounce>,
+    /// Blocks being re-executed off the loop (ADR 0002: prepare goes out on receipt, commit
+    /// after execution); results come back through `validations`.
+    validating: HashSet<B256>,
+    validations: mpsc::UnboundedSender<Validation>,
+    /// Blocks this node builds as leader, executed off the loop like validations.
+    builds: mpsc::UnboundedSender<Built>,
+    /// A fetched batch of blocks being verified and applied (one at a time).
+    sync_batch: Option<sync::SyncBatch>,
+    syncs: mpsc::UnboundedSender<sync::SyncStep>,
+    /// Results of signature verification jobs run off the loop.
+    verified: mpsc::UnboundedSender<Input>,
+}
+
+/// A block this node built (executed on a blocking thread), for (number, view).
+struct Built {
+    number: u64,
+    view: u64,
+    started: Instant,
+    result: Result<(state::Block, ExecutedBlock), String>,
+}
+
+/// A block re-executed on a blocking thread, coming back to the consensus loop.
+struct Validation {
+    number: u64,
+    hash: B256,
+    result: Result<ExecutedBlock, String>,
+}
+
+/// Runs consensus until `shutdown` resolves.
+pub async fn run(
+    ctx: NodeContext,
+    mesh: MeshHandle,
+    mut inbound: mpsc::Receiver<Inbound>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> eyre::Result<()> {
+    let tip = load_tip(&ctx.store)?;
+    let cfg = Config {
+        chain_id: ctx.spec.chain_id,
+        shard: ctx.spec.shard,
+        epoch_blocks: ctx.spec.epoch_blocks,
+        block_time_ms: ctx.spec.block_time_ms,
+        max_future_ms: ctx.max_future_ms,
+        view_timeout_ms: if ctx.view_timeout_ms == 0 {
+            Config::default_view_timeout_ms(ctx.spec.block_time_ms)
+        } else {
+            ctx.view_timeout_ms
+        },
+        me: ctx.me,
+    };
+    tracing::info!(target: "node", number = tip.number, hash = %tip.hash, "starting from tip");
+    let recent = recent_bitmaps(&ctx.store, tip.number)?;
+    let safety = load_safety(&ctx.store)?;
+    let fbft = Fbft::new(cfg, ctx.committee.clone(), tip, recent, safety);
+    let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+    let (validation_tx, mut validation_rx) = mpsc::unbounded_channel();
+    let (build_tx, mut build_rx) = mpsc::unbounded_channel();
+    let (verified_tx, mut verified_rx) = mpsc::unbounded_channel();
+    let (sync_tx, mut sync_rx) = mpsc::unbounded_channel();
+    let mut status_tick = tokio::time::interval(ctx.status_interval);
+    let mut d = Driver {
+        ctx,
+        mesh,
+        fbft,
+        timers: timer_tx,
+        started: HashMap::new(),
+        sync_in_flight: None,
+        peers: PeerBook::default(),
+        executed: HashMap::new(),
+        pending_announce: None,
+        validating: HashSet::new(),
+        validations: validation_tx,
+        builds: build_tx,
+        verified: verified_tx,
+        sync_batch: None,
+        syncs: sync_tx,
+    };
+    d.feed(Input::Start);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(inb) = inbound.recv() => d.on_inbound(inb),
+            Some(t) = timer_rx.recv() => d.feed(Input::Timeout(t)),
+            Some(v) = validation_rx.recv() => d.on_validation(v),
+            Some(b) = build_rx.recv() => d.on_built(b),
+            Some(v) = verified_rx.recv() => d.feed(v),
+            Some(s) = sync_rx.recv() => d.on_sync_step(s),
+            _ = status_tick.tick() => d.on_status_tick(),
+        }
+    }
+    tracing::info!(target: "node", "consensus loop stopped");
+    Ok(())
+}
+
+impl Driver {
+    fn on_inbound(&mut self, inb: Inbound) {
+        if self.peers.is_banned(inb.from)
+            || self
+                .ctx
+                .operator_blocks
+                .lock()
+                .expect("lock")
+                .contains(&inb.from)
+        {
+            return; // in flight when the peer was blocked
+        }
+        if self.peers.received(inb.from, self.ctx.flood_limit) {
+            self.fault(
+                inb.from,
+                "flooding: more messages than network.flood_limit per interval",
+            );
+        }
+        let msg = match Message::decode(&inb.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.ctx.metrics.messages_invalid.inc();
+                self.fault(inb.from, &format!("undecodable message: {e}"));
+                return;
+            }
+        };
+        self.ctx
+            .metrics
+            .messages_received
+            .with_label_values(&[msg.name()])
+            .inc();
+        match msg {
+            Message::Status(s) => self.on_peer_status(inb.from, s),
+            Message::SyncRequest(r) => self.on_sync_request(inb.from, r),
+            Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
+            Message::Transactions(b) => self.on_transactions(inb.from, b),
+            Message::GetTransactions(r) => self.on_get_transactions(inb.from, r),
+            Message::CompactAnnounce(c) => self.on_compact_announce(inb.from, *c),
+            Message::Announce(ref a) => {
+                self.started
+                    .entry(a.block.hash())
+                    .or_insert_with(Instant::now);
+                self.feed(Input::Message {
+                    from: inb.from,
+                    msg,
+                });
+            }
+            msg => self.feed(Input::Message {
+                from: inb.from,
+                msg,
+            }),
+        }
+    }
+
+    fn fault(&mut self, peer: usize, reason: &str) {
+        tracing::warn!(target: "net", peer, %reason, "rejected message from peer");
+        self.ctx
+            .metrics
+            .peer_faults
+            .with_label_values(&[&peer.to_string()])
+            .inc();
+        if self.peers.fault(peer, Instant::now()) {
+            tracing::warn!(target: "net", peer, ban_secs = crate::peers::BAN_TIME.as_secs(), "peer scored too low; disconnecting");
+            self.ctx
+                .metrics
+                .peer_bans
+                .with_label_values(&["score"])
+                .inc();
+            self.mesh.block(peer);
+        }
+    }
+
+    /// Steps consensus with `input` and executes every effect in order. Completions that are
+    /// immediate (signatures, persisted blocks) are fed back before anything later; those that
+    /// take time (verification, execution, building) come back through the select loop.
+    fn feed(&mut self, input: Input) {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let effects = self.fbft.step(now_ms(), input);
+            for e in effects {
+                if let Some(next) = self.execute(e) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        self.publish_status();
+    }
+}

@@ -1,0 +1,86 @@
+//! The status line, metrics gauges and the periodic tick (peer status, bans, guard counters).
+
+use super::*;
+
+/// Raises a Prometheus counter to `value` (the guard keeps its own monotonic counters).
+fn sync_counter(c: &prometheus::IntCounter, value: u64) {
+    let now = c.get();
+    if value > now {
+        c.inc_by(value - now);
+    }
+}
+
+impl Driver {
+    pub(super) fn publish_status(&self) {
+        let (number, view, leader) = self.fbft.round();
+        let m = &self.ctx.metrics;
+        m.chain_height.set(self.fbft.tip().number as i64);
+        m.consensus_view.set(view as i64);
+        m.consensus_is_leader.set((leader == self.ctx.me) as i64);
+        let mut s = self.ctx.board.status.lock().expect("lock");
+        s.block_number = number - 1;
+        s.view_id = view;
+        s.leader = leader;
+        s.is_leader = leader == self.ctx.me;
+    }
+
+    pub(super) fn on_status_tick(&mut self) {
+        // A leader that never answers a fetch: give up after two block times; the view
+        // timer handles the round.
+        let patience = Duration::from_millis(2 * self.ctx.spec.block_time_ms.max(1000));
+        if self
+            .pending_announce
+            .as_ref()
+            .is_some_and(|p| p.received.elapsed() > patience)
+        {
+            let p = self.pending_announce.take().expect("present");
+            tracing::warn!(target: "consensus", from = p.from, number = p.compact.header.number, missing = p.missing.len(), "the leader did not supply its block's transactions");
+            self.ctx
+                .metrics
+                .compact_announces
+                .with_label_values(&["incomplete"])
+                .inc();
+        }
+        let tip = self.fbft.tip();
+        self.mesh.broadcast(
+            Message::Status(Status {
+                number: tip.number,
+                hash: tip.hash,
+            })
+            .encode(),
+        );
+        for peer in self.peers.tick(Instant::now()) {
+            if !self
+                .ctx
+                .operator_blocks
+                .lock()
+                .expect("lock")
+                .contains(&peer)
+            {
+                tracing::info!(target: "net", peer, "ban expired; accepting the peer again");
+                self.mesh.unblock(peer);
+            }
+        }
+        self.ctx
+            .metrics
+            .blocked_peers
+            .set(self.mesh.blocked().len() as i64);
+        if let Some(g) = &self.ctx.guard_stats {
+            use std::sync::atomic::Ordering::Relaxed;
+            let m = &self.ctx.metrics;
+            let refusals = &m.guard_refusals;
+            sync_counter(
+                &refusals.with_label_values(&["conflict"]),
+                g.conflicts.load(Relaxed),
+            );
+            sync_counter(
+                &refusals.with_label_values(&["below_watermark"]),
+                g.below_watermark.load(Relaxed),
+            );
+            sync_counter(&m.guard_records, g.records.load(Relaxed));
+        }
+        let peers = self.mesh.connected_peers();
+        self.ctx.metrics.connected_peers.set(peers.len() as i64);
+        self.ctx.board.status.lock().expect("lock").connected_peers = peers;
+    }
+}

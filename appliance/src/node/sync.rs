@@ -1,0 +1,250 @@
+//! Catch-up: asking peers for the blocks this node misses and serving theirs.
+
+use super::*;
+
+/// Most blocks sent in one sync response.
+const SYNC_BATCH: u64 = 64;
+/// A sync request unanswered for this long may be retried (possibly to another peer).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A verified sync response being applied, one block at a time.
+pub(super) struct SyncBatch {
+    peer: usize,
+    /// The peer sent a whole batch: there is probably more to fetch.
+    full: bool,
+    /// Blocks not yet applied, in order (filled once the certificates verify).
+    blocks: VecDeque<(state::Block, state::CommitCertificate)>,
+    stored: usize,
+}
+
+/// Work of catch-up that ran off the loop, coming back to it.
+pub(super) enum SyncStep {
+    Verified {
+        response: SyncResponse,
+        result: Result<(), consensus::CertificateError>,
+    },
+    Executed {
+        block: Box<state::Block>,
+        cert: state::CommitCertificate,
+        result: Result<Box<ExecutedBlock>, String>,
+    },
+}
+
+impl Driver {
+    pub(super) fn on_peer_status(&mut self, peer: usize, s: Status) {
+        if s.number > self.fbft.tip().number {
+            self.request_sync(peer, s.number);
+        }
+    }
+
+    pub(super) fn request_sync(&mut self, peer: usize, target: u64) {
+        let tip = self.fbft.tip().number;
+        if target <= tip
+            || self.sync_batch.is_some()
+            || self
+                .sync_in_flight
+                .is_some_and(|t| t.elapsed() < SYNC_TIMEOUT)
+        {
+            return;
+        }
+        self.sync_in_flight = Some(Instant::now());
+        let count = (target - tip).min(SYNC_BATCH);
+        tracing::info!(target: "sync", peer, from = tip + 1, count, "behind; fetching blocks");
+        self.mesh.send(
+            peer,
+            Message::SyncRequest(SyncRequest {
+                from: tip + 1,
+                count,
+            })
+            .encode(),
+        );
+    }
+
+    pub(super) fn on_sync_request(&mut self, peer: usize, r: SyncRequest) {
+        let mut blocks = Vec::new();
+        let mut certificates = Vec::new();
+        let mut size = 0usize;
+        for n in r.from..r.from.saturating_add(r.count.min(SYNC_BATCH)) {
+            let (Ok(Some(b)), Ok(Some(c))) =
+                (self.ctx.store.block(n), self.ctx.store.certificate(n))
+            else {
+                break;
+            };
+            size += alloy_rlp::Encodable::length(&b);
+            if size > 1 << 20 && !blocks.is_empty() {
+                break;
+            }
+            blocks.push(b);
+            certificates.push(c);
+        }
+        self.mesh.send(
+            peer,
+            Message::SyncResponse(SyncResponse {
+                blocks,
+                certificates,
+            })
+            .encode(),
+        );
+    }
+
+    /// A peer's blocks with their commit certificates. The certificates of the whole response
+    /// are verified as one batch off the loop; then each block is checked (linkage, proposer,
+    /// certificate's block) on the loop, re-executed off it, and stored in order.
+    pub(super) fn on_sync_response(&mut self, peer: usize, r: SyncResponse) {
+        self.sync_in_flight = None;
+        if self.sync_batch.is_some() {
+            return; // a late or duplicate answer while an earlier one is still being applied
+        }
+        if r.blocks.len() != r.certificates.len() {
+            return self.fault(
+                peer,
+                "sync response with unequal block and certificate counts",
+            );
+        }
+        let full = r.blocks.len() as u64 == SYNC_BATCH;
+        self.sync_batch = Some(SyncBatch {
+            peer,
+            full,
+            blocks: VecDeque::new(),
+            stored: 0,
+        });
+        let (engine, committee, done) = (
+            self.ctx.engine.clone(),
+            self.ctx.committee.clone(),
+            self.syncs.clone(),
+        );
+        let (chain_id, shard) = (self.ctx.spec.chain_id, self.ctx.spec.shard);
+        tokio::task::spawn_blocking(move || {
+            let result = consensus::verify_commit_certificates(
+                &engine,
+                &committee,
+                chain_id,
+                shard,
+                &r.certificates,
+            );
+            let _ = done.send(SyncStep::Verified {
+                response: r,
+                result,
+            });
+        });
+    }
+
+    pub(super) fn on_sync_step(&mut self, step: SyncStep) {
+        let Some(peer) = self.sync_batch.as_ref().map(|b| b.peer) else {
+            return;
+        };
+        match step {
+            SyncStep::Verified { result: Err(e), .. } => {
+                self.sync_batch = None;
+                self.fault(peer, &format!("sync response: {e}"));
+            }
+            SyncStep::Verified {
+                response,
+                result: Ok(()),
+            } => {
+                let batch = self.sync_batch.as_mut().expect("present");
+                batch.blocks = response
+                    .blocks
+                    .into_iter()
+                    .zip(response.certificates)
+                    .collect();
+                self.apply_next_synced();
+            }
+            SyncStep::Executed {
+                block,
+                cert,
+                result,
+            } => {
+                if block.number() != self.fbft.tip().number + 1 {
+                    // Consensus finalized this height meanwhile (the same block: one is final).
+                    return self.apply_next_synced();
+                }
+                match result {
+                    Ok(executed) => {
+                        self.executed.insert(block.hash(), *executed);
+                    }
+                    Err(reason) => {
+                        self.sync_batch = None;
+                        let number = block.number();
+                        return self.fault(peer, &format!("sync block #{number}: {reason}"));
+                    }
+                }
+                if let Err(e) = self.commit(&block, &cert) {
+                    tracing::error!(target: "storage", error = %e, "could not store synced block");
+                    self.sync_batch = None;
+                    return;
+                }
+                self.ctx.metrics.sync_blocks.inc();
+                if let Some(b) = self.sync_batch.as_mut() {
+                    b.stored += 1;
+                }
+                self.feed(Input::Persisted(Tip::of(&block, Some(cert))));
+                self.apply_next_synced();
+            }
+        }
+    }
+
+    /// Checks the next fetched block against the tip and sends it for execution, or ends the
+    /// batch (asking for more if the peer's answer was full).
+    fn apply_next_synced(&mut self) {
+        let tip = self.fbft.tip().clone();
+        let Some(batch) = self.sync_batch.as_mut() else {
+            return;
+        };
+        let peer = batch.peer;
+        let next = loop {
+            match batch.blocks.pop_front() {
+                Some((block, _)) if block.number() <= tip.number => continue,
+                other => break other,
+            }
+        };
+        let Some((block, cert)) = next else {
+            let batch = self.sync_batch.take().expect("present");
+            if batch.stored > 0 {
+                tracing::info!(target: "sync", peer, stored = batch.stored, tip = tip.number, "caught up blocks");
+            }
+            if batch.full {
+                self.request_sync(peer, tip.number + SYNC_BATCH);
+            }
+            return;
+        };
+        let Ok(Some(parent)) = self.ctx.store.header(tip.number) else {
+            self.sync_batch = None;
+            return;
+        };
+        let recent = recent_bitmaps(&self.ctx.store, tip.number).unwrap_or_default();
+        let checked = check_link(
+            &self.ctx.committee,
+            self.ctx.spec.epoch_blocks,
+            self.ctx.spec.shard,
+            &parent,
+            &recent,
+            &block,
+        )
+        .and_then(|_| {
+            // Its signature verified with the batch.
+            if cert.number != block.number()
+                || cert.hash != block.hash()
+                || cert.view < block.header.view
+            {
+                return Err("certificate is for another block".into());
+            }
+            Ok(())
+        });
+        if let Err(reason) = checked {
+            self.sync_batch = None;
+            return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));
+        }
+        // Re-executed only once its certificate checks out (execution costs more), and off
+        // the loop: a batch of full blocks takes seconds.
+        let (store, exec, done) = (self.ctx.store.clone(), self.ctx.exec, self.syncs.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = execute_block(&store, &exec, &block, &HashMap::new()).map(Box::new);
+            let _ = done.send(SyncStep::Executed {
+                block: Box::new(block),
+                cert,
+                result,
+            });
+        });
+    }
+}
