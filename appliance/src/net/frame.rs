@@ -207,19 +207,25 @@ async fn read_frame_inner<'a>(
         }
         None => FramePermit { _permits: None },
     };
-    let payload = match recv.read_to_end(declared).await {
-        Ok(p) => p,
-        Err(quinn::ReadToEndError::TooLong) => {
-            return Err(FrameError::TrailingData { declared }.into())
+    // Ordered reads only: quinn-proto 0.11.19 can return a retransmitted chunk twice once a
+    // stream that was read in order switches to unordered reads (`read_to_end`), which made
+    // frames look too long and underflowed its flow-control credit on `stop`
+    // (docs/upstream/quinn-proto-unordered-read.md).
+    let mut payload = vec![0u8; declared];
+    match recv.read_exact(&mut payload).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(actual)) => {
+            return Err(FrameError::LengthMismatch { declared, actual }.into())
         }
-        Err(quinn::ReadToEndError::Read(e)) => return Err(ReadFrameError::Stream(e.to_string())),
-    };
-    if payload.len() != declared {
-        return Err(FrameError::LengthMismatch {
-            declared,
-            actual: payload.len(),
+        Err(quinn::ReadExactError::ReadError(e)) => {
+            return Err(ReadFrameError::Stream(e.to_string()))
         }
-        .into());
+    }
+    // The frame is the whole stream: its end must follow.
+    match recv.read(&mut [0u8; 1]).await {
+        Ok(None) => {}
+        Ok(Some(_)) => return Err(FrameError::TrailingData { declared }.into()),
+        Err(e) => return Err(ReadFrameError::Stream(e.to_string())),
     }
     Ok((version, payload, permit))
 }
