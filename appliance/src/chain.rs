@@ -51,19 +51,32 @@ pub fn tip_header(store: &ChainStore) -> Result<Header, String> {
         .ok_or_else(|| "no genesis in the store".into())
 }
 
-/// Checks a raw transaction against the stored state and adds it to the pool. Shared by RPC
-/// submission and gossip.
+/// Checks a raw transaction against the stored state and adds it to the pool (RPC submission).
 pub fn submit_transaction(
     store: &ChainStore,
     pool: &SharedPool,
     tx: SignedTx,
 ) -> Result<state::mempool::Inserted, String> {
+    submit_batch(store, pool, vec![tx])?
+        .pop()
+        .expect("one result per transaction")
+}
+
+/// [`submit_transaction`] for a relayed batch: one read transaction and one pool lock for all;
+/// one result per transaction, in order.
+pub fn submit_batch(
+    store: &ChainStore,
+    pool: &SharedPool,
+    txs: Vec<SignedTx>,
+) -> Result<Vec<Result<state::mempool::Inserted, String>>, String> {
     let ro = store.db().tx().map_err(|e| e.to_string())?;
     let base_fee = state::exec::next_base_fee_after(&tip_header(store)?);
-    pool.lock()
-        .expect("lock")
-        .insert(tx, &StateReader::new(&ro), base_fee)
-        .map_err(|e| e.to_string())
+    let state = StateReader::new(&ro);
+    let mut pool = pool.lock().expect("lock");
+    Ok(txs
+        .into_iter()
+        .map(|tx| pool.insert(tx, &state, base_fee).map_err(|e| e.to_string()))
+        .collect())
 }
 
 pub fn now_ms() -> u64 {

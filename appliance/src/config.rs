@@ -62,6 +62,11 @@ pub struct RpcConfig {
     /// Serve the operator's `hmy_blockPeer`/`hmy_unblockPeer`. Refused on a non-loopback
     /// `listen`: anyone reaching the port could disconnect this validator.
     pub admin_methods: bool,
+    /// Threads of RPC's own runtime (requests never run on the consensus and QUIC threads).
+    pub threads: usize,
+    /// Scheduling niceness added to the RPC threads (0 to 19): under a flood of requests the
+    /// CPU goes to consensus, QUIC and execution first, so blocks keep coming and stay full.
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -177,6 +182,8 @@ impl Default for RpcConfig {
             max_subscriptions_per_connection: 64,
             max_concurrent_heavy: 2,
             admin_methods: true,
+            threads: 2,
+            nice: 5,
         }
     }
 }
@@ -290,6 +297,12 @@ impl NodeConfig {
                 self.rpc.listen
             ));
         }
+        if self.rpc.threads == 0 || self.rpc.threads > 64 {
+            return Err("field `rpc.threads`: must be between 1 and 64".into());
+        }
+        if !(0..=19).contains(&self.rpc.nice) {
+            return Err("field `rpc.nice`: must be between 0 and 19 (added niceness)".into());
+        }
         if self.rpc.max_concurrent_heavy == 0 {
             return Err("field `rpc.max_concurrent_heavy`: must be at least 1".into());
         }
@@ -381,6 +394,8 @@ mod tests {
                 "[rpc]\nmax_concurrent_heavy = 0",
                 "rpc.max_concurrent_heavy",
             ),
+            ("[rpc]\nthreads = 0", "rpc.threads"),
+            ("[rpc]\nnice = -5", "rpc.nice"),
         ] {
             let err = NodeConfig::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");

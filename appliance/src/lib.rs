@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod peers;
+pub mod relay;
 pub mod rpc;
 pub mod validate;

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub blocks_finalized: IntCounter,
     pub transactions_finalized: IntCounter,
     pub mempool_size: IntGauge,
+    pub relay_dropped: IntCounter,
+    pub gossip_dropped: IntCounter,
     pub compact_announces: IntCounterVec,
     pub view_changes: IntCounter,
     pub peer_faults: IntCounterVec,
@@ -86,6 +88,16 @@ impl Metrics {
             mempool_size: IntGauge::new(
                 "harmony_mempool_transactions",
                 "Transactions waiting in this node's pool",
+            )
+            .unwrap(),
+            relay_dropped: IntCounter::new(
+                "harmony_mempool_relay_dropped_total",
+                "Transactions accepted through RPC but not relayed because the relay queue was full",
+            )
+            .unwrap(),
+            gossip_dropped: IntCounter::new(
+                "harmony_mempool_gossip_dropped_total",
+                "Relayed transactions from peers dropped unchecked because the gossip worker was behind",
             )
             .unwrap(),
             compact_announces: IntCounterVec::new(
@@ -166,6 +178,8 @@ impl Metrics {
             Box::new(m.blocks_finalized.clone()),
             Box::new(m.transactions_finalized.clone()),
             Box::new(m.mempool_size.clone()),
+            Box::new(m.relay_dropped.clone()),
+            Box::new(m.gossip_dropped.clone()),
             Box::new(m.compact_announces.clone()),
             Box::new(m.view_changes.clone()),
             Box::new(m.peer_faults.clone()),

@@ -28,6 +28,16 @@ const ERC20_JSON: &str = include_str!("../../../contracts/build/ERC20.json");
 /// sender).
 const FUNDING_ROUND: usize = 60;
 const GWEI: u128 = 1_000_000_000;
+/// The fee cap of every load transaction. The base fee climbs 12.5% per full block (EIP-1559),
+/// from 1 gwei past 100 gwei after ~40 full blocks (10 s at 250 ms): a cap that low priced the
+/// load out of the chain in the middle of a run and emptied blocks with the pool full. 5,000
+/// gwei lasts ~72 full blocks in a row; a sender's 40 pending ERC-20 transfers at that cap still
+/// cost under its 20 ETH.
+const MAX_FEE: u128 = 5_000 * GWEI;
+/// With `--retry-full`: how long a refused transaction waits before it is sent again, and how
+/// many times.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
+const MAX_RETRIES: u32 = 40;
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
@@ -55,6 +65,11 @@ pub struct LoadgenArgs {
     /// Seconds to wait after the load for the last transactions to be included.
     #[arg(long, default_value_t = 10)]
     pub drain_s: u64,
+    /// Send a transaction refused with "txpool is full" again every 250 ms (up to 40 times),
+    /// as a wallet would, instead of counting it refused and sending its account's next
+    /// nonces above the gap.
+    #[arg(long)]
+    pub retry_full: bool,
 }
 
 /// One account of the run: key, address and the next nonce.
@@ -79,7 +94,7 @@ impl Account {
             chain_id,
             nonce: self.nonce,
             gas_limit: gas,
-            max_fee_per_gas: 100 * GWEI,
+            max_fee_per_gas: MAX_FEE,
             max_priority_fee_per_gas: GWEI,
             to,
             value,
@@ -265,6 +280,8 @@ struct Ledger {
     blocks: Vec<(u64, u64, usize)>,
     /// Round trips of the watcher's `eth_blockNumber`: is RPC responsive under load?
     rpc_ms: Vec<f64>,
+    /// Sends repeated after "txpool is full" (`--retry-full`).
+    retries: u64,
 }
 
 pub fn run(args: LoadgenArgs) -> eyre::Result<()> {
@@ -357,8 +374,25 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
                 .expect("lock")
                 .submitted
                 .insert(hash, Instant::now());
+            let (permits, retry) = (permits.clone(), args.retry_full);
             handles.push(tokio::spawn(async move {
-                let r = send(&client, &raw).await;
+                let mut permit = Some(permit);
+                let mut attempt = 0;
+                let r = loop {
+                    let r = send(&client, &raw).await;
+                    // A wallet whose transaction met a full pool sends it again later; sending
+                    // the account's next nonces meanwhile would leave them gapped for ever.
+                    match r {
+                        Err(e) if retry && e.contains("txpool is full") && attempt < MAX_RETRIES => {
+                            attempt += 1;
+                            ledger.lock().expect("lock").retries += 1;
+                            drop(permit.take());
+                            tokio::time::sleep(RETRY_AFTER).await;
+                            permit = permits.clone().acquire_owned().await.ok();
+                        }
+                        r => break r,
+                    }
+                };
                 drop(permit);
                 if let Err(e) = r {
                     let mut l = ledger.lock().expect("lock");
@@ -485,7 +519,7 @@ fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: I
         total as f64 / offered_s,
         args.rate
     );
-    println!("  refused     {refused}");
+    println!("  refused     {refused} (sent again after a full pool: {})", l.retries);
     for (reason, n) in &l.refused {
         println!("    {n:>8}  {reason}");
     }

@@ -179,10 +179,12 @@ async fn run_async(
         mesh.block(peer);
     }
     let board = Arc::new(StatusBoard::default());
+    // RPC on its own runtime, at a lower priority: no request can hold a consensus or QUIC
+    // thread, and a flood of submissions yields the CPU to consensus and execution.
+    let rpc_runtime = rpc_runtime(&cfg.rpc)?;
     let _rpc = if cfg.rpc.enabled {
-        let (addr, handle) = rpc::serve(
-            &cfg.rpc,
-            RpcContext {
+        let rpc_cfg = cfg.rpc.clone();
+        let context = RpcContext {
                 chain_id: spec.chain_id,
                 store: store.clone(),
                 board: board.clone(),
@@ -194,17 +196,21 @@ async fn run_async(
                 }),
                 exec,
                 pool: tx_pool.clone(),
-                relay: cfg.network.relay_transactions.then(|| mesh.clone()),
+                relay: cfg.network.relay_transactions.then(|| {
+                    crate::relay::TxRelay::spawn(mesh.clone(), metrics.relay_dropped.clone())
+                }),
                 events: events.clone(),
                 limits: cfg.rpc.clone(),
                 heavy: Arc::new(tokio::sync::Semaphore::new(
                     cfg.rpc.max_concurrent_heavy as usize,
                 )),
-            },
-        )
-        .await
-        .wrap_err_with(|| format!("RPC listener {}", cfg.rpc.listen))?;
-        tracing::info!(target: "node", %addr, "JSON-RPC on http and ws");
+        };
+        let (addr, handle) = rpc_runtime
+            .spawn(async move { rpc::serve(&rpc_cfg, context).await })
+            .await
+            .wrap_err("RPC runtime")?
+            .wrap_err_with(|| format!("RPC listener {}", cfg.rpc.listen))?;
+        tracing::info!(target: "node", %addr, threads = cfg.rpc.threads, nice = cfg.rpc.nice, "JSON-RPC on http and ws");
         Some(handle)
     } else {
         None
@@ -239,10 +245,43 @@ async fn run_async(
         events,
         announce_headers_only: cfg.consensus.announce_headers_only,
     };
-    node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await?;
+    let result = node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await;
+    drop(_rpc);
+    // A runtime may not be dropped from async code; its threads end on their own.
+    rpc_runtime.shutdown_background();
+    result?;
     mesh.shutdown().await;
     tracing::info!(target: "node", "stopped cleanly");
     Ok(())
+}
+
+/// The runtime RPC requests run on: `rpc.threads` workers named `rpc`, each made `rpc.nice`
+/// nicer than the rest of the process (Linux schedules niceness per thread).
+fn rpc_runtime(cfg: &crate::config::RpcConfig) -> eyre::Result<tokio::runtime::Runtime> {
+    let nice = cfg.nice;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.threads)
+        .thread_name("rpc")
+        .enable_all()
+        .on_thread_start(move || lower_thread_priority(nice))
+        .build()
+        .wrap_err("starting the RPC runtime")
+}
+
+/// Adds `nice` to the calling thread's niceness; a failure only costs the preference.
+fn lower_thread_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: plain system calls on the calling thread's id; no memory is shared.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, now + nice)
+    };
+    if rc != 0 {
+        tracing::debug!(target: "node", nice, "could not lower the RPC thread's priority");
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

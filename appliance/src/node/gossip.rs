@@ -7,10 +7,100 @@ const MAX_TX_REQUEST: usize = 2048;
 /// Bytes of transactions in one answer to `GetTransactions`.
 const MAX_TX_RESPONSE_BYTES: usize = 4 << 20;
 
+/// Bytes of relayed transactions waiting for the gossip worker; past this, batches are dropped
+/// and counted (their transactions still reach a leader through its own RPC or other peers).
+const GOSSIP_QUEUE_BYTES: usize = 16 << 20;
+
+/// What the gossip worker sends to the loop about one relayed batch.
+pub(super) struct GossipChecked {
+    peer: usize,
+    undecodable: usize,
+    /// The pool's size afterwards.
+    pooled: usize,
+}
+
+/// Where relayed batches go to be checked and pooled, with the bytes waiting there.
+pub(super) struct GossipQueue {
+    batches: std::sync::mpsc::Sender<(usize, Vec<state::Bytes>)>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl GossipQueue {
+    /// Queues a peer's batch unless the queue holds [`GOSSIP_QUEUE_BYTES`] already.
+    fn push(&self, peer: usize, raws: Vec<state::Bytes>) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let size: usize = raws.iter().map(|r| r.len()).sum();
+        if self.waiting.fetch_add(size, Relaxed) + size > GOSSIP_QUEUE_BYTES {
+            self.waiting.fetch_sub(size, Relaxed);
+            return false;
+        }
+        self.batches.send((peer, raws)).is_ok()
+    }
+}
+
+/// Starts the thread that recovers and pools relayed transactions in arrival order (a sender's
+/// nonces stay in sequence). It takes every batch waiting at once, so under load one parallel
+/// recovery and one pool lock serve many batches; it stops when the queue is dropped.
+pub(super) fn spawn_gossip_worker(
+    store: Arc<ChainStore>,
+    pool: SharedPool,
+    chain_id: u64,
+    done: mpsc::UnboundedSender<GossipChecked>,
+) -> std::io::Result<GossipQueue> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (batches, rx) = std::sync::mpsc::channel::<(usize, Vec<state::Bytes>)>();
+    let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let queued = waiting.clone();
+    std::thread::Builder::new()
+        .name("gossip".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut taken = vec![first];
+                taken.extend(rx.try_iter());
+                let (mut peers, mut raws) = (Vec::new(), Vec::new());
+                for (peer, batch) in taken {
+                    queued.fetch_sub(batch.iter().map(|r| r.len()).sum(), Relaxed);
+                    peers.extend(std::iter::repeat_n(peer, batch.len()));
+                    raws.extend(batch);
+                }
+                let mut undecodable: HashMap<usize, usize> = HashMap::new();
+                let mut decoded = Vec::with_capacity(raws.len());
+                for (r, peer) in SignedTx::decode_all(&raws, chain_id).into_iter().zip(&peers) {
+                    match r {
+                        Ok(tx) => decoded.push(tx),
+                        Err(_) => *undecodable.entry(*peer).or_default() += 1,
+                    }
+                }
+                match submit_batch(&store, &pool, decoded) {
+                    Ok(results) => {
+                        for e in results.into_iter().filter_map(Result::err) {
+                            tracing::trace!(target: "mempool", error = %e, "relayed transaction refused");
+                        }
+                    }
+                    Err(e) => tracing::warn!(target: "mempool", error = %e, "could not read state to pool relayed transactions"),
+                }
+                let pooled = pool.lock().expect("lock").len();
+                let mut senders: Vec<usize> = peers;
+                senders.dedup();
+                senders.sort_unstable();
+                senders.dedup();
+                for peer in senders {
+                    let _ = done.send(GossipChecked {
+                        peer,
+                        undecodable: undecodable.get(&peer).copied().unwrap_or(0),
+                        pooled,
+                    });
+                }
+            }
+        })?;
+    Ok(GossipQueue { batches, waiting })
+}
+
 impl Driver {
-    /// Transactions relayed by a peer: recovered in parallel, then pooled. A peer that sends
-    /// undecodable transactions is scored down; state-dependent refusals (nonce too low after
-    /// a block, say) are ordinary races and are not.
+    /// Transactions relayed by a peer: handed to the gossip worker, which recovers them in
+    /// parallel and pools them. A peer that sends undecodable transactions is scored down;
+    /// state-dependent refusals (nonce too low after a block, say) are ordinary races and are
+    /// not.
     pub(super) fn on_transactions(&mut self, peer: usize, batch: consensus::TxBatch) {
         if let Some(p) = self.pending_announce.as_mut().filter(|p| p.from == peer) {
             // Relayed transactions from the leader may arrive before its answer: every batch
@@ -27,24 +117,22 @@ impl Driver {
                 self.complete_announce(p.from, p.compact, p.received, &p.fetched);
             }
         }
-        let decoded = SignedTx::decode_all(&batch.transactions, self.ctx.exec.chain_id);
-        let mut bad = 0;
-        for r in decoded {
-            match r {
-                Ok(tx) => {
-                    if let Err(e) = submit_transaction(&self.ctx.store, &self.ctx.pool, tx) {
-                        tracing::trace!(target: "mempool", peer, error = %e, "relayed transaction refused");
-                    }
-                }
-                Err(_) => bad += 1,
-            }
+        // Sender recovery and pooling run on the gossip worker, in arrival order (a sender's
+        // nonces stay in sequence), never on this loop.
+        let n = batch.transactions.len() as u64;
+        if !self.gossip.push(peer, batch.transactions) {
+            self.ctx.metrics.gossip_dropped.inc_by(n);
         }
-        self.ctx
-            .metrics
-            .mempool_size
-            .set(self.ctx.pool.lock().expect("lock").len() as i64);
-        if bad > 0 {
-            self.fault(peer, &format!("{bad} undecodable relayed transactions"));
+    }
+
+    /// The gossip worker checked a peer's batch.
+    pub(super) fn on_gossip_checked(&mut self, checked: GossipChecked) {
+        self.ctx.metrics.mempool_size.set(checked.pooled as i64);
+        if checked.undecodable > 0 {
+            self.fault(
+                checked.peer,
+                &format!("{} undecodable relayed transactions", checked.undecodable),
+            );
         }
     }
 

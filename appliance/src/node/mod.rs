@@ -2,7 +2,7 @@
 //! signer calls, verification jobs, disk writes and timers, in order.
 
 use crate::chain::{
-    load_tip, now_ms, recent_bitmaps, submit_transaction, tip_header, BlockEvents, FinalizedBlock,
+    load_tip, now_ms, recent_bitmaps, submit_batch, tip_header, BlockEvents, FinalizedBlock,
     SharedPool, StatusBoard,
 };
 use crate::metrics::Metrics;
@@ -94,6 +94,8 @@ struct Driver {
     /// A fetched batch of blocks being verified and applied (one at a time).
     sync_batch: Option<sync::SyncBatch>,
     syncs: mpsc::UnboundedSender<sync::SyncStep>,
+    /// Relayed transactions go to the gossip worker through this queue.
+    gossip: gossip::GossipQueue,
     /// Results of signature verification jobs run off the loop.
     verified: mpsc::UnboundedSender<Input>,
 }
@@ -143,6 +145,13 @@ pub async fn run(
     let (build_tx, mut build_rx) = mpsc::unbounded_channel();
     let (verified_tx, mut verified_rx) = mpsc::unbounded_channel();
     let (sync_tx, mut sync_rx) = mpsc::unbounded_channel();
+    let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel();
+    let gossip = gossip::spawn_gossip_worker(
+        ctx.store.clone(),
+        ctx.pool.clone(),
+        ctx.exec.chain_id,
+        gossip_tx,
+    )?;
     let mut status_tick = tokio::time::interval(ctx.status_interval);
     let mut d = Driver {
         ctx,
@@ -159,6 +168,7 @@ pub async fn run(
         builds: build_tx,
         verified: verified_tx,
         sync_batch: None,
+        gossip,
         syncs: sync_tx,
     };
     d.feed(Input::Start);
@@ -172,6 +182,7 @@ pub async fn run(
             Some(b) = build_rx.recv() => d.on_built(b),
             Some(v) = verified_rx.recv() => d.feed(v),
             Some(s) = sync_rx.recv() => d.on_sync_step(s),
+            Some(g) = gossip_rx.recv() => d.on_gossip_checked(g),
             _ = status_tick.tick() => d.on_status_tick(),
         }
     }

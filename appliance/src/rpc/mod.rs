@@ -32,7 +32,7 @@ pub struct RpcContext {
     pub exec: ExecConfig,
     pub pool: SharedPool,
     /// Relays submitted transactions to the committee (none in tests without a mesh).
-    pub relay: Option<crate::net::MeshHandle>,
+    pub relay: Option<crate::relay::TxRelay>,
     pub events: BlockEvents,
     pub limits: RpcConfig,
     /// Permits for costly requests (`rpc.max_concurrent_heavy`).
