@@ -78,7 +78,9 @@ mod tests {
         let out = sent.clone();
         let task = tokio::spawn(batch_and_send(rx, move |b| out.lock().unwrap().push(b)));
         for i in 0..1000u32 {
-            tx.send(Bytes::from(i.to_be_bytes().to_vec())).await.unwrap();
+            tx.send(Bytes::from(i.to_be_bytes().to_vec()))
+                .await
+                .unwrap();
         }
         tokio::time::sleep(RELAY_INTERVAL * 2).await;
         // A later transaction, after the first batch went out, starts a new one.
@@ -86,7 +88,11 @@ mod tests {
         drop(tx);
         task.await.unwrap();
         let sent = sent.lock().unwrap();
-        assert_eq!(sent.len(), 2, "one batch for the burst, one for the late transaction");
+        assert_eq!(
+            sent.len(),
+            2,
+            "one batch for the burst, one for the late transaction"
+        );
         let flat: Vec<Bytes> = sent.iter().flatten().cloned().collect();
         assert_eq!(flat.len(), 1001);
         for (i, raw) in flat.iter().take(1000).enumerate() {

@@ -383,7 +383,9 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
                     // A wallet whose transaction met a full pool sends it again later; sending
                     // the account's next nonces meanwhile would leave them gapped for ever.
                     match r {
-                        Err(e) if retry && e.contains("txpool is full") && attempt < MAX_RETRIES => {
+                        Err(e)
+                            if retry && e.contains("txpool is full") && attempt < MAX_RETRIES =>
+                        {
                             attempt += 1;
                             ledger.lock().expect("lock").retries += 1;
                             drop(permit.take());
@@ -519,7 +521,10 @@ fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: I
         total as f64 / offered_s,
         args.rate
     );
-    println!("  refused     {refused} (sent again after a full pool: {})", l.retries);
+    println!(
+        "  refused     {refused} (sent again after a full pool: {})",
+        l.retries
+    );
     for (reason, n) in &l.refused {
         println!("    {n:>8}  {reason}");
     }

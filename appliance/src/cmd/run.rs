@@ -185,25 +185,26 @@ async fn run_async(
     let _rpc = if cfg.rpc.enabled {
         let rpc_cfg = cfg.rpc.clone();
         let context = RpcContext {
-                chain_id: spec.chain_id,
-                store: store.clone(),
-                board: board.clone(),
-                peers: Some(rpc::PeerAdmin {
-                    mesh: mesh.clone(),
-                    keys: committee.members.iter().map(|m| m.transport_key).collect(),
-                    operator: operator_blocks.clone(),
-                    metrics: metrics.clone(),
-                }),
-                exec,
-                pool: tx_pool.clone(),
-                relay: cfg.network.relay_transactions.then(|| {
-                    crate::relay::TxRelay::spawn(mesh.clone(), metrics.relay_dropped.clone())
-                }),
-                events: events.clone(),
-                limits: cfg.rpc.clone(),
-                heavy: Arc::new(tokio::sync::Semaphore::new(
-                    cfg.rpc.max_concurrent_heavy as usize,
-                )),
+            chain_id: spec.chain_id,
+            store: store.clone(),
+            board: board.clone(),
+            peers: Some(rpc::PeerAdmin {
+                mesh: mesh.clone(),
+                keys: committee.members.iter().map(|m| m.transport_key).collect(),
+                operator: operator_blocks.clone(),
+                metrics: metrics.clone(),
+            }),
+            exec,
+            pool: tx_pool.clone(),
+            relay: cfg
+                .network
+                .relay_transactions
+                .then(|| crate::relay::TxRelay::spawn(mesh.clone(), metrics.relay_dropped.clone())),
+            events: events.clone(),
+            limits: cfg.rpc.clone(),
+            heavy: Arc::new(tokio::sync::Semaphore::new(
+                cfg.rpc.max_concurrent_heavy as usize,
+            )),
         };
         let (addr, handle) = rpc_runtime
             .spawn(async move { rpc::serve(&rpc_cfg, context).await })
