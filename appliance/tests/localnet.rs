@@ -433,6 +433,25 @@ fn corrupted_config_and_spec_name_the_field() {
     );
     std::fs::write(&cfg_path, &good_cfg).unwrap();
 
+    // `run` refuses the development key backend (a BLS key in a plain file).
+    std::fs::write(
+        &cfg_path,
+        good_cfg.replace("backend = \"keystore\"", "backend = \"local\""),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--data-dir"])
+        .arg(&node)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("keys.backend") && err.contains("plain file"),
+        "{err}"
+    );
+    std::fs::write(&cfg_path, &good_cfg).unwrap();
+
     // A spec whose proof of possession belongs to another key.
     let spec_path = tmp.path().join("chain-spec.toml");
     let mut spec = ChainSpec::load(&spec_path).unwrap();

@@ -21,8 +21,8 @@ pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fbft::{Config, Effect, Fbft, Input, QuorumJob, Timer, Tip, VerifyJob};
 pub use jobs::{run_quorum_job, run_verify_job};
 pub use message::{
-    Announce, CompactAnnounce, Message, MessageError, NewView, PreparedProof, Status, SyncRequest,
-    SyncResponse, TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,
+    Announce, CompactAnnounce, CompactAnnounceError, Message, MessageError, NewView, PreparedProof,
+    Status, SyncRequest, SyncResponse, TxBatch, TxRequest, ViewChange, ViewChangeGroup, Vote,
 };
 pub use rules::{Parent, ProposalError};
 pub use safety::{SafetyRecord, SignedVote};

@@ -48,6 +48,24 @@ impl CompactAnnounce {
         }
     }
 
+    /// Most transactions a block can hold: the chain's gas limit over the cheapest transaction
+    /// (a plain transfer). A bound from the chain's rules, not from the sender's header.
+    pub const MAX_TRANSACTIONS: usize = (state::GAS_LIMIT / 21_000) as usize;
+
+    /// Refuses a compact announce no valid block could match, before any pool lookup or fetch:
+    /// more hashes than a block can hold, or one transaction listed twice.
+    pub fn check_bounds(&self) -> Result<(), CompactAnnounceError> {
+        let n = self.tx_hashes.len();
+        if n > Self::MAX_TRANSACTIONS {
+            return Err(CompactAnnounceError::TooMany(n));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        if let Some(h) = self.tx_hashes.iter().find(|h| !seen.insert(**h)) {
+            return Err(CompactAnnounceError::Duplicate(*h));
+        }
+        Ok(())
+    }
+
     /// Rebuilds the block from transactions found by hash; `Err` lists the missing hashes.
     /// The caller checks the transactions root (FBFT's validation does too).
     pub fn assemble(
@@ -70,6 +88,18 @@ impl CompactAnnounce {
             body: state::Body { transactions },
         })
     }
+}
+
+/// Why a compact announce cannot describe a valid block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompactAnnounceError {
+    #[error(
+        "compact announce lists {0} transactions; a block holds at most {max}",
+        max = CompactAnnounce::MAX_TRANSACTIONS
+    )]
+    TooMany(usize),
+    #[error("compact announce lists transaction {0} twice")]
+    Duplicate(B256),
 }
 
 /// A node's finalized tip, broadcast periodically so that a node behind notices and catches up.
@@ -266,6 +296,53 @@ fn kind_name(kind: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_announce_bounds_come_from_the_chain_not_the_header() {
+        let mut header = state::BlockTemplate {
+            number: 1,
+            view: 1,
+            epoch: 0,
+            shard: 0,
+            parent_hash: B256::repeat_byte(1),
+            timestamp_ms: 5,
+            leader: Default::default(),
+            last_commit: None,
+            transactions: vec![],
+        }
+        .build()
+        .header;
+        // A sender's own gas limit must not widen the bound.
+        header.gas_limit = u64::MAX;
+        let hashes = |n: usize| -> Vec<B256> {
+            (0..n as u64)
+                .map(|i| B256::left_padding_from(&i.to_be_bytes()))
+                .collect()
+        };
+        let full = CompactAnnounce {
+            header: header.clone(),
+            tx_hashes: hashes(CompactAnnounce::MAX_TRANSACTIONS),
+        };
+        assert_eq!(full.check_bounds(), Ok(()));
+        let over = CompactAnnounce {
+            header: header.clone(),
+            tx_hashes: hashes(CompactAnnounce::MAX_TRANSACTIONS + 1),
+        };
+        assert_eq!(
+            over.check_bounds(),
+            Err(CompactAnnounceError::TooMany(1429))
+        );
+        let mut twice = hashes(3);
+        twice.push(twice[1]);
+        let dup = CompactAnnounce {
+            header,
+            tx_hashes: twice.clone(),
+        };
+        assert_eq!(
+            dup.check_bounds(),
+            Err(CompactAnnounceError::Duplicate(twice[1]))
+        );
+    }
 
     #[test]
     fn compact_announce_roundtrips_and_assembles_from_what_is_found() {

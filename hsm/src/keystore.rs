@@ -17,6 +17,10 @@ use zeroize::Zeroizing;
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 
+/// Memory one scrypt derivation may take (128·n·r bytes): 2 GiB, eight times EIP-2335's
+/// default of n = 2^18, r = 8.
+const MAX_SCRYPT_MEMORY: u64 = 2 << 30;
+
 /// Why a keystore could not be read or written. Never carries key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
@@ -115,6 +119,20 @@ fn derive(kdf: &Module, password: &[u8], path: &str) -> Result<Zeroizing<[u8; 32
                     "kdf.params.n = {n} is not a power of two ≤ 2^24"
                 )));
             }
+            // Bounded before use: `r` and `p` are 8 and 1 in every keystore the tools write; a
+            // file asking for more could demand gigabytes of memory or hours of work.
+            if !(1..=32).contains(&r) || !(1..=16).contains(&pp) {
+                return Err(bad(format!(
+                    "kdf.params r = {r}, p = {pp} are out of range (r 1..=32, p 1..=16)"
+                )));
+            }
+            if 128 * n * r > MAX_SCRYPT_MEMORY {
+                return Err(bad(format!(
+                    "kdf.params n = {n}, r = {r} need {} MiB; at most {} MiB is allowed",
+                    (128 * n * r) >> 20,
+                    MAX_SCRYPT_MEMORY >> 20
+                )));
+            }
             let params = scrypt::Params::new(n.trailing_zeros() as u8, r as u32, pp as u32, 32)
                 .map_err(|e| bad(format!("scrypt parameters: {e}")))?;
             scrypt::scrypt(password, &salt, &params, &mut dk[..])
@@ -169,21 +187,21 @@ impl Keystore {
             path: path.into(),
             message: m,
         };
-        let pw = normalize_password(password);
-        let dk = derive(&self.crypto.kdf, &pw, path)?;
+        // The file's shape is checked before the (deliberately slow) key derivation, and a
+        // checksum that could never match is reported as damage, not as a wrong password.
         let cipher_msg = hex::decode(&self.crypto.cipher.message)
-            .map_err(|_| bad("cipher.message is not hex".into()))?;
+            .ok()
+            .filter(|m| m.len() == 32)
+            .ok_or_else(|| bad("cipher.message is not 32 hex bytes (a BLS secret)".into()))?;
         if self.crypto.checksum.function != "sha256" {
             return Err(bad("checksum.function is not sha256".into()));
         }
-        let mut h = Sha256::new();
-        h.update(&dk[16..32]);
-        h.update(&cipher_msg);
         let want = hex::decode(&self.crypto.checksum.message)
-            .map_err(|_| bad("checksum.message is not hex".into()))?;
-        if h.finalize()[..] != want[..] {
-            return Err(KeystoreError::WrongPassword { path: path.into() });
-        }
+            .ok()
+            .filter(|m| m.len() == 32)
+            .ok_or_else(|| {
+                bad("checksum.message is not 32 hex bytes; the file is damaged".into())
+            })?;
         if self.crypto.cipher.function != "aes-128-ctr" {
             return Err(bad(format!(
                 "cipher `{}` is not aes-128-ctr",
@@ -199,6 +217,14 @@ impl Keystore {
             .and_then(|s| hex::decode(s).ok())
             .filter(|v| v.len() == 16)
             .ok_or_else(|| bad("cipher.params.iv is not 16 hex bytes".into()))?;
+        let pw = normalize_password(password);
+        let dk = derive(&self.crypto.kdf, &pw, path)?;
+        let mut h = Sha256::new();
+        h.update(&dk[16..32]);
+        h.update(&cipher_msg);
+        if h.finalize()[..] != want[..] {
+            return Err(KeystoreError::WrongPassword { path: path.into() });
+        }
         let mut secret = Zeroizing::new(cipher_msg);
         Aes128Ctr::new(dk[..16].into(), iv[..].into()).apply_keystream(&mut secret);
         let sk = SecretKey::from_bytes(&secret)

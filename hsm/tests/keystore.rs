@@ -125,6 +125,18 @@ fn bad_input_is_a_clear_error_never_a_panic() {
     bad_kdf.crypto.kdf.function = "argon2".into();
     let mut bad_n: Keystore = Keystore::from_json(SCRYPT_VECTOR, "v").unwrap();
     bad_n.crypto.kdf.params["n"] = serde_json::json!(1000);
+    // r and p were passed on truncated to 32 bits and unbounded: a file could ask for
+    // terabytes. Each is refused before any derivation.
+    let mut big_r: Keystore = Keystore::from_json(SCRYPT_VECTOR, "v").unwrap();
+    big_r.crypto.kdf.params["r"] = serde_json::json!(1u64 << 32);
+    let mut big_p: Keystore = Keystore::from_json(SCRYPT_VECTOR, "v").unwrap();
+    big_p.crypto.kdf.params["p"] = serde_json::json!(1000);
+    let mut big_mem: Keystore = Keystore::from_json(SCRYPT_VECTOR, "v").unwrap();
+    big_mem.crypto.kdf.params["n"] = serde_json::json!(1u64 << 24);
+    big_mem.crypto.kdf.params["r"] = serde_json::json!(8);
+    // A checksum that is not 32 bytes was damage reported as "wrong password".
+    let mut short_sum = good.clone();
+    short_sum.crypto.checksum.message = "abcd".into();
     for (json, want) in [
         ("{".to_string(), "not an EIP-2335 keystore"),
         (
@@ -135,6 +147,10 @@ fn bad_input_is_a_clear_error_never_a_panic() {
         (wrong_pub.to_json(), "altered"),
         (bad_kdf.to_json(), "argon2"),
         (bad_n.to_json(), "power of two"),
+        (big_r.to_json(), "out of range"),
+        (big_p.to_json(), "out of range"),
+        (big_mem.to_json(), "MiB"),
+        (short_sum.to_json(), "damaged"),
         (good_json.replace("\"iv\": \"", "\"iv\": \"zz"), "iv"),
     ] {
         let err = Keystore::from_json(&json, "f.json")

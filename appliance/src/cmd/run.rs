@@ -90,6 +90,15 @@ async fn run_async(
     let spec_hash = spec.hash();
     let committee = Arc::new(Committee::from_spec(&spec)?);
 
+    // A validator's keys never sit in a plain file (ARCHITECTURE: keystore or HSM).
+    if cfg.keys.backend == "local" {
+        bail!(
+            "config field `keys.backend`: `local` keeps the BLS key in a plain file and is for \
+             development tools only; `run` refuses it. Import the key into an EIP-2335 keystore \
+             (`harmony-appliance keys import`) and set `keys.backend = \"keystore\"`, or use \
+             `yubihsm`"
+        );
+    }
     // Signer first: with an HSM backend it also holds the transport key.
     let node_signer = super::keys::node_signer(&data_dir, &cfg.keys, allow_new_guard_history)
         .wrap_err_with(|| format!("signer backend `{}`", cfg.keys.backend))?;

@@ -18,11 +18,8 @@ impl Driver {
     /// for the current leader's proposal, what is missing is asked of it once, and the
     /// announce waits (at most one view timeout) for the answer.
     pub(super) fn on_compact_announce(&mut self, from: usize, compact: consensus::CompactAnnounce) {
-        if compact.tx_hashes.len() as u64 * 21_000 > compact.header.gas_limit {
-            return self.fault(
-                from,
-                "compact announce lists more transactions than fit its gas limit",
-            );
+        if let Err(e) = compact.check_bounds() {
+            return self.fault(from, &e.to_string());
         }
         let assembled = {
             let pool = self.ctx.pool.lock().expect("lock");

@@ -108,7 +108,13 @@ impl Driver {
                 // Durable (MDBX commit with full sync) before the signature it protects.
                 if let Err(e) = self.ctx.store.put_meta(SAFETY_KEY, &record.encode_to_vec()) {
                     tracing::error!(target: "storage", error = %e, "could not persist the safety record; stopping to stay safe");
-                    std::process::exit(70);
+                    // Nothing after this effect runs (the signature it protects included): the
+                    // loop stops and `run` returns the error.
+                    self.fatal = Some(eyre::eyre!(
+                        "could not persist the consensus safety record ({e}); stopped before \
+                         signing. Check the data directory's disk (space, permissions, errors) \
+                         and restart"
+                    ));
                 }
             }
             Effect::ViewChanged { number, view } => {

@@ -94,6 +94,9 @@ struct Driver {
     /// A fetched batch of blocks being verified and applied (one at a time).
     sync_batch: Option<sync::SyncBatch>,
     syncs: mpsc::UnboundedSender<sync::SyncStep>,
+    /// Set when the node must stop (the safety record could not be written): no effect runs
+    /// after it, and the loop returns it as its error.
+    fatal: Option<eyre::Report>,
     /// Relayed transactions go to the gossip worker through this queue.
     gossip: gossip::GossipQueue,
     /// Results of signature verification jobs run off the loop.
@@ -168,6 +171,7 @@ pub async fn run(
         builds: build_tx,
         verified: verified_tx,
         sync_batch: None,
+        fatal: None,
         gossip,
         syncs: sync_tx,
     };
@@ -184,6 +188,10 @@ pub async fn run(
             Some(s) = sync_rx.recv() => d.on_sync_step(s),
             Some(g) = gossip_rx.recv() => d.on_gossip_checked(g),
             _ = status_tick.tick() => d.on_status_tick(),
+        }
+        if let Some(e) = d.fatal.take() {
+            tracing::error!(target: "node", error = %e, "consensus loop stopped");
+            return Err(e);
         }
     }
     tracing::info!(target: "node", "consensus loop stopped");
@@ -268,8 +276,14 @@ impl Driver {
     fn feed(&mut self, input: Input) {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
+            if self.fatal.is_some() {
+                return;
+            }
             let effects = self.fbft.step(now_ms(), input);
             for e in effects {
+                if self.fatal.is_some() {
+                    return;
+                }
                 if let Some(next) = self.execute(e) {
                     queue.push_back(next);
                 }
