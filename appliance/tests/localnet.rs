@@ -174,6 +174,18 @@ async fn metric(offset: u16, i: usize, name: &str) -> f64 {
         .sum()
 }
 
+/// Waits until node `i` finalizes a block through consensus itself (not catch-up).
+async fn finalizes_in_consensus(offset: u16, i: usize) {
+    let name = "harmony_consensus_blocks_finalized_total";
+    let before = metric(offset, i, name).await;
+    wait_for(
+        &format!("node{i} to finalize in consensus"),
+        Duration::from_secs(30),
+        async || metric(offset, i, name).await > before,
+    )
+    .await;
+}
+
 /// Sends garbage to node 0 while pretending to be node 3 (whose key file we hold).
 async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
     let identity =
@@ -373,13 +385,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
         "node3 used catch-up"
     );
     // And then it takes part in consensus again (finalizes blocks itself).
-    let before = metric(offset, 3, "harmony_consensus_blocks_finalized_total").await;
-    wait_for(
-        "node3 to finalize in consensus",
-        Duration::from_secs(30),
-        async || metric(offset, 3, "harmony_consensus_blocks_finalized_total").await > before,
-    )
-    .await;
+    finalizes_in_consensus(offset, 3).await;
 
     // Clean stop on SIGTERM.
     for i in 0..NODES {
@@ -581,11 +587,5 @@ async fn a_late_validator_catches_up_over_several_sync_batches() {
     assert!(synced >= 129.0, "node3 stored {synced} blocks by catch-up");
     let h3 = height(&net.client(3)).await.unwrap();
     assert_same_hashes(&net, &[0, 3], h3).await;
-    let before = metric(offset, 3, "harmony_consensus_blocks_finalized_total").await;
-    wait_for(
-        "node3 to finalize in consensus",
-        Duration::from_secs(30),
-        async || metric(offset, 3, "harmony_consensus_blocks_finalized_total").await > before,
-    )
-    .await;
+    finalizes_in_consensus(offset, 3).await;
 }

@@ -297,9 +297,9 @@ fn kind_name(kind: u8) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn compact_announce_bounds_come_from_the_chain_not_the_header() {
-        let mut header = state::BlockTemplate {
+    /// Block 1 of a test chain holding `transactions`.
+    fn block_of(transactions: Vec<Bytes>) -> Block {
+        state::BlockTemplate {
             number: 1,
             view: 1,
             epoch: 0,
@@ -308,10 +308,14 @@ mod tests {
             timestamp_ms: 5,
             leader: Default::default(),
             last_commit: None,
-            transactions: vec![],
+            transactions,
         }
         .build()
-        .header;
+    }
+
+    #[test]
+    fn compact_announce_bounds_come_from_the_chain_not_the_header() {
+        let mut header = block_of(vec![]).header;
         // A sender's own gas limit must not widen the bound.
         header.gas_limit = u64::MAX;
         let hashes = |n: usize| -> Vec<B256> {
@@ -347,18 +351,7 @@ mod tests {
     #[test]
     fn compact_announce_roundtrips_and_assembles_from_what_is_found() {
         let txs: Vec<Bytes> = (0u8..3).map(|i| Bytes::from(vec![2, i, 0xc0])).collect();
-        let block = state::BlockTemplate {
-            number: 1,
-            view: 1,
-            epoch: 0,
-            shard: 0,
-            parent_hash: B256::repeat_byte(1),
-            timestamp_ms: 5,
-            leader: Default::default(),
-            last_commit: None,
-            transactions: txs.clone(),
-        }
-        .build();
+        let block = block_of(txs.clone());
         let compact = CompactAnnounce::of(&block);
         let m = Message::CompactAnnounce(Box::new(compact.clone()));
         assert_eq!(Message::decode(&m.encode()).unwrap(), m);
