@@ -995,11 +995,13 @@ fn common_cert_valid(engine: &Engine, committee: &Committee, c: &CommitCertifica
 ///   same way.
 /// - 9000000000633: 7 nodes, two Byzantine leaders (silent, invalid blocks): progress, but
 ///   slower than the old bound of two views allowed; the bound now counts f + 2 views.
+///   1009217 failed the old bound the same way.
 const REGRESSION_SEEDS: &[u64] = &[
     5_000_002_889,
     9_000_000_001_745,
     1_001_781,
     9_000_000_000_633,
+    1_009_217,
 ];
 
 fn env(name: &str, default: u64) -> u64 {
