@@ -62,6 +62,13 @@ pub struct RpcConfig {
     /// Serve the operator's `hmy_blockPeer`/`hmy_unblockPeer`. Refused on a non-loopback
     /// `listen`: anyone reaching the port could disconnect this validator.
     pub admin_methods: bool,
+    /// `Host` headers RPC answers (`host:port`, `host:*`; `*` alone turns the check off). Empty:
+    /// loopback names and the `listen` address, any port. Guards against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`Origin` header, e.g. `https://explorer.example`) allowed to call RPC;
+    /// `*` allows any. Empty: no web page may call this node (requests without an `Origin`,
+    /// from wallets' back ends, scripts and curl, are not affected).
+    pub allowed_origins: Vec<String>,
     /// Threads of RPC's own runtime (requests never run on the consensus and QUIC threads).
     pub threads: usize,
     /// Scheduling niceness added to the RPC threads (0 to 19): under a flood of requests the
@@ -182,6 +189,8 @@ impl Default for RpcConfig {
             max_subscriptions_per_connection: 64,
             max_concurrent_heavy: 2,
             admin_methods: true,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             threads: 2,
             nice: 5,
         }

@@ -10,11 +10,18 @@ use std::time::{Duration, Instant};
 
 /// POSTs `body` and returns the HTTP status and response body.
 fn post(port: u16, body: &str) -> (u16, String) {
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    request(port, &host, body)
+}
+
+/// Sends `body` with the header lines `headers` (each ending in CRLF) and returns the HTTP
+/// status and response body.
+fn request(port: u16, headers: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -168,6 +175,32 @@ fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
         json!([{"data": "0x5b600056"}, "latest"]),
     );
     assert!(r.get("error").is_some(), "{r}");
+
+    // A web page may not call the node: a foreign Host (DNS rebinding) or a browser Origin
+    // is refused before any method runs, WebSocket upgrades included.
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": "hmy_blockedPeers", "params": []});
+    let (status, _) = request(port, "Host: evil.example:9500\r\n", &req.to_string());
+    assert_eq!(status, 403, "foreign Host refused");
+    let own = format!("Host: 127.0.0.1:{port}\r\n");
+    let (status, body) = request(
+        port,
+        &format!("{own}Origin: https://evil.example\r\n"),
+        &req.to_string(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("rpc.allowed_origins"), "{body}");
+    let (status, _) = request(
+        port,
+        &format!(
+            "{own}Origin: http://localhost:3000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        ),
+        "",
+    );
+    assert_eq!(status, 403, "cross-origin WebSocket refused");
+    // Without an Origin (scripts, wallet back ends) the same call is served.
+    let (status, _) = request(port, &own, &req.to_string());
+    assert_eq!(status, 200);
 
     // Still finalizing.
     let h = height(port);

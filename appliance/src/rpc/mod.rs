@@ -11,10 +11,12 @@
 mod eth;
 pub mod json;
 mod logs;
+pub mod origin;
 mod subscribe;
 
 use crate::chain::{BlockEvents, SharedPool, StatusBoard};
 use crate::config::RpcConfig;
+use jsonrpsee::server::middleware::http::HostFilterLayer;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
@@ -213,8 +215,27 @@ pub async fn serve(
         .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_len))
         .set_id_provider(HexIdProvider)
         .build();
+    let hosts = if cfg.allowed_hosts.is_empty() {
+        origin::default_hosts(cfg.listen)
+    } else {
+        cfg.allowed_hosts.clone()
+    };
+    let host_filter = if hosts.iter().any(|h| h == "*") {
+        HostFilterLayer::disable()
+    } else {
+        HostFilterLayer::new(hosts).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("config field `rpc.allowed_hosts`: {e}"),
+            )
+        })?
+    };
+    let http = tower::ServiceBuilder::new()
+        .layer(host_filter)
+        .layer(origin::OriginFilterLayer::new(&cfg.allowed_origins));
     let server = Server::builder()
         .set_config(server_cfg)
+        .set_http_middleware(http)
         .build(cfg.listen)
         .await?;
     let addr = server.local_addr()?;
