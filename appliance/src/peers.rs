@@ -15,10 +15,33 @@ pub const BAN_TIME: Duration = Duration::from_secs(60);
 /// Points regained per status interval (good behaviour heals).
 pub const RECOVERY_PER_TICK: i32 = 2;
 
+/// Requests that make this node read and send data; each kind is limited per peer per status
+/// interval, so a peer cannot turn this node into a disk and bandwidth pump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `SyncRequest`: up to 64 blocks with certificates (1 MiB).
+    Sync,
+    /// `GetTransactions`: up to 2,048 pool lookups (4 MiB).
+    Transactions,
+}
+
+impl Request {
+    /// Allowed per status interval: enough for a node catching up batch after batch, and for a
+    /// validator fetching what a few header-only proposals lack.
+    pub const fn limit(self) -> u32 {
+        match self {
+            Request::Sync => 16,
+            Request::Transactions => 32,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Score {
     points: i32,
     received: u32,
+    sync_requests: u32,
+    tx_requests: u32,
     banned_until: Option<Instant>,
 }
 
@@ -49,6 +72,18 @@ impl PeerBook {
         s.received == limit + 1
     }
 
+    /// Counts one request of `kind`; true when it is over the kind's limit for this interval
+    /// (the request is then refused, not answered).
+    pub fn request(&mut self, peer: usize, kind: Request) -> bool {
+        let s = self.scores.entry(peer).or_default();
+        let n = match kind {
+            Request::Sync => &mut s.sync_requests,
+            Request::Transactions => &mut s.tx_requests,
+        };
+        *n += 1;
+        *n > kind.limit()
+    }
+
     pub fn is_banned(&self, peer: usize) -> bool {
         self.scores
             .get(&peer)
@@ -60,6 +95,8 @@ impl PeerBook {
         let mut expired = Vec::new();
         for (peer, s) in self.scores.iter_mut() {
             s.received = 0;
+            s.sync_requests = 0;
+            s.tx_requests = 0;
             s.points = (s.points + RECOVERY_PER_TICK).min(0);
             if s.banned_until.is_some_and(|t| t <= now) {
                 s.banned_until = None;
@@ -74,6 +111,19 @@ impl PeerBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_limited_per_kind_and_interval() {
+        let mut b = PeerBook::default();
+        for _ in 0..Request::Sync.limit() {
+            assert!(!b.request(1, Request::Sync));
+        }
+        assert!(b.request(1, Request::Sync), "one past the limit");
+        assert!(!b.request(1, Request::Transactions), "kinds count apart");
+        assert!(!b.request(2, Request::Sync), "peers count apart");
+        b.tick(Instant::now());
+        assert!(!b.request(1, Request::Sync), "a new interval");
+    }
 
     #[test]
     fn faults_ban_and_bans_expire() {

@@ -140,6 +140,18 @@ impl Driver {
     /// here but not yet final (the leader's own proposal). Bounded in hashes and bytes, so a
     /// request cannot make this node build an arbitrarily large answer.
     pub(super) fn on_get_transactions(&mut self, peer: usize, r: consensus::TxRequest) {
+        if self
+            .peers
+            .request(peer, crate::peers::Request::Transactions)
+        {
+            return self.fault(
+                peer,
+                &format!(
+                    "more than {} transaction requests in one status interval",
+                    crate::peers::Request::Transactions.limit()
+                ),
+            );
+        }
         if r.hashes.len() > MAX_TX_REQUEST {
             return self.fault(
                 peer,

@@ -61,6 +61,15 @@ impl Driver {
     }
 
     pub(super) fn on_sync_request(&mut self, peer: usize, r: SyncRequest) {
+        if self.peers.request(peer, crate::peers::Request::Sync) {
+            return self.fault(
+                peer,
+                &format!(
+                    "more than {} sync requests in one status interval",
+                    crate::peers::Request::Sync.limit()
+                ),
+            );
+        }
         let mut blocks = Vec::new();
         let mut certificates = Vec::new();
         let mut size = 0usize;
