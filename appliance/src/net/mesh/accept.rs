@@ -1,0 +1,158 @@
+//! Incoming connections: the accept loop, the handshake checks and reading one frame per
+//! stream.
+
+use super::*;
+
+pub(super) struct Acceptor {
+    pub(super) key_to_index: HashMap<[u8; 32], usize>,
+    /// Peers refused at the door (operator block or bad score); shared with the handle.
+    pub(super) blocked: Arc<Blocklist>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) inbound: mpsc::Sender<Inbound>,
+    pub(super) max_message_bytes: usize,
+}
+
+pub(super) async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    acceptor: Arc<Acceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = stopped(&mut shutdown) => return,
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        tokio::spawn(handle_incoming(
+            incoming,
+            acceptor.clone(),
+            shutdown.clone(),
+        ));
+    }
+}
+
+pub(super) async fn handle_incoming(
+    incoming: quinn::Incoming,
+    acceptor: Arc<Acceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let remote = incoming.remote_address();
+    // The ClientHello is processed by `accept` (ALPN is decided there), the rest of the
+    // handshake, client certificate included, by awaiting `Connecting`.
+    let handshake = match incoming.accept() {
+        Ok(connecting) => connecting.await,
+        Err(e) => Err(e),
+    };
+    let conn = match handshake {
+        Ok(c) => c,
+        Err(e) if is_tls_refusal(&e) => {
+            bump(&acceptor.counters.handshake_refused);
+            warn!(target: "harmony::net", %remote, error = %e, "incoming handshake refused");
+            return;
+        }
+        Err(e) => {
+            debug!(target: "harmony::net", %remote, error = %e, "incoming handshake failed");
+            return;
+        }
+    };
+    let from = match peer_key(&conn).and_then(|k| acceptor.key_to_index.get(&k).copied()) {
+        Some(from) if alpn_ok(&conn) => from,
+        _ => {
+            bump(&acceptor.counters.handshake_refused);
+            warn!(
+                target: "harmony::net",
+                %remote,
+                "incoming connection without ALPN harmony-fbft/1 or pinned key",
+            );
+            conn.close(VarInt::from_u32(CLOSE_PROTOCOL), b"protocol");
+            return;
+        }
+    };
+    if acceptor.blocked.contains(from) {
+        bump(&acceptor.counters.handshake_refused);
+        warn!(target: "harmony::net", peer = from, %remote, "refused connection from a blocked peer");
+        conn.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
+        return;
+    }
+    acceptor
+        .blocked
+        .incoming
+        .lock()
+        .expect("lock")
+        .entry(from)
+        .or_default()
+        .push(conn.clone());
+    info!(target: "harmony::net", peer = from, %remote, "accepted connection from peer");
+    let budget = Arc::new(Semaphore::new(read_budget(acceptor.max_message_bytes)));
+    loop {
+        let recv = tokio::select! {
+            biased;
+            _ = stopped(&mut shutdown) => {
+                conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+                return;
+            }
+            r = conn.accept_uni() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    info!(
+                        target: "harmony::net",
+                        peer = from,
+                        %remote,
+                        reason = %e,
+                        "connection from peer closed",
+                    );
+                    return;
+                }
+            },
+        };
+        tokio::spawn(read_one(recv, from, acceptor.clone(), budget.clone()));
+    }
+}
+
+pub(super) async fn read_one(
+    mut recv: quinn::RecvStream,
+    from: usize,
+    acceptor: Arc<Acceptor>,
+    budget: Arc<Semaphore>,
+) {
+    let result = frame::read_frame(
+        &mut recv,
+        acceptor.max_message_bytes,
+        Some(&budget),
+        FRAME_READ_TIMEOUT,
+    )
+    .await;
+    match result {
+        Ok((version, payload, _permit)) => {
+            bump(&acceptor.counters.received);
+            let msg = Inbound {
+                from,
+                version,
+                payload,
+            };
+            if acceptor.inbound.send(msg).await.is_err() {
+                debug!(
+                    target: "harmony::net",
+                    peer = from,
+                    "inbound receiver dropped: message discarded",
+                );
+            }
+        }
+        Err(ReadFrameError::Stream(e)) => {
+            debug!(target: "harmony::net", peer = from, error = %e, "incoming stream failed");
+        }
+        Err(e) => {
+            bump(&acceptor.counters.dropped_invalid);
+            warn!(
+                target: "harmony::net",
+                peer = from,
+                reason = %e,
+                "dropping invalid frame from peer",
+            );
+            let _ = recv.stop(VarInt::from_u32(STOP_INVALID_FRAME));
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The validator mesh: every node dials every other committee member and accepts their dials.
+//!
+//! * An **outgoing** connection (we dialled, we are the TLS client) is used only to send. One
+//!   task per peer owns it, drains that peer's bounded send queue, and redials with backoff
+//!   (200 ms doubling to 5 s, with jitter) whenever the peer is down or the connection drops,
+//!   until shutdown.
+//! * An **incoming** connection (they dialled, we are the TLS server) is used only to receive.
+//!   Each unidirectional stream on it carries one [`frame`]; the sender is the
+//!   committee member whose pinned key authenticated the TLS handshake. Peers cannot open
+//!   streams on our outgoing connections, nor bidirectional streams anywhere.
+//!
+//! Because the two directions never share a connection, no de-duplication between
+//! simultaneous dials is needed. Messages from one peer may arrive out of order (one stream
+//! each); consumers must not rely on ordering.
+//!
+//! Liveness: keep-alive every [`KEEP_ALIVE_INTERVAL`] and an idle timeout of [`IDLE_TIMEOUT`],
+//! so a dead peer is noticed within a few seconds.
+//!
+//! Failure handling: a message for a peer whose queue is full is dropped and counted
+//! (`dropped_queue_full`, a `warn` when a queue starts dropping, `debug` after). An invalid
+//! frame from a peer (wrong version, oversized, truncated, trailing data, not finished within
+//! [`FRAME_READ_TIMEOUT`]) is dropped with a `warn` naming the peer and the reason and counted
+//! (`dropped_invalid`); the mesh keeps running. A message whose write fails because the
+//! connection broke is retried once on the next connection.
+//!
+//! Memory: per incoming connection, frames being read (or waiting for room in the inbound
+//! channel) hold at most `2 * max_message_bytes` payload bytes ([`read_budget`]); the inbound
+//! channel holds at most [`INBOUND_CHANNEL_CAPACITY`] messages and each send queue
+//! [`PEER_QUEUE_CAPACITY`]. When the consumer of the inbound channel is slow, readers wait and
+//! QUIC flow control pushes back on the senders; nothing inbound is dropped for that reason.
+//!
+//! QUIC codes: connections are closed with application code [`CLOSE_SHUTDOWN`] on shutdown and
+//! [`CLOSE_PROTOCOL`] when a peer could not be identified; a stream carrying an invalid frame
+//! is stopped with [`STOP_INVALID_FRAME`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quinn::{ConnectionError, VarInt};
+use rand::Rng;
+use rustls::pki_types::CertificateDer;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::frame::{self, ReadFrameError, WIRE_VERSION};
+use super::identity::{spec_dns_name, IdentityError, TransportIdentity};
+use super::verify::{cert_ed25519_key, PinnedClientVerifier, PinnedServerVerifier};
+
+/// The only ALPN protocol spoken, on both sides.
+pub const ALPN: &[u8] = b"harmony-fbft/1";
+/// Messages queued per peer before new ones are dropped.
+pub const PEER_QUEUE_CAPACITY: usize = 1024;
+/// Capacity, in messages, of the channel returned by [`Mesh::start`].
+pub const INBOUND_CHANNEL_CAPACITY: usize = 4096;
+/// Keep-alive period on every connection.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection with no traffic for this long is considered dead.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// First delay before redialling a peer.
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// Largest delay between dials of a peer.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// An incoming frame must be complete this long after its stream was accepted.
+pub const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent incoming unidirectional streams allowed per connection.
+pub const MAX_INCOMING_STREAMS: u32 = 1024;
+/// Application close code: the node is shutting down.
+pub const CLOSE_SHUTDOWN: u32 = 0;
+/// Application close code: the peer could not be identified (ALPN or key).
+pub const CLOSE_PROTOCOL: u32 = 1;
+/// Stream stop code: the frame on this stream was invalid.
+pub const STOP_INVALID_FRAME: u32 = 1;
+/// How long [`MeshHandle::shutdown`] waits for its tasks to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long [`MeshHandle::shutdown`] then lingers for closing connections to drain.
+const CLOSE_LINGER: Duration = Duration::from_millis(300);
+
+/// One committee member as the mesh sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The member's index in the committee (what [`Inbound::from`] and [`MeshHandle::send`] use).
+    pub index: usize,
+    /// Where it listens.
+    pub endpoint: SocketAddr,
+    /// Its pinned Ed25519 transport key.
+    pub transport_key: [u8; 32],
+}
+
+/// Configuration of a mesh.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    /// UDP address to listen on (and dial from).
+    pub listen: SocketAddr,
+    /// This node's transport identity; its key must be `peers[self_index].transport_key`.
+    pub identity: TransportIdentity,
+    /// This node's committee index.
+    pub self_index: usize,
+    /// All committee members, this node included (it is skipped).
+    pub peers: Vec<PeerInfo>,
+    /// Hash of the chain spec; certificates name it, so other networks are refused.
+    pub spec_hash: [u8; 32],
+    /// Largest payload sent or accepted (usually [`frame::MAX_MESSAGE_BYTES`]).
+    pub max_message_bytes: usize,
+}
+
+/// A message received from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// Committee index of the sender, decided by the pinned key of the TLS peer.
+    pub from: usize,
+    /// Wire version of the frame (`MIN_WIRE_VERSION..=WIRE_VERSION`).
+    pub version: u8,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// A snapshot of the mesh counters (all monotonic since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeshStats {
+    /// Messages written to a stream and finished (handed to QUIC; not necessarily delivered).
+    pub messages_sent: u64,
+    /// Valid frames received.
+    pub messages_received: u64,
+    /// Incoming frames dropped as invalid.
+    pub dropped_invalid: u64,
+    /// Outgoing messages dropped because the peer's send queue was full.
+    pub dropped_queue_full: u64,
+    /// Handshakes refused, by us or by the peer, for a TLS reason (unknown key, wrong
+    /// network, bad signature, wrong ALPN, ...), incoming and outgoing.
+    pub handshake_refused: u64,
+    /// Outgoing messages lost because writing them failed (twice, or stopped by the peer).
+    pub dropped_send_failed: u64,
+    /// Outgoing messages refused locally because they exceed `max_message_bytes`.
+    pub dropped_oversized_outgoing: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+    dropped_invalid: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    handshake_refused: AtomicU64,
+    send_failed: AtomicU64,
+    oversized_outgoing: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Errors starting a mesh.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The configuration is inconsistent.
+    #[error("invalid mesh configuration: {0}")]
+    Config(String),
+    /// The identity could not produce a certificate.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The UDP socket could not be bound or set up.
+    #[error("cannot bind QUIC endpoint on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// `Mesh::start` was called outside a tokio runtime.
+    #[error("the mesh must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Starts meshes; see [`Mesh::start`].
+#[derive(Debug)]
+pub struct Mesh;
+
+impl Mesh {
+    /// Binds `cfg.listen`, starts dialling every other peer and accepting their connections.
+    /// Must be called inside a tokio runtime. Returns the handle and the channel of messages
+    /// received from peers.
+    pub fn start(cfg: MeshConfig) -> Result<(MeshHandle, mpsc::Receiver<Inbound>), NetError> {
+        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|source| NetError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        Self::start_on_socket(cfg, socket)
+    }
+
+    /// As [`Mesh::start`], on an already bound socket (`cfg.listen` is then ignored). Useful
+    /// when the address must be known before the configuration is complete (port 0 in
+    /// tests) or when the socket is inherited.
+    pub fn start_on_socket(
+        cfg: MeshConfig,
+        socket: std::net::UdpSocket,
+    ) -> Result<(MeshHandle, mpsc::Receiver<Inbound>), NetError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(NetError::NoRuntime);
+        }
+        let checked = check_config(&cfg)?;
+        let local_addr = socket.local_addr().map_err(|source| NetError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|source| NetError::Bind {
+                addr: local_addr,
+                source,
+            })?;
+
+        let certified = cfg.identity.certified_key(cfg.spec_hash)?;
+        let client_verifier = Arc::new(PinnedClientVerifier::new(
+            checked.others.values().copied(),
+            cfg.spec_hash,
+        ));
+        let server_config = quinn_server_config(certified.clone(), client_verifier)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| NetError::Bind {
+            addr: local_addr,
+            source,
+        })?;
+
+        let counters = Arc::new(Counters::default());
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL_CAPACITY);
+        let max = cfg.max_message_bytes;
+        let server_name = spec_dns_name(&cfg.spec_hash);
+
+        let mut tasks = Vec::new();
+        let mut peers = BTreeMap::new();
+        for p in cfg.peers.iter().filter(|p| p.index != cfg.self_index) {
+            let verifier = Arc::new(PinnedServerVerifier::new(
+                p.transport_key,
+                &format!("peer {}", p.index),
+                cfg.spec_hash,
+            ));
+            let client_config = quinn_client_config(certified.clone(), verifier)?;
+            let (queue_tx, queue_rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
+            let connected = Arc::new(AtomicBool::new(false));
+            let dialer = Dialer {
+                peer: p.index,
+                addr: p.endpoint,
+                client_config,
+                server_name: server_name.clone(),
+                endpoint: endpoint.clone(),
+                counters: counters.clone(),
+                connected: connected.clone(),
+            };
+            tasks.push(tokio::spawn(dialer.run(queue_rx, shutdown_rx.clone())));
+            peers.insert(
+                p.index,
+                PeerSlot {
+                    queue: queue_tx,
+                    connected,
+                    dropping: AtomicBool::new(false),
+                },
+            );
+        }
+
+        let blocked = Arc::new(Blocklist::default());
+        let acceptor = Arc::new(Acceptor {
+            key_to_index: checked.others.iter().map(|(i, k)| (*k, *i)).collect(),
+            blocked: blocked.clone(),
+            counters: counters.clone(),
+            inbound: inbound_tx,
+            max_message_bytes: max,
+        });
+        tasks.push(tokio::spawn(accept_loop(
+            endpoint.clone(),
+            acceptor,
+            shutdown_rx,
+        )));
+
+        info!(
+            target: "harmony::net",
+            %local_addr,
+            self_index = cfg.self_index,
+            peers = peers.len(),
+            key = %hex::encode(cfg.identity.public_key()),
+            "QUIC mesh started"
+        );
+        let inner = Arc::new(Inner {
+            blocked,
+            self_index: cfg.self_index,
+            endpoint,
+            local_addr,
+            max_message_bytes: max,
+            peers,
+            counters,
+            shutdown_tx,
+            tasks: Mutex::new(tasks),
+        });
+        Ok((MeshHandle { inner }, inbound_rx))
+    }
+}
+
+struct CheckedConfig {
+    /// index -> key, excluding self.
+    others: BTreeMap<usize, [u8; 32]>,
+}
+
+fn check_config(cfg: &MeshConfig) -> Result<CheckedConfig, NetError> {
+    let bad = |m: String| Err(NetError::Config(m));
+    if cfg.max_message_bytes == 0 || cfg.max_message_bytes > u32::MAX as usize / 2 {
+        return bad(format!(
+            "max_message_bytes must be between 1 and {}, got {}",
+            u32::MAX / 2,
+            cfg.max_message_bytes
+        ));
+    }
+    let mut indices = HashSet::new();
+    let mut keys = HashSet::new();
+    for p in &cfg.peers {
+        if !indices.insert(p.index) {
+            return bad(format!("peer index {} appears twice", p.index));
+        }
+        if !keys.insert(p.transport_key) {
+            return bad(format!(
+                "transport key {} appears twice (peer {})",
+                hex::encode(p.transport_key),
+                p.index
+            ));
+        }
+    }
+    let Some(me) = cfg.peers.iter().find(|p| p.index == cfg.self_index) else {
+        return bad(format!("self_index {} is not in peers", cfg.self_index));
+    };
+    if me.transport_key != cfg.identity.public_key() {
+        return bad(format!(
+            "this node's transport key {} differs from the key pinned for index {}: {}",
+            hex::encode(cfg.identity.public_key()),
+            cfg.self_index,
+            hex::encode(me.transport_key)
+        ));
+    }
+    Ok(CheckedConfig {
+        others: cfg
+            .peers
+            .iter()
+            .filter(|p| p.index != cfg.self_index)
+            .map(|p| (p.index, p.transport_key))
+            .collect(),
+    })
+}
+
+mod accept;
+mod dial;
+mod handle;
+mod tls;
+
+use accept::{accept_loop, Acceptor};
+use dial::Dialer;
+use handle::stopped;
+pub use handle::MeshHandle;
+pub(crate) use tls::*;
+
+fn is_tls_code(code: quinn::TransportErrorCode) -> bool {
+    (0x100..0x200).contains(&u64::from(code))
+}
+
+/// Whether a connection failed because a TLS handshake was refused (by either side).
+fn is_tls_refusal(e: &ConnectionError) -> bool {
+    match e {
+        ConnectionError::TransportError(t) => is_tls_code(t.code),
+        ConnectionError::ConnectionClosed(c) => is_tls_code(c.error_code),
+        _ => false,
+    }
+}
+
+fn alpn_ok(conn: &quinn::Connection) -> bool {
+    conn.handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.protocol)
+        .is_some_and(|p| p == ALPN)
+}
+
+fn peer_key(conn: &quinn::Connection) -> Option<[u8; 32]> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    cert_ed25519_key(certs.first()?).ok()
+}
+
+struct PeerSlot {
+    queue: mpsc::Sender<Arc<Vec<u8>>>,
+    connected: Arc<AtomicBool>,
+    /// Whether the queue is currently dropping (to warn once per episode).
+    dropping: AtomicBool,
+}
+
+/// Blocked peers and the incoming connections to cut when one is blocked.
+#[derive(Default)]
+struct Blocklist {
+    peers: Mutex<std::collections::HashSet<usize>>,
+    incoming: Mutex<HashMap<usize, Vec<quinn::Connection>>>,
+}
+
+impl Blocklist {
+    fn contains(&self, peer: usize) -> bool {
+        self.peers.lock().expect("lock").contains(&peer)
+    }
+}
+
+/// Close code sent to a blocked peer.
+const CLOSE_BLOCKED: u32 = 0x4b;
+
+struct Inner {
+    blocked: Arc<Blocklist>,
+    self_index: usize,
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+    max_message_bytes: usize,
+    peers: BTreeMap<usize, PeerSlot>,
+    counters: Arc<Counters>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: stop everything.
+        self.shutdown_tx.send_replace(true);
+        self.endpoint
+            .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+    }
+}
