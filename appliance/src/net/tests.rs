@@ -517,6 +517,45 @@ async fn other_chain_spec_is_refused() {
     .await;
 }
 
+/// A key holds one incoming connection: a newer one replaces the older, which is closed, and
+/// messages on the newer one are delivered.
+#[tokio::test]
+async fn a_newer_connection_from_a_key_replaces_the_older() {
+    with_deadline(20, async {
+        let mut c = Committee::new(2);
+        let (m0, mut rx0) = c.start(0);
+        let ep = raw_endpoint();
+        let dial = || {
+            raw_dial(
+                &ep,
+                m0.local_addr(),
+                c.ids[1].certified_key(SPEC).unwrap(),
+                c.peers[0].transport_key,
+                SPEC,
+            )
+        };
+        let first = dial().await.unwrap();
+        raw_stream(&first, &encode_frame(WIRE_VERSION, b"on the first")).await;
+        assert_eq!(recv(&mut rx0).await, msg(1, b"on the first"));
+        let second = dial().await.unwrap();
+        let closed = tokio::time::timeout(PROMPT, first.closed())
+            .await
+            .expect("the older connection is closed");
+        match closed {
+            quinn::ConnectionError::ApplicationClosed(a) => {
+                assert_eq!(
+                    a.error_code,
+                    quinn::VarInt::from_u32(super::mesh::CLOSE_REPLACED)
+                );
+            }
+            other => panic!("closed for another reason: {other:?}"),
+        }
+        raw_stream(&second, &encode_frame(WIRE_VERSION, b"on the second")).await;
+        assert_eq!(recv(&mut rx0).await, msg(1, b"on the second"));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn malformed_frames_are_dropped_and_the_mesh_keeps_running() {
     with_deadline(20, async {

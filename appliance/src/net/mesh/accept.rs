@@ -77,21 +77,30 @@ pub(super) async fn handle_incoming(
         conn.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
         return;
     }
-    acceptor
+    let older = acceptor
         .blocked
         .incoming
         .lock()
         .expect("lock")
-        .entry(from)
-        .or_default()
-        .push(conn.clone());
+        .insert(from, conn.clone());
+    if let Some(old) = older {
+        old.close(VarInt::from_u32(CLOSE_REPLACED), b"replaced");
+    }
     info!(target: "harmony::net", peer = from, %remote, "accepted connection from peer");
+    // Forget this connection when it ends, unless a newer one took its place.
+    let forget = |acceptor: &Acceptor| {
+        let mut live = acceptor.blocked.incoming.lock().expect("lock");
+        if live.get(&from).map(|c| c.stable_id()) == Some(conn.stable_id()) {
+            live.remove(&from);
+        }
+    };
     let budget = Arc::new(Semaphore::new(read_budget(acceptor.max_message_bytes)));
     loop {
         let recv = tokio::select! {
             biased;
             _ = stopped(&mut shutdown) => {
                 conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+                forget(&acceptor);
                 return;
             }
             r = conn.accept_uni() => match r {
@@ -104,6 +113,7 @@ pub(super) async fn handle_incoming(
                         reason = %e,
                         "connection from peer closed",
                     );
+                    forget(&acceptor);
                     return;
                 }
             },

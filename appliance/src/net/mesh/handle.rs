@@ -64,9 +64,8 @@ impl MeshHandle {
             .incoming
             .lock()
             .expect("lock")
-            .remove(&peer)
-            .unwrap_or_default();
-        for c in conns {
+            .remove(&peer);
+        if let Some(c) = conns {
             c.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
         }
         warn!(target: "harmony::net", peer, "peer blocked");

@@ -404,11 +404,13 @@ struct PeerSlot {
     dropping: AtomicBool,
 }
 
-/// Blocked peers and the incoming connections to cut when one is blocked.
+/// Blocked peers, and each peer's live incoming connection (to cut when it is blocked). One
+/// per key: a newer connection replaces the older one, which is closed, so a key cannot hold
+/// many connections with a read budget each, and a closed one is forgotten.
 #[derive(Default)]
 struct Blocklist {
     peers: Mutex<std::collections::HashSet<usize>>,
-    incoming: Mutex<HashMap<usize, Vec<quinn::Connection>>>,
+    incoming: Mutex<HashMap<usize, quinn::Connection>>,
 }
 
 impl Blocklist {
@@ -419,6 +421,8 @@ impl Blocklist {
 
 /// Close code sent to a blocked peer.
 const CLOSE_BLOCKED: u32 = 0x4b;
+/// Close code sent on a peer's older connection when it opens a newer one.
+pub const CLOSE_REPLACED: u32 = 0x4c;
 
 struct Inner {
     blocked: Arc<Blocklist>,
