@@ -155,6 +155,25 @@ fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
     );
     assert!(ok["result"].is_array(), "{ok}");
 
+    // Filter size: every block's bloom and every log would be tested against each address
+    // and topic alternative, so a huge filter is refused before any block is read.
+    let many_addresses: Vec<String> = (0..1001).map(|i| format!("0x{i:040x}")).collect();
+    let (code, msg) = error_of(&call(
+        port,
+        "eth_getLogs",
+        json!([{"fromBlock": "0x1", "toBlock": "0x2", "address": many_addresses}]),
+    ));
+    assert_eq!(code, -32602);
+    assert!(msg.contains("at most 1000 addresses"), "{msg}");
+    let many_topics: Vec<String> = (0..101).map(|i| format!("0x{i:064x}")).collect();
+    let (code, msg) = error_of(&call(
+        port,
+        "eth_getLogs",
+        json!([{"fromBlock": "0x1", "toBlock": "0x2", "topics": [null, many_topics]}]),
+    ));
+    assert_eq!(code, -32602);
+    assert!(msg.contains("alternatives per position"), "{msg}");
+
     // Call gas cap: an endless loop (JUMPDEST PUSH1 0 JUMP) as init code runs out of the
     // capped gas, not the 1e9 asked for.
     let started = Instant::now();

@@ -17,6 +17,12 @@ pub struct Filter {
     pub topics: Vec<Option<Vec<B256>>>,
 }
 
+/// Most addresses one filter may name, and most alternatives at one topic position: every
+/// block's bloom is tested against each, and every log against each (geth serves far fewer in
+/// practice; a filter past these is a request for work, not for logs).
+pub const MAX_FILTER_ADDRESSES: usize = 1_000;
+pub const MAX_TOPIC_ALTERNATIVES: usize = 100;
+
 fn one_or_many<T>(
     v: &Value,
     what: &str,
@@ -41,6 +47,11 @@ impl Filter {
             .ok_or_else(|| invalid("filter: expected an object"))?;
         let mut f = Filter::default();
         if let Some(a) = o.get("address").filter(|a| !a.is_null()) {
+            if a.as_array().is_some_and(|a| a.len() > MAX_FILTER_ADDRESSES) {
+                return Err(invalid(format!(
+                    "filter address: at most {MAX_FILTER_ADDRESSES} addresses"
+                )));
+            }
             f.addresses = one_or_many(a, "address", |s| s.parse().ok())?;
         }
         if let Some(t) = o.get("topics").filter(|t| !t.is_null()) {
@@ -55,6 +66,11 @@ impl Filter {
                     Value::Null => None,
                     // An empty alternative list matches anything, as in geth.
                     Value::Array(a) if a.is_empty() => None,
+                    Value::Array(a) if a.len() > MAX_TOPIC_ALTERNATIVES => {
+                        return Err(invalid(format!(
+                            "filter topics: at most {MAX_TOPIC_ALTERNATIVES} alternatives per position"
+                        )))
+                    }
                     other => Some(one_or_many(other, "topic", |s| s.parse().ok())?),
                 });
             }
