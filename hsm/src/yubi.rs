@@ -679,7 +679,9 @@ impl HsmSigner {
                 "no sealed BLS key; create one with `harmony-appliance keys generate --backend yubihsm`",
             ));
         }
-        let mut keys = Vec::new();
+        // Exactly sized: a growing Vec would move the scalars on reallocation and leave
+        // copies in freed memory that nothing zeroizes (each key is zeroized where it ends).
+        let mut keys = Vec::with_capacity(sealed.len());
         for p in sealed {
             keys.push(SealedKey::load(p)?.unseal(&client, &p.display().to_string())?);
         }
