@@ -207,11 +207,13 @@ fn reverted(output: &Bytes) -> ErrorObjectOwned {
 /// Decodes `Error(string)` revert data (selector 0x08c379a0).
 fn alloy_sol_reason(out: &[u8]) -> Option<String> {
     let body = out.strip_prefix(&[0x08, 0xc3, 0x79, 0xa0][..])?;
+    // Offsets and lengths come from contract output: checked, never trusted.
     let offset: usize = U256::from_be_slice(body.get(..32)?).try_into().ok()?;
-    let len: usize = U256::from_be_slice(body.get(offset..offset + 32)?)
+    let start = offset.checked_add(32)?;
+    let len: usize = U256::from_be_slice(body.get(offset..start)?)
         .try_into()
         .ok()?;
-    let bytes = body.get(offset + 32..offset + 32 + len)?;
+    let bytes = body.get(start..start.checked_add(len)?)?;
     String::from_utf8(bytes.to_vec()).ok()
 }
 
@@ -634,4 +636,32 @@ fn percentile(tips: &[(u128, u64)], p: f64, gas_used: u64) -> u128 {
         }
     }
     tips.last().map(|t| t.0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_string(offset: U256, len: U256, text: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x08, 0xc3, 0x79, 0xa0];
+        out.extend_from_slice(&offset.to_be_bytes::<32>());
+        out.extend_from_slice(&len.to_be_bytes::<32>());
+        out.extend_from_slice(text);
+        out
+    }
+
+    #[test]
+    fn revert_reasons_decode_and_hostile_offsets_do_not_overflow() {
+        let ok = error_string(U256::from(32), U256::from(5), b"hello");
+        assert_eq!(alloy_sol_reason(&ok).as_deref(), Some("hello"));
+        for (offset, len) in [
+            (U256::from(usize::MAX), U256::from(1)),
+            (U256::from(usize::MAX - 31), U256::from(1)),
+            (U256::from(32), U256::from(usize::MAX)),
+            (U256::from(32), U256::from(usize::MAX - 40)),
+            (U256::MAX, U256::from(1)),
+        ] {
+            assert_eq!(alloy_sol_reason(&error_string(offset, len, b"hello")), None);
+        }
+    }
 }
