@@ -17,6 +17,8 @@ pub(super) async fn accept_loop(
     acceptor: Arc<Acceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Handshakes seen in the current one-second window.
+    let (mut window, mut seen) = (Instant::now(), 0u32);
     loop {
         let incoming = tokio::select! {
             biased;
@@ -26,6 +28,19 @@ pub(super) async fn accept_loop(
                 None => return,
             },
         };
+        if window.elapsed() >= Duration::from_secs(1) {
+            (window, seen) = (Instant::now(), 0);
+        }
+        seen = seen.saturating_add(1);
+        if seen > RETRY_ABOVE_PER_SECOND && !incoming.remote_address_validated() {
+            // The client retries with a token that proves its address; only then is the
+            // handshake done (spoofed sources never come back).
+            if incoming.may_retry() {
+                bump(&acceptor.counters.retries);
+                let _ = incoming.retry();
+                continue;
+            }
+        }
         tokio::spawn(handle_incoming(
             incoming,
             acceptor.clone(),

@@ -156,6 +156,7 @@ impl MeshHandle {
             handshake_refused: l(&c.handshake_refused),
             dropped_send_failed: l(&c.send_failed),
             dropped_oversized_outgoing: l(&c.oversized_outgoing),
+            retries_sent: l(&c.retries),
         }
     }
 

@@ -29,6 +29,11 @@
 //! [`PEER_QUEUE_CAPACITY`]. When the consumer of the inbound channel is slow, readers wait and
 //! QUIC flow control pushes back on the senders; nothing inbound is dropped for that reason.
 //!
+//! Handshake floods: past [`RETRY_ABOVE_PER_SECOND`] incoming handshakes in a second, clients
+//! must complete a QUIC Retry (address validation) first, so spoofed sources cost no TLS
+//! handshake (`retries_sent`). Each key holds one incoming connection; a newer one replaces
+//! the older.
+//!
 //! QUIC codes: connections are closed with application code [`CLOSE_SHUTDOWN`] on shutdown and
 //! [`CLOSE_PROTOCOL`] when a peer could not be identified; a stream carrying an invalid frame
 //! is stopped with [`STOP_INVALID_FRAME`].
@@ -67,6 +72,10 @@ pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(200);
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// An incoming frame must be complete this long after its stream was accepted.
 pub const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Past this many incoming handshakes in one second, a client must prove its address with a
+/// QUIC Retry round trip before the node spends a TLS handshake on it (spoofed floods stop
+/// there). A committee reconnecting after a restart stays below it.
+pub const RETRY_ABOVE_PER_SECOND: u32 = 64;
 /// Concurrent incoming unidirectional streams allowed per connection.
 pub const MAX_INCOMING_STREAMS: u32 = 1024;
 /// Application close code: the node is shutting down.
@@ -137,6 +146,9 @@ pub struct MeshStats {
     pub dropped_send_failed: u64,
     /// Outgoing messages refused locally because they exceed `max_message_bytes`.
     pub dropped_oversized_outgoing: u64,
+    /// Handshakes answered with a QUIC Retry (address validation) because more than
+    /// [`RETRY_ABOVE_PER_SECOND`] arrived in one second.
+    pub retries_sent: u64,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +160,7 @@ struct Counters {
     handshake_refused: AtomicU64,
     send_failed: AtomicU64,
     oversized_outgoing: AtomicU64,
+    retries: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
