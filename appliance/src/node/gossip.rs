@@ -80,8 +80,7 @@ pub(super) fn spawn_gossip_worker(
                     Err(e) => tracing::warn!(target: "mempool", error = %e, "could not read state to pool relayed transactions"),
                 }
                 let pooled = pool.lock().expect("lock").len();
-                let mut senders: Vec<usize> = peers;
-                senders.dedup();
+                let mut senders = peers;
                 senders.sort_unstable();
                 senders.dedup();
                 for peer in senders {

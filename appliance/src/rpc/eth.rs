@@ -19,11 +19,16 @@ const EXECUTION_REVERTED: i32 = 3;
 /// The tip wallets are told to pay (`eth_maxPriorityFeePerGas`).
 const SUGGESTED_TIP: u64 = 1_000_000_000;
 
+/// Tags that mean the tip (blocks are final when stored, and this node keeps no pending block).
+fn is_tip_tag(tag: &str) -> bool {
+    matches!(tag, "latest" | "finalized" | "safe" | "pending")
+}
+
 /// A block parameter resolved against the chain.
 pub(crate) fn block_number(ctx: &RpcContext, tag: &str) -> RpcResult<u64> {
     let tip = tip(ctx)?.0;
     match tag {
-        "latest" | "finalized" | "safe" | "pending" => Ok(tip),
+        t if is_tip_tag(t) => Ok(tip),
         "earliest" => Ok(0),
         hex => {
             let digits = hex.strip_prefix("0x").ok_or_else(|| {
@@ -70,13 +75,17 @@ fn tip(ctx: &RpcContext) -> RpcResult<(u64, Header)> {
 /// A tag that means the tip is accepted without resolving it (resolving it and then reading the
 /// tip again raced with a block being stored, and refused `latest` under load).
 fn require_latest(ctx: &RpcContext, v: Option<&Value>) -> RpcResult<()> {
-    if let None | Some(Value::Null) = v {
+    let tag = match v {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(tag)) => Some(tag),
+        Some(Value::Object(o)) => match o.get("blockNumber") {
+            Some(Value::String(tag)) => Some(tag),
+            _ => None,
+        },
+        Some(_) => None,
+    };
+    if tag.is_some_and(|t| is_tip_tag(t)) {
         return Ok(());
-    }
-    if let Some(Value::String(tag)) = v {
-        if matches!(tag.as_str(), "latest" | "finalized" | "safe" | "pending") {
-            return Ok(());
-        }
     }
     let n = block_param(ctx, v)?;
     let latest = tip(ctx)?.0;
