@@ -534,7 +534,8 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     let (s1, d1) = fresh_store(&genesis, &alloc);
     let entries_before = entries(&s1);
     let t = Instant::now();
-    s1.commit_executed(&block, Some(&cert), &built).unwrap();
+    s1.commit_executed(&block, Some(&cert), built.writes())
+        .unwrap();
     let t_commit = t.elapsed();
     let entries_after = entries(&s1);
     assert_eq!(s1.state_root().unwrap(), block.header.state_root);
@@ -542,7 +543,8 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     let (s2, d2) = fresh_store(&genesis, &alloc);
     let t = Instant::now();
     let executed = state::exec::verify(&s2, &cfg, &parent, &block).expect("verifies");
-    s2.commit_executed(&block, Some(&cert), &executed).unwrap();
+    s2.commit_executed(&block, Some(&cert), executed.writes())
+        .unwrap();
     let t_e2e = t.elapsed();
     drop((s2, d2));
     let (db, envs) = (ref_db.clone(), ref_envs.clone());
@@ -608,7 +610,8 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
         b.iter_batched(
             || fresh_store(&genesis, &alloc),
             |(s, d)| {
-                s.commit_executed(&block, Some(&cert), &built).unwrap();
+                s.commit_executed(&block, Some(&cert), built.writes())
+                    .unwrap();
                 (s, d)
             },
             BatchSize::PerIteration,
@@ -620,7 +623,8 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
             |(s, d)| {
                 let executed: ExecutedBlock =
                     state::exec::verify(&s, &cfg, &parent, &block).unwrap();
-                s.commit_executed(&block, Some(&cert), &executed).unwrap();
+                s.commit_executed(&block, Some(&cert), executed.writes())
+                    .unwrap();
                 (executed, s, d)
             },
             BatchSize::PerIteration,

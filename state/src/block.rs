@@ -163,7 +163,7 @@ impl BlockTemplate {
                 logs_bloom: Bloom::ZERO,
                 gas_limit: GAS_LIMIT,
                 gas_used: 0,
-                base_fee: crate::exec::MIN_BASE_FEE,
+                base_fee: crate::fees::MIN_BASE_FEE,
                 extra_data: Bytes::new(),
                 vrf: Bytes::new(),
                 vdf: Bytes::new(),
@@ -192,6 +192,11 @@ pub struct CommitCertificate {
     pub signature: Bytes,
     /// Signer bitmap over committee keys.
     pub bitmap: Bytes,
+}
+
+/// The base fee of the block after `parent`.
+pub fn next_base_fee_after(parent: &Header) -> u64 {
+    crate::fees::next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee)
 }
 
 #[cfg(test)]

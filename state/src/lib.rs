@@ -1,11 +1,21 @@
 //! Chain types, their RLP codecs, the chain spec and the MDBX chain store.
 #![forbid(unsafe_code)]
 
+// Layers, each importing only from those above it in this list (checked by
+// `scripts/module_graph.py` in `make test`):
+// primitives: bitmap, block, fees, tx, types, changes, spec
+// storage:    db (tables, codecs, the ChainStore, the state trie)
+// execution:  exec (revm over db)
+// pool:       mempool
 pub mod bitmap;
 pub mod block;
+pub mod changes;
 pub mod exec;
+pub mod fees;
 pub mod mempool;
 pub mod spec;
+pub mod tx;
+pub mod types;
 
 pub use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 pub use bitmap::Bitmap;

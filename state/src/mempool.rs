@@ -66,7 +66,8 @@ use alloy_consensus::Transaction;
 use alloy_primitives::{Address, B256, U256};
 
 use crate::block::GAS_LIMIT;
-use crate::exec::{SignedTx, MIN_BASE_FEE};
+use crate::fees::MIN_BASE_FEE;
+use crate::tx::SignedTx;
 
 /// The cheapest possible transaction: a plain transfer.
 const MIN_TX_GAS: u64 = 21_000;
@@ -105,6 +106,17 @@ impl Default for MempoolConfig {
 /// finalized state.
 pub trait AccountSource {
     fn nonce_and_balance(&self, address: Address) -> (u64, U256);
+}
+
+/// The pool checks nonces and balances against the latest state. A read error counts as an
+/// empty account: the transaction is then judged again when a block is built.
+impl<K: libmdbx::TransactionKind> AccountSource for crate::exec::StateReader<'_, K> {
+    fn nonce_and_balance(&self, address: Address) -> (u64, U256) {
+        match self.account(address) {
+            Ok(Some(a)) => (a.nonce, a.balance),
+            _ => (0, U256::ZERO),
+        }
+    }
 }
 
 /// What [`Mempool::insert`] did with an accepted transaction.

@@ -226,11 +226,11 @@ impl ChainSpec {
     }
 
     /// The genesis allocation as state changes (what block 0's state holds).
-    pub fn genesis_state(&self) -> crate::exec::StateChanges {
-        let mut changes = crate::exec::StateChanges::default();
+    pub fn genesis_state(&self) -> crate::changes::StateChanges {
+        let mut changes = crate::changes::StateChanges::default();
         for (address, acc) in &self.alloc {
             let code_hash = if acc.code.is_empty() {
-                crate::exec::EMPTY_CODE_HASH
+                crate::types::EMPTY_CODE_HASH
             } else {
                 let h = keccak256(&acc.code);
                 changes.codes.insert(h, acc.code.clone());
@@ -238,7 +238,7 @@ impl ChainSpec {
             };
             changes.accounts.insert(
                 *address,
-                Some(crate::exec::AccountInfoLite {
+                Some(crate::changes::AccountInfoLite {
                     nonce: acc.nonce,
                     balance: acc.balance,
                     code_hash,
@@ -265,7 +265,7 @@ impl ChainSpec {
                     .map(|(k, v)| (B256::from(k.to_be_bytes::<32>()), *v)),
             );
             let code_hash = if acc.code.is_empty() {
-                crate::exec::EMPTY_CODE_HASH
+                crate::types::EMPTY_CODE_HASH
             } else {
                 keccak256(&acc.code)
             };

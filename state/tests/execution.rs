@@ -144,7 +144,7 @@ fn produce(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Block {
         executed.execution.rejected
     );
     store
-        .commit_executed(&block, Some(&cert(&block)), &executed)
+        .commit_executed(&block, Some(&cert(&block)), executed.writes())
         .unwrap();
     assert_eq!(store.state_root().unwrap(), block.header.state_root);
     block
@@ -201,7 +201,7 @@ fn a_second_node_re_executes_and_a_tampered_header_is_refused() {
     let parent = tip(&follower);
     let executed = exec::verify(&follower, &cfg, &parent, &block).unwrap();
     follower
-        .commit_executed(&block, Some(&cert(&block)), &executed)
+        .commit_executed(&block, Some(&cert(&block)), executed.writes())
         .unwrap();
     assert_eq!(follower.state_root().unwrap(), leader.state_root().unwrap());
 

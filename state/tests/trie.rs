@@ -4,8 +4,9 @@
 
 use alloy_primitives::{Address, B256, U256};
 use proptest::prelude::*;
+use state::db::root;
 use state::db::ChainStore;
-use state::exec::{root, AccountInfoLite, StateChanges, EMPTY_CODE_HASH};
+use state::exec::{AccountInfoLite, StateChanges, EMPTY_CODE_HASH};
 
 fn address(i: u16) -> Address {
     let mut a = [0u8; 20];

@@ -3,8 +3,10 @@
 //! serialized outputs comparable byte for byte.
 
 use super::hash_prime::hash_prime;
-use super::serialize::MAX_DISCRIMINANT_BITS;
 use super::VdfError;
+
+/// Largest discriminant supported (the compressed encoding's limit), in bits.
+pub const MAX_DISCRIMINANT_BITS: usize = 1024;
 use rug::ops::{DivRoundingAssign, RemRounding, RemRoundingAssign};
 use rug::{Assign, Integer};
 
@@ -202,7 +204,7 @@ impl Form {
             return Self { a, b, c };
         }
         // Partial Euclid on (A, k) down to ⌊|D|^¼⌋: r1 ≡ −co1·k (mod A).
-        let (co2, co1, _, r1) = super::serialize::partial_xgcd(big_a.clone(), k, bound);
+        let (co2, co1, _, r1) = super::xgcd::partial_xgcd(big_a.clone(), k, bound);
         // m2 = (b·r1 − c1·co1) / A
         let mut m2 = Integer::from(&self.b * &r1);
         m2 -= c1 * &co1;
@@ -303,7 +305,7 @@ impl Form {
             c.div_exact_mut(&a1);
             return Self { a, b, c };
         }
-        let (co2, co1, _, r1) = super::serialize::partial_xgcd(a1.clone(), k, bound);
+        let (co2, co1, _, r1) = super::xgcd::partial_xgcd(a1.clone(), k, bound);
         // m1 = (m·co1 + a2·r1) / a1;  m2 = (ss·r1 − c2·co1) / a1
         let t = Integer::from(&a2 * &r1);
         let mut m1 = Integer::from(&m * &co1);

@@ -9,10 +9,11 @@ mod form;
 mod hash_prime;
 mod serialize;
 mod wesolowski;
+mod xgcd;
 
-pub use form::{Discriminant, Form};
+pub use form::{Discriminant, Form, MAX_DISCRIMINANT_BITS};
 pub use hash_prime::hash_prime;
-pub use serialize::{FORM_BYTES, MAX_DISCRIMINANT_BITS};
+pub use serialize::FORM_BYTES;
 pub use wesolowski::{get_b, prove, prove_with_progress, verify, Proof, B_BITS};
 
 /// Why a VDF input was refused.

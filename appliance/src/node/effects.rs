@@ -106,7 +106,7 @@ impl Driver {
             }
             Effect::PersistSafety(record) => {
                 // Durable (MDBX commit with full sync) before the signature it protects.
-                if let Err(e) = self.ctx.store.put_meta(SAFETY_KEY, &record.encode_to_vec()) {
+                if let Err(e) = self.ctx.store.put_consensus_safety(SHARD, &record) {
                     tracing::error!(target: "storage", error = %e, "could not persist the safety record; stopping to stay safe");
                     // Nothing after this effect runs (the signature it protects included): the
                     // loop stops and `run` returns the error.
@@ -261,7 +261,7 @@ impl Driver {
         };
         self.ctx
             .store
-            .commit_executed(block, Some(cert), &executed)
+            .commit_executed(block, Some(cert), executed.writes())
             .map_err(|e| e.to_string())?;
         // Every other executed block was a competitor at this height: stale now.
         self.executed.clear();

@@ -57,20 +57,16 @@ pub struct NodeContext {
     pub announce_headers_only: bool,
 }
 
-/// Metadata key of the consensus safety record (view, lock and votes of the height in progress).
-const SAFETY_KEY: &str = "consensus_safety";
+/// This node's shard: the key of its consensus safety record.
+const SHARD: u64 = 0;
 
 fn load_safety(store: &ChainStore) -> eyre::Result<Option<SafetyRecord>> {
-    match store.get_meta(SAFETY_KEY)? {
-        None => Ok(None),
-        Some(bytes) => SafetyRecord::decode(&bytes).map(Some).map_err(|e| {
-            eyre::eyre!(
-                "the consensus safety record in the database is corrupt ({e}); refusing to \
-                 start, since it guards against double-signing. Restore the data directory \
-                 from a backup"
-            )
-        }),
-    }
+    store.consensus_safety(SHARD).map_err(|e| {
+        eyre::eyre!(
+            "the consensus safety record could not be read ({e}); refusing to start, since it \
+             guards against double-signing. Restore the data directory from a backup"
+        )
+    })
 }
 
 struct Driver {

@@ -100,8 +100,8 @@ impl Filter {
             f.from = n;
             f.to = n;
         } else {
-            f.from = super::eth::block_number(c, get("fromBlock").unwrap_or("latest"))?;
-            f.to = super::eth::block_number(c, get("toBlock").unwrap_or("latest"))?;
+            f.from = super::params::block_number(c, get("fromBlock").unwrap_or("latest"))?;
+            f.to = super::params::block_number(c, get("toBlock").unwrap_or("latest"))?;
             let tip = c.store.tip().map_err(internal)?.map(|t| t.0).unwrap_or(0);
             f.to = f.to.min(tip);
             if f.from > f.to {

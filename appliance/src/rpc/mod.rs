@@ -12,6 +12,7 @@ mod eth;
 pub mod json;
 mod logs;
 pub mod origin;
+mod params;
 mod subscribe;
 
 use crate::chain::{BlockEvents, SharedPool, StatusBoard};
@@ -93,6 +94,8 @@ const INTERNAL: i32 = -32603;
 const SERVER_ERROR: i32 = -32000;
 /// EIP-1474 "limit exceeded".
 const LIMIT_EXCEEDED: i32 = -32005;
+
+type RpcResult<T> = Result<T, jsonrpsee::types::ErrorObjectOwned>;
 
 fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObject::owned(INVALID_PARAMS, msg.into(), None::<()>)

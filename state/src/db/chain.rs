@@ -2,10 +2,15 @@
 
 use super::env::{Db, RwTx, SCHEMA_VERSION_KEY};
 use super::error::DbError;
+use super::root;
 use super::tables::{
-    Bodies, CanonicalHashes, Certificates, HeaderNumbers, Headers, Metadata, Table,
+    Bodies, CanonicalHashes, Certificates, ConsensusSafety, HeaderNumbers, Headers, Metadata, Table,
 };
+use super::tables::{Receipts, TxLookup};
+use super::trie::TrieDiff;
 use crate::block::{Block, CommitCertificate, Header, HEADER_VERSION};
+use crate::changes::StateChanges;
+use crate::types::{StoredReceipt, StoredReceipts, TxLocation};
 use alloy_primitives::B256;
 use std::path::Path;
 
@@ -54,7 +59,7 @@ impl ChainStore {
     pub fn init_genesis_with_state(
         &self,
         genesis: &Block,
-        alloc: &crate::exec::StateChanges,
+        alloc: &StateChanges,
     ) -> Result<(), DbError> {
         self.init_genesis_inner(genesis, Some(alloc))
     }
@@ -62,7 +67,7 @@ impl ChainStore {
     fn init_genesis_inner(
         &self,
         genesis: &Block,
-        alloc: Option<&crate::exec::StateChanges>,
+        alloc: Option<&StateChanges>,
     ) -> Result<(), DbError> {
         let expected = genesis.hash();
         if genesis.number() != 0 {
@@ -84,7 +89,7 @@ impl ChainStore {
                 let Some(alloc) = alloc else {
                     return tx.commit();
                 };
-                let root = crate::exec::root::apply_changes(&tx, alloc)?;
+                let root = super::root::apply_changes(&tx, alloc)?;
                 if root != genesis.header.state_root {
                     return Err(DbError::InvalidBlock {
                         number: 0,
@@ -211,6 +216,39 @@ impl ChainStore {
     }
 }
 
+/// The consensus safety record: its own table, typed at this boundary (the record's type lives
+/// in `consensus`, which this crate does not know; it is any RLP type).
+impl ChainStore {
+    /// The safety record of `shard`, if one was stored. Bytes that do not decode are
+    /// [`DbError::Corrupt`]: the record guards against double-signing, so it is never guessed.
+    pub fn consensus_safety<T: alloy_rlp::Decodable>(
+        &self,
+        shard: u64,
+    ) -> Result<Option<T>, DbError> {
+        let Some(bytes) = self.db.tx()?.get::<ConsensusSafety>(&shard)? else {
+            return Ok(None);
+        };
+        crate::block::decode_exact(&bytes)
+            .map(Some)
+            .map_err(|e| DbError::Corrupt {
+                table: ConsensusSafety::NAME,
+                key: shard.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Stores `record` as the safety record of `shard`, durably (fsync) before returning.
+    pub fn put_consensus_safety<T: alloy_rlp::Encodable>(
+        &self,
+        shard: u64,
+        record: &T,
+    ) -> Result<(), DbError> {
+        let tx = self.db.tx_mut()?;
+        tx.put::<ConsensusSafety>(shard, &alloy_rlp::encode(record))?;
+        tx.commit()
+    }
+}
+
 fn missing(table: &'static str, n: u64) -> DbError {
     DbError::Corrupt {
         table,
@@ -278,4 +316,95 @@ fn insert_in(
         tx.put::<Certificates>(number, cert)?;
     }
     Ok(())
+}
+
+/// What executing a block writes besides the block itself (built by the executor, which knows
+/// the changes; applied here, where the tables are).
+#[derive(Debug, Clone)]
+pub struct StateWrites<'a> {
+    pub changes: &'a StateChanges,
+    /// The account-trie writes computed with the changes (reused when the root matches).
+    pub trie: &'a TrieDiff,
+    pub receipts: &'a [StoredReceipt],
+    /// Transaction hashes in block order, for the lookup index.
+    pub tx_hashes: Vec<B256>,
+}
+
+/// State and receipts: the half of the store that execution fills.
+impl ChainStore {
+    /// The state root after applying `changes` to the current state: computed inside a write
+    /// transaction that is then dropped, so nothing is written.
+    pub fn state_root_after(&self, changes: &StateChanges) -> Result<B256, DbError> {
+        Ok(self.trie_diff_after(changes)?.root)
+    }
+
+    /// The root after `changes` with the account-trie writes that give it (nothing written).
+    pub fn trie_diff_after(&self, changes: &StateChanges) -> Result<TrieDiff, DbError> {
+        let tx = self.db().tx_mut()?;
+        root::apply_and_diff(&tx, changes)
+        // `tx` drops here: aborted.
+    }
+
+    /// The root of the state as stored, recomputed from every account (the reference the
+    /// incremental root is checked against).
+    pub fn state_root(&self) -> Result<B256, DbError> {
+        root::state_root(&self.db().tx()?)
+    }
+
+    /// Appends an executed block: header, body, certificate, state changes, receipts and the
+    /// transaction index, all in one write transaction.
+    pub fn commit_executed(
+        &self,
+        block: &Block,
+        cert: Option<&CommitCertificate>,
+        writes: StateWrites<'_>,
+    ) -> Result<(), DbError> {
+        let tx = self.db().tx_mut()?;
+        self.insert_in_tx(&tx, block, cert)?;
+        // The trie writes computed when the block was executed apply to this same state (the
+        // block extends the tip, checked above), so the trie is not walked again.
+        let root = if writes.trie.root == block.header.state_root {
+            root::apply_with_diff(&tx, writes.changes, writes.trie)?;
+            writes.trie.root
+        } else {
+            root::apply_changes(&tx, writes.changes)?
+        };
+        let number = block.number();
+        if root != block.header.state_root {
+            // Nothing is written: the state must never disagree with its block.
+            return Err(DbError::InvalidBlock {
+                number,
+                reason: format!(
+                    "state root after applying the block is {root}, the header says {}",
+                    block.header.state_root
+                ),
+            });
+        }
+        tx.put::<Receipts>(
+            number,
+            &StoredReceipts {
+                receipts: writes.receipts.to_vec(),
+            },
+        )?;
+        for (index, hash) in writes.tx_hashes.iter().enumerate() {
+            tx.put::<TxLookup>(
+                *hash,
+                &TxLocation {
+                    block: number,
+                    index: index as u32,
+                },
+            )?;
+        }
+        tx.commit()
+    }
+
+    /// The receipts of block `n`.
+    pub fn receipts(&self, n: u64) -> Result<Option<StoredReceipts>, DbError> {
+        self.db().tx()?.get::<Receipts>(&n)
+    }
+
+    /// Where a transaction sits in the canonical chain.
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>, DbError> {
+        self.db().tx()?.get::<TxLookup>(hash)
+    }
 }

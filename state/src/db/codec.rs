@@ -3,7 +3,7 @@
 //! Keys are encoded so that MDBX's byte order is the natural order (`u64` big-endian), values
 //! of chain types are their RLP encoding, decoded strictly (no trailing bytes).
 
-use crate::block::{decode_exact, Body, CommitCertificate, Header};
+use crate::block::{decode_exact, Body, CommitCertificate, Header, HeaderError};
 use alloy_primitives::{Bytes, B256, U256};
 use alloy_rlp::Decodable;
 
@@ -12,7 +12,7 @@ pub trait KeyCodec: Sized {
     /// The encoded form (a fixed array for fixed-size keys, so encoding does not allocate).
     type Encoded: AsRef<[u8]>;
     fn encode_key(&self) -> Self::Encoded;
-    fn decode_key(bytes: &[u8]) -> Result<Self, String>;
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError>;
     /// Human-readable form, for error messages.
     fn display_key(&self) -> String;
 }
@@ -20,13 +20,27 @@ pub trait KeyCodec: Sized {
 /// A table value. Decoding errors are reported as `DbError::Corrupt` by the transaction layer.
 pub trait ValueCodec: Sized {
     fn encode_value(&self) -> Vec<u8>;
-    fn decode_value(bytes: &[u8]) -> Result<Self, String>;
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError>;
 }
 
-fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
-    bytes
-        .try_into()
-        .map_err(|_| format!("expected {N} bytes, found {}", bytes.len()))
+/// Why stored bytes do not decode as the table's key or value type.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("expected {expected} bytes, found {found}")]
+    Length { expected: usize, found: usize },
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("key is not UTF-8: {0}")]
+    Utf8(#[from] std::string::FromUtf8Error),
+    #[error(transparent)]
+    Rlp(#[from] HeaderError),
+}
+
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], CodecError> {
+    bytes.try_into().map_err(|_| CodecError::Length {
+        expected: N,
+        found: bytes.len(),
+    })
 }
 
 /// Block numbers: 8 bytes big-endian, so MDBX's lexicographic order is numeric order.
@@ -35,7 +49,7 @@ impl KeyCodec for u64 {
     fn encode_key(&self) -> [u8; 8] {
         self.to_be_bytes()
     }
-    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
         fixed::<8>(bytes).map(u64::from_be_bytes)
     }
     fn display_key(&self) -> String {
@@ -49,7 +63,7 @@ impl KeyCodec for B256 {
     fn encode_key(&self) -> [u8; 32] {
         self.0
     }
-    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
         fixed::<32>(bytes).map(B256::from)
     }
     fn display_key(&self) -> String {
@@ -66,7 +80,7 @@ impl KeyCodec for (B256, B256) {
         out[32..].copy_from_slice(self.1.as_slice());
         out
     }
-    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
         let b = fixed::<64>(bytes)?;
         Ok((B256::from_slice(&b[..32]), B256::from_slice(&b[32..])))
     }
@@ -81,9 +95,9 @@ impl KeyCodec for alloy_trie::Nibbles {
     fn encode_key(&self) -> Vec<u8> {
         self.to_vec()
     }
-    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
         if bytes.len() > 64 || bytes.iter().any(|b| *b > 0x0f) {
-            return Err("not a nibble path".into());
+            return Err(CodecError::Malformed("not a nibble path"));
         }
         Ok(alloy_trie::Nibbles::from_nibbles_unchecked(bytes))
     }
@@ -100,9 +114,9 @@ impl KeyCodec for (B256, alloy_trie::Nibbles) {
         out.extend(self.1.encode_key());
         out
     }
-    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
         if bytes.len() < 32 {
-            return Err("shorter than a hashed address".into());
+            return Err(CodecError::Malformed("shorter than a hashed address"));
         }
         Ok((
             B256::from_slice(&bytes[..32]),
@@ -133,28 +147,36 @@ impl ValueCodec for alloy_trie::BranchNodeCompact {
         }
         out
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
-        let mask = |i: usize| -> Result<u16, String> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mask = |i: usize| -> Result<u16, CodecError> {
             Ok(u16::from_be_bytes(fixed::<2>(
-                bytes.get(i..i + 2).ok_or("truncated masks")?,
+                bytes
+                    .get(i..i + 2)
+                    .ok_or(CodecError::Malformed("truncated masks"))?,
             )?))
         };
         let (state, tree, hash) = (mask(0)?, mask(2)?, mask(4)?);
         let (root_hash, rest) = match bytes.get(6) {
             Some(1) => (
                 Some(B256::from_slice(
-                    bytes.get(7..39).ok_or("truncated root hash")?,
+                    bytes
+                        .get(7..39)
+                        .ok_or(CodecError::Malformed("truncated root hash"))?,
                 )),
                 &bytes[39..],
             ),
             Some(0) => (None, &bytes[7..]),
-            _ => return Err("bad root-hash flag".into()),
+            _ => return Err(CodecError::Malformed("bad root-hash flag")),
         };
         if rest.len() % 32 != 0 || rest.len() / 32 != hash.count_ones() as usize {
-            return Err("child hashes do not match the hash mask".into());
+            return Err(CodecError::Malformed(
+                "child hashes do not match the hash mask",
+            ));
         }
         if tree & !state != 0 || hash & !state != 0 {
-            return Err("tree or hash mask outside the state mask".into());
+            return Err(CodecError::Malformed(
+                "tree or hash mask outside the state mask",
+            ));
         }
         let hashes = rest.chunks(32).map(B256::from_slice).collect();
         Ok(alloy_trie::BranchNodeCompact::new(
@@ -169,8 +191,8 @@ impl KeyCodec for String {
     fn encode_key(&self) -> Vec<u8> {
         self.as_bytes().to_vec()
     }
-    fn decode_key(bytes: &[u8]) -> Result<Self, String> {
-        String::from_utf8(bytes.to_vec()).map_err(|e| format!("key is not UTF-8: {e}"))
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
+        Ok(String::from_utf8(bytes.to_vec())?)
     }
     fn display_key(&self) -> String {
         format!("{self:?}")
@@ -182,7 +204,7 @@ impl ValueCodec for u64 {
     fn encode_value(&self) -> Vec<u8> {
         self.to_be_bytes().to_vec()
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
         fixed::<8>(bytes).map(u64::from_be_bytes)
     }
 }
@@ -192,7 +214,7 @@ impl ValueCodec for B256 {
     fn encode_value(&self) -> Vec<u8> {
         self.0.to_vec()
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
         fixed::<32>(bytes).map(B256::from)
     }
 }
@@ -202,14 +224,14 @@ impl ValueCodec for Vec<u8> {
     fn encode_value(&self) -> Vec<u8> {
         self.clone()
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
         Ok(bytes.to_vec())
     }
 }
 
 /// Decodes exactly one RLP item (no trailing bytes); the helper for RLP-encoded values.
-pub fn rlp_decode_value<T: Decodable>(bytes: &[u8]) -> Result<T, String> {
-    decode_exact::<T>(bytes).map_err(|e| e.to_string())
+pub fn rlp_decode_value<T: Decodable>(bytes: &[u8]) -> Result<T, CodecError> {
+    Ok(decode_exact::<T>(bytes)?)
 }
 
 /// Headers: RLP, refusing header versions this node does not know.
@@ -217,8 +239,8 @@ impl ValueCodec for Header {
     fn encode_value(&self) -> Vec<u8> {
         alloy_rlp::encode(self)
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
-        Header::decode_exact(bytes).map_err(|e| e.to_string())
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
+        Ok(Header::decode_exact(bytes)?)
     }
 }
 
@@ -229,7 +251,7 @@ macro_rules! rlp_value {
             fn encode_value(&self) -> Vec<u8> {
                 alloy_rlp::encode(self)
             }
-            fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+            fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
                 rlp_decode_value(bytes)
             }
         }
@@ -239,9 +261,9 @@ macro_rules! rlp_value {
 rlp_value!(
     Body,
     CommitCertificate,
-    crate::exec::StoredAccount,
-    crate::exec::StoredReceipts,
-    crate::exec::TxLocation
+    crate::types::StoredAccount,
+    crate::types::StoredReceipts,
+    crate::types::TxLocation
 );
 
 /// Storage values: 32 bytes big-endian.
@@ -249,7 +271,7 @@ impl ValueCodec for U256 {
     fn encode_value(&self) -> Vec<u8> {
         self.to_be_bytes::<32>().to_vec()
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
         fixed::<32>(bytes).map(U256::from_be_bytes)
     }
 }
@@ -259,7 +281,7 @@ impl ValueCodec for Bytes {
     fn encode_value(&self) -> Vec<u8> {
         self.to_vec()
     }
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+    fn decode_value(bytes: &[u8]) -> Result<Self, CodecError> {
         Ok(Bytes::copy_from_slice(bytes))
     }
 }

@@ -14,7 +14,7 @@ pub use libmdbx::{RO, RW};
 
 /// Current schema version of the chain database. Bump it (and add a migration step from the
 /// previous version to `MIGRATIONS`) whenever a table's name, key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Metadata key holding the schema version (4 bytes, big-endian).
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
@@ -42,6 +42,9 @@ pub(crate) type MigrationFn = for<'a> fn(&RwTx<'a>) -> Result<(), DbError>;
 
 /// Migrations of the released schema, in order.
 ///
+/// 3 → 4 moves the consensus safety record from `Metadata["consensus_safety"]` (raw bytes under
+/// a string key) into its own table, [`super::ConsensusSafety`], under shard 0.
+///
 /// 2 → 3 has none on purpose: consensus v2 added `last_commit_view` to the header (ADR 0001's
 /// amendment) before any network ran, so a version-2 chain cannot be read; the node refuses it
 /// with the advice to wipe the data dir and start a new chain.
@@ -49,10 +52,28 @@ pub(crate) type MigrationFn = for<'a> fn(&RwTx<'a>) -> Result<(), DbError>;
 /// 1 → 2 adds the EVM tables (accounts, storage, bytecodes, receipts, transaction lookup), which
 /// open creates. Version-1 chains carried no transactions and no genesis allocation, so empty
 /// state tables are exactly their state: the step writes nothing.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    from: 1,
-    run: |_| Ok(()),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 1,
+        run: |_| Ok(()),
+    },
+    Migration {
+        from: 3,
+        run: move_safety_record_to_its_table,
+    },
+];
+
+/// The metadata key schema version 3 kept the consensus safety record under.
+pub(crate) const LEGACY_SAFETY_KEY: &str = "consensus_safety";
+
+fn move_safety_record_to_its_table(tx: &RwTx<'_>) -> Result<(), DbError> {
+    let key = LEGACY_SAFETY_KEY.to_string();
+    if let Some(record) = tx.get::<Metadata>(&key)? {
+        tx.put::<super::ConsensusSafety>(0, &record)?;
+        tx.delete::<Metadata>(&key)?;
+    }
+    Ok(())
+}
 
 /// The chain database: one MDBX environment with the tables of [`TABLES`].
 pub struct Db {
@@ -319,7 +340,7 @@ fn decode_entry<T: Table>(k: &[u8], v: &[u8]) -> Result<Entry<T>, DbError> {
     let value = T::Value::decode_value(v).map_err(|reason| DbError::Corrupt {
         table: T::NAME,
         key: key.display_key(),
-        reason,
+        reason: reason.to_string(),
     })?;
     Ok((key, value))
 }
@@ -383,7 +404,7 @@ impl<'db, K: TransactionKind> Tx<'db, K> {
                     .map_err(|reason| DbError::Corrupt {
                         table: T::NAME,
                         key: key.display_key(),
-                        reason,
+                        reason: reason.to_string(),
                     })
             }
         }

@@ -10,7 +10,9 @@
 //! - [`ChainStore`]: the canonical chain as the node uses it.
 
 pub mod codec;
+pub mod root;
 pub mod tables;
+pub mod trie;
 
 mod chain;
 mod env;
@@ -19,14 +21,15 @@ mod error;
 #[cfg(test)]
 mod tests;
 
-pub use chain::ChainStore;
-pub use codec::{rlp_decode_value, KeyCodec, ValueCodec};
+pub use chain::{ChainStore, StateWrites};
+pub use codec::{rlp_decode_value, CodecError, KeyCodec, ValueCodec};
 pub use env::{
     Db, RoTx, RwTx, Tx, GROWTH_STEP, MAX_READERS, MAX_SIZE, MAX_TABLES, RO, RW, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
 };
 pub use error::DbError;
 pub use tables::{
-    AccountTrie, Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, Entry, HeaderNumbers,
-    Headers, Metadata, Receipts, Storage, StorageTrie, Table, TxLookup, TABLES,
+    AccountTrie, Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, ConsensusSafety,
+    Entry, HeaderNumbers, Headers, Metadata, Receipts, Storage, StorageTrie, Table, TxLookup,
+    TABLES,
 };

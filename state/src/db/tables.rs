@@ -3,7 +3,7 @@
 
 use super::codec::{KeyCodec, ValueCodec};
 use crate::block::{Body, CommitCertificate, Header};
-use crate::exec::{StoredAccount, StoredReceipts, TxLocation};
+use crate::types::{StoredAccount, StoredReceipts, TxLocation};
 use alloy_primitives::{Bytes, B256, U256};
 
 /// A typed MDBX table.
@@ -50,6 +50,10 @@ tables! {
     HeaderNumbers: B256 => u64,
     /// Store-wide settings such as `schema_version`, and node metadata (`get_meta`/`put_meta`).
     Metadata: String => Vec<u8>,
+    /// Shard → the consensus safety record of the height in progress (view, lock, signed
+    /// votes), as consensus encodes it (RLP); read and written through
+    /// `ChainStore::consensus_safety` / `put_consensus_safety`, each write durable.
+    ConsensusSafety: u64 => Vec<u8>,
     /// keccak(address) → account (nonce, balance, code hash, storage root, address). Keyed by
     /// the hashed address so a cursor walk visits accounts in state-trie order.
     Accounts: B256 => StoredAccount,

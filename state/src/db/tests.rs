@@ -987,3 +987,59 @@ proptest! {
         prop_assert_eq!(counts(store.db())[..5].to_vec(), vec![blocks.len(), blocks.len(), blocks.len() - 1, blocks.len(), blocks.len()]);
     }
 }
+
+/// A stand-in for consensus's safety record (any RLP type is stored the same way).
+#[derive(Debug, PartialEq, alloy_rlp::RlpEncodable, alloy_rlp::RlpDecodable)]
+struct Rec {
+    number: u64,
+    view: u64,
+}
+
+#[test]
+fn schema_3_safety_record_moves_to_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open_raw(dir.path()).unwrap();
+        let tx = db.tx_mut().unwrap();
+        env::write_schema_version(&tx, 3).unwrap();
+        tx.put::<Metadata>(
+            env::LEGACY_SAFETY_KEY.to_string(),
+            &alloy_rlp::encode(Rec { number: 7, view: 2 }),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = ChainStore::open(dir.path()).unwrap();
+    assert_eq!(store.db().schema_version().unwrap(), Some(SCHEMA_VERSION));
+    assert_eq!(store.get_meta(env::LEGACY_SAFETY_KEY).unwrap(), None);
+    let record: Option<Rec> = store.consensus_safety(0).unwrap();
+    assert_eq!(record, Some(Rec { number: 7, view: 2 }));
+}
+
+#[test]
+fn consensus_safety_round_trips_and_refuses_damaged_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ChainStore::open(dir.path()).unwrap();
+    assert_eq!(store.consensus_safety::<Rec>(0).unwrap(), None);
+    store
+        .put_consensus_safety(0, &Rec { number: 9, view: 4 })
+        .unwrap();
+    assert_eq!(
+        store.consensus_safety::<Rec>(0).unwrap(),
+        Some(Rec { number: 9, view: 4 })
+    );
+    let tx = store.db().tx_mut().unwrap();
+    tx.put::<ConsensusSafety>(0, &vec![0xc2, 0x01]).unwrap();
+    tx.commit().unwrap();
+    let err = store.consensus_safety::<Rec>(0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DbError::Corrupt {
+                table: "ConsensusSafety",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -1,9 +1,10 @@
 //! Executing transactions with revm at the Prague spec, and fee handling.
 
-use super::state_db::{PendingState, StateChanges};
-use super::tx::{CallRequest, SignedTx};
-use super::types::StoredReceipt;
+use super::state_db::PendingState;
 use crate::block::GAS_LIMIT;
+use crate::changes::StateChanges;
+use crate::tx::{CallRequest, SignedTx};
+use crate::types::StoredReceipt;
 use alloy_consensus::Transaction;
 use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
 use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
@@ -16,8 +17,6 @@ use revm::{ExecuteCommitEvm, ExecuteEvm};
 
 /// The EVM specification this chain executes.
 pub const SPEC: SpecId = SpecId::PRAGUE;
-/// The lowest base fee (1 gwei): the EIP-1559 adjustment never goes below it.
-pub const MIN_BASE_FEE: u64 = 1_000_000_000;
 
 /// Chain-wide execution settings, from the chain spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,23 +65,6 @@ impl BlockInputs {
             ..Default::default()
         }
     }
-}
-
-/// EIP-1559 base fee of the block after `parent` (target: half the gas limit), never below
-/// [`MIN_BASE_FEE`].
-pub fn next_base_fee(parent_gas_used: u64, parent_gas_limit: u64, parent_base_fee: u64) -> u64 {
-    let next = alloy_eips::calc_next_block_base_fee(
-        parent_gas_used,
-        parent_gas_limit,
-        parent_base_fee,
-        alloy_eips::eip1559::BaseFeeParams::ethereum(),
-    );
-    next.max(MIN_BASE_FEE)
-}
-
-/// The base fee of the block after `parent`.
-pub fn next_base_fee_after(parent: &crate::block::Header) -> u64 {
-    next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee)
 }
 
 type Evm<D> = MainnetEvm<MainnetContext<PendingState<D>>>;

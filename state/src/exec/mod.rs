@@ -11,25 +11,26 @@
 //! one MDBX transaction, so the chain and its state never disagree after a crash.
 
 pub mod execute;
-pub mod root;
 pub mod state_db;
-pub mod trie;
-pub mod tx;
-pub mod types;
 
 pub use execute::{
-    call, describe_invalid, execute, next_base_fee, next_base_fee_after, BlockInputs, CallOutcome,
-    ExecConfig, Execution, TxRejection, MIN_BASE_FEE, SPEC,
+    call, describe_invalid, execute, BlockInputs, CallOutcome, ExecConfig, Execution, TxRejection,
+    SPEC,
 };
-pub use state_db::{AccountInfoLite, PendingState, StateChanges, StateReader};
-pub use tx::{CallRequest, SignedTx, TxError, MAX_TX_BYTES};
-pub use types::{
+pub use state_db::{PendingState, StateReader};
+// Lower-layer items execution is spoken of with, re-exported so callers name one place.
+pub use crate::block::next_base_fee_after;
+pub use crate::changes::{AccountInfoLite, StateChanges};
+pub use crate::db::trie;
+pub use crate::fees::{next_base_fee, MIN_BASE_FEE};
+pub use crate::tx::{CallRequest, SignedTx, TxError, MAX_TX_BYTES};
+pub use crate::types::{
     block_bloom, receipts_root, StoredAccount, StoredReceipt, StoredReceipts, TxLocation,
     EMPTY_CODE_HASH,
 };
 
-use crate::block::{Block, BlockTemplate, CommitCertificate, Header, GAS_LIMIT};
-use crate::db::{ChainStore, DbError, Receipts, TxLookup};
+use crate::block::{Block, BlockTemplate, Header, GAS_LIMIT};
+use crate::db::{ChainStore, DbError, StateWrites};
 use crate::spec::ChainSpec;
 use alloy_primitives::{Bytes, B256};
 
@@ -62,6 +63,18 @@ pub struct ExecutedBlock {
     pub outcome: Outcome,
     /// The account-trie writes that give `outcome.state_root`, for the commit.
     pub trie: trie::TrieDiff,
+}
+
+impl ExecutedBlock {
+    /// What [`ChainStore::commit_executed`] writes besides the block itself.
+    pub fn writes(&self) -> StateWrites<'_> {
+        StateWrites {
+            changes: &self.execution.changes,
+            trie: &self.trie,
+            receipts: &self.execution.receipts,
+            tx_hashes: self.execution.txs.iter().map(|t| t.hash).collect(),
+        }
+    }
 }
 
 /// Why a block does not re-execute to what its header says.
@@ -219,83 +232,5 @@ fn check<T: PartialEq + std::fmt::Display>(
             header: header.to_string(),
             computed: computed.to_string(),
         })
-    }
-}
-
-impl ChainStore {
-    /// The state root after applying `changes` to the current state: computed inside a write
-    /// transaction that is then dropped, so nothing is written.
-    pub fn state_root_after(&self, changes: &StateChanges) -> Result<B256, DbError> {
-        Ok(self.trie_diff_after(changes)?.root)
-    }
-
-    /// The root after `changes` with the account-trie writes that give it (nothing written).
-    pub fn trie_diff_after(&self, changes: &StateChanges) -> Result<trie::TrieDiff, DbError> {
-        let tx = self.db().tx_mut()?;
-        root::apply_and_diff(&tx, changes)
-        // `tx` drops here: aborted.
-    }
-
-    /// The root of the state as stored, recomputed from every account (the reference the
-    /// incremental root is checked against).
-    pub fn state_root(&self) -> Result<B256, DbError> {
-        root::state_root(&self.db().tx()?)
-    }
-
-    /// Appends an executed block: header, body, certificate, state changes, receipts and the
-    /// transaction index, all in one write transaction.
-    pub fn commit_executed(
-        &self,
-        block: &Block,
-        cert: Option<&CommitCertificate>,
-        executed: &ExecutedBlock,
-    ) -> Result<(), DbError> {
-        let tx = self.db().tx_mut()?;
-        self.insert_in_tx(&tx, block, cert)?;
-        // The trie writes computed when the block was executed apply to this same state (the
-        // block extends the tip, checked above), so the trie is not walked again.
-        let root = if executed.trie.root == block.header.state_root {
-            root::apply_with_diff(&tx, &executed.execution.changes, &executed.trie)?;
-            executed.trie.root
-        } else {
-            root::apply_changes(&tx, &executed.execution.changes)?
-        };
-        let number = block.number();
-        if root != block.header.state_root {
-            // Nothing is written: the state must never disagree with its block.
-            return Err(DbError::InvalidBlock {
-                number,
-                reason: format!(
-                    "state root after applying the block is {root}, the header says {}",
-                    block.header.state_root
-                ),
-            });
-        }
-        tx.put::<Receipts>(
-            number,
-            &StoredReceipts {
-                receipts: executed.execution.receipts.clone(),
-            },
-        )?;
-        for (index, t) in executed.execution.txs.iter().enumerate() {
-            tx.put::<TxLookup>(
-                t.hash,
-                &TxLocation {
-                    block: number,
-                    index: index as u32,
-                },
-            )?;
-        }
-        tx.commit()
-    }
-
-    /// The receipts of block `n`.
-    pub fn receipts(&self, n: u64) -> Result<Option<StoredReceipts>, DbError> {
-        self.db().tx()?.get::<Receipts>(&n)
-    }
-
-    /// Where a transaction sits in the canonical chain.
-    pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>, DbError> {
-        self.db().tx()?.get::<TxLookup>(hash)
     }
 }

@@ -1,15 +1,16 @@
 //! revm's view of the world state: [`StateReader`] reads a consistent MDBX snapshot,
 //! [`PendingState`] layers the changes of the transactions executed so far on top of it.
 
-use super::types::{StoredAccount, EMPTY_CODE_HASH};
+use crate::changes::{AccountInfoLite, StateChanges};
 use crate::db::{Accounts, Bytecodes, CanonicalHashes, DbError, Storage, Tx};
+use crate::types::{StoredAccount, EMPTY_CODE_HASH};
 use alloy_primitives::{keccak256, map::HashMap, Address, B256, U256};
 use libmdbx::TransactionKind;
 use revm::bytecode::Bytecode;
 use revm::database_interface::{DBErrorMarker, Database, DatabaseCommit, DatabaseRef};
 use revm::primitives::AddressMap;
 use revm::state::{Account, AccountInfo};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 impl DBErrorMarker for DbError {}
 
@@ -72,29 +73,6 @@ impl<K: TransactionKind> DatabaseRef for StateReader<'_, K> {
     fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
         Ok(self.tx.get::<CanonicalHashes>(&number)?.unwrap_or_default())
     }
-}
-
-/// The net effect of executed transactions on the world state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StateChanges {
-    /// Changed accounts: `None` when the account no longer exists (self-destructed or touched
-    /// while empty, EIP-161).
-    pub accounts: BTreeMap<Address, Option<AccountInfoLite>>,
-    /// Changed storage slots per account (zero = deleted).
-    pub storage: BTreeMap<Address, BTreeMap<U256, U256>>,
-    /// Accounts whose storage was wiped before the slots above were written (created or
-    /// self-destructed).
-    pub wiped: HashSet<Address>,
-    /// New bytecode by hash.
-    pub codes: BTreeMap<B256, alloy_primitives::Bytes>,
-}
-
-/// Nonce, balance and code hash: what an account is apart from its storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountInfoLite {
-    pub nonce: u64,
-    pub balance: U256,
-    pub code_hash: B256,
 }
 
 /// A revm database: the snapshot below plus the changes committed so far.
@@ -250,17 +228,6 @@ impl<D: DatabaseRef> DatabaseCommit for PendingState<D> {
     fn commit(&mut self, changes: AddressMap<Account>) {
         for (address, account) in changes {
             self.commit_account(address, account);
-        }
-    }
-}
-
-/// The pool checks nonces and balances against the latest state. A read error counts as an
-/// empty account: the transaction is then judged again when a block is built.
-impl<K: TransactionKind> crate::mempool::AccountSource for StateReader<'_, K> {
-    fn nonce_and_balance(&self, address: Address) -> (u64, U256) {
-        match self.account(address) {
-            Ok(Some(a)) => (a.nonce, a.balance),
-            _ => (0, U256::ZERO),
         }
     }
 }

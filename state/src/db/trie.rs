@@ -14,8 +14,8 @@
 //!
 //! `root::state_root` (a walk over every account) stays the reference; tests compare both.
 
-use super::types::StoredAccount;
-use crate::db::{AccountTrie, Accounts, DbError, RwTx, Storage, StorageTrie};
+use super::{AccountTrie, Accounts, DbError, RwTx, Storage, StorageTrie};
+use crate::types::StoredAccount;
 use alloy_primitives::{B256, U256};
 use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles, EMPTY_ROOT_HASH};
 use std::collections::BTreeSet;

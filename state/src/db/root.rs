@@ -6,10 +6,10 @@
 //! [`state_root`] and [`storage_root`] recompute from every leaf: the references tests check
 //! the incremental roots against.
 
-use super::state_db::StateChanges;
-use super::types::{storage_leaf, StoredAccount, EMPTY_CODE_HASH};
+use super::{Accounts, Bytecodes, DbError, RwTx, Storage, Tx};
 use crate::block::EMPTY_ROOT;
-use crate::db::{Accounts, Bytecodes, DbError, RwTx, Storage, Tx};
+use crate::changes::StateChanges;
+use crate::types::{storage_leaf, StoredAccount, EMPTY_CODE_HASH};
 use alloy_primitives::{keccak256, B256, U256};
 use alloy_trie::{HashBuilder, Nibbles};
 use libmdbx::TransactionKind;
