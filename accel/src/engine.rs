@@ -1,4 +1,6 @@
 //! The verification engine: one API, several backends that must agree bit for bit.
+// blst point arithmetic through its C API (no safe wrapper for these calls).
+#![allow(unsafe_code)]
 
 use crate::bls::{
     core_verify, AggregatePublicKey, AggregateSignature, BlsError, PublicKey, Signature, DST_SIG,

@@ -14,6 +14,8 @@
 //! - [`vdf`]: Wesolowski VDF over class groups, byte-compatible with chiavdf.
 //!
 //! This crate performs no I/O.
+// Unsafe code only where a module allows it and says why (FFI to blst, GMP, libc).
+#![deny(unsafe_code)]
 
 mod bls;
 mod engine;

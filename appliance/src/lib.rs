@@ -1,5 +1,7 @@
 //! The `harmony-appliance` process: configuration, CLI, QUIC network, RPC, metrics and the
 //! event loop that wires accel, hsm, state and consensus together.
+// Unsafe code only where a module allows it and says why (FFI to blst, GMP, libc).
+#![deny(unsafe_code)]
 
 pub mod chain;
 pub mod cmd;

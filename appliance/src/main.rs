@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 use appliance::cmd::Cli;
 use clap::Parser;
 

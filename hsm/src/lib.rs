@@ -5,6 +5,8 @@
 //! bytes. Backends implement [`Signer`]: EIP-2335 keystores ([`KeystoreSigner`]), YubiHSM 2 and
 //! MockHsm ([`yubi`]), and a local-key file for development. [`GuardedSigner`] puts any of them
 //! behind the double-sign [`Guard`], which records each slot durably before a signature leaves.
+// Unsafe code only where a module allows it and says why (FFI to blst, GMP, libc).
+#![deny(unsafe_code)]
 
 pub mod guard;
 mod guarded;

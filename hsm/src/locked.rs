@@ -1,5 +1,7 @@
 //! BLS secrets in locked memory: the key array is `mlock`ed (never swapped out) and each key is
 //! zeroized when dropped (blst clears its scalar on drop).
+// mlock/munlock of the pages holding secret keys (libc).
+#![allow(unsafe_code)]
 
 use accel::SecretKey;
 

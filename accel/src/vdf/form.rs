@@ -1,6 +1,8 @@
 //! Binary quadratic forms (a, b, c) with b² − 4ac = D < 0, kept reduced: |b| ≤ a ≤ c, and
 //! b ≥ 0 when |b| = a or a = c. Reduced forms are unique in their class, which is what makes
 //! serialized outputs comparable byte for byte.
+// GMP calls through gmp-mpfr-sys where rug has no in-place equivalent.
+#![allow(unsafe_code)]
 
 use super::hash_prime::hash_prime;
 use super::VdfError;

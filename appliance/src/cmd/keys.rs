@@ -1,5 +1,7 @@
 //! `harmony-appliance keys ...`: BLS keys of this node, wherever they live, and the signer
 //! that `run` builds from the `[keys]` config (always behind the double-sign guard).
+// libc: core dumps off and memory locked while secrets are in memory.
+#![allow(unsafe_code)]
 
 use super::Cli;
 use crate::config::{resolve, KeysConfig, NodeConfig};

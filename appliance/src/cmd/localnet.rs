@@ -5,6 +5,8 @@
 //! 127.0.0.1:9900+i (plus `--port-offset`). Re-running resumes the same chain; `--reset`
 //! starts over. The keys are development keys written in plain files: never use them on a
 //! public network (the chain id is not Harmony's).
+// libc: child nodes die with the supervisor (prctl in pre_exec), and signals to them.
+#![allow(unsafe_code)]
 
 use super::Cli;
 use crate::config::NodeConfig;

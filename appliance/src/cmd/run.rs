@@ -1,4 +1,6 @@
 //! `harmony-appliance run`: one validator node.
+// libc: thread priorities (setpriority) and resource limits.
+#![allow(unsafe_code)]
 
 use super::Cli;
 use crate::chain::StatusBoard;
