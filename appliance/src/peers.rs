@@ -2,12 +2,24 @@
 //! floods cost points; a peer that falls below the threshold is disconnected and refused for a
 //! while. The operator can also block a peer for good (config or `hmy_blockPeer`).
 
+use consensus::FaultKind;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Points lost per fault.
+/// Points lost per fault of the cheapest kinds (malformed input, protocol breaches).
 pub const FAULT_PENALTY: i32 = 10;
+
+/// Points a fault of `kind` costs. A failed signature cost this node a pairing and an invalid
+/// block a re-execution, so each counts double; an equivocating leader is half-way to a ban
+/// at once (a ban is not immediate: an honest node's clock skew must not cost it the mesh).
+pub fn penalty(kind: FaultKind) -> i32 {
+    match kind {
+        FaultKind::Malformed | FaultKind::Protocol => FAULT_PENALTY,
+        FaultKind::BadSignature | FaultKind::InvalidBlock => 2 * FAULT_PENALTY,
+        FaultKind::Equivocation => 5 * FAULT_PENALTY,
+    }
+}
 /// Score at which a peer is banned.
 pub const BAN_THRESHOLD: i32 = -100;
 /// How long a ban lasts.
@@ -54,10 +66,10 @@ pub struct PeerBook {
 }
 
 impl PeerBook {
-    /// Records a fault; true when the peer has just been banned.
-    pub fn fault(&mut self, peer: usize, now: Instant) -> bool {
+    /// Records a fault of `kind`; true when the peer has just been banned.
+    pub fn fault(&mut self, peer: usize, kind: FaultKind, now: Instant) -> bool {
         let s = self.scores.entry(peer).or_default();
-        s.points -= FAULT_PENALTY;
+        s.points -= penalty(kind);
         if s.points <= BAN_THRESHOLD && s.banned_until.is_none() {
             s.banned_until = Some(now + BAN_TIME);
             return true;
@@ -130,14 +142,35 @@ mod tests {
         let mut b = PeerBook::default();
         let t = Instant::now();
         for i in 1..10 {
-            assert!(!b.fault(3, t), "fault {i} bans too early");
+            assert!(
+                !b.fault(3, FaultKind::Protocol, t),
+                "fault {i} bans too early"
+            );
         }
-        assert!(b.fault(3, t), "the 10th fault bans");
+        assert!(b.fault(3, FaultKind::Protocol, t), "the 10th fault bans");
         assert!(b.is_banned(3) && !b.is_banned(2));
-        assert!(!b.fault(3, t), "banned once");
+        assert!(!b.fault(3, FaultKind::Protocol, t), "banned once");
         assert!(b.tick(t + Duration::from_secs(1)).is_empty());
         assert_eq!(b.tick(t + BAN_TIME + Duration::from_secs(1)), vec![3]);
         assert!(!b.is_banned(3));
+    }
+
+    #[test]
+    fn costly_faults_weigh_more() {
+        let mut b = PeerBook::default();
+        let t = Instant::now();
+        for i in 1..5 {
+            assert!(!b.fault(1, FaultKind::BadSignature, t), "bad signature {i}");
+        }
+        assert!(
+            b.fault(1, FaultKind::InvalidBlock, t),
+            "five costly faults ban"
+        );
+        assert!(!b.fault(2, FaultKind::Equivocation, t));
+        assert!(
+            b.fault(2, FaultKind::Equivocation, t),
+            "two equivocations ban"
+        );
     }
 
     #[test]
@@ -145,13 +178,16 @@ mod tests {
         let mut b = PeerBook::default();
         let t = Instant::now();
         for _ in 0..5 {
-            b.fault(1, t);
+            b.fault(1, FaultKind::Protocol, t);
         }
         for _ in 0..25 {
             b.tick(t);
         }
         for _ in 0..9 {
-            assert!(!b.fault(1, t), "healed score needs 10 new faults");
+            assert!(
+                !b.fault(1, FaultKind::Protocol, t),
+                "healed score needs 10 new faults"
+            );
         }
         assert!((0..3).all(|_| !b.received(2, 3)));
         assert!(b.received(2, 3), "the 4th message of 3 allowed is a flood");

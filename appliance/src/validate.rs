@@ -2,7 +2,7 @@
 
 use consensus::Committee;
 use state::db::ChainStore;
-use state::exec::{ExecConfig, ExecutedBlock};
+use state::exec::{BlockError, ExecConfig, ExecutedBlock};
 use state::{Block, Header};
 
 /// Re-executes `block` on the stored tip (its parent) and checks every root and total the
@@ -13,16 +13,15 @@ pub fn execute_block(
     cfg: &ExecConfig,
     block: &Block,
     known: &std::collections::HashMap<state::B256, state::exec::SignedTx>,
-) -> Result<ExecutedBlock, String> {
-    let parent = crate::chain::tip_header(store)?;
+) -> Result<ExecutedBlock, BlockError> {
+    let parent = store.tip_header()?.ok_or(BlockError::NoGenesis)?;
     if block.header.parent_hash != parent.hash() || block.number() != parent.number + 1 {
-        return Err(format!(
-            "block #{} does not extend the stored tip #{}",
-            block.number(),
-            parent.number
-        ));
+        return Err(BlockError::NotOnTip {
+            number: block.number(),
+            tip: parent.number,
+        });
     }
-    state::exec::verify_known(store, cfg, &parent, block, known).map_err(|e| e.to_string())
+    state::exec::verify_known(store, cfg, &parent, block, known)
 }
 
 /// Checks that `block` extends `parent` under the committee's rules (catch-up path, where no

@@ -8,6 +8,7 @@
 
 pub mod certificate;
 pub mod committee;
+pub mod fault;
 pub mod fbft;
 pub mod jobs;
 pub mod message;
@@ -18,6 +19,7 @@ pub use certificate::{
     certificate_vote, verify_commit_certificate, verify_commit_certificates, CertificateError,
 };
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
+pub use fault::FaultKind;
 pub use fbft::{Config, Effect, Fbft, Input, QuorumJob, Timer, Tip, VerifyJob};
 pub use jobs::{run_quorum_job, run_verify_job};
 pub use message::{

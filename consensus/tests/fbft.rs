@@ -205,7 +205,7 @@ fn minority_certificate_and_forged_signature_are_refused() {
         },
     );
     assert!(
-        matches!(&eff[..], [Effect::PeerFault { peer: 0, reason }] if reason.contains("quorum")),
+        matches!(&eff[..], [Effect::PeerFault { peer: 0, kind: consensus::FaultKind::Protocol, reason }] if reason.contains("quorum")),
         "{eff:?}"
     );
 

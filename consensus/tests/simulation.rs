@@ -536,7 +536,11 @@ impl Sim {
             }
             Effect::Validate(block) => {
                 let result = if bad_block(&block) {
-                    Err("invalid by construction".into())
+                    Err(state::exec::BlockError::Tx {
+                        index: 0,
+                        hash: block.hash(),
+                        reason: "invalid by construction".into(),
+                    })
                 } else {
                     Ok(())
                 };
@@ -580,10 +584,10 @@ impl Sim {
                     },
                 );
             }
-            Effect::PeerFault { peer, reason } => {
+            Effect::PeerFault { peer, kind, reason } => {
                 if std::env::var("SIM_TRACE").is_ok() {
                     eprintln!(
-                        "{} node {i} fault from {peer}: {reason}",
+                        "{} node {i} fault from {peer} ({kind}): {reason}",
                         self.now - GENESIS_MS
                     );
                 }

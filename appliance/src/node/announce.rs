@@ -19,7 +19,7 @@ impl Driver {
     /// announce waits (at most one view timeout) for the answer.
     pub(super) fn on_compact_announce(&mut self, from: usize, compact: consensus::CompactAnnounce) {
         if let Err(e) = compact.check_bounds() {
-            return self.fault(from, &e.to_string());
+            return self.fault(from, FaultKind::Malformed, &e.to_string());
         }
         let assembled = {
             let pool = self.ctx.pool.lock().expect("lock");
@@ -90,6 +90,7 @@ impl Driver {
         if block.compute_transactions_root() != block.header.transactions_root {
             return self.fault(
                 from,
+                FaultKind::InvalidBlock,
                 "compact announce: transactions do not match the header's root",
             );
         }

@@ -152,7 +152,7 @@ impl Driver {
                 return Some(Input::Persisted(Tip::of(&block, Some(cert))));
             }
             Effect::Behind { peer, number } => self.request_sync(peer, number),
-            Effect::PeerFault { peer, reason } => self.fault(peer, &reason),
+            Effect::PeerFault { peer, kind, reason } => self.fault(peer, kind, &reason),
         }
         None
     }
@@ -253,7 +253,7 @@ impl Driver {
         &mut self,
         block: &state::Block,
         cert: &state::CommitCertificate,
-    ) -> Result<(), String> {
+    ) -> Result<(), state::exec::BlockError> {
         let hash = block.hash();
         let executed = match self.executed.remove(&hash) {
             Some(e) => e,
@@ -261,8 +261,7 @@ impl Driver {
         };
         self.ctx
             .store
-            .commit_executed(block, Some(cert), executed.writes())
-            .map_err(|e| e.to_string())?;
+            .commit_executed(block, Some(cert), executed.writes())?;
         // Every other executed block was a competitor at this height: stale now.
         self.executed.clear();
         {

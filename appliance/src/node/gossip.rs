@@ -130,6 +130,7 @@ impl Driver {
         if checked.undecodable > 0 {
             self.fault(
                 checked.peer,
+                FaultKind::Malformed,
                 &format!("{} undecodable relayed transactions", checked.undecodable),
             );
         }
@@ -145,6 +146,7 @@ impl Driver {
         {
             return self.fault(
                 peer,
+                FaultKind::Protocol,
                 &format!(
                     "more than {} transaction requests in one status interval",
                     crate::peers::Request::Transactions.limit()
@@ -154,6 +156,7 @@ impl Driver {
         if r.hashes.len() > MAX_TX_REQUEST {
             return self.fault(
                 peer,
+                FaultKind::Protocol,
                 &format!("transaction request for {} hashes", r.hashes.len()),
             );
         }

@@ -12,7 +12,7 @@ use crate::validate::{check_link, execute_block};
 use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
-    Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Status, SyncRequest,
+    Committee, Config, Effect, FaultKind, Fbft, Input, Message, SafetyRecord, Status, SyncRequest,
     SyncResponse, Timer, Tip,
 };
 use hsm::Signer;
@@ -111,7 +111,7 @@ struct Built {
 struct Validation {
     number: u64,
     hash: B256,
-    result: Result<ExecutedBlock, String>,
+    result: Result<ExecutedBlock, state::exec::BlockError>,
 }
 
 /// Runs consensus until `shutdown` resolves.
@@ -209,6 +209,7 @@ impl Driver {
         if self.peers.received(inb.from, self.ctx.flood_limit) {
             self.fault(
                 inb.from,
+                FaultKind::Protocol,
                 "flooding: more messages than network.flood_limit per interval",
             );
         }
@@ -216,7 +217,11 @@ impl Driver {
             Ok(m) => m,
             Err(e) => {
                 self.ctx.metrics.messages_invalid.inc();
-                self.fault(inb.from, &format!("undecodable message: {e}"));
+                self.fault(
+                    inb.from,
+                    FaultKind::Malformed,
+                    &format!("undecodable message: {e}"),
+                );
                 return;
             }
         };
@@ -248,14 +253,14 @@ impl Driver {
         }
     }
 
-    fn fault(&mut self, peer: usize, reason: &str) {
-        tracing::warn!(target: "net", peer, %reason, "rejected message from peer");
+    fn fault(&mut self, peer: usize, kind: FaultKind, reason: &str) {
+        tracing::warn!(target: "net", peer, %kind, %reason, "rejected message from peer");
         self.ctx
             .metrics
             .peer_faults
             .with_label_values(&[&peer.to_string()])
             .inc();
-        if self.peers.fault(peer, Instant::now()) {
+        if self.peers.fault(peer, kind, Instant::now()) {
             tracing::warn!(target: "net", peer, ban_secs = crate::peers::BAN_TIME.as_secs(), "peer scored too low; disconnecting");
             self.ctx
                 .metrics

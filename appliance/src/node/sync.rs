@@ -26,7 +26,7 @@ pub(super) enum SyncStep {
     Executed {
         block: Box<state::Block>,
         cert: state::CommitCertificate,
-        result: Result<Box<ExecutedBlock>, String>,
+        result: Result<Box<ExecutedBlock>, state::exec::BlockError>,
     },
 }
 
@@ -64,6 +64,7 @@ impl Driver {
         if self.peers.request(peer, crate::peers::Request::Sync) {
             return self.fault(
                 peer,
+                FaultKind::Protocol,
                 &format!(
                     "more than {} sync requests in one status interval",
                     crate::peers::Request::Sync.limit()
@@ -107,6 +108,7 @@ impl Driver {
         if r.blocks.len() != r.certificates.len() {
             return self.fault(
                 peer,
+                FaultKind::Malformed,
                 "sync response with unequal block and certificate counts",
             );
         }
@@ -145,7 +147,11 @@ impl Driver {
         match step {
             SyncStep::Verified { result: Err(e), .. } => {
                 self.sync_batch = None;
-                self.fault(peer, &format!("sync response: {e}"));
+                self.fault(
+                    peer,
+                    FaultKind::BadSignature,
+                    &format!("sync response: {e}"),
+                );
             }
             SyncStep::Verified {
                 response,
@@ -175,7 +181,11 @@ impl Driver {
                     Err(reason) => {
                         self.sync_batch = None;
                         let number = block.number();
-                        return self.fault(peer, &format!("sync block #{number}: {reason}"));
+                        return self.fault(
+                            peer,
+                            FaultKind::InvalidBlock,
+                            &format!("sync block #{number}: {reason}"),
+                        );
                     }
                 }
                 if let Err(e) = self.commit(&block, &cert) {
@@ -242,7 +252,11 @@ impl Driver {
         });
         if let Err(reason) = checked {
             self.sync_batch = None;
-            return self.fault(peer, &format!("sync block #{}: {reason}", block.number()));
+            return self.fault(
+                peer,
+                FaultKind::InvalidBlock,
+                &format!("sync block #{}: {reason}", block.number()),
+            );
         }
         // Re-executed only once its certificate checks out (execution costs more), and off
         // the loop: a batch of full blocks takes seconds.

@@ -114,7 +114,12 @@ impl Fbft {
             } => self.resume_late_commit(from, bitmap, signature, all_ok, out),
             Check::NewView { from, nv } => {
                 if !all_ok {
-                    return Self::fault(out, from, "NewView proof does not verify");
+                    return Self::fault(
+                        out,
+                        from,
+                        FaultKind::BadSignature,
+                        "NewView proof does not verify",
+                    );
                 }
                 self.adopt_new_view(now_ms, from, *nv, out);
             }
@@ -137,6 +142,7 @@ impl Fbft {
             Self::fault(
                 out,
                 self.round.leader,
+                FaultKind::BadSignature,
                 "proposal carries an invalid parent commit signature",
             );
         }
@@ -149,7 +155,12 @@ impl Fbft {
             self.maybe_lock();
             self.maybe_commit(out);
         } else if !all_ok {
-            Self::fault(out, self.round.leader, "invalid prepared certificate");
+            Self::fault(
+                out,
+                self.round.leader,
+                FaultKind::BadSignature,
+                "invalid prepared certificate",
+            );
         }
     }
 
@@ -162,7 +173,12 @@ impl Fbft {
         out: &mut Vec<Effect>,
     ) {
         if !all_ok {
-            return Self::fault(out, from, "invalid commit certificate");
+            return Self::fault(
+                out,
+                from,
+                FaultKind::BadSignature,
+                "invalid commit certificate",
+            );
         }
         if self.round.committed || cert.number != self.round.number {
             return;
@@ -221,7 +237,12 @@ impl Fbft {
             set.verified.push((signers, agg));
         }
         for f in faults {
-            Self::fault(out, f, format!("invalid {kind:?} signature"));
+            Self::fault(
+                out,
+                f,
+                FaultKind::BadSignature,
+                format!("invalid {kind:?} signature"),
+            );
         }
         if let Some(hash) = hash {
             self.try_certify(kind, hash, out);
@@ -245,6 +266,7 @@ impl Fbft {
             return Self::fault(
                 out,
                 from,
+                FaultKind::BadSignature,
                 "invalid view-change signature or prepared certificate",
             );
         }
@@ -284,7 +306,12 @@ impl Fbft {
             return;
         };
         if !all_ok {
-            return Self::fault(out, from, "invalid Commit signature");
+            return Self::fault(
+                out,
+                from,
+                FaultKind::BadSignature,
+                "invalid Commit signature",
+            );
         }
         if !late.bitmap.is_disjoint(&bitmap) {
             return;

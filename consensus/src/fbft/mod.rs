@@ -21,6 +21,7 @@
 //! handed out as [`Effect::PersistSafety`] before the signature it protects is requested.
 
 use crate::committee::Committee;
+use crate::fault::FaultKind;
 use crate::message::{
     Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote,
 };
@@ -146,10 +147,11 @@ pub enum Input {
     Timeout(Timer),
     /// The block the caller built after [`Effect::BuildBlock`].
     Proposal(Block),
-    /// Result of full validation (re-execution) of a block.
+    /// Result of full validation (re-execution) of a block. Any error means no commit vote
+    /// for it in this round (a local failure too: a vote must never outrun validation).
     Validated {
         hash: B256,
-        result: Result<(), String>,
+        result: Result<(), state::exec::BlockError>,
     },
     Signed {
         req: SignRequest,
@@ -202,9 +204,10 @@ pub enum Effect {
         peer: usize,
         number: u64,
     },
-    /// A peer sent something invalid; the caller logs and scores it.
+    /// A peer sent something invalid; the caller logs and scores it (by `kind`).
     PeerFault {
         peer: usize,
+        kind: FaultKind,
         reason: String,
     },
     /// This node moved to a new view of the current height (for metrics and logs).
@@ -538,7 +541,12 @@ impl Fbft {
             return; // stale
         }
         if view.is_some_and(|v| v > self.round.view + MAX_VIEW_AHEAD) {
-            return Self::fault(out, from, format!("view {view:?} is implausibly far ahead"));
+            return Self::fault(
+                out,
+                from,
+                FaultKind::Protocol,
+                format!("view {view:?} is implausibly far ahead"),
+            );
         }
         if number > self.round.number {
             if matches!(
@@ -570,9 +578,10 @@ impl Fbft {
         }
     }
 
-    fn fault(out: &mut Vec<Effect>, peer: usize, reason: impl Into<String>) {
+    fn fault(out: &mut Vec<Effect>, peer: usize, kind: FaultKind, reason: impl Into<String>) {
         out.push(Effect::PeerFault {
             peer,
+            kind,
             reason: reason.into(),
         });
     }

@@ -30,7 +30,7 @@ impl Fbft {
     pub(super) fn on_validated(
         &mut self,
         hash: B256,
-        result: Result<(), String>,
+        result: Result<(), state::exec::BlockError>,
         out: &mut Vec<Effect>,
     ) {
         match result {
@@ -41,7 +41,11 @@ impl Fbft {
             }
             Err(reason) => {
                 // Never commit it, never carry it into a view change.
-                tracing::warn!(target: "consensus", %hash, %reason, "block failed validation");
+                if matches!(reason, state::exec::BlockError::Db(_)) {
+                    tracing::error!(target: "consensus", %hash, %reason, "block could not be validated (local storage failure)");
+                } else {
+                    tracing::warn!(target: "consensus", %hash, %reason, "block failed validation");
+                }
                 self.round.invalid.insert(hash);
                 if self
                     .round
@@ -71,6 +75,7 @@ impl Fbft {
             return Self::fault(
                 out,
                 from,
+                FaultKind::Protocol,
                 format!(
                     "announce for view {} from a node that is not its leader",
                     h.view
@@ -85,13 +90,19 @@ impl Fbft {
                 Self::fault(
                     out,
                     from,
+                    FaultKind::Equivocation,
                     "second, different announce in one round (equivocation)",
                 );
             }
             return;
         }
         if let Err(reason) = self.check_header(now_ms, &block, r.view) {
-            return Self::fault(out, from, format!("announce #{}: {reason}", h.number));
+            return Self::fault(
+                out,
+                from,
+                FaultKind::InvalidBlock,
+                format!("announce #{}: {reason}", h.number),
+            );
         }
         self.check_parent_then(block, from, out);
     }
@@ -122,6 +133,7 @@ impl Fbft {
             Err(reason) => Self::fault(
                 out,
                 from,
+                FaultKind::InvalidBlock,
                 format!("proposal #{}: last commit {reason}", block.header.number),
             ),
         }

@@ -174,7 +174,12 @@ impl Fbft {
                     .or_default()
                     .checking
                     .remove(&from);
-                return Self::fault(out, from, format!("view change: {reason}"));
+                return Self::fault(
+                    out,
+                    from,
+                    FaultKind::Protocol,
+                    format!("view change: {reason}"),
+                );
             }
         };
         self.verify(
@@ -393,6 +398,7 @@ impl Fbft {
             return Self::fault(
                 out,
                 from,
+                FaultKind::Protocol,
                 format!(
                     "NewView for view {} from a node that is not its leader",
                     nv.view
@@ -408,9 +414,12 @@ impl Fbft {
                 },
                 out,
             ),
-            Err(reason) => {
-                Self::fault(out, from, format!("NewView for view {}: {reason}", nv.view))
-            }
+            Err(reason) => Self::fault(
+                out,
+                from,
+                FaultKind::Protocol,
+                format!("NewView for view {}: {reason}", nv.view),
+            ),
         }
     }
 

@@ -55,6 +55,7 @@ impl Fbft {
             Err(reason) => Self::fault(
                 out,
                 from,
+                FaultKind::Protocol,
                 format!("{kind:?} certificate #{}: {reason}", cert.number),
             ),
         }
@@ -86,12 +87,18 @@ impl Fbft {
         // A vote carries all of its member's keys; the signature stays in wire bytes until
         // the quorum job decodes it (with the rest of the batch, off the loop in a backend).
         if vote.bitmap.as_ref() != self.committee.member_bitmap(from).as_bytes() {
-            return Self::fault(out, from, "vote bitmap is not exactly the sender's keys");
+            return Self::fault(
+                out,
+                from,
+                FaultKind::Protocol,
+                "vote bitmap is not exactly the sender's keys",
+            );
         }
         if ![SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES].contains(&vote.signature.len()) {
             return Self::fault(
                 out,
                 from,
+                FaultKind::Malformed,
                 format!("vote signature has {} bytes", vote.signature.len()),
             );
         }
@@ -338,10 +345,20 @@ impl Fbft {
             return;
         };
         if !self.committee.bitmap_owned_by(&bitmap, from) {
-            return Self::fault(out, from, "vote bitmap names keys the sender does not own");
+            return Self::fault(
+                out,
+                from,
+                FaultKind::Protocol,
+                "vote bitmap names keys the sender does not own",
+            );
         }
         let Ok(signature) = Signature::decode(&vote.signature) else {
-            return Self::fault(out, from, "undecodable commit signature");
+            return Self::fault(
+                out,
+                from,
+                FaultKind::Malformed,
+                "undecodable commit signature",
+            );
         };
         late.voted.insert(from);
         let (number, view, hash) = (late.number, late.view, late.hash);

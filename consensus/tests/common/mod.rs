@@ -242,7 +242,11 @@ impl Cluster {
             Effect::Validate(block) => {
                 let hash = block.hash();
                 let result = if self.nodes[i].reject == Some(hash) {
-                    Err("rejected by test".into())
+                    Err(state::exec::BlockError::Tx {
+                        index: 0,
+                        hash: block.hash(),
+                        reason: "rejected by test".into(),
+                    })
                 } else {
                     Ok(())
                 };
@@ -279,9 +283,9 @@ impl Cluster {
                     queue.push_back(Input::Persisted(tip));
                 }
             }
-            Effect::PeerFault { peer, reason } => {
-                self.nodes[i].faults.push(format!("{peer}: {reason}"))
-            }
+            Effect::PeerFault { peer, kind, reason } => self.nodes[i]
+                .faults
+                .push(format!("{peer}: {kind}: {reason}")),
         }
     }
 

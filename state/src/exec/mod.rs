@@ -92,6 +92,10 @@ pub enum BlockError {
         header: String,
         computed: String,
     },
+    #[error("the store holds no genesis block; start the node once to initialize the data dir")]
+    NoGenesis,
+    #[error("block #{number} does not extend the stored tip #{tip}")]
+    NotOnTip { number: u64, tip: u64 },
     #[error(transparent)]
     Db(#[from] DbError),
 }
