@@ -91,8 +91,10 @@ impl Engine {
         self.backend
     }
 
-    /// Runs `f` on the engine's pool (the caller's thread for `reference`).
-    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// Runs `f` on the engine's pool (the caller's thread for `reference`). Other parallel work
+    /// of the node (sender recovery in execution) runs here too, so one pool sized by the
+    /// operator serves all of it and nothing falls back to rayon's global pool.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(pool) => pool.install(f),
             None => f(),

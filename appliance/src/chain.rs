@@ -1,6 +1,7 @@
 //! What the event loop, RPC and the network share about the chain: the tip, transaction
 //! submission, the shared pool, finalized-block events and the status board.
 
+use crate::lock::LockExt;
 use consensus::Tip;
 use serde::Serialize;
 use state::db::ChainStore;
@@ -72,7 +73,7 @@ pub fn submit_batch(
     let ro = store.db().tx().map_err(|e| e.to_string())?;
     let base_fee = state::exec::next_base_fee_after(&tip_header(store)?);
     let state = StateReader::new(&ro);
-    let mut pool = pool.lock().expect("lock");
+    let mut pool = pool.locked();
     Ok(txs
         .into_iter()
         .map(|tx| pool.insert(tx, &state, base_fee).map_err(|e| e.to_string()))

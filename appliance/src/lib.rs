@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod cmd;
 pub mod config;
+pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod net;

@@ -8,7 +8,18 @@ use state::{Block, Header};
 /// Re-executes `block` on the stored tip (its parent) and checks every root and total the
 /// header commits to. The result is kept by the caller, so finalizing writes it without
 /// executing again. Senders in `known` (from the mempool) are not recovered again.
+/// Runs on `engine`'s thread pool (sender recovery is parallel).
 pub fn execute_block(
+    engine: &accel::Engine,
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    block: &Block,
+    known: &std::collections::HashMap<state::B256, state::exec::SignedTx>,
+) -> Result<ExecutedBlock, BlockError> {
+    engine.run(|| execute_on_tip(store, cfg, block, known))
+}
+
+fn execute_on_tip(
     store: &ChainStore,
     cfg: &ExecConfig,
     block: &Block,

@@ -10,6 +10,7 @@
 //! Blocks are final when included (1-block finality), so a transaction's latency is the time
 //! from its submission to the first poll that sees it in a block.
 
+use crate::lock::LockExt;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
@@ -369,11 +370,7 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
             let client = clients[sent % clients.len()].clone();
             let ledger = ledger.clone();
             let permit = permits.clone().acquire_owned().await?;
-            ledger
-                .lock()
-                .expect("lock")
-                .submitted
-                .insert(hash, Instant::now());
+            ledger.locked().submitted.insert(hash, Instant::now());
             let (permits, retry) = (permits.clone(), args.retry_full);
             handles.push(tokio::spawn(async move {
                 let mut permit = Some(permit);
@@ -387,7 +384,7 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
                             if retry && e.contains("txpool is full") && attempt < MAX_RETRIES =>
                         {
                             attempt += 1;
-                            ledger.lock().expect("lock").retries += 1;
+                            ledger.locked().retries += 1;
                             drop(permit.take());
                             tokio::time::sleep(RETRY_AFTER).await;
                             permit = permits.clone().acquire_owned().await.ok();
@@ -397,7 +394,7 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
                 };
                 drop(permit);
                 if let Err(e) = r {
-                    let mut l = ledger.lock().expect("lock");
+                    let mut l = ledger.locked();
                     l.submitted.remove(&hash);
                     *l.refused.entry(reason_of(&e)).or_default() += 1;
                 }
@@ -410,17 +407,11 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
     }
     let offered_s = began.elapsed().as_secs_f64();
     let drain_until = Instant::now() + Duration::from_secs(args.drain_s);
-    while Instant::now() < drain_until && !ledger.lock().expect("lock").submitted.is_empty() {
+    while Instant::now() < drain_until && !ledger.locked().submitted.is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watcher.abort();
-    report(
-        &args,
-        &ledger.lock().expect("lock"),
-        total,
-        offered_s,
-        began,
-    );
+    report(&args, &ledger.locked(), total, offered_s, began);
     Ok(())
 }
 
@@ -437,7 +428,7 @@ async fn watch_blocks(client: HttpClient, mut next: u64, ledger: Arc<Mutex<Ledge
             Err(_) => 0,
         };
         let rtt = asked.elapsed().as_secs_f64() * 1000.0;
-        ledger.lock().expect("lock").rpc_ms.push(rtt);
+        ledger.locked().rpc_ms.push(rtt);
         while next <= head {
             let block: Result<serde_json::Value, _> = client
                 .request(
@@ -452,7 +443,7 @@ async fn watch_blocks(client: HttpClient, mut next: u64, ledger: Arc<Mutex<Ledge
                 .map(|a| a.iter().filter_map(|h| h.as_str()?.parse().ok()).collect())
                 .unwrap_or_default();
             let gas = quantity(&block["gasUsed"]).unwrap_or(0);
-            let mut l = ledger.lock().expect("lock");
+            let mut l = ledger.locked();
             l.blocks.push((next, gas, hashes.len()));
             for h in hashes {
                 if let Some(t) = l.submitted.remove(&h) {

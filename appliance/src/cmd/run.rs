@@ -5,6 +5,7 @@
 use super::Cli;
 use crate::chain::StatusBoard;
 use crate::config::{resolve, NodeConfig};
+use crate::lock::LockExt;
 use crate::metrics::Metrics;
 use crate::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
 use crate::node::{self, NodeContext};
@@ -185,7 +186,7 @@ async fn run_async(
         let peer = committee.member_by_transport_key(&key).ok_or_else(|| {
             eyre!("config field `network.blocked_peers[{i}]`: no committee member has transport key {}", hex::encode(key))
         })?;
-        operator_blocks.lock().expect("lock").insert(peer);
+        operator_blocks.locked().insert(peer);
         metrics.peer_bans.with_label_values(&["operator"]).inc();
         mesh.block(peer);
     }

@@ -2,6 +2,7 @@
 //! what is missing fetched from the leader.
 
 use super::*;
+use crate::lock::LockExt;
 
 /// A compact announce from the round's leader, waiting for the transactions asked of it.
 pub(super) struct PendingAnnounce {
@@ -22,7 +23,7 @@ impl Driver {
             return self.fault(from, FaultKind::Malformed, &e.to_string());
         }
         let assembled = {
-            let pool = self.ctx.pool.lock().expect("lock");
+            let pool = self.ctx.pool.locked();
             compact.assemble(|h| pool.get(h).map(|t| t.raw.clone()))
         };
         let (number, view, leader) = self.fbft.round();
@@ -70,7 +71,7 @@ impl Driver {
         fetched: &HashMap<B256, state::Bytes>,
     ) {
         let assembled = {
-            let pool = self.ctx.pool.lock().expect("lock");
+            let pool = self.ctx.pool.locked();
             compact.assemble(|h| {
                 fetched
                     .get(h)

@@ -2,6 +2,7 @@
 //! loop, timers, persistence and finalizing.
 
 use super::*;
+use crate::lock::LockExt;
 
 /// Finality samples kept for `hmy_finalityStats`.
 const LATENCY_RING: usize = 4096;
@@ -61,10 +62,11 @@ impl Driver {
                 if self.validating.insert(hash) {
                     // Off the loop: QUIC, timers, votes and RPC go on while it executes.
                     let (store, exec) = (self.ctx.store.clone(), self.ctx.exec);
+                    let engine = self.ctx.engine.clone();
                     let known = self.pooled(&block);
                     let done = self.validations.clone();
                     tokio::task::spawn_blocking(move || {
-                        let result = execute_block(&store, &exec, &block, &known);
+                        let result = execute_block(&engine, &store, &exec, &block, &known);
                         let number = block.number();
                         let _ = done.send(Validation {
                             number,
@@ -137,12 +139,12 @@ impl Driver {
                         .metrics
                         .finality_seconds
                         .observe(elapsed.as_secs_f64());
-                    let mut ring = self.ctx.board.latencies.lock().expect("lock");
+                    let mut ring = self.ctx.board.latencies.locked();
                     if ring.len() == LATENCY_RING {
                         ring.pop_front();
                     }
                     ring.push_back((block.number(), elapsed.as_micros() as u64));
-                    self.ctx.board.status.lock().expect("lock").last_finality_ms =
+                    self.ctx.board.status.locked().last_finality_ms =
                         Some(elapsed.as_secs_f64() * 1000.0);
                 }
                 self.started
@@ -181,7 +183,7 @@ impl Driver {
 
     /// The block's transactions this node's pool already decoded (senders recovered).
     pub(super) fn pooled(&self, block: &state::Block) -> HashMap<B256, SignedTx> {
-        let pool = self.ctx.pool.lock().expect("lock");
+        let pool = self.ctx.pool.locked();
         block
             .body
             .transactions
@@ -202,7 +204,7 @@ impl Driver {
         let base_fee = state::exec::next_base_fee_after(&parent);
         let candidates = {
             let ro = store.db().tx().map_err(|e| e.to_string())?;
-            let pool = self.ctx.pool.lock().expect("lock");
+            let pool = self.ctx.pool.locked();
             pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
         };
         let exec = self.ctx.exec;
@@ -233,7 +235,7 @@ impl Driver {
             }
         };
         if !executed.execution.rejected.is_empty() {
-            let mut pool = self.ctx.pool.lock().expect("lock");
+            let mut pool = self.ctx.pool.locked();
             for (hash, reason) in &executed.execution.rejected {
                 tracing::debug!(target: "mempool", %hash, %reason, "left out of the block");
                 if !matches!(reason, state::exec::TxRejection::BlockGas { .. }) {
@@ -257,7 +259,13 @@ impl Driver {
         let hash = block.hash();
         let executed = match self.executed.remove(&hash) {
             Some(e) => e,
-            None => execute_block(&self.ctx.store, &self.ctx.exec, block, &self.pooled(block))?,
+            None => execute_block(
+                &self.ctx.engine,
+                &self.ctx.store,
+                &self.ctx.exec,
+                block,
+                &self.pooled(block),
+            )?,
         };
         self.ctx
             .store
@@ -266,7 +274,7 @@ impl Driver {
         self.executed.clear();
         {
             let hashes: Vec<B256> = executed.execution.txs.iter().map(|t| t.hash).collect();
-            let mut pool = self.ctx.pool.lock().expect("lock");
+            let mut pool = self.ctx.pool.locked();
             pool.remove_included(&hashes);
             if let Ok(ro) = self.ctx.store.db().tx() {
                 pool.prune(&StateReader::new(&ro));

@@ -1,6 +1,7 @@
 //! Transactions relayed between peers, and answers to requests for them.
 
 use super::*;
+use crate::lock::LockExt;
 
 /// Most hashes one `GetTransactions` may name (a full block of plain transfers is 1,428).
 const MAX_TX_REQUEST: usize = 2048;
@@ -44,6 +45,7 @@ impl GossipQueue {
 pub(super) fn spawn_gossip_worker(
     store: Arc<ChainStore>,
     pool: SharedPool,
+    engine: Engine,
     chain_id: u64,
     done: mpsc::UnboundedSender<GossipChecked>,
 ) -> std::io::Result<GossipQueue> {
@@ -65,7 +67,8 @@ pub(super) fn spawn_gossip_worker(
                 }
                 let mut undecodable: HashMap<usize, usize> = HashMap::new();
                 let mut decoded = Vec::with_capacity(raws.len());
-                for (r, peer) in SignedTx::decode_all(&raws, chain_id).into_iter().zip(&peers) {
+                let recovered = engine.run(|| SignedTx::decode_all(&raws, chain_id));
+                for (r, peer) in recovered.into_iter().zip(&peers) {
                     match r {
                         Ok(tx) => decoded.push(tx),
                         Err(_) => *undecodable.entry(*peer).or_default() += 1,
@@ -79,7 +82,7 @@ pub(super) fn spawn_gossip_worker(
                     }
                     Err(e) => tracing::warn!(target: "mempool", error = %e, "could not read state to pool relayed transactions"),
                 }
-                let pooled = pool.lock().expect("lock").len();
+                let pooled = pool.locked().len();
                 let mut senders = peers;
                 senders.sort_unstable();
                 senders.dedup();
@@ -169,7 +172,7 @@ impl Driver {
         let mut seen = std::collections::HashSet::new();
         let mut size = 0usize;
         let mut transactions = Vec::new();
-        let pool = self.ctx.pool.lock().expect("lock");
+        let pool = self.ctx.pool.locked();
         for h in r.hashes.iter().filter(|h| seen.insert(**h)) {
             let raw = pool
                 .get(h)

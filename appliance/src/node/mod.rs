@@ -5,6 +5,7 @@ use crate::chain::{
     load_tip, now_ms, recent_bitmaps, submit_batch, tip_header, BlockEvents, FinalizedBlock,
     SharedPool, StatusBoard,
 };
+use crate::lock::LockExt;
 use crate::metrics::Metrics;
 use crate::net::{Inbound, MeshHandle};
 use crate::peers::{OperatorBlocks, PeerBook};
@@ -148,6 +149,7 @@ pub async fn run(
     let gossip = gossip::spawn_gossip_worker(
         ctx.store.clone(),
         ctx.pool.clone(),
+        ctx.engine.clone(),
         ctx.exec.chain_id,
         gossip_tx,
     )?;
@@ -196,14 +198,7 @@ pub async fn run(
 
 impl Driver {
     fn on_inbound(&mut self, inb: Inbound) {
-        if self.peers.is_banned(inb.from)
-            || self
-                .ctx
-                .operator_blocks
-                .lock()
-                .expect("lock")
-                .contains(&inb.from)
-        {
+        if self.peers.is_banned(inb.from) || self.ctx.operator_blocks.locked().contains(&inb.from) {
             return; // in flight when the peer was blocked
         }
         if self.peers.received(inb.from, self.ctx.flood_limit) {

@@ -1,6 +1,7 @@
 //! The status line, metrics gauges and the periodic tick (peer status, bans, guard counters).
 
 use super::*;
+use crate::lock::LockExt;
 
 /// Raises a Prometheus counter to `value` (the guard keeps its own monotonic counters).
 fn sync_counter(c: &prometheus::IntCounter, value: u64) {
@@ -17,7 +18,7 @@ impl Driver {
         m.chain_height.set(self.fbft.tip().number as i64);
         m.consensus_view.set(view as i64);
         m.consensus_is_leader.set((leader == self.ctx.me) as i64);
-        let mut s = self.ctx.board.status.lock().expect("lock");
+        let mut s = self.ctx.board.status.locked();
         s.block_number = number - 1;
         s.view_id = view;
         s.leader = leader;
@@ -50,13 +51,7 @@ impl Driver {
             .encode(),
         );
         for peer in self.peers.tick(Instant::now()) {
-            if !self
-                .ctx
-                .operator_blocks
-                .lock()
-                .expect("lock")
-                .contains(&peer)
-            {
+            if !self.ctx.operator_blocks.locked().contains(&peer) {
                 tracing::info!(target: "net", peer, "ban expired; accepting the peer again");
                 self.mesh.unblock(peer);
             }
@@ -81,6 +76,6 @@ impl Driver {
         }
         let peers = self.mesh.connected_peers();
         self.ctx.metrics.connected_peers.set(peers.len() as i64);
-        self.ctx.board.status.lock().expect("lock").connected_peers = peers;
+        self.ctx.board.status.locked().connected_peers = peers;
     }
 }

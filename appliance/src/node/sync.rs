@@ -261,8 +261,10 @@ impl Driver {
         // Re-executed only once its certificate checks out (execution costs more), and off
         // the loop: a batch of full blocks takes seconds.
         let (store, exec, done) = (self.ctx.store.clone(), self.ctx.exec, self.syncs.clone());
+        let engine = self.ctx.engine.clone();
         tokio::task::spawn_blocking(move || {
-            let result = execute_block(&store, &exec, &block, &HashMap::new()).map(Box::new);
+            let result =
+                execute_block(&engine, &store, &exec, &block, &HashMap::new()).map(Box::new);
             let _ = done.send(SyncStep::Executed {
                 block: Box::new(block),
                 cert,

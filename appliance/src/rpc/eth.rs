@@ -7,6 +7,7 @@ use super::params::{
     quantity_u64, require_latest, tip,
 };
 use super::{internal, invalid, server_error, RpcContext, RpcResult};
+use crate::lock::LockExt;
 use alloy_primitives::{Address, Bytes, B256, U256};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
@@ -223,7 +224,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .map(|a| a.nonce)
             .unwrap_or(0);
         let nonce = if pending {
-            c.pool.lock().expect("lock").next_nonce(a, nonce)
+            c.pool.locked().next_nonce(a, nonce)
         } else {
             nonce
         };
@@ -309,7 +310,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         if let Some((tx, mined, _, _)) = mined_tx(c, &hash)? {
             return Ok::<_, ErrorObjectOwned>(json::transaction(&tx, Some(mined)));
         }
-        let pooled = c.pool.lock().expect("lock").get(&hash).cloned();
+        let pooled = c.pool.locked().get(&hash).cloned();
         Ok(pooled
             .map(|tx| json::transaction(&tx, None))
             .unwrap_or(Value::Null))

@@ -17,6 +17,7 @@ mod subscribe;
 
 use crate::chain::{BlockEvents, SharedPool, StatusBoard};
 use crate::config::RpcConfig;
+use crate::lock::LockExt;
 use jsonrpsee::server::middleware::http::HostFilterLayer;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
@@ -144,7 +145,7 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     })
     .expect("unique name");
     m.register_method("hmy_consensusStatus", |_, c, _| {
-        serde_json::to_value(&*c.board.status.lock().expect("lock")).expect("serializes")
+        serde_json::to_value(&*c.board.status.locked()).expect("serializes")
     })
     .expect("unique name");
     m.register_method("hmy_blockedPeers", |_, c, _| {
@@ -155,7 +156,7 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     })
     .expect("unique name");
     m.register_method("hmy_finalityStats", |_, c, _| {
-        let ring = c.board.latencies.lock().expect("lock");
+        let ring = c.board.latencies.locked();
         ring.iter()
             .map(|(n, us)| json!([n, us]))
             .collect::<Vec<_>>()
@@ -168,7 +169,7 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
                 .as_ref()
                 .ok_or_else(|| internal("peer control unavailable"))?;
             let peer = admin.resolve(&p)?;
-            if admin.operator.lock().expect("lock").insert(peer) {
+            if admin.operator.locked().insert(peer) {
                 admin
                     .metrics
                     .peer_bans
@@ -185,7 +186,7 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
                 .as_ref()
                 .ok_or_else(|| internal("peer control unavailable"))?;
             let peer = admin.resolve(&p)?;
-            admin.operator.lock().expect("lock").remove(&peer);
+            admin.operator.locked().remove(&peer);
             admin.mesh.unblock(peer);
             Ok::<_, ErrorObjectOwned>(admin.mesh.blocked())
         })

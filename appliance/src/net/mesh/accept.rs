@@ -2,6 +2,7 @@
 //! stream.
 
 use super::*;
+use crate::lock::LockExt;
 
 pub(super) struct Acceptor {
     pub(super) key_to_index: HashMap<[u8; 32], usize>,
@@ -95,8 +96,7 @@ pub(super) async fn handle_incoming(
     let older = acceptor
         .blocked
         .incoming
-        .lock()
-        .expect("lock")
+        .locked()
         .insert(from, conn.clone());
     if let Some(old) = older {
         old.close(VarInt::from_u32(CLOSE_REPLACED), b"replaced");
@@ -104,7 +104,7 @@ pub(super) async fn handle_incoming(
     info!(target: "harmony::net", peer = from, %remote, "accepted connection from peer");
     // Forget this connection when it ends, unless a newer one took its place.
     let forget = |acceptor: &Acceptor| {
-        let mut live = acceptor.blocked.incoming.lock().expect("lock");
+        let mut live = acceptor.blocked.incoming.locked();
         if live.get(&from).map(|c| c.stable_id()) == Some(conn.stable_id()) {
             live.remove(&from);
         }

@@ -1,6 +1,7 @@
 //! [`MeshHandle`]: sending, blocking peers, stats and shutdown.
 
 use super::*;
+use crate::lock::LockExt;
 
 /// Handle to a running mesh. Cloning is cheap; the mesh stops when [`MeshHandle::shutdown`]
 /// is called or the last handle is dropped.
@@ -55,16 +56,10 @@ impl MeshHandle {
     /// Refuses `peer` from now on: its incoming connections are closed, new ones refused at
     /// the door, and nothing more is sent to it, until [`MeshHandle::unblock`].
     pub fn block(&self, peer: usize) {
-        if !self.inner.blocked.peers.lock().expect("lock").insert(peer) {
+        if !self.inner.blocked.peers.locked().insert(peer) {
             return;
         }
-        let conns = self
-            .inner
-            .blocked
-            .incoming
-            .lock()
-            .expect("lock")
-            .remove(&peer);
+        let conns = self.inner.blocked.incoming.locked().remove(&peer);
         if let Some(c) = conns {
             c.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
         }
@@ -72,21 +67,13 @@ impl MeshHandle {
     }
 
     pub fn unblock(&self, peer: usize) {
-        if self.inner.blocked.peers.lock().expect("lock").remove(&peer) {
+        if self.inner.blocked.peers.locked().remove(&peer) {
             info!(target: "harmony::net", peer, "peer unblocked");
         }
     }
 
     pub fn blocked(&self) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .inner
-            .blocked
-            .peers
-            .lock()
-            .expect("lock")
-            .iter()
-            .copied()
-            .collect();
+        let mut v: Vec<usize> = self.inner.blocked.peers.locked().iter().copied().collect();
         v.sort_unstable();
         v
     }

@@ -38,6 +38,7 @@
 //! [`CLOSE_PROTOCOL`] when a peer could not be identified; a stream carrying an invalid frame
 //! is stopped with [`STOP_INVALID_FRAME`].
 
+use crate::lock::LockExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -428,7 +429,7 @@ struct Blocklist {
 
 impl Blocklist {
     fn contains(&self, peer: usize) -> bool {
-        self.peers.lock().expect("lock").contains(&peer)
+        self.peers.locked().contains(&peer)
     }
 }
 
