@@ -4,7 +4,7 @@ BIN := target/debug/harmony-appliance
 # Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
 ARGS ?=
 
-.PHONY: deps peers build localnet test fmt-check clippy unit bench contracts clean
+.PHONY: deps peers build localnet test fmt-check module-graph clippy unit bench contracts clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -26,10 +26,14 @@ peers: .venv/.peers-stamp
 	touch $@
 
 ## The whole suite: format, lints, every test.
-test: deps fmt-check clippy peers unit
+test: deps fmt-check module-graph clippy peers unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+
+## No import circles between modules inside a crate, no unexplained file over 800 lines.
+module-graph:
+	python3 scripts/module_graph.py
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -12,7 +12,10 @@ A child naming its own parent (`use super::*`) and a parent using its children a
 Rust modules are built, not layering, so edges to an ancestor are not counted. Test-only
 code (`#[cfg(test)] mod ...` blocks and `tests.rs` files) may reach anywhere and is skipped.
 
-Exit status 1 with the cycle spelled out when one is found; `--print` shows the graph.
+It also checks file length: a Rust file of more than 800 lines must be named, with the reason,
+in `docs/architecture.md` (test files mostly: a scenario table reads better whole).
+
+Exit status 1 with the cycle (or the file) spelled out; `--print` shows the graph.
 """
 import os
 import re
@@ -171,9 +174,39 @@ def main():
                     + "\n  move the shared item to a lower module (see docs/architecture.md)",
                     file=sys.stderr,
                 )
+    failed |= long_files()
     if failed:
         sys.exit(1)
     print("module graph: no import circles in " + ", ".join(CRATES))
+
+
+MAX_LINES = 800
+
+
+def long_files():
+    """Files over MAX_LINES lines that docs/architecture.md does not explain."""
+    with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as fh:
+        doc = fh.read()
+    failed = False
+    for crate in CRATES + ["benches"]:
+        for dirpath, _, files in os.walk(os.path.join(ROOT, crate)):
+            if "/target" in dirpath or "/fuzz" in dirpath:
+                continue
+            for f in files:
+                if not f.endswith(".rs"):
+                    continue
+                path = os.path.join(dirpath, f)
+                with open(path, encoding="utf-8") as fh:
+                    n = sum(1 for _ in fh)
+                rel = os.path.relpath(path, ROOT)
+                if n > MAX_LINES and f"`{rel}`" not in doc:
+                    failed = True
+                    print(
+                        f"file length: {rel} has {n} lines (over {MAX_LINES}); split it by "
+                        "concern, or say why it is long in docs/architecture.md",
+                        file=sys.stderr,
+                    )
+    return failed
 
 
 if __name__ == "__main__":
