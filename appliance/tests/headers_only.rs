@@ -86,14 +86,18 @@ async fn validators_fetch_only_what_a_header_only_leader_announced() {
     }
     let _nodes = support::Nodes::start(tmp.path(), NODES, "info,consensus=debug");
     let rpc = |i: usize| client(9500 + offset + i as u16);
+    // Every node's RPC must answer before the test asks node 1 about node 0's transactions
+    // (under a loaded test run node 1 can start a second after node 0).
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n: Result<String, _> = rpc(0).request("eth_blockNumber", rpc_params![]).await;
-        if n.is_ok() {
-            break;
+    for i in 0..NODES {
+        loop {
+            let n: Result<String, _> = rpc(i).request("eth_blockNumber", rpc_params![]).await;
+            if n.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node{i} RPC never answered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(Instant::now() < deadline, "node0 RPC never answered");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // Submitted to node 0 only, which keeps them to itself.

@@ -6,6 +6,7 @@
 // primitives: bitmap, block, fees, tx, types, changes, spec
 // storage:    db (tables, codecs, the ChainStore, the state trie)
 // execution:  exec (revm over db)
+// staking:    staking (rules and election over primitives and a Balances trait)
 // pool:       mempool
 pub mod bitmap;
 pub mod block;
@@ -14,6 +15,7 @@ pub mod exec;
 pub mod fees;
 pub mod mempool;
 pub mod spec;
+pub mod staking;
 pub mod tx;
 pub mod types;
 

@@ -118,6 +118,7 @@ fn store_is_send_sync_and_tables_are_listed() {
             "CanonicalHashes",
             "HeaderNumbers",
             "Metadata",
+            "ConsensusSafety",
             "Accounts",
             "Storage",
             "Bytecodes",

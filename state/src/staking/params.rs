@@ -1,0 +1,63 @@
+//! Staking numbers. Harmony changes several of them by fork epoch; here each is configuration,
+//! with Harmony's mainnet value as the default (`../shared/PROTOCOL.md`, "Staking (EPoS)").
+
+use super::dec::Dec;
+use alloy_primitives::U256;
+use serde::{Deserialize, Serialize};
+
+/// 10^18 wei: one ONE.
+pub const ONE: u128 = 1_000_000_000_000_000_000;
+
+/// Longest name, identity, website and security contact of a description, in bytes.
+pub const MAX_NAME_BYTES: usize = 140;
+/// Longest description details, in bytes.
+pub const MAX_DETAILS_BYTES: usize = 280;
+/// Longest endpoint (`host:port`) a validator may register, in bytes.
+pub const MAX_ENDPOINT_BYTES: usize = 255;
+/// Intrinsic gas of CreateValidator (Harmony).
+pub const CREATE_VALIDATOR_GAS: u64 = 5_300_000;
+
+/// The staking parameters of a network (chain spec `[staking]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StakingParams {
+    /// Smallest self-delegation a validator may declare (10,000 ONE).
+    pub min_self_delegation: U256,
+    /// Smallest delegation (100 ONE).
+    pub min_delegation: U256,
+    /// Most BLS keys one validator may hold (106).
+    pub max_bls_keys: usize,
+    /// Epochs an undelegation stays locked before it is paid out (7).
+    pub undelegation_lock_epochs: u64,
+    /// Half-width of the effective-stake band around the median (0.35 since Harmony epoch 631).
+    pub effective_band: Dec,
+    /// Slots elected each epoch (external validators).
+    pub slots: usize,
+    /// Most slots one validator may win, as a fraction of `slots` (0.06), at least one.
+    pub slot_limit: Dec,
+    /// Lowest commission rate a validator may set (0; HIP-30 raises it to 0.07 by fork).
+    pub min_commission_rate: Dec,
+}
+
+impl Default for StakingParams {
+    fn default() -> Self {
+        Self {
+            min_self_delegation: U256::from(10_000 * ONE),
+            min_delegation: U256::from(100 * ONE),
+            max_bls_keys: 106,
+            undelegation_lock_epochs: 7,
+            effective_band: Dec::percent(35),
+            slots: 800,
+            slot_limit: Dec::percent(6),
+            min_commission_rate: Dec::ZERO,
+        }
+    }
+}
+
+impl StakingParams {
+    /// Slots one validator may hold: `slot_limit` of `slots`, rounded down, at least one.
+    pub fn max_slots_per_validator(&self) -> usize {
+        let n = self.slot_limit.mul_amount(U256::from(self.slots));
+        usize::try_from(n).unwrap_or(usize::MAX).max(1)
+    }
+}
