@@ -36,6 +36,12 @@
 //! (read transaction; aborted write transaction), and the commit benchmarks each use a new
 //! store. Before the criterion runs, one manually timed pass prints the phases (eprintln).
 //!
+//! Beside them, in the same run, the work an epoch's last block adds (group `epoch_end`,
+//! issue 12): `election_1000x4` runs `state::staking::elect` over 1,000 Active validators
+//! with 4 keys each (4,000 keys, stakes all different, 800 slots, at most 48 per validator),
+//! and `payout_1000x10` runs `StakingState::end_epoch` over the same validators holding 10
+//! delegations each, every delegation with one matured undelegation to pay out.
+//!
 //! `EXEC_BENCH_BACKGROUND=N` adds N funded accounts the block never touches, to see how the
 //! phases (the state root above all) depend on the size of the state rather than of the block.
 
@@ -640,7 +646,78 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     g.finish();
 }
 
+/// 1,000 validators, 4 keys each, 10 delegations each with one undelegation made at epoch 0.
+fn staking_state() -> state::staking::StakingState {
+    use state::staking::*;
+    let validators = (0..1000u32).map(|i| {
+        let mut a = [0u8; 20];
+        a[..4].copy_from_slice(&i.to_be_bytes());
+        let address = Address::from(a);
+        let delegations = (0..10u32)
+            .map(|j| {
+                let mut d = [0xd0u8; 20];
+                d[..4].copy_from_slice(&(i * 10 + j).to_be_bytes());
+                let delegator = if j == 0 { address } else { Address::from(d) };
+                let mut del =
+                    Delegation::new(delegator, U256::from(ONE) * U256::from(10_000 + i * 7 + j));
+                del.undelegations.push(Undelegation {
+                    amount: U256::from(ONE),
+                    epoch: 0,
+                });
+                del
+            })
+            .collect();
+        Validator {
+            address,
+            bls_keys: (0..4u32)
+                .map(|k| {
+                    let mut key = [0u8; 48];
+                    key[..4].copy_from_slice(&(i * 4 + k).to_be_bytes());
+                    BlsKey::from(key)
+                })
+                .collect(),
+            transport_key: B256::repeat_byte(1),
+            endpoint: "10.0.0.1:9000".into(),
+            min_self_delegation: U256::from(ONE) * U256::from(10_000),
+            max_total_delegation: U256::MAX,
+            status: ValidatorStatus::Active,
+            commission: CommissionRates::default(),
+            epoch_start_rate: Dec::ZERO,
+            description: Description::default(),
+            creation_epoch: 0,
+            delegations,
+        }
+    });
+    StakingState::from_validators(validators)
+}
+
+fn bench_epoch_end(c: &mut Criterion) {
+    use state::staking::{elect, StakingParams};
+    let staking = staking_state();
+    let params = StakingParams::default();
+    let t = Instant::now();
+    let e = elect(&staking, &params);
+    eprintln!(
+        "\n[epoch_end] election: {} slots from {} validators in {:.2} ms (median stake {})",
+        e.slots.len(),
+        e.validators().len(),
+        ms(t.elapsed()),
+        e.median
+    );
+    let mut g = c.benchmark_group("epoch_end");
+    g.bench_function("election_1000x4", |b| b.iter(|| elect(&staking, &params)));
+    g.bench_function("payout_1000x10", |b| {
+        b.iter_batched(
+            || (staking.clone(), BTreeMap::<Address, U256>::new()),
+            |(mut s, mut balances)| s.end_epoch(&params, 7, &mut balances),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
+    bench_epoch_end(c);
     bench_workload(c, eth_workload());
     let probe = spec_with(BTreeMap::new()).genesis();
     let mut header = probe.header.clone();
