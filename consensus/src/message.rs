@@ -85,7 +85,11 @@ impl CompactAnnounce {
         }
         Ok(Block {
             header: self.header.clone(),
-            body: state::Body { transactions },
+            // Blocks with staking transactions are always announced in full (effects.rs).
+            body: state::Body {
+                transactions,
+                staking_transactions: Vec::new(),
+            },
         })
     }
 }

@@ -5,12 +5,12 @@
 
 use crate::committee::Committee;
 use alloy_primitives::{Address, B256};
-use state::{Bitmap, Block, Header, GAS_LIMIT, HEADER_VERSION};
+use state::{Bitmap, Block, Header, GAS_LIMIT, MAX_HEADER_VERSION};
 
 /// Why a proposed or fetched block's header is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposalError {
-    #[error("header version {0} is not {HEADER_VERSION}")]
+    #[error("header version {0} is not one this node knows (1 to {MAX_HEADER_VERSION})")]
     Version(u8),
     #[error("block #{number} (parent {parent_hash}) does not extend our tip #{tip} ({tip_hash})")]
     NotChild {
@@ -91,7 +91,9 @@ pub fn check_child(
     epoch_blocks: u64,
 ) -> Result<(), ProposalError> {
     let h = &block.header;
-    if h.version != HEADER_VERSION {
+    // The exact version for the block's epoch is checked by re-execution (the fork
+    // schedule is execution configuration); here only versions this node can read pass.
+    if h.version == 0 || h.version > MAX_HEADER_VERSION {
         return Err(ProposalError::Version(h.version));
     }
     if h.number != parent.number + 1 || h.parent_hash != parent.hash {

@@ -1,19 +1,23 @@
-//! Header, block and commit certificate, with their RLP encodings (frozen at version 1).
+//! Header, block and commit certificate, with their RLP encodings: version 1 frozen, version 2
+//! adding the staking fields through the fork schedule (ADR 0001).
 
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256};
 use alloy_rlp::{Decodable, RlpDecodable, RlpEncodable};
 
-/// Header format version. A node refuses headers of a version it does not know.
+/// Header format version of networks without the `header_v2` fork.
 pub const HEADER_VERSION: u8 = 1;
+/// The newest header version this node knows. It refuses headers of a version above it.
+pub const MAX_HEADER_VERSION: u8 = 2;
 /// Block gas limit (Harmony HET-87).
 pub const GAS_LIMIT: u64 = 30_000_000;
 /// Root of an empty Merkle-Patricia trie: keccak256(rlp("")).
 pub const EMPTY_ROOT: B256 =
     alloy_primitives::b256!("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421");
 
-/// Block header. Every field later features need is present from version 1 on, so the hash
-/// of a block never depends on which features a node has.
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+/// Block header. Version 1 has the 21 fields below `v2`; version 2 appends the fields of
+/// [`HeaderV2`] to the same RLP list. `version` and `v2` agree (`v2` is `Some` exactly in
+/// version 2), which decoding enforces. The hash is keccak256 of the RLP encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub version: u8,
     pub parent_hash: B256,
@@ -45,6 +49,149 @@ pub struct Header {
     pub last_commit_signature: Bytes,
     /// Signer bitmap of that aggregate.
     pub last_commit_bitmap: Bytes,
+    /// The fields version 2 adds (the `header_v2` fork).
+    pub v2: Option<HeaderV2>,
+}
+
+/// Header fields of version 2, for staking (issue 12) and its economics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct HeaderV2 {
+    /// Merkle-Patricia root of the body's staking transactions, keyed by index.
+    pub staking_transactions_root: B256,
+    /// Root of the staking state (validators and delegations) after this block.
+    pub staking_root: B256,
+    /// At an epoch's last block: the committee elected for the next epoch (RLP); empty in
+    /// every other block.
+    pub committee: Bytes,
+    /// Slashing records included in this block (RLP; empty until slashing exists).
+    pub slashes: Bytes,
+}
+
+/// Applies `$m!(field)` to the 21 version-1 header fields, in wire order.
+macro_rules! v1_fields {
+    ($h:expr, $m:ident) => {{
+        $m!($h.version);
+        $m!($h.parent_hash);
+        $m!($h.number);
+        $m!($h.epoch);
+        $m!($h.shard);
+        $m!($h.view);
+        $m!($h.timestamp_ms);
+        $m!($h.leader);
+        $m!($h.state_root);
+        $m!($h.transactions_root);
+        $m!($h.receipts_root);
+        $m!($h.logs_bloom);
+        $m!($h.gas_limit);
+        $m!($h.gas_used);
+        $m!($h.base_fee);
+        $m!($h.extra_data);
+        $m!($h.vrf);
+        $m!($h.vdf);
+        $m!($h.last_commit_view);
+        $m!($h.last_commit_signature);
+        $m!($h.last_commit_bitmap);
+    }};
+}
+
+impl Header {
+    fn payload_length(&self) -> usize {
+        let mut n = 0;
+        macro_rules! len {
+            ($f:expr) => {
+                n += alloy_rlp::Encodable::length(&$f)
+            };
+        }
+        v1_fields!(self, len);
+        if let Some(v2) = &self.v2 {
+            len!(v2.staking_transactions_root);
+            len!(v2.staking_root);
+            len!(v2.committee);
+            len!(v2.slashes);
+        }
+        n
+    }
+}
+
+impl alloy_rlp::Encodable for Header {
+    fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
+        alloy_rlp::Header {
+            list: true,
+            payload_length: self.payload_length(),
+        }
+        .encode(out);
+        macro_rules! enc {
+            ($f:expr) => {
+                $f.encode(out)
+            };
+        }
+        v1_fields!(self, enc);
+        if let Some(v2) = &self.v2 {
+            enc!(v2.staking_transactions_root);
+            enc!(v2.staking_root);
+            enc!(v2.committee);
+            enc!(v2.slashes);
+        }
+    }
+
+    fn length(&self) -> usize {
+        let p = self.payload_length();
+        p + alloy_rlp::length_of_length(p)
+    }
+}
+
+impl Decodable for Header {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let h = alloy_rlp::Header::decode(buf)?;
+        if !h.list {
+            return Err(alloy_rlp::Error::UnexpectedString);
+        }
+        let mut body = buf
+            .get(..h.payload_length)
+            .ok_or(alloy_rlp::Error::InputTooShort)?;
+        *buf = &buf[h.payload_length..];
+        let b = &mut body;
+        let version = u8::decode(b)?;
+        let mut header = Header {
+            version,
+            parent_hash: Decodable::decode(b)?,
+            number: Decodable::decode(b)?,
+            epoch: Decodable::decode(b)?,
+            shard: Decodable::decode(b)?,
+            view: Decodable::decode(b)?,
+            timestamp_ms: Decodable::decode(b)?,
+            leader: Decodable::decode(b)?,
+            state_root: Decodable::decode(b)?,
+            transactions_root: Decodable::decode(b)?,
+            receipts_root: Decodable::decode(b)?,
+            logs_bloom: Decodable::decode(b)?,
+            gas_limit: Decodable::decode(b)?,
+            gas_used: Decodable::decode(b)?,
+            base_fee: Decodable::decode(b)?,
+            extra_data: Decodable::decode(b)?,
+            vrf: Decodable::decode(b)?,
+            vdf: Decodable::decode(b)?,
+            last_commit_view: Decodable::decode(b)?,
+            last_commit_signature: Decodable::decode(b)?,
+            last_commit_bitmap: Decodable::decode(b)?,
+            v2: None,
+        };
+        if version >= 2 {
+            header.v2 = Some(HeaderV2 {
+                staking_transactions_root: Decodable::decode(b)?,
+                staking_root: Decodable::decode(b)?,
+                committee: Decodable::decode(b)?,
+                slashes: Decodable::decode(b)?,
+            });
+        }
+        if !body.is_empty() {
+            return Err(alloy_rlp::Error::ListLengthMismatch {
+                expected: h.payload_length,
+                got: h.payload_length - body.len(),
+            });
+        }
+        Ok(header)
+    }
 }
 
 /// Why header bytes were refused.
@@ -53,7 +200,7 @@ pub enum HeaderError {
     #[error("undecodable RLP: {0}")]
     Rlp(#[from] alloy_rlp::Error),
     #[error(
-        "header version {0} is newer than this node knows ({HEADER_VERSION}); upgrade the node"
+        "header version {0} is not one this node knows (1 to {MAX_HEADER_VERSION}); upgrade the node"
     )]
     Version(u8),
     #[error("{0} trailing bytes after the RLP item")]
@@ -73,7 +220,7 @@ impl Header {
     /// Decodes exactly one header, refusing trailing bytes and unknown versions.
     pub fn decode_exact(bytes: &[u8]) -> Result<Self, HeaderError> {
         let h: Header = decode_exact(bytes)?;
-        if h.version != HEADER_VERSION {
+        if h.version == 0 || h.version > MAX_HEADER_VERSION {
             return Err(HeaderError::Version(h.version));
         }
         Ok(h)
@@ -89,10 +236,78 @@ pub fn decode_exact<T: Decodable>(mut bytes: &[u8]) -> Result<T, HeaderError> {
     Ok(v)
 }
 
-/// Block body: raw signed transactions (decoded by the executor).
-#[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+/// Block body: raw signed transactions (decoded by the executor) and, from header version 2,
+/// raw signed staking transactions. The RLP list has one item when there are no staking
+/// transactions (so version-1 bodies are unchanged), two otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Body {
     pub transactions: Vec<Bytes>,
+    pub staking_transactions: Vec<Bytes>,
+}
+
+impl alloy_rlp::Encodable for Body {
+    fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
+        alloy_rlp::Header {
+            list: true,
+            payload_length: self.payload_length(),
+        }
+        .encode(out);
+        self.transactions.encode(out);
+        if !self.staking_transactions.is_empty() {
+            self.staking_transactions.encode(out);
+        }
+    }
+
+    fn length(&self) -> usize {
+        let p = self.payload_length();
+        p + alloy_rlp::length_of_length(p)
+    }
+}
+
+impl Body {
+    fn payload_length(&self) -> usize {
+        use alloy_rlp::Encodable;
+        self.transactions.length()
+            + if self.staking_transactions.is_empty() {
+                0
+            } else {
+                self.staking_transactions.length()
+            }
+    }
+}
+
+impl Decodable for Body {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let h = alloy_rlp::Header::decode(buf)?;
+        if !h.list {
+            return Err(alloy_rlp::Error::UnexpectedString);
+        }
+        let mut body = buf
+            .get(..h.payload_length)
+            .ok_or(alloy_rlp::Error::InputTooShort)?;
+        *buf = &buf[h.payload_length..];
+        let transactions = Decodable::decode(&mut body)?;
+        let staking_transactions: Vec<Bytes> = if body.is_empty() {
+            Vec::new()
+        } else {
+            let s: Vec<Bytes> = Decodable::decode(&mut body)?;
+            if s.is_empty() {
+                // Canonical form: no staking transactions means no second list.
+                return Err(alloy_rlp::Error::Custom("empty staking transaction list"));
+            }
+            s
+        };
+        if !body.is_empty() {
+            return Err(alloy_rlp::Error::ListLengthMismatch {
+                expected: h.payload_length,
+                got: h.payload_length - body.len(),
+            });
+        }
+        Ok(Body {
+            transactions,
+            staking_transactions,
+        })
+    }
 }
 
 /// A block as proposed and stored.
@@ -140,16 +355,22 @@ pub struct BlockTemplate {
 }
 
 impl BlockTemplate {
-    /// Assembles the block with empty execution results (roots of nothing, base fee at its
-    /// floor); [`crate::exec::build`] executes transactions and fills them in.
+    /// [`build_version`](Self::build_version) at version 1.
     pub fn build(self) -> Block {
+        self.build_version(HEADER_VERSION)
+    }
+
+    /// Assembles the block with header `version` and empty execution results (roots of
+    /// nothing, base fee at its floor); [`crate::exec::build`] executes transactions and fills
+    /// them in.
+    pub fn build_version(self, version: u8) -> Block {
         let (last_commit_view, last_commit_signature, last_commit_bitmap) = match self.last_commit {
             Some(c) => (c.view, c.signature, c.bitmap),
             None => (0, Bytes::new(), Bytes::new()),
         };
         let mut block = Block {
             header: Header {
-                version: HEADER_VERSION,
+                version,
                 parent_hash: self.parent_hash,
                 number: self.number,
                 epoch: self.epoch,
@@ -170,9 +391,16 @@ impl BlockTemplate {
                 last_commit_view,
                 last_commit_signature,
                 last_commit_bitmap,
+                v2: (version >= 2).then(|| HeaderV2 {
+                    staking_transactions_root: EMPTY_ROOT,
+                    staking_root: EMPTY_ROOT,
+                    committee: Bytes::new(),
+                    slashes: Bytes::new(),
+                }),
             },
             body: Body {
                 transactions: self.transactions,
+                staking_transactions: Vec::new(),
             },
         };
         block.header.transactions_root = block.compute_transactions_root();
@@ -226,6 +454,7 @@ mod tests {
             last_commit_view: 8,
             last_commit_signature: Bytes::from(vec![3u8; 96]),
             last_commit_bitmap: Bytes::from(vec![0x0f]),
+            v2: None,
         }
     }
 
@@ -262,9 +491,72 @@ mod tests {
         assert!(Header::decode_exact(&[0xc1]).is_err());
         assert!(Header::decode_exact(&[]).is_err());
         let mut newer = h.clone();
-        newer.version = 2;
+        newer.version = 3;
+        newer.v2 = Some(HeaderV2::default());
         let err = Header::decode_exact(&newer.encode_to_vec()).unwrap_err();
         assert!(err.to_string().contains("upgrade the node"));
+    }
+
+    #[test]
+    fn version_2_appends_its_fields_and_the_hash_covers_them() {
+        let mut h = sample_header();
+        let v1_bytes = h.encode_to_vec();
+        h.version = 2;
+        h.v2 = Some(HeaderV2 {
+            staking_transactions_root: B256::repeat_byte(4),
+            staking_root: B256::repeat_byte(5),
+            committee: Bytes::from_static(b"committee"),
+            slashes: Bytes::new(),
+        });
+        let bytes = h.encode_to_vec();
+        assert_eq!(Header::decode_exact(&bytes).unwrap(), h);
+        assert!(bytes.len() > v1_bytes.len() + 32 + 32 + 9);
+        let mut other = h.clone();
+        other.v2.as_mut().unwrap().staking_root = B256::repeat_byte(6);
+        assert_ne!(other.hash(), h.hash());
+        // Version 2 without its fields, or version 1 with them, does not decode.
+        let mut short = sample_header();
+        short.version = 2;
+        assert!(Header::decode_exact(&short.encode_to_vec()).is_err());
+        let mut long = h.clone();
+        long.version = 1;
+        assert!(Header::decode_exact(&long.encode_to_vec()).is_err());
+    }
+
+    #[test]
+    fn bodies_carry_staking_transactions_in_a_second_list() {
+        let v1 = Body {
+            transactions: vec![Bytes::from_static(b"tx")],
+            staking_transactions: Vec::new(),
+        };
+        let v1_bytes = alloy_rlp::encode(&v1);
+        #[derive(RlpEncodable)]
+        struct OneList {
+            transactions: Vec<Bytes>,
+        }
+        let one = OneList {
+            transactions: v1.transactions.clone(),
+        };
+        assert_eq!(
+            v1_bytes,
+            alloy_rlp::encode(&one),
+            "version-1 bodies are unchanged"
+        );
+        let v2 = Body {
+            transactions: vec![],
+            staking_transactions: vec![Bytes::from_static(b"stake")],
+        };
+        assert_eq!(decode_exact::<Body>(&alloy_rlp::encode(&v2)).unwrap(), v2);
+        #[derive(RlpEncodable)]
+        struct TwoLists {
+            transactions: Vec<Bytes>,
+            staking: Vec<Bytes>,
+        }
+        let empty_second = TwoLists {
+            transactions: vec![],
+            staking: vec![],
+        };
+        assert!(decode_exact::<Body>(&alloy_rlp::encode(&empty_second)).is_err());
     }
 
     #[test]
@@ -273,6 +565,7 @@ mod tests {
             header: sample_header(),
             body: Body {
                 transactions: vec![Bytes::from_static(b"tx")],
+                staking_transactions: Vec::new(),
             },
         };
         assert_eq!(decode_exact::<Block>(&alloy_rlp::encode(&b)).unwrap(), b);

@@ -3,7 +3,7 @@
 
 // Layers, each importing only from those above it in this list (checked by
 // `scripts/module_graph.py` in `make test`):
-// primitives: bitmap, block, fees, tx, types, changes, spec
+// primitives: bitmap, block, fees, forks, tx, types, changes, spec
 // storage:    db (tables, codecs, the ChainStore, the state trie)
 // execution:  exec (revm over db)
 // staking:    staking (rules and election over primitives and a Balances trait)
@@ -13,6 +13,7 @@ pub mod block;
 pub mod changes;
 pub mod exec;
 pub mod fees;
+pub mod forks;
 pub mod mempool;
 pub mod spec;
 pub mod staking;
@@ -23,7 +24,7 @@ pub use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 pub use bitmap::Bitmap;
 pub use block::{
     decode_exact, transactions_root, Block, BlockTemplate, Body, CommitCertificate, Header,
-    HeaderError, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION,
+    HeaderError, HeaderV2, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION, MAX_HEADER_VERSION,
 };
 pub use spec::{ChainSpec, GenesisAccount, SpecError, Validator, ValidatorKey};
 pub mod db;

@@ -32,7 +32,8 @@ pub struct ChainSpec {
     pub epoch_blocks: u64,
     /// Timestamp of block 0.
     pub genesis_timestamp_ms: u64,
-    /// Fork schedule: feature name → first block number where it is active.
+    /// Fork schedule: fork name → first epoch where it is active (names in
+    /// [`crate::forks::KNOWN`]; others are refused).
     #[serde(default)]
     pub forks: BTreeMap<String, u64>,
     pub validators: Vec<Validator>,
@@ -151,6 +152,30 @@ impl ChainSpec {
                 return Err(field(
                     format!("alloc.{address}.code"),
                     "code must not start with 0xEF (EIP-3541)",
+                ));
+            }
+        }
+        for name in self.forks.keys() {
+            if !crate::forks::KNOWN.contains(&name.as_str()) {
+                return Err(field(
+                    format!("forks.{name}"),
+                    &format!(
+                        "unknown fork; this node knows {} (upgrade the node if the network \
+                         uses a newer one)",
+                        crate::forks::KNOWN.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(&s) = self.forks.get(crate::forks::STAKING) {
+            if self
+                .forks
+                .get(crate::forks::HEADER_V2)
+                .is_none_or(|&h| h > s)
+            {
+                return Err(field(
+                    "forks.staking",
+                    "staking needs header_v2 active at or before its epoch",
                 ));
             }
         }
@@ -295,7 +320,7 @@ impl ChainSpec {
             last_commit: None,
             transactions: vec![],
         }
-        .build();
+        .build_version(crate::forks::header_version(&self.forks, 0));
         block.header.extra_data = Bytes::copy_from_slice(self.hash().as_slice());
         block.header.state_root = self.genesis_state_root();
         block
@@ -324,7 +349,7 @@ mod tests {
             blocks_per_leader: 1,
             epoch_blocks: 10,
             genesis_timestamp_ms: 1,
-            forks: BTreeMap::from([("staking".to_string(), 5)]),
+            forks: BTreeMap::from([("header_v2".to_string(), 5), ("staking".to_string(), 5)]),
             alloc: BTreeMap::new(),
             validators: (1..=2u8)
                 .map(|i| Validator {
@@ -386,6 +411,18 @@ mod tests {
                 "validators[0].bls_keys[0].public_key",
             ),
             (Box::new(|s| s.validators.clear()), "validators"),
+            (
+                Box::new(|s| {
+                    s.forks.insert("warp_drive".into(), 1);
+                }),
+                "forks.warp_drive",
+            ),
+            (
+                Box::new(|s| {
+                    s.forks.insert(crate::forks::HEADER_V2.into(), 6);
+                }),
+                "forks.staking",
+            ),
         ];
         for (mutate, field) in cases {
             let mut s = spec();

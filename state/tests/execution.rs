@@ -261,7 +261,7 @@ fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Bl
 
 #[test]
 fn fees_are_burnt_unless_the_fork_pays_the_leader() {
-    for paid_from in [None, Some(1u64)] {
+    for paid_from in [None, Some(0u64)] {
         let dir = tempfile::tempdir().unwrap();
         let forks = paid_from
             .map(|n| BTreeMap::from([(exec::FORK_PRIORITY_FEE_TO_LEADER.to_string(), n)]))
@@ -450,4 +450,44 @@ proptest! {
         prop_assert_eq!(reopened.state_root().unwrap(), root_one);
         prop_assert_eq!(tip(&reopened).state_root, root_one);
     }
+}
+
+#[test]
+fn header_v2_blocks_follow_the_fork_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let forks = BTreeMap::from([(state::forks::HEADER_V2.to_string(), 0u64)]);
+    let spec = spec(2, forks);
+    let cfg = ExecConfig::from_spec(&spec);
+    let store = open(dir.path(), &spec);
+    assert_eq!(tip(&store).version, 2, "genesis follows the schedule too");
+    let block = produce(
+        &store,
+        &cfg,
+        &[transfer(0, 0, Address::repeat_byte(9), ether(1))],
+    );
+    assert_eq!(block.header.version, 2);
+    let v2 = block.header.v2.clone().unwrap();
+    assert_eq!(v2.staking_transactions_root, state::EMPTY_ROOT);
+    assert_eq!(
+        store.block(1).unwrap().unwrap(),
+        block,
+        "stored and read back"
+    );
+
+    // A validator refuses a version-1 block where version 2 is due, and wrong v2 fields.
+    let good = produce_candidate(&store, &cfg, &[]);
+    exec::verify(&store, &cfg, &tip(&store), &good).unwrap();
+    let mut old = good.clone();
+    old.header.version = 1;
+    old.header.v2 = None;
+    let err = exec::verify(&store, &cfg, &tip(&store), &old).unwrap_err();
+    assert!(err.to_string().contains("header version"), "{err}");
+    let mut bad = good.clone();
+    bad.header.v2.as_mut().unwrap().staking_root = B256::repeat_byte(1);
+    let err = exec::verify(&store, &cfg, &tip(&store), &bad).unwrap_err();
+    assert!(err.to_string().contains("staking root"), "{err}");
+    let mut bad = good;
+    bad.header.v2.as_mut().unwrap().committee = Bytes::from_static(b"x");
+    let err = exec::verify(&store, &cfg, &tip(&store), &bad).unwrap_err();
+    assert!(err.to_string().contains("committee"), "{err}");
 }

@@ -208,7 +208,8 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         blocks_per_leader: args.blocks_per_leader,
         epoch_blocks: 3600,
         genesis_timestamp_ms: crate::chain::now_ms(),
-        forks: Default::default(),
+        // New networks start on the newest header version.
+        forks: [(state::forks::HEADER_V2.to_string(), 0)].into(),
         alloc: dev_accounts()?
             .into_iter()
             .map(|(address, _)| {

@@ -11,7 +11,9 @@ impl Driver {
     pub(super) fn execute(&mut self, effect: Effect) -> Option<Input> {
         match effect {
             Effect::Broadcast(Message::Announce(a))
-                if self.ctx.announce_headers_only && !a.block.body.transactions.is_empty() =>
+                if self.ctx.announce_headers_only
+                    && !a.block.body.transactions.is_empty()
+                    && a.block.body.staking_transactions.is_empty() =>
             {
                 let compact = consensus::CompactAnnounce::of(&a.block);
                 self.mesh

@@ -8,7 +8,7 @@ use super::tables::{
 };
 use super::tables::{Receipts, TxLookup};
 use super::trie::TrieDiff;
-use crate::block::{Block, CommitCertificate, Header, HEADER_VERSION};
+use crate::block::{Block, CommitCertificate, Header, MAX_HEADER_VERSION};
 use crate::changes::StateChanges;
 use crate::types::{StoredReceipt, StoredReceipts, TxLocation};
 use alloy_primitives::B256;
@@ -282,11 +282,11 @@ fn insert_in(
 ) -> Result<(), DbError> {
     let header = &block.header;
     let number = header.number;
-    if header.version != HEADER_VERSION {
+    if header.version == 0 || header.version > MAX_HEADER_VERSION {
         return Err(DbError::InvalidBlock {
             number,
             reason: format!(
-                "header version {} is not the version this node stores ({HEADER_VERSION})",
+                "header version {} is not one this node stores (1 to {MAX_HEADER_VERSION})",
                 header.version
             ),
         });

@@ -1,6 +1,9 @@
 use super::env::{Migration, SCHEMA_VERSION_KEY};
 use super::*;
-use crate::block::{Block, Body, CommitCertificate, Header, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION};
+use crate::block::{
+    Block, Body, CommitCertificate, Header, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION,
+    MAX_HEADER_VERSION,
+};
 use alloy_primitives::{Address, Bloom, Bytes, B256};
 use proptest::prelude::*;
 use std::path::Path;
@@ -40,6 +43,7 @@ fn header(number: u64, parent_hash: B256, view: u64) -> Header {
         } else {
             Bytes::new()
         },
+        v2: None,
     }
 }
 
@@ -53,7 +57,10 @@ fn genesis() -> Block {
 fn child(parent: &Block, view: u64, txs: Vec<Bytes>) -> Block {
     let mut block = Block {
         header: header(parent.number() + 1, parent.hash(), view),
-        body: Body { transactions: txs },
+        body: Body {
+            transactions: txs,
+            staking_transactions: Vec::new(),
+        },
     };
     block.header.transactions_root = block.compute_transactions_root();
     block
@@ -351,7 +358,8 @@ fn refused_blocks_leave_the_store_unchanged() {
 
     // A header version the store could not read back.
     let mut newer = blocks[4].clone();
-    newer.header.version = HEADER_VERSION + 1;
+    newer.header.version = MAX_HEADER_VERSION + 1;
+    newer.header.v2 = Some(crate::block::HeaderV2::default());
     let err = store
         .insert_block(&newer, Some(&cert_for(&newer, 1)))
         .unwrap_err();
@@ -821,6 +829,7 @@ fn stored_header_of_unknown_version_is_corrupt() {
     let db = Db::open(dir.path()).unwrap();
     let mut h = genesis().header;
     h.version = 9;
+    h.v2 = Some(crate::block::HeaderV2::default());
     let tx = db.tx_mut().unwrap();
     tx.put_raw::<Headers>(&0, &alloy_rlp::encode(&h)).unwrap();
     tx.commit().unwrap();

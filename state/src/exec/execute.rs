@@ -22,15 +22,26 @@ pub const SPEC: SpecId = SpecId::PRAGUE;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecConfig {
     pub chain_id: u64,
-    /// From this block on, priority fees are paid to the block's leader; before it (and when
+    /// From this epoch on, priority fees are paid to the block's leader; before it (and when
     /// `None`) the whole fee is burnt.
     pub priority_fee_to_leader_from: Option<u64>,
+    /// From this epoch on, headers are version 2 (the `header_v2` fork).
+    pub header_v2_from: Option<u64>,
 }
 
 impl ExecConfig {
-    fn leader_paid(&self, number: u64) -> bool {
+    /// The header version of blocks in `epoch`.
+    pub fn header_version(&self, epoch: u64) -> u8 {
+        if self.header_v2_from.is_some_and(|from| epoch >= from) {
+            2
+        } else {
+            crate::block::HEADER_VERSION
+        }
+    }
+
+    fn leader_paid(&self, epoch: u64) -> bool {
         self.priority_fee_to_leader_from
-            .is_some_and(|from| number >= from)
+            .is_some_and(|from| epoch >= from)
     }
 }
 
@@ -38,6 +49,7 @@ impl ExecConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockInputs {
     pub number: u64,
+    pub epoch: u64,
     pub timestamp_ms: u64,
     pub base_fee: u64,
     pub gas_limit: u64,
@@ -50,7 +62,7 @@ impl BlockInputs {
     fn block_env(&self, cfg: &ExecConfig) -> BlockEnv {
         BlockEnv {
             number: U256::from(self.number),
-            beneficiary: if cfg.leader_paid(self.number) {
+            beneficiary: if cfg.leader_paid(self.epoch) {
                 self.leader
             } else {
                 Address::ZERO

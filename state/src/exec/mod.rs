@@ -35,13 +35,14 @@ use crate::spec::ChainSpec;
 use alloy_primitives::{Bytes, B256};
 
 /// The fork-schedule name that turns on paying priority fees to the leader.
-pub const FORK_PRIORITY_FEE_TO_LEADER: &str = "priority_fee_to_leader";
+pub const FORK_PRIORITY_FEE_TO_LEADER: &str = crate::forks::PRIORITY_FEE_TO_LEADER;
 
 impl ExecConfig {
     pub fn from_spec(spec: &ChainSpec) -> Self {
         Self {
             chain_id: spec.chain_id,
             priority_fee_to_leader_from: spec.forks.get(FORK_PRIORITY_FEE_TO_LEADER).copied(),
+            header_v2_from: spec.forks.get(crate::forks::HEADER_V2).copied(),
         }
     }
 }
@@ -104,6 +105,7 @@ pub enum BlockError {
 pub fn inputs_of(header: &Header) -> BlockInputs {
     BlockInputs {
         number: header.number,
+        epoch: header.epoch,
         timestamp_ms: header.timestamp_ms,
         base_fee: header.base_fee,
         gas_limit: header.gas_limit,
@@ -156,7 +158,8 @@ pub fn build(
     template: BlockTemplate,
     candidates: Vec<SignedTx>,
 ) -> Result<(Block, ExecutedBlock), BlockError> {
-    let mut block = template.build();
+    let version = cfg.header_version(template.epoch);
+    let mut block = template.build_version(version);
     block.header.base_fee = next_base_fee_after(parent);
     let executed = run(store, cfg, &inputs_of(&block.header), candidates, false)?;
     let o = &executed.outcome;
@@ -195,6 +198,24 @@ pub fn verify_known(
     known: &std::collections::HashMap<B256, SignedTx>,
 ) -> Result<ExecutedBlock, BlockError> {
     let h = &block.header;
+    check("header version", h.version, cfg.header_version(h.epoch))?;
+    if !block.body.staking_transactions.is_empty() {
+        return Err(BlockError::Tx {
+            index: 0,
+            hash: alloy_primitives::keccak256(&block.body.staking_transactions[0]),
+            reason: "staking transactions are not executed by this node yet".into(),
+        });
+    }
+    if let Some(v2) = &h.v2 {
+        check(
+            "staking transactions root",
+            v2.staking_transactions_root,
+            crate::block::transactions_root(&block.body.staking_transactions),
+        )?;
+        check("staking root", v2.staking_root, crate::block::EMPTY_ROOT)?;
+        check("committee", hex_of(&v2.committee), String::new())?;
+        check("slashes", hex_of(&v2.slashes), String::new())?;
+    }
     let want_base = next_base_fee_after(parent);
     check("base fee", h.base_fee, want_base)?;
     check("gas limit", h.gas_limit, GAS_LIMIT)?;
@@ -221,6 +242,14 @@ pub fn verify_known(
     check("logs bloom", h.logs_bloom, o.logs_bloom)?;
     check("state root", h.state_root, o.state_root)?;
     Ok(executed)
+}
+
+fn hex_of(b: &Bytes) -> String {
+    if b.is_empty() {
+        String::new()
+    } else {
+        format!("0x{}", hex::encode(b))
+    }
 }
 
 fn check<T: PartialEq + std::fmt::Display>(
