@@ -136,6 +136,7 @@ fn spec_with(alloc: BTreeMap<Address, GenesisAccount>) -> ChainSpec {
         epoch_blocks: 100,
         genesis_timestamp_ms: GENESIS_MS,
         forks: Default::default(),
+        staking: Default::default(),
         validators: vec![],
         alloc,
     }

@@ -37,6 +37,10 @@ pub struct ChainSpec {
     #[serde(default)]
     pub forks: BTreeMap<String, u64>,
     pub validators: Vec<Validator>,
+    /// Staking numbers (`[staking]`; Harmony's mainnet values by default). Left out of the
+    /// canonical form while default, so specs written before staking keep their hash.
+    #[serde(default, skip_serializing_if = "is_default_staking")]
+    pub staking: crate::staking::StakingParams,
     /// Genesis allocation: accounts (0x addresses) with balance, and optionally nonce, code
     /// and storage, that exist in block 0's state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -54,6 +58,10 @@ pub struct GenesisAccount {
     pub code: Bytes,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub storage: BTreeMap<U256, U256>,
+}
+
+fn is_default_staking(p: &crate::staking::StakingParams) -> bool {
+    *p == Default::default()
 }
 
 fn is_empty_bytes(b: &Bytes) -> bool {
@@ -159,7 +167,7 @@ impl ChainSpec {
             if !crate::forks::KNOWN.contains(&name.as_str()) {
                 return Err(field(
                     format!("forks.{name}"),
-                    &format!(
+                    format!(
                         "unknown fork; this node knows {} (upgrade the node if the network \
                          uses a newer one)",
                         crate::forks::KNOWN.join(", ")
@@ -350,6 +358,7 @@ mod tests {
             epoch_blocks: 10,
             genesis_timestamp_ms: 1,
             forks: BTreeMap::from([("header_v2".to_string(), 5), ("staking".to_string(), 5)]),
+            staking: Default::default(),
             alloc: BTreeMap::new(),
             validators: (1..=2u8)
                 .map(|i| Validator {

@@ -63,6 +63,7 @@ fn spec(accounts: u64, forks: BTreeMap<String, u64>) -> ChainSpec {
         epoch_blocks: 3600,
         genesis_timestamp_ms: 1_700_000_000_000,
         forks,
+        staking: Default::default(),
         validators: vec![],
         alloc,
     }
@@ -261,7 +262,8 @@ fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Bl
 
 #[test]
 fn fees_are_burnt_unless_the_fork_pays_the_leader() {
-    for paid_from in [None, Some(0u64)] {
+    // Block 1 is in epoch 0 (3,600-block epochs): paid from epoch 0, not yet from epoch 1.
+    for paid_from in [None, Some(0u64), Some(1)] {
         let dir = tempfile::tempdir().unwrap();
         let forks = paid_from
             .map(|n| BTreeMap::from([(exec::FORK_PRIORITY_FEE_TO_LEADER.to_string(), n)]))
@@ -282,8 +284,8 @@ fn fees_are_burnt_unless_the_fork_pays_the_leader() {
         let leader = balance(&store, block.header.leader);
         let zero = balance(&store, Address::ZERO);
         match paid_from {
-            None => {
-                assert_eq!(leader, U256::ZERO);
+            None | Some(1) => {
+                assert_eq!(leader, U256::ZERO, "fork from {paid_from:?}");
                 assert_eq!(zero, U256::ZERO, "burnt fees must not accumulate anywhere");
             }
             Some(_) => assert_eq!(leader, U256::from(21_000u128 * MIN_BASE_FEE as u128)),

@@ -210,6 +210,7 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         genesis_timestamp_ms: crate::chain::now_ms(),
         // New networks start on the newest header version.
         forks: [(state::forks::HEADER_V2.to_string(), 0)].into(),
+        staking: Default::default(),
         alloc: dev_accounts()?
             .into_iter()
             .map(|(address, _)| {

@@ -50,6 +50,7 @@ pub fn spec(keys_per_member: &[usize], blocks_per_leader: u64) -> ChainSpec {
         epoch_blocks: 100,
         genesis_timestamp_ms: GENESIS_MS,
         forks: Default::default(),
+        staking: Default::default(),
         alloc: Default::default(),
         validators,
     };

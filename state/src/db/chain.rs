@@ -326,8 +326,11 @@ pub struct StateWrites<'a> {
     /// The account-trie writes computed with the changes (reused when the root matches).
     pub trie: &'a TrieDiff,
     pub receipts: &'a [StoredReceipt],
-    /// Transaction hashes in block order, for the lookup index.
+    /// Transaction hashes in block order (staking transactions after the others), for the
+    /// lookup index.
     pub tx_hashes: Vec<B256>,
+    /// Validator records the block changed.
+    pub validators: &'a [crate::staking::Validator],
 }
 
 /// State and receipts: the half of the store that execution fills.
@@ -395,7 +398,13 @@ impl ChainStore {
                 },
             )?;
         }
+        super::staking::write(&tx, writes.validators)?;
         tx.commit()
+    }
+
+    /// The staking state as of the tip.
+    pub fn staking_state(&self) -> Result<crate::staking::StakingState, DbError> {
+        super::staking::load(&self.db.tx()?)
     }
 
     /// The receipts of block `n`.

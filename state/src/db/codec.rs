@@ -4,7 +4,7 @@
 //! of chain types are their RLP encoding, decoded strictly (no trailing bytes).
 
 use crate::block::{decode_exact, Body, CommitCertificate, Header, HeaderError};
-use alloy_primitives::{Bytes, B256, U256};
+use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_rlp::Decodable;
 
 /// A table key. Decoding errors are reported as `DbError::Corrupt` by the transaction layer.
@@ -65,6 +65,20 @@ impl KeyCodec for B256 {
     }
     fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
         fixed::<32>(bytes).map(B256::from)
+    }
+    fn display_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Addresses: their 20 bytes.
+impl KeyCodec for Address {
+    type Encoded = [u8; 20];
+    fn encode_key(&self) -> [u8; 20] {
+        self.0 .0
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, CodecError> {
+        fixed::<20>(bytes).map(Address::from)
     }
     fn display_key(&self) -> String {
         self.to_string()
@@ -263,7 +277,8 @@ rlp_value!(
     CommitCertificate,
     crate::types::StoredAccount,
     crate::types::StoredReceipts,
-    crate::types::TxLocation
+    crate::types::TxLocation,
+    crate::staking::Validator
 );
 
 /// Storage values: 32 bytes big-endian.

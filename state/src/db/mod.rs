@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod root;
+pub mod staking;
 pub mod tables;
 pub mod trie;
 
@@ -31,5 +32,5 @@ pub use error::DbError;
 pub use tables::{
     AccountTrie, Accounts, Bodies, Bytecodes, CanonicalHashes, Certificates, ConsensusSafety,
     Entry, HeaderNumbers, Headers, Metadata, Receipts, Storage, StorageTrie, Table, TxLookup,
-    TABLES,
+    Validators, TABLES,
 };

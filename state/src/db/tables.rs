@@ -4,7 +4,7 @@
 use super::codec::{KeyCodec, ValueCodec};
 use crate::block::{Body, CommitCertificate, Header};
 use crate::types::{StoredAccount, StoredReceipts, TxLocation};
-use alloy_primitives::{Bytes, B256, U256};
+use alloy_primitives::{Address, Bytes, B256, U256};
 
 /// A typed MDBX table.
 pub trait Table: 'static {
@@ -69,4 +69,6 @@ tables! {
     AccountTrie: alloy_trie::Nibbles => alloy_trie::BranchNodeCompact,
     /// (keccak(address), nibble path) → branch node of that account's storage trie.
     StorageTrie: (B256, alloy_trie::Nibbles) => alloy_trie::BranchNodeCompact,
+    /// Operator address → validator with its delegations (the staking state, shard 0).
+    Validators: Address => crate::staking::Validator,
 }

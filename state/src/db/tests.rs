@@ -132,7 +132,8 @@ fn store_is_send_sync_and_tables_are_listed() {
             "Receipts",
             "TxLookup",
             "AccountTrie",
-            "StorageTrie"
+            "StorageTrie",
+            "Validators"
         ]
     );
     assert_eq!(Headers::NAME, "Headers");

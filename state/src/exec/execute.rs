@@ -27,9 +27,18 @@ pub struct ExecConfig {
     pub priority_fee_to_leader_from: Option<u64>,
     /// From this epoch on, headers are version 2 (the `header_v2` fork).
     pub header_v2_from: Option<u64>,
+    /// From this epoch on, staking transactions and elections run (the `staking` fork).
+    pub staking_from: Option<u64>,
+    pub epoch_blocks: u64,
+    pub staking: crate::staking::StakingParams,
 }
 
 impl ExecConfig {
+    /// Whether staking transactions and elections run in `epoch`.
+    pub fn staking_active(&self, epoch: u64) -> bool {
+        self.staking_from.is_some_and(|from| epoch >= from)
+    }
+
     /// The header version of blocks in `epoch`.
     pub fn header_version(&self, epoch: u64) -> u8 {
         if self.header_v2_from.is_some_and(|from| epoch >= from) {
@@ -39,7 +48,7 @@ impl ExecConfig {
         }
     }
 
-    fn leader_paid(&self, epoch: u64) -> bool {
+    pub(crate) fn leader_paid(&self, epoch: u64) -> bool {
         self.priority_fee_to_leader_from
             .is_some_and(|from| epoch >= from)
     }
@@ -56,6 +65,8 @@ pub struct BlockInputs {
     pub leader: Address,
     /// PREVRANDAO (the parent hash until the VRF is enabled).
     pub prevrandao: B256,
+    /// The parent's staking root (kept by a block that does not change the staking state).
+    pub parent_staking_root: B256,
 }
 
 impl BlockInputs {
@@ -155,7 +166,7 @@ where
 {
     let block_env = inputs.block_env(cfg);
     let beneficiary = block_env.beneficiary;
-    let burn_tips = !cfg.leader_paid(inputs.number);
+    let burn_tips = !cfg.leader_paid(inputs.epoch);
     let mut evm = new_evm(PendingState::new(base), cfg, block_env);
     let mut out = Execution::default();
     for (index, tx) in txs.into_iter().enumerate() {

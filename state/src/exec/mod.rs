@@ -11,6 +11,7 @@
 //! one MDBX transaction, so the chain and its state never disagree after a crash.
 
 pub mod execute;
+pub mod staking;
 pub mod state_db;
 
 pub use execute::{
@@ -43,24 +44,34 @@ impl ExecConfig {
             chain_id: spec.chain_id,
             priority_fee_to_leader_from: spec.forks.get(FORK_PRIORITY_FEE_TO_LEADER).copied(),
             header_v2_from: spec.forks.get(crate::forks::HEADER_V2).copied(),
+            staking_from: spec.forks.get(crate::forks::STAKING).copied(),
+            epoch_blocks: spec.epoch_blocks,
+            staking: spec.staking,
         }
     }
 }
 
 /// Roots and totals a header commits to, from an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub state_root: B256,
     pub receipts_root: B256,
     pub transactions_root: B256,
     pub logs_bloom: alloy_primitives::Bloom,
     pub gas_used: u64,
+    /// Root of the staking transactions (empty root without any).
+    pub staking_transactions_root: B256,
+    /// Staking state root after the block.
+    pub staking_root: B256,
+    /// The next committee (RLP) at an epoch's last block under staking; empty otherwise.
+    pub committee: Bytes,
 }
 
 /// An executed block: what it changes and the roots it must carry.
 #[derive(Debug, Clone)]
 pub struct ExecutedBlock {
     pub execution: Execution,
+    pub staking: staking::StakingExecution,
     pub outcome: Outcome,
     /// The account-trie writes that give `outcome.state_root`, for the commit.
     pub trie: trie::TrieDiff,
@@ -73,7 +84,14 @@ impl ExecutedBlock {
             changes: &self.execution.changes,
             trie: &self.trie,
             receipts: &self.execution.receipts,
-            tx_hashes: self.execution.txs.iter().map(|t| t.hash).collect(),
+            tx_hashes: self
+                .execution
+                .txs
+                .iter()
+                .map(|t| t.hash)
+                .chain(self.staking.txs.iter().map(|t| t.hash))
+                .collect(),
+            validators: &self.staking.changed,
         }
     }
 }
@@ -95,6 +113,12 @@ pub enum BlockError {
     },
     #[error("the store holds no genesis block; start the node once to initialize the data dir")]
     NoGenesis,
+    #[error("staking transaction {index} ({hash}) cannot be included: {reason}")]
+    Staking {
+        index: usize,
+        hash: B256,
+        reason: String,
+    },
     #[error("block #{number} does not extend the stored tip #{tip}")]
     NotOnTip { number: u64, tip: u64 },
     #[error(transparent)]
@@ -111,19 +135,33 @@ pub fn inputs_of(header: &Header) -> BlockInputs {
         gas_limit: header.gas_limit,
         leader: header.leader,
         prevrandao: header.parent_hash,
+        parent_staking_root: crate::block::EMPTY_ROOT,
     }
 }
 
-/// Executes `txs` on the store's current state and computes the roots (without writing).
+/// The execution inputs of `header`, on `parent` (whose staking root it continues).
+fn inputs_on(header: &Header, parent: &Header) -> BlockInputs {
+    let mut inputs = inputs_of(header);
+    inputs.parent_staking_root = parent
+        .v2
+        .as_ref()
+        .map_or(crate::block::EMPTY_ROOT, |v| v.staking_root);
+    inputs
+}
+
+/// Executes `txs`, then (under the `staking` fork) `staking_txs`, on the store's current
+/// state and computes the roots (without writing).
 pub fn run(
     store: &ChainStore,
     cfg: &ExecConfig,
     inputs: &BlockInputs,
     txs: Vec<SignedTx>,
+    staking_txs: Vec<crate::staking::SignedStakingTx>,
     strict: bool,
 ) -> Result<ExecutedBlock, BlockError> {
     let ro = store.db().tx()?;
-    let execution =
+    let reader = StateReader::new(&ro);
+    let mut execution =
         execute(StateReader::new(&ro), cfg, inputs, txs, strict).map_err(|(index, hash, r)| {
             BlockError::Tx {
                 index,
@@ -131,19 +169,55 @@ pub fn run(
                 reason: r.to_string(),
             }
         })?;
+    let staking = if cfg.staking_active(inputs.epoch) {
+        staking::apply(
+            &reader,
+            &ro,
+            cfg,
+            inputs,
+            &mut execution.changes,
+            execution.gas_used,
+            staking_txs,
+            strict,
+        )
+        .map_err(|(index, hash, reason)| BlockError::Staking {
+            index,
+            hash,
+            reason,
+        })?
+    } else if let Some(t) = staking_txs.first() {
+        return Err(BlockError::Staking {
+            index: 0,
+            hash: t.hash,
+            reason: format!("staking is not active in epoch {}", inputs.epoch),
+        });
+    } else {
+        staking::StakingExecution {
+            root: inputs.parent_staking_root,
+            ..Default::default()
+        }
+    };
     drop(ro);
     let trie = store.trie_diff_after(&execution.changes)?;
     let state_root = trie.root;
     let raws: Vec<Bytes> = execution.txs.iter().map(|t| t.raw.clone()).collect();
+    let staking_raws: Vec<Bytes> = staking.txs.iter().map(|t| t.raw.clone()).collect();
+    let mut receipts = execution.receipts.clone();
+    receipts.extend(staking.receipts.iter().cloned());
     let outcome = Outcome {
         state_root,
-        receipts_root: receipts_root(&execution.receipts),
+        receipts_root: receipts_root(&receipts),
         transactions_root: crate::block::transactions_root(&raws),
-        logs_bloom: block_bloom(&execution.receipts),
-        gas_used: execution.gas_used,
+        logs_bloom: block_bloom(&receipts),
+        gas_used: execution.gas_used + staking.gas_used,
+        staking_transactions_root: crate::block::transactions_root(&staking_raws),
+        staking_root: staking.root,
+        committee: staking.committee.clone(),
     };
+    execution.receipts = receipts;
     Ok(ExecutedBlock {
         execution,
+        staking,
         outcome,
         trie,
     })
@@ -158,10 +232,23 @@ pub fn build(
     template: BlockTemplate,
     candidates: Vec<SignedTx>,
 ) -> Result<(Block, ExecutedBlock), BlockError> {
+    build_with_staking(store, cfg, parent, template, candidates, Vec::new())
+}
+
+/// [`build`] with staking transaction candidates (left out when they cannot be included).
+pub fn build_with_staking(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    parent: &Header,
+    template: BlockTemplate,
+    candidates: Vec<SignedTx>,
+    staking_candidates: Vec<crate::staking::SignedStakingTx>,
+) -> Result<(Block, ExecutedBlock), BlockError> {
     let version = cfg.header_version(template.epoch);
     let mut block = template.build_version(version);
     block.header.base_fee = next_base_fee_after(parent);
-    let executed = run(store, cfg, &inputs_of(&block.header), candidates, false)?;
+    let inputs = inputs_on(&block.header, parent);
+    let executed = run(store, cfg, &inputs, candidates, staking_candidates, false)?;
     let o = &executed.outcome;
     let h = &mut block.header;
     h.state_root = o.state_root;
@@ -169,12 +256,18 @@ pub fn build(
     h.transactions_root = o.transactions_root;
     h.logs_bloom = o.logs_bloom;
     h.gas_used = o.gas_used;
+    if let Some(v2) = h.v2.as_mut() {
+        v2.staking_transactions_root = o.staking_transactions_root;
+        v2.staking_root = o.staking_root;
+        v2.committee = o.committee.clone();
+    }
     block.body.transactions = executed
         .execution
         .txs
         .iter()
         .map(|t| t.raw.clone())
         .collect();
+    block.body.staking_transactions = executed.staking.txs.iter().map(|t| t.raw.clone()).collect();
     Ok((block, executed))
 }
 
@@ -199,22 +292,17 @@ pub fn verify_known(
 ) -> Result<ExecutedBlock, BlockError> {
     let h = &block.header;
     check("header version", h.version, cfg.header_version(h.epoch))?;
-    if !block.body.staking_transactions.is_empty() {
-        return Err(BlockError::Tx {
-            index: 0,
-            hash: alloy_primitives::keccak256(&block.body.staking_transactions[0]),
-            reason: "staking transactions are not executed by this node yet".into(),
-        });
-    }
-    if let Some(v2) = &h.v2 {
-        check(
-            "staking transactions root",
-            v2.staking_transactions_root,
-            crate::block::transactions_root(&block.body.staking_transactions),
-        )?;
-        check("staking root", v2.staking_root, crate::block::EMPTY_ROOT)?;
-        check("committee", hex_of(&v2.committee), String::new())?;
-        check("slashes", hex_of(&v2.slashes), String::new())?;
+    let mut staking_txs = Vec::with_capacity(block.body.staking_transactions.len());
+    for (index, raw) in block.body.staking_transactions.iter().enumerate() {
+        staking_txs.push(
+            crate::staking::SignedStakingTx::decode(raw, cfg.chain_id).map_err(|e| {
+                BlockError::Staking {
+                    index,
+                    hash: alloy_primitives::keccak256(raw),
+                    reason: e.to_string(),
+                }
+            })?,
+        );
     }
     let want_base = next_base_fee_after(parent);
     check("base fee", h.base_fee, want_base)?;
@@ -230,8 +318,29 @@ pub fn verify_known(
             reason: e.to_string(),
         })?);
     }
-    let executed = run(store, cfg, &inputs_of(h), txs, true)?;
+    let executed = run(store, cfg, &inputs_on(h, parent), txs, staking_txs, true)?;
     let o = &executed.outcome;
+    match &h.v2 {
+        Some(v2) => {
+            check(
+                "staking transactions root",
+                v2.staking_transactions_root,
+                o.staking_transactions_root,
+            )?;
+            check("staking root", v2.staking_root, o.staking_root)?;
+            check("committee", hex_of(&v2.committee), hex_of(&o.committee))?;
+            check("slashes", hex_of(&v2.slashes), String::new())?;
+        }
+        // Version 1 has no staking fields: staking needs header_v2 (checked at spec load).
+        None if !executed.staking.txs.is_empty() => {
+            return Err(BlockError::Staking {
+                index: 0,
+                hash: executed.staking.txs[0].hash,
+                reason: "a version-1 header cannot carry staking transactions".into(),
+            })
+        }
+        None => {}
+    }
     check(
         "transactions root",
         h.transactions_root,

@@ -21,8 +21,8 @@ use super::types::{BlsKey, Validator, ValidatorStatus};
 use alloy_primitives::{Address, U256};
 use std::collections::BTreeMap;
 
-/// One elected key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One elected key (the header's `committee` is the RLP list of them).
+#[derive(Debug, Clone, PartialEq, Eq, alloy_rlp::RlpEncodable, alloy_rlp::RlpDecodable)]
 pub struct Slot {
     pub validator: Address,
     pub key: BlsKey,

@@ -18,7 +18,7 @@ pub const MAX_ENDPOINT_BYTES: usize = 255;
 pub const CREATE_VALIDATOR_GAS: u64 = 5_300_000;
 
 /// The staking parameters of a network (chain spec `[staking]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StakingParams {
     /// Smallest self-delegation a validator may declare (10,000 ONE).
