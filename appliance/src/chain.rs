@@ -44,6 +44,31 @@ pub type BlockEvents = tokio::sync::broadcast::Sender<Arc<FinalizedBlock>>;
 /// The transaction pool shared by the event loop (proposals, pruning) and RPC (submission).
 pub type SharedPool = Arc<Mutex<Mempool>>;
 
+/// Staking transactions waiting for a block, shared the same way.
+pub type SharedStakingPool = Arc<Mutex<state::mempool::staking::StakingPool>>;
+
+/// Checks a raw staking transaction against the latest state (rules included when its nonce
+/// is the sender's next) and pools it for this node's next block as leader. Returns its hash.
+pub fn submit_staking(
+    store: &ChainStore,
+    cfg: &state::exec::ExecConfig,
+    pool: &SharedStakingPool,
+    raw: &[u8],
+) -> Result<state::B256, String> {
+    let tx =
+        state::staking::SignedStakingTx::decode(raw, cfg.chain_id).map_err(|e| e.to_string())?;
+    let hash = tx.hash;
+    let tip = tip_header(store)?;
+    let epoch = (tip.number + 1) / cfg.epoch_blocks.max(1);
+    let base_fee = state::exec::next_base_fee_after(&tip);
+    let staking = store.staking_state().map_err(|e| e.to_string())?;
+    let ro = store.db().tx().map_err(|e| e.to_string())?;
+    pool.locked()
+        .insert(tx, cfg, epoch, base_fee, &StateReader::new(&ro), &staking)
+        .map_err(|e| e.to_string())?;
+    Ok(hash)
+}
+
 /// The stored tip's header.
 pub fn tip_header(store: &ChainStore) -> Result<Header, String> {
     store

@@ -208,9 +208,18 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         blocks_per_leader: args.blocks_per_leader,
         epoch_blocks: 3600,
         genesis_timestamp_ms: crate::chain::now_ms(),
-        // New networks start on the newest header version.
-        forks: [(state::forks::HEADER_V2.to_string(), 0)].into(),
-        staking: Default::default(),
+        // New networks start on the newest header version, with staking. Development
+        // accounts hold 10,000 ETH: the minimum self-delegation is lowered to fit.
+        forks: [
+            (state::forks::HEADER_V2.to_string(), 0),
+            (state::forks::STAKING.to_string(), 0),
+        ]
+        .into(),
+        staking: state::staking::StakingParams {
+            min_self_delegation: alloy_primitives::U256::from(1_000u64)
+                * alloy_primitives::U256::from(state::staking::ONE),
+            ..Default::default()
+        },
         alloc: dev_accounts()?
             .into_iter()
             .map(|(address, _)| {

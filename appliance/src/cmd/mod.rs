@@ -6,6 +6,7 @@ pub mod keys;
 pub mod loadgen;
 pub mod localnet;
 pub mod run;
+pub mod staking;
 pub mod vdf;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +55,11 @@ pub enum Command {
     /// Load generator: signed ETH and ERC-20 transfers through JSON-RPC at a target rate to a
     /// running localnet; reports offered and included TPS, submit→final latency, refusals.
     Loadgen(loadgen::LoadgenArgs),
+    /// Staking transactions: create-validator, edit-validator, delegate, undelegate,
+    /// collect-rewards. Each is signed (operator key in the HSM, a key file, or a localnet
+    /// development key), sent, and its receipt printed.
+    #[command(subcommand)]
+    Staking(Box<staking::StakingCmd>),
 }
 
 pub fn dispatch(cli: Cli) -> eyre::Result<()> {
@@ -65,6 +71,7 @@ pub fn dispatch(cli: Cli) -> eyre::Result<()> {
         Command::Hsm(c) => hsm::run(&cli, c),
         Command::Vdf(c) => vdf::run(c),
         Command::Loadgen(a) => loadgen::run(a.clone()),
+        Command::Staking(c) => staking::run(c),
     }
 }
 

@@ -140,6 +140,7 @@ async fn run_async(
     let tx_pool: crate::chain::SharedPool = Arc::new(std::sync::Mutex::new(
         state::mempool::Mempool::new(Default::default()),
     ));
+    let staking_pool: crate::chain::SharedStakingPool = Default::default();
     let (events, _) = tokio::sync::broadcast::channel(256);
 
     let pool = Arc::new(
@@ -208,6 +209,7 @@ async fn run_async(
             }),
             exec,
             pool: tx_pool.clone(),
+            staking_pool: staking_pool.clone(),
             relay: cfg
                 .network
                 .relay_transactions
@@ -255,6 +257,7 @@ async fn run_async(
         guard_stats: Some(guard_stats),
         exec,
         pool: tx_pool,
+        staking_pool,
         events,
         announce_headers_only: cfg.consensus.announce_headers_only,
     };

@@ -209,13 +209,16 @@ impl Driver {
             let pool = self.ctx.pool.locked();
             pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
         };
+        let staking = self.ctx.staking_pool.locked().candidates();
         let exec = self.ctx.exec;
         let done = self.builds.clone();
         let (number, view) = (template.number, template.view);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = state::exec::build(&store, &exec, &parent, template, candidates)
-                .map_err(|e| e.to_string());
+            let result = state::exec::build_with_staking(
+                &store, &exec, &parent, template, candidates, staking,
+            )
+            .map_err(|e| e.to_string());
             let _ = done.send(Built {
                 number,
                 view,
@@ -243,6 +246,13 @@ impl Driver {
                 if !matches!(reason, state::exec::TxRejection::BlockGas { .. }) {
                     pool.remove_included(&[*hash]);
                 }
+            }
+        }
+        if !executed.staking.rejected.is_empty() {
+            let mut pool = self.ctx.staking_pool.locked();
+            for (hash, reason) in &executed.staking.rejected {
+                tracing::info!(target: "mempool", %hash, %reason, "staking transaction left out of the block and dropped");
+                pool.remove(&[*hash]);
             }
         }
         tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = built.started.elapsed().as_millis() as u64, "built block");
@@ -282,6 +292,14 @@ impl Driver {
                 pool.prune(&StateReader::new(&ro));
             }
             self.ctx.metrics.mempool_size.set(pool.len() as i64);
+        }
+        {
+            let hashes: Vec<B256> = executed.staking.txs.iter().map(|t| t.hash).collect();
+            let mut pool = self.ctx.staking_pool.locked();
+            pool.remove(&hashes);
+            if let Ok(ro) = self.ctx.store.db().tx() {
+                pool.prune(&StateReader::new(&ro));
+            }
         }
         self.ctx
             .metrics

@@ -53,6 +53,7 @@ pub struct NodeContext {
     pub guard_stats: Option<Arc<hsm::GuardStats>>,
     pub exec: ExecConfig,
     pub pool: SharedPool,
+    pub staking_pool: crate::chain::SharedStakingPool,
     pub events: BlockEvents,
     /// Announce own proposals as header plus transaction hashes (HET-86).
     pub announce_headers_only: bool,

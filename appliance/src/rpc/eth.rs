@@ -102,6 +102,10 @@ fn mined_tx(
         .unwrap_or_default()
         .receipts;
     let i = loc.index as usize;
+    if i >= block.body.transactions.len() && i < receipts.len() {
+        // A staking transaction: see `hmy_getStakingTransactionReceipt`.
+        return Ok(None);
+    }
     let (Some(raw), Some(r)) = (block.body.transactions.get(i), receipts.get(i)) else {
         return Err(internal("indexed transaction missing from its block"));
     };

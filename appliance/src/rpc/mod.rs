@@ -4,6 +4,7 @@
 //! - [`eth`]: chain and state reads, calls, gas, fees, submission.
 //! - [`logs`]: log filters; [`subscribe`]: `eth_subscribe` (newHeads, logs).
 //! - [`json`]: the Ethereum JSON shapes.
+//! - `staking`: the `hmy_` staking methods (Harmony's shapes).
 //!
 //! Every costly request is bounded (request size, batch length, connections, call gas and wall
 //! time on a blocking thread, log range and count), so a public port cannot stall consensus.
@@ -13,6 +14,7 @@ pub mod json;
 mod logs;
 pub mod origin;
 mod params;
+mod staking;
 mod subscribe;
 
 use crate::chain::{BlockEvents, SharedPool, StatusBoard};
@@ -35,6 +37,7 @@ pub struct RpcContext {
     pub peers: Option<PeerAdmin>,
     pub exec: ExecConfig,
     pub pool: SharedPool,
+    pub staking_pool: crate::chain::SharedStakingPool,
     /// Relays submitted transactions to the committee (none in tests without a mesh).
     pub relay: Option<crate::relay::TxRelay>,
     pub events: BlockEvents,
@@ -120,6 +123,7 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     m.register_method("net_version", |_, c, _| c.chain_id.to_string())
         .expect("unique name");
     eth::register(&mut m);
+    staking::register(&mut m);
     subscribe::register(&mut m);
     m.register_method("hmy_latestHeader", |_, c, _| {
         let (n, hash) = c

@@ -58,6 +58,8 @@
 //! Each transaction is stored once, by hash, with its insertion time and a per-sender index from
 //! nonce to hash.
 
+pub mod staking;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};

@@ -1,0 +1,352 @@
+//! Staking on four real node processes, through the CLI a validator operator uses:
+//! `staking create-validator` signed by the operator key inside a MockHsm (a separate
+//! `hsm mock-connector` process, provisioned with `hsm setup`), a delegation and an
+//! undelegation signed with development keys, a refused CreateValidator (a BLS key already
+//! registered) that fails at submission with the rule's message, and the `hmy_` staking
+//! methods reading the result.
+
+mod support;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{keccak256, Address, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NODES: usize = 4;
+const CHAIN_ID: u64 = 31_415_926;
+/// Development account 0 of the standard test mnemonic (public key material).
+const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const ONE: u128 = 1_000_000_000_000_000_000;
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ha(dir: &Path, args: &[&str]) -> Output {
+    Command::new(support::BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn client(port: u16) -> HttpClient {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(5))
+        .build(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+}
+
+/// Starts a MockHsm connector process and provisions it with the default profile.
+fn mock_hsm(dir: &Path) -> (Kill, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mock = Kill(
+        Command::new(support::BIN)
+            .args([
+                "hsm",
+                "mock-connector",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+    // The connector may accept TCP a moment before it answers: retry a setup that did not
+    // reach it (it changed nothing).
+    let mut attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
+    for _ in 0..20 {
+        if attempt.status.success()
+            || !String::from_utf8_lossy(&attempt.stderr).contains("no HSM answers")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
+    }
+    assert!(
+        attempt.status.success(),
+        "hsm setup: {}",
+        String::from_utf8_lossy(&attempt.stderr)
+    );
+    (mock, url)
+}
+
+fn quantity(v: &Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+async fn balance(c: &HttpClient, a: Address) -> u128 {
+    quantity(
+        &c.request::<Value, _>("eth_getBalance", rpc_params![a, "latest"])
+            .await
+            .unwrap(),
+    )
+}
+
+/// Runs `staking <args>` against every node; returns (stdout, stderr, success).
+fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> (String, String, bool) {
+    let mut all = vec!["staking"];
+    all.push(args[0]);
+    for r in rpcs {
+        all.extend(["--rpc", r.as_str()]);
+    }
+    all.extend(&args[1..]);
+    let o = ha(dir, &all);
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+        o.status.success(),
+    )
+}
+
+/// The receipt JSON the CLI printed after the hash line.
+fn printed_receipt(out: &str) -> (String, Value) {
+    let (hash, rest) = out.split_once('\n').unwrap();
+    (hash.trim().to_string(), serde_json::from_str(rest).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_register_and_delegators_delegate_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hsm_dir = tmp.path().join("hsm");
+    std::fs::create_dir_all(&hsm_dir).unwrap();
+    let (_mock, hsm_url) = mock_hsm(&hsm_dir);
+    let operator_pw = hsm_dir.join("hsm-secrets/operator-password");
+
+    let net = tmp.path().join("net");
+    let offset = support::port_offset(7000);
+    support::generate(
+        &net,
+        offset,
+        &["--block-time-ms", "300", "--blocks-per-leader", "2"],
+    );
+    let _nodes = support::Nodes::start(&net, NODES, "info");
+    let rpcs: Vec<String> = (0..NODES)
+        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
+        .collect();
+    let rpc = |i: usize| client(9500 + offset + i as u16);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..NODES {
+        while rpc(i)
+            .request::<String, _>("eth_blockNumber", rpc_params![])
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "node{i} RPC never answered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // The operator address is the HSM's secp256k1 key; fund it from development account 0.
+    let pw = std::fs::read_to_string(&operator_pw).unwrap();
+    let session = hsm::yubi::open(&hsm_url, 3, pw.trim().as_bytes()).unwrap();
+    let public = hsm::yubi::operator_public_key(&session, 49).unwrap();
+    drop(session);
+    let operator = Address::from_slice(&keccak256(&public[1..])[12..]);
+    let funder: PrivateKeySigner = DEV_KEY.parse().unwrap();
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(operator),
+        value: U256::from(5_000 * ONE),
+        ..Default::default()
+    };
+    let sig = funder.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    let raw = format!("0x{}", hex::encode(env.encoded_2718()));
+    let _: String = rpc(0)
+        .request("eth_sendRawTransaction", rpc_params![raw])
+        .await
+        .unwrap();
+    while balance(&rpc(1), operator).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the funding transfer never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // create-validator, signed inside the HSM.
+    let sk = accel::SecretKey::from_ikm(&[77; 32]).unwrap();
+    let bls = format!(
+        "0x{}:0x{}",
+        hex::encode(sk.public_key().to_bytes()),
+        hex::encode(sk.prove_possession().to_bytes())
+    );
+    let create = |signer: Vec<String>| {
+        let mut a: Vec<String> = [
+            "create-validator",
+            "--bls-key",
+            &bls,
+            "--name",
+            "newcomer",
+            "--rate",
+            "0.1",
+            "--max-rate",
+            "0.2",
+            "--max-change-rate",
+            "0.05",
+            "--min-self-delegation",
+            "1000",
+            "--max-total-delegation",
+            "100000",
+            "--amount",
+            "2000",
+            "--transport-key",
+            "0x1111111111111111111111111111111111111111111111111111111111111111",
+            "--endpoint",
+            "127.0.0.1:9999",
+            "--wait-s",
+            "60",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(signer);
+        a
+    };
+    let hsm_signer = vec![
+        "--hsm-connector".to_string(),
+        hsm_url.clone(),
+        "--hsm-password-file".to_string(),
+        operator_pw.to_str().unwrap().to_string(),
+    ];
+    let args = create(hsm_signer);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, err, ok) = staking(tmp.path(), &rpcs, &args);
+    assert!(ok, "create-validator: {out}\n{err}");
+    let (hash, receipt) = printed_receipt(&out);
+    assert_eq!(receipt["transactionHash"], Value::String(hash.clone()));
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    assert_eq!(
+        receipt["from"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        operator
+    );
+
+    let info: Value = rpc(2)
+        .request("hmy_getValidatorInformation", rpc_params![operator])
+        .await
+        .unwrap();
+    assert_eq!(info["validator"]["name"], "newcomer", "{info}");
+    assert_eq!(
+        info["total-delegation"],
+        (2_000 * ONE).to_string(),
+        "{info}"
+    );
+    assert_eq!(info["active-status"], "active");
+    let all: Vec<Address> = rpc(3)
+        .request("hmy_getAllValidatorAddresses", rpc_params![])
+        .await
+        .unwrap();
+    assert_eq!(all, vec![operator]);
+
+    // The same BLS key again, from another account: refused at submission, with the rule.
+    let args = create(vec!["--dev-account".into(), "7".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, err, ok) = staking(tmp.path(), &rpcs, &args);
+    assert!(!ok, "a taken BLS key was accepted: {out}");
+    assert!(err.contains("already used by validator"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A delegation and an undelegation from development account 6.
+    let op = operator.to_string();
+    let (out, err, ok) = staking(
+        tmp.path(),
+        &rpcs,
+        &[
+            "delegate",
+            "--dev-account",
+            "6",
+            "--validator",
+            &op,
+            "--amount",
+            "500",
+            "--wait-s",
+            "60",
+        ],
+    );
+    assert!(ok, "delegate: {out}\n{err}");
+    assert_eq!(printed_receipt(&out).1["status"], "0x1");
+    let (out, err, ok) = staking(
+        tmp.path(),
+        &rpcs,
+        &[
+            "undelegate",
+            "--dev-account",
+            "6",
+            "--validator",
+            &op,
+            "--amount",
+            "100",
+            "--wait-s",
+            "60",
+        ],
+    );
+    assert!(ok, "undelegate: {out}\n{err}");
+    let delegator: Address = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+        .parse()
+        .unwrap();
+    let by_delegator: Value = rpc(1)
+        .request("hmy_getDelegationsByDelegator", rpc_params![delegator])
+        .await
+        .unwrap();
+    assert_eq!(
+        by_delegator[0]["amount"],
+        (400 * ONE).to_string(),
+        "{by_delegator}"
+    );
+    assert_eq!(
+        by_delegator[0]["Undelegations"][0]["Amount"],
+        (100 * ONE).to_string(),
+        "{by_delegator}"
+    );
+    let snapshot: Value = rpc(0)
+        .request("hmy_getMedianRawStakeSnapshot", rpc_params![])
+        .await
+        .unwrap();
+    let winners = snapshot["epos-slot-winners"].as_array().unwrap();
+    assert_eq!(winners.len(), 1, "{snapshot}");
+    assert_eq!(winners[0]["raw-stake"], (2_400 * ONE).to_string());
+    let epoch: String = rpc(0).request("hmy_getEpoch", rpc_params![]).await.unwrap();
+    assert_eq!(epoch, "0x0");
+    // Every node holds the same staking state.
+    for i in 1..NODES {
+        let info_i: Value = rpc(i)
+            .request("hmy_getValidatorInformation", rpc_params![operator])
+            .await
+            .unwrap();
+        let info_0: Value = rpc(0)
+            .request("hmy_getValidatorInformation", rpc_params![operator])
+            .await
+            .unwrap();
+        assert_eq!(info_i, info_0, "node {i} disagrees");
+    }
+}
