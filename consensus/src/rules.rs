@@ -10,7 +10,10 @@ use state::{Bitmap, Block, Header, GAS_LIMIT, MAX_HEADER_VERSION};
 /// Why a proposed or fetched block's header is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposalError {
-    #[error("header version {0} is not one this node knows (1 to {MAX_HEADER_VERSION})")]
+    #[error(
+        "header version {0} is not one this node knows (1 to {MAX_HEADER_VERSION}), or its \
+         fields are not that version's"
+    )]
     Version(u8),
     #[error("block #{number} (parent {parent_hash}) does not extend our tip #{tip} ({tip_hash})")]
     NotChild {
@@ -93,7 +96,7 @@ pub fn check_child(
     let h = &block.header;
     // The exact version for the block's epoch is checked by re-execution (the fork
     // schedule is execution configuration); here only versions this node can read pass.
-    if h.version == 0 || h.version > MAX_HEADER_VERSION {
+    if h.version == 0 || h.version > MAX_HEADER_VERSION || (h.version >= 2) != h.v2.is_some() {
         return Err(ProposalError::Version(h.version));
     }
     if h.number != parent.number + 1 || h.parent_hash != parent.hash {

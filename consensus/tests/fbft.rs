@@ -259,6 +259,8 @@ fn announce_checks_refuse_bad_proposals() {
             Box::new(|b| b.header.last_commit_view = 3),
             "block 1 carries a parent commit certificate",
         ),
+        (0, Box::new(|b| b.header.version = 3), "header version 3"),
+        // Version 2 announced without the fields version 2 has.
         (0, Box::new(|b| b.header.version = 2), "header version 2"),
         (
             0,
