@@ -120,6 +120,23 @@ fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> (String, String, bool)
     )
 }
 
+/// Waits until every node has stored the block of `receipt` (the CLI polled one of them).
+async fn all_reach(rpcs: &[HttpClient], receipt: &Value) {
+    let n = quantity(&receipt["blockNumber"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for c in rpcs {
+        while quantity(
+            &c.request::<Value, _>("eth_blockNumber", rpc_params![])
+                .await
+                .unwrap(),
+        ) < n
+        {
+            assert!(Instant::now() < deadline, "a node never reached block {n}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// The receipt JSON the CLI printed after the hash line.
 fn printed_receipt(out: &str) -> (String, Value) {
     let (hash, rest) = out.split_once('\n').unwrap();
@@ -250,6 +267,8 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
             .unwrap(),
         operator
     );
+    let clients: Vec<HttpClient> = (0..NODES).map(rpc).collect();
+    all_reach(&clients, &receipt).await;
 
     let info: Value = rpc(2)
         .request("hmy_getValidatorInformation", rpc_params![operator])
@@ -276,11 +295,12 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     assert!(err.contains("already used by validator"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    // A delegation and an undelegation from development account 6.
+    // A delegation and an undelegation from development account 6, each sent to one node
+    // only: that node relays it to the committee, whoever leads includes it.
     let op = operator.to_string();
     let (out, err, ok) = staking(
         tmp.path(),
-        &rpcs,
+        &rpcs[2..3],
         &[
             "delegate",
             "--dev-account",
@@ -295,9 +315,10 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     );
     assert!(ok, "delegate: {out}\n{err}");
     assert_eq!(printed_receipt(&out).1["status"], "0x1");
+    all_reach(&clients, &printed_receipt(&out).1).await;
     let (out, err, ok) = staking(
         tmp.path(),
-        &rpcs,
+        &rpcs[3..],
         &[
             "undelegate",
             "--dev-account",
@@ -311,6 +332,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
         ],
     );
     assert!(ok, "undelegate: {out}\n{err}");
+    all_reach(&clients, &printed_receipt(&out).1).await;
     let delegator: Address = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
         .parse()
         .unwrap();

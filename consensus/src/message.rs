@@ -197,6 +197,8 @@ pub enum Message {
     Transactions(TxBatch),
     GetTransactions(TxRequest),
     CompactAnnounce(Box<CompactAnnounce>),
+    /// Staking transactions submitted to the sender (each node checks and pools them).
+    StakingTransactions(TxBatch),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +226,7 @@ impl Message {
             Message::SyncResponse(_) => 18,
             Message::Transactions(_) => 19,
             Message::GetTransactions(_) => 20,
+            Message::StakingTransactions(_) => 21,
             Message::CompactAnnounce(_) => 8,
         }
     }
@@ -247,6 +250,7 @@ impl Message {
             Message::SyncResponse(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::Transactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::GetTransactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
+            Message::StakingTransactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::CompactAnnounce(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
         }
         out
@@ -272,6 +276,7 @@ impl Message {
             18 => Message::SyncResponse(decode_exact(body).map_err(bad)?),
             19 => Message::Transactions(decode_exact(body).map_err(bad)?),
             20 => Message::GetTransactions(decode_exact(body).map_err(bad)?),
+            21 => Message::StakingTransactions(decode_exact(body).map_err(bad)?),
             8 => Message::CompactAnnounce(Box::new(decode_exact(body).map_err(bad)?)),
             other => return Err(MessageError::UnknownKind(other)),
         })
@@ -293,6 +298,7 @@ fn kind_name(kind: u8) -> &'static str {
         18 => "sync-response",
         19 => "transactions",
         20 => "get-transactions",
+        21 => "staking-transactions",
         _ => "unknown",
     }
 }
@@ -399,6 +405,9 @@ mod tests {
             }),
             Message::GetTransactions(TxRequest {
                 hashes: vec![B256::repeat_byte(7)],
+            }),
+            Message::StakingTransactions(TxBatch {
+                transactions: vec![Bytes::from(vec![0xc1, 0x80])],
             }),
         ] {
             let bytes = m.encode();

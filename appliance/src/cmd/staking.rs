@@ -8,8 +8,8 @@
 //! - `--key-file PATH`: a hex private key in a file readable by the owner only;
 //! - `--dev-account N`: a public development key of `localnet` (refused on other chains).
 //!
-//! `--rpc` may be given several times: the transaction is sent to every node named, so the
-//! next leader among them includes it (staking transactions are not relayed between nodes).
+//! The node that receives the transaction relays it to the committee, so one `--rpc` is
+//! enough; giving several sends it to each (useful when one may be down).
 
 use alloy_primitives::{keccak256, Address, Signature, B256, U256};
 use alloy_signer::SignerSync;
@@ -483,8 +483,9 @@ async fn run_async(cmd: &StakingCmd) -> eyre::Result<()> {
         }
         if Instant::now() > deadline {
             bail!(
-                "no receipt after {} s: the transaction waits in the pools of the nodes it was \
-                 sent to until one of them leads; send it to more nodes with --rpc",
+                "no receipt after {} s: the transaction is still waiting in the pools (check \
+                 the nodes' logs for `staking transaction left out`), or the node was not \
+                 connected to the committee; try again with more --rpc endpoints",
                 a.wait_s
             );
         }

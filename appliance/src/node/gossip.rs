@@ -7,6 +7,8 @@ use crate::lock::LockExt;
 const MAX_TX_REQUEST: usize = 2048;
 /// Bytes of transactions in one answer to `GetTransactions`.
 const MAX_TX_RESPONSE_BYTES: usize = 4 << 20;
+/// Staking transactions in one relayed message (RPC relays each on its own).
+const MAX_STAKING_RELAY: usize = 16;
 
 /// Bytes of relayed transactions waiting for the gossip worker; past this, batches are dropped
 /// and counted (their transactions still reach a leader through its own RPC or other peers).
@@ -124,6 +126,37 @@ impl Driver {
         let n = batch.transactions.len() as u64;
         if !self.gossip.push(peer, batch.transactions) {
             self.ctx.metrics.gossip_dropped.inc_by(n);
+        }
+    }
+
+    /// Staking transactions a peer received over RPC: each is checked against the latest
+    /// state (rules included) and pooled for this node's next block as leader. They are
+    /// few, so this runs on the loop; a peer sending more than a handful at once is faulted.
+    pub(super) fn on_staking_transactions(&mut self, peer: usize, batch: consensus::TxBatch) {
+        if batch.transactions.len() > MAX_STAKING_RELAY {
+            return self.fault(
+                peer,
+                FaultKind::Protocol,
+                &format!(
+                    "{} staking transactions in one message (at most {MAX_STAKING_RELAY})",
+                    batch.transactions.len()
+                ),
+            );
+        }
+        for raw in &batch.transactions {
+            if let Err(reason) = crate::chain::submit_staking(
+                &self.ctx.store,
+                &self.ctx.exec,
+                &self.ctx.staking_pool,
+                raw,
+            ) {
+                // Refusals are expected (a race with the block that included it, a nonce
+                // already used); only an undecodable one is the peer's fault.
+                if state::staking::SignedStakingTx::decode(raw, self.ctx.exec.chain_id).is_err() {
+                    return self.fault(peer, FaultKind::Malformed, &reason);
+                }
+                tracing::debug!(target: "mempool", peer, %reason, "relayed staking transaction not pooled");
+            }
         }
     }
 

@@ -231,6 +231,7 @@ impl Driver {
             Message::SyncRequest(r) => self.on_sync_request(inb.from, r),
             Message::SyncResponse(r) => self.on_sync_response(inb.from, r),
             Message::Transactions(b) => self.on_transactions(inb.from, b),
+            Message::StakingTransactions(b) => self.on_staking_transactions(inb.from, b),
             Message::GetTransactions(r) => self.on_get_transactions(inb.from, r),
             Message::CompactAnnounce(c) => self.on_compact_announce(inb.from, *c),
             Message::Announce(ref a) => {

@@ -228,7 +228,18 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .as_str()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| invalid("rawTransaction must be 0x-prefixed hex"))?;
-        crate::chain::submit_staking(&c.store, &c.exec, &c.staking_pool, &raw).map_err(invalid)
+        let hash = crate::chain::submit_staking(&c.store, &c.exec, &c.staking_pool, &raw)
+            .map_err(invalid)?;
+        // Every committee member pools it too, so whoever leads next includes it.
+        if let Some(admin) = &c.peers {
+            admin.mesh.broadcast(
+                consensus::Message::StakingTransactions(consensus::TxBatch {
+                    transactions: vec![raw],
+                })
+                .encode(),
+            );
+        }
+        Ok::<_, jsonrpsee::types::ErrorObjectOwned>(hash)
     })
     .expect("unique name");
     m.register_method("hmy_getStakingTransactionReceipt", |p, c, _| {
