@@ -156,7 +156,14 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     support::generate(
         &net,
         offset,
-        &["--block-time-ms", "300", "--blocks-per-leader", "2"],
+        &[
+            "--block-time-ms",
+            "300",
+            "--blocks-per-leader",
+            "2",
+            "--epoch-blocks",
+            "10",
+        ],
     );
     let _nodes = support::Nodes::start(&net, NODES, "info");
     let rpcs: Vec<String> = (0..NODES)
@@ -357,8 +364,29 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     let winners = snapshot["epos-slot-winners"].as_array().unwrap();
     assert_eq!(winners.len(), 1, "{snapshot}");
     assert_eq!(winners[0]["raw-stake"], (2_400 * ONE).to_string());
-    let epoch: String = rpc(0).request("hmy_getEpoch", rpc_params![]).await.unwrap();
-    assert_eq!(epoch, "0x0");
+    // The next epoch's committee, elected at the last block of the current one, holds the
+    // newcomer; the header that carries it is the same on every node.
+    let start: String = rpc(0).request("hmy_getEpoch", rpc_params![]).await.unwrap();
+    let start = quantity(&Value::String(start));
+    loop {
+        let e: String = rpc(0).request("hmy_getEpoch", rpc_params![]).await.unwrap();
+        if quantity(&Value::String(e)) > start {
+            break;
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(60), "no epoch change");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elected: Vec<Address> = rpc(1)
+        .request("hmy_getElectedValidatorAddresses", rpc_params![])
+        .await
+        .unwrap();
+    assert_eq!(elected, vec![operator]);
+    let info: Value = rpc(1)
+        .request("hmy_getValidatorInformation", rpc_params![operator])
+        .await
+        .unwrap();
+    assert_eq!(info["currently-in-committee"], true, "{info}");
+    assert_eq!(info["epos-status"], "currently elected");
     // Every node holds the same staking state.
     for i in 1..NODES {
         let info_i: Value = rpc(i)
