@@ -373,7 +373,10 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
         if quantity(&Value::String(e)) > start {
             break;
         }
-        assert!(Instant::now() < deadline + Duration::from_secs(60), "no epoch change");
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "no epoch change"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let elected: Vec<Address> = rpc(1)
