@@ -182,6 +182,13 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
         }
     }
 
+    // Before any election the committee is the chain spec's.
+    let genesis: Vec<Address> = rpc(0)
+        .request("hmy_getElectedValidatorAddresses", rpc_params![])
+        .await
+        .unwrap();
+    assert_eq!(genesis.len(), NODES, "{genesis:?}");
+
     // The operator address is the HSM's secp256k1 key; fund it from development account 0.
     let pw = std::fs::read_to_string(&operator_pw).unwrap();
     let session = hsm::yubi::open(&hsm_url, 3, pw.trim().as_bytes()).unwrap();

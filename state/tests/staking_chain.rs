@@ -235,3 +235,118 @@ fn staking_transactions_run_on_chain_and_the_epoch_end_elects() {
         "an epoch end with nothing to pay keeps the root"
     );
 }
+
+#[test]
+fn the_staking_pool_checks_rules_at_admission() {
+    use state::mempool::staking::{StakingAdmission, StakingPool};
+    let spec = spec();
+    let cfg = ExecConfig::from_spec(&spec);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &spec);
+    let mut pool = StakingPool::default();
+    let staking = store.staking_state().unwrap();
+    let ro = store.db().tx().unwrap();
+    let reader = StateReader::new(&ro);
+    let base_fee = 1_000_000_000;
+
+    // Not before the fork.
+    let mut off = cfg;
+    off.staking_from = Some(5);
+    let err = pool
+        .insert(
+            staking_tx(0, 0, create(0, 1)),
+            &off,
+            0,
+            base_fee,
+            &reader,
+            &staking,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StakingAdmission::Inactive {
+                epoch: 0,
+                from: Some(5)
+            }
+        ),
+        "{err}"
+    );
+    // Under the base fee.
+    let err = pool
+        .insert(
+            staking_tx(0, 0, create(0, 1)),
+            &cfg,
+            0,
+            u64::MAX,
+            &reader,
+            &staking,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StakingAdmission::Underpriced { .. }), "{err}");
+    // A rule broken at the sender's next nonce: refused with the rule's own error.
+    let mut bad = create(0, 1);
+    if let StakeMsg::CreateValidator(m) = &mut bad {
+        m.min_self_delegation = one(1);
+    }
+    let err = pool
+        .insert(staking_tx(0, 0, bad), &cfg, 0, base_fee, &reader, &staking)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StakingAdmission::Rules(StakingError::MinSelfDelegationTooLow { .. })
+        ),
+        "{err}"
+    );
+    assert!(pool.is_empty(), "refusals leave nothing behind");
+    // Admitted; then a later nonce waits without the rules check (its state is unknown yet).
+    let create0 = staking_tx(0, 0, create(0, 1));
+    pool.insert(create0.clone(), &cfg, 0, base_fee, &reader, &staking)
+        .unwrap();
+    let edit = staking_tx(
+        0,
+        1,
+        StakeMsg::EditValidator(EditValidator {
+            validator_address: signer(0).address(),
+            commission_rate: Opt(Some(Dec::percent(11))),
+            ..Default::default()
+        }),
+    );
+    pool.insert(edit.clone(), &cfg, 0, base_fee, &reader, &staking)
+        .unwrap();
+    let err = pool
+        .insert(create0.clone(), &cfg, 0, base_fee, &reader, &staking)
+        .unwrap_err();
+    assert!(matches!(err, StakingAdmission::Known), "{err}");
+    let order: Vec<u64> = pool.candidates().iter().map(|t| t.tx.nonce).collect();
+    assert_eq!(order, vec![0, 1]);
+    drop(ro);
+
+    // Both go into one block; the pool forgets them once the chain passed their nonces.
+    let (d2, follower) = {
+        let d = tempfile::tempdir().unwrap();
+        let s = open(d.path(), &spec);
+        (d, s)
+    };
+    let block = step(&store, &follower, &cfg, pool.candidates());
+    assert_eq!(block.body.staking_transactions.len(), 2);
+    let ro = store.db().tx().unwrap();
+    pool.prune(&StateReader::new(&ro));
+    assert!(pool.is_empty());
+    let err = pool
+        .insert(
+            create0,
+            &cfg,
+            0,
+            base_fee,
+            &StateReader::new(&ro),
+            &store.staking_state().unwrap(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StakingAdmission::NonceTooLow { next: 2, nonce: 0 }),
+        "{err}"
+    );
+    drop(d2);
+}

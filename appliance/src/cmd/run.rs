@@ -210,6 +210,7 @@ async fn run_async(
             exec,
             pool: tx_pool.clone(),
             staking_pool: staking_pool.clone(),
+            genesis_validators: spec.validators.iter().map(|v| v.address).collect(),
             relay: cfg
                 .network
                 .relay_transactions

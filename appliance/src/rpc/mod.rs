@@ -38,6 +38,8 @@ pub struct RpcContext {
     pub exec: ExecConfig,
     pub pool: SharedPool,
     pub staking_pool: crate::chain::SharedStakingPool,
+    /// Operator addresses of the chain spec's committee (the committee before any election).
+    pub genesis_validators: Vec<alloy_primitives::Address>,
     /// Relays submitted transactions to the committee (none in tests without a mesh).
     pub relay: Option<crate::relay::TxRelay>,
     pub events: BlockEvents,

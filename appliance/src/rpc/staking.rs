@@ -152,7 +152,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 a
             }
             // Before the first election: the genesis committee of the chain spec.
-            None => Vec::new(),
+            None => {
+                let mut a = c.genesis_validators.clone();
+                a.sort();
+                a.dedup();
+                a
+            }
         };
         Ok::<_, jsonrpsee::types::ErrorObjectOwned>(addrs)
     })
