@@ -4,7 +4,7 @@ BIN := target/debug/harmony-appliance
 # Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
 ARGS ?=
 
-.PHONY: deps peers build localnet test fmt-check module-graph clippy unit bench contracts clean
+.PHONY: deps peers build localnet test fmt-check module-graph clippy unit bench fuzz contracts clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -45,6 +45,14 @@ unit:
 bench: deps peers
 	$(CARGO) build --release -p appliance --bin harmony-appliance
 	$(CARGO) bench -p benches
+
+## Fuzz what arrives from outside (not part of CI; needs nightly and `cargo install
+## cargo-fuzz`): each target for FUZZ_SECONDS, corpora in fuzz/corpus and accel/fuzz/corpus.
+FUZZ_SECONDS ?= 600
+fuzz:
+	cd fuzz && for t in message block transactions; do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	cd accel/fuzz && cargo +nightly fuzz run point_decoders -- -max_total_time=$(FUZZ_SECONDS)
 
 ## Rebuild contracts/build/*.json from contracts/*.sol with the pinned npm solc (needs node/npm).
 contracts:
