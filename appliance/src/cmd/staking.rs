@@ -70,14 +70,10 @@ pub struct CommonArgs {
     pub wait_s: u64,
 }
 
+/// A validator's description (Harmony's limits: 140 bytes, details 280). In an edit, a field
+/// left empty keeps its value.
 #[derive(Debug, Clone, Args)]
-pub struct CreateArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// BLS public key and its proof of possession, `0xPUBKEY:0xPOP` (`keys pop` prints
-    /// both); repeat for each key.
-    #[arg(long = "bls-key", required = true)]
-    pub bls_keys: Vec<String>,
+pub struct DescriptionArgs {
     #[arg(long, default_value = "")]
     pub name: String,
     #[arg(long, default_value = "")]
@@ -88,6 +84,30 @@ pub struct CreateArgs {
     pub security_contact: String,
     #[arg(long, default_value = "")]
     pub details: String,
+}
+
+impl DescriptionArgs {
+    fn to_description(&self) -> Description {
+        Description {
+            name: self.name.clone(),
+            identity: self.identity.clone(),
+            website: self.website.clone(),
+            security_contact: self.security_contact.clone(),
+            details: self.details.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// BLS public key and its proof of possession, `0xPUBKEY:0xPOP` (`keys pop` prints
+    /// both); repeat for each key.
+    #[arg(long = "bls-key", required = true)]
+    pub bls_keys: Vec<String>,
+    #[command(flatten)]
+    pub description: DescriptionArgs,
     /// Commission rate, e.g. 0.1.
     #[arg(long)]
     pub rate: Dec,
@@ -116,16 +136,8 @@ pub struct CreateArgs {
 pub struct EditArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    #[arg(long, default_value = "")]
-    pub name: String,
-    #[arg(long, default_value = "")]
-    pub identity: String,
-    #[arg(long, default_value = "")]
-    pub website: String,
-    #[arg(long, default_value = "")]
-    pub security_contact: String,
-    #[arg(long, default_value = "")]
-    pub details: String,
+    #[command(flatten)]
+    pub description: DescriptionArgs,
     #[arg(long)]
     pub rate: Option<Dec>,
     /// In ONE.
@@ -315,13 +327,7 @@ fn message(cmd: &StakingCmd, me: Address) -> eyre::Result<StakeMsg> {
                 .collect::<eyre::Result<Vec<_>>>()?;
             StakeMsg::CreateValidator(CreateValidator {
                 validator_address: me,
-                description: Description {
-                    name: a.name.clone(),
-                    identity: a.identity.clone(),
-                    website: a.website.clone(),
-                    security_contact: a.security_contact.clone(),
-                    details: a.details.clone(),
-                },
+                description: a.description.to_description(),
                 commission_rates: CommissionRates {
                     rate: a.rate,
                     max_rate: a.max_rate,
@@ -346,13 +352,7 @@ fn message(cmd: &StakingCmd, me: Address) -> eyre::Result<StakeMsg> {
             };
             StakeMsg::EditValidator(EditValidator {
                 validator_address: me,
-                description: Description {
-                    name: a.name.clone(),
-                    identity: a.identity.clone(),
-                    website: a.website.clone(),
-                    security_contact: a.security_contact.clone(),
-                    details: a.details.clone(),
-                },
+                description: a.description.to_description(),
                 commission_rate: Opt(a.rate),
                 min_self_delegation: Opt(a.min_self_delegation.map(one)),
                 max_total_delegation: Opt(a.max_total_delegation.map(one)),

@@ -3,7 +3,7 @@
 
 use super::json::{self, hex_u128, hex_u64, Mined};
 use super::params::{
-    arg, block_param, call_params, params_vec, parse_address, parse_hash, quantity_u256,
+    arg, block_param, call_params, located, params_vec, parse_address, parse_hash, quantity_u256,
     quantity_u64, require_latest, tip,
 };
 use super::{internal, invalid, server_error, RpcContext, RpcResult};
@@ -87,21 +87,9 @@ fn mined_tx(
     ctx: &RpcContext,
     hash: &B256,
 ) -> RpcResult<Option<(SignedTx, Mined, state::exec::StoredReceipt, u64)>> {
-    let Some(loc) = ctx.store.tx_location(hash).map_err(internal)? else {
+    let Some((block, receipts, i)) = located(ctx, hash)? else {
         return Ok(None);
     };
-    let block = ctx
-        .store
-        .block(loc.block)
-        .map_err(internal)?
-        .ok_or_else(|| internal("indexed block missing"))?;
-    let receipts = ctx
-        .store
-        .receipts(loc.block)
-        .map_err(internal)?
-        .unwrap_or_default()
-        .receipts;
-    let i = loc.index as usize;
     if i >= block.body.transactions.len() && i < receipts.len() {
         // A staking transaction: see `hmy_getStakingTransactionReceipt`.
         return Ok(None);
@@ -114,7 +102,7 @@ fn mined_tx(
     let first_log: u64 = receipts[..i].iter().map(|r| r.logs.len() as u64).sum();
     let mined = Mined {
         block_hash: block.hash(),
-        number: loc.block,
+        number: block.number(),
         index: i as u64,
         base_fee: block.header.base_fee,
     };

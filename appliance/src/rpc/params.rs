@@ -181,3 +181,26 @@ pub(super) fn call_params(c: &RpcContext, p: &Params) -> RpcResult<(CallRequest,
     let gas = req.gas.unwrap_or(cap).min(cap);
     Ok((req, gas))
 }
+
+/// Where a mined transaction is: its block, the block's receipts and its index in them
+/// (staking transactions come after the block's other transactions).
+pub(super) fn located(
+    ctx: &RpcContext,
+    hash: &B256,
+) -> RpcResult<Option<(state::Block, Vec<state::exec::StoredReceipt>, usize)>> {
+    let Some(loc) = ctx.store.tx_location(hash).map_err(internal)? else {
+        return Ok(None);
+    };
+    let block = ctx
+        .store
+        .block(loc.block)
+        .map_err(internal)?
+        .ok_or_else(|| internal("indexed block missing"))?;
+    let receipts = ctx
+        .store
+        .receipts(loc.block)
+        .map_err(internal)?
+        .unwrap_or_default()
+        .receipts;
+    Ok(Some((block, receipts, loc.index as usize)))
+}

@@ -6,7 +6,7 @@
 //! decimal strings, since JSON numbers cannot hold them exactly.
 
 use super::json::{self, hex_u64, Mined};
-use super::params::{arg, params_vec, parse_address, parse_hash};
+use super::params::{arg, located, params_vec, parse_address, parse_hash, tip};
 use super::{internal, invalid, RpcContext, RpcResult};
 use alloy_primitives::{Address, B256, U256};
 use jsonrpsee::RpcModule;
@@ -22,16 +22,7 @@ fn staking_state(c: &RpcContext) -> RpcResult<StakingState> {
 }
 
 fn tip_epoch(c: &RpcContext) -> RpcResult<(u64, u64)> {
-    let (n, _) = c
-        .store
-        .tip()
-        .map_err(internal)?
-        .ok_or_else(|| internal("no genesis"))?;
-    let h = c
-        .store
-        .header(n)
-        .map_err(internal)?
-        .ok_or_else(|| internal("tip header missing"))?;
+    let (n, h) = tip(c)?;
     Ok((n, h.epoch))
 }
 
@@ -251,21 +242,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let shape = "[transactionHash]";
         let v = params_vec(&p, shape)?;
         let hash: B256 = parse_hash(arg(&v, 0, shape)?, "transactionHash")?;
-        let Some(loc) = c.store.tx_location(&hash).map_err(internal)? else {
+        let Some((block, receipts, i)) = located(c, &hash)? else {
             return Ok(Value::Null);
         };
-        let block = c
-            .store
-            .block(loc.block)
-            .map_err(internal)?
-            .ok_or_else(|| internal("indexed block missing"))?;
-        let receipts = c
-            .store
-            .receipts(loc.block)
-            .map_err(internal)?
-            .unwrap_or_default()
-            .receipts;
-        let i = loc.index as usize;
         // Staking transactions come after the block's other transactions.
         if i < block.body.transactions.len() {
             return Ok(Value::Null);
@@ -275,7 +254,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .ok_or_else(|| internal("indexed receipt missing from its block"))?;
         let mined = Mined {
             block_hash: block.hash(),
-            number: loc.block,
+            number: block.number(),
             index: (i - block.body.transactions.len()) as u64,
             base_fee: block.header.base_fee,
         };
