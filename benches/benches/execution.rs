@@ -40,7 +40,9 @@
 //! issue 12): `election_1000x4` runs `state::staking::elect` over 1,000 Active validators
 //! with 4 keys each (4,000 keys, stakes all different, 800 slots, at most 48 per validator),
 //! and `payout_1000x10` runs `StakingState::end_epoch` over the same validators holding 10
-//! delegations each, every delegation with one matured undelegation to pay out.
+//! delegations each, every delegation with one matured undelegation to pay out;
+//! `staking_root_1000x10` hashes that state into its root, and `load_1000x10` reads the
+//! 1,000 records back from MDBX (what a block touching staking does before applying it).
 //!
 //! `EXEC_BENCH_BACKGROUND=N` adds N funded accounts the block never touches, to see how the
 //! phases (the state root above all) depend on the size of the state rather than of the block.
@@ -707,6 +709,21 @@ fn bench_epoch_end(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group("epoch_end");
     g.bench_function("election_1000x4", |b| b.iter(|| elect(&staking, &params)));
+    g.bench_function("staking_root_1000x10", |b| {
+        b.iter(|| state::db::staking::root(&staking))
+    });
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = ChainStore::open(dir.path()).unwrap();
+    {
+        let tx = store.db().tx_mut().unwrap();
+        let all: Vec<_> = staking.validators().cloned().collect();
+        state::db::staking::write(&tx, &all).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(store.staking_state().unwrap(), staking);
+    g.bench_function("load_1000x10", |b| {
+        b.iter(|| store.staking_state().unwrap())
+    });
     g.bench_function("payout_1000x10", |b| {
         b.iter_batched(
             || (staking.clone(), BTreeMap::<Address, U256>::new()),
