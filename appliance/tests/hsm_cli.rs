@@ -151,6 +151,15 @@ fn ceremony_against_a_mock_connector_process() {
         "{list}"
     );
     assert!(list.contains("guard history present"), "{list}");
+    // The transport key comes from the HSM (its Ed25519 key never leaves it).
+    let tk = ok(d, &["keys", "transport"]);
+    let tk = hex::decode(tk.trim().trim_start_matches("0x")).unwrap();
+    assert_eq!(tk.len(), 32);
+    assert_eq!(
+        ok(d, &["keys", "transport"]),
+        ok(d, &["keys", "transport"]),
+        "stable"
+    );
     let pop = ok(d, &["keys", "pop"]);
     let lines: Vec<&str> = pop.lines().collect();
     assert_eq!(lines.len(), 4, "{pop}");

@@ -182,6 +182,20 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
         }
     }
 
+    // `keys transport` prints what the chain spec has for the node.
+    let out = ha(&net.join("node0"), &["keys", "transport"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let spec = std::fs::read_to_string(net.join("chain-spec.toml")).unwrap();
+    assert!(
+        printed.len() == 66 && spec.contains(printed.trim_start_matches("0x")),
+        "{printed} is not node0's transport key in the spec"
+    );
+
     // Before any election the committee is the chain spec's.
     let genesis: Vec<Address> = rpc(0)
         .request("hmy_getElectedValidatorAddresses", rpc_params![])

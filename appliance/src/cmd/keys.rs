@@ -28,6 +28,9 @@ pub enum KeysCmd {
     ExportKeystore(ExportArgs),
     /// Print each BLS public key with its proof of possession (for registering the key).
     Pop,
+    /// Print the node's transport (QUIC identity) Ed25519 public key, from its PKCS#8 file or
+    /// from the HSM (for `staking create-validator --transport-key`).
+    Transport,
     /// Write the double-sign guard history as an interchange JSON file.
     ExportGuard {
         #[arg(long)]
@@ -146,6 +149,18 @@ pub fn run(cli: &Cli, cmd: &KeysCmd) -> eyre::Result<()> {
                 Keystore::encrypt(&sk, &pw, Kdf::SCRYPT_DEFAULT, "").write(&path)?;
                 println!("0x{pk}  {}", path.display());
             }
+        }
+        KeysCmd::Transport => {
+            let identity = if is_hsm(k) {
+                let (client, profile) = hsm_client(&dir, k)?;
+                let key = HsmEd25519Key::open(client, profile.transport_key.id)?;
+                TransportIdentity::from_signing_key(Arc::new(key))?
+            } else {
+                let path = resolve(&dir, &k.transport_key_file);
+                TransportIdentity::from_pkcs8_file(&path)
+                    .wrap_err_with(|| format!("transport key {}", path.display()))?
+            };
+            println!("0x{}", hex::encode(identity.public_key()));
         }
         KeysCmd::Pop => {
             for sk in secret_keys(&dir, k)? {

@@ -124,7 +124,7 @@ pub struct CreateArgs {
     /// Self-delegation, in ONE.
     #[arg(long)]
     pub amount: u64,
-    /// Hex Ed25519 public key of the node's QUIC identity (`keys transport` / the HSM's).
+    /// Hex Ed25519 public key of the node's QUIC identity (`harmony-appliance keys transport`).
     #[arg(long)]
     pub transport_key: B256,
     /// `host:port` the node accepts QUIC on.
