@@ -196,6 +196,29 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
         "{printed} is not node0's transport key in the spec"
     );
 
+    // Bad input gets a clear error and changes nothing.
+    let err = rpc(0)
+        .request::<Value, _>("hmy_sendRawStakingTransaction", rpc_params!["0x1234"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("malformed staking transaction"), "{err}");
+    let err = rpc(0)
+        .request::<Value, _>("hmy_sendRawStakingTransaction", rpc_params!["not hex"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("0x-prefixed hex"), "{err}");
+    let err = rpc(0)
+        .request::<Value, _>(
+            "hmy_getValidatorInformation",
+            rpc_params![Address::repeat_byte(0xde)],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no validator"), "{err}");
+
     // Before any election the committee is the chain spec's.
     let genesis: Vec<Address> = rpc(0)
         .request("hmy_getElectedValidatorAddresses", rpc_params![])
