@@ -24,6 +24,11 @@ pub struct Member {
     pub transport_key: [u8; 32],
 }
 
+/// Most keys a committee can have: a key's power is capped so their sum fits a `u64`.
+const fn slots_bound() -> u64 {
+    1 << 16
+}
+
 /// Bound on view changes walked when computing a leader.
 pub const MAX_LEADER_STEPS: u64 = 100_000;
 
@@ -77,6 +82,64 @@ impl Committee {
                 transport_key,
             });
         }
+        Self::assemble(keys, members, spec.blocks_per_leader)
+    }
+
+    /// Builds the committee an election chose (the `committee` of an epoch's last header):
+    /// validators in address order, each with its elected keys in rank order, a key's voting
+    /// power its effective stake in gwei (at least 1). Transport keys come from the staking
+    /// records in `staking`, which must hold every elected validator.
+    pub fn from_election(
+        slots: &[state::staking::Slot],
+        staking: &state::staking::StakingState,
+        blocks_per_leader: u64,
+    ) -> Result<Self, CommitteeError> {
+        if slots.is_empty() {
+            return Err(CommitteeError::Invalid("the election chose nobody".into()));
+        }
+        let gwei = alloy_primitives::U256::from(1_000_000_000u64);
+        let mut by_validator: std::collections::BTreeMap<Address, Vec<&state::staking::Slot>> =
+            Default::default();
+        for s in slots {
+            by_validator.entry(s.validator).or_default().push(s);
+        }
+        let mut keys = Vec::with_capacity(slots.len());
+        let mut members = Vec::with_capacity(by_validator.len());
+        for (i, (address, slots)) in by_validator.into_iter().enumerate() {
+            let record = staking.validator(&address).ok_or_else(|| {
+                CommitteeError::Invalid(format!("elected validator {address} has no record"))
+            })?;
+            let start = keys.len();
+            let mut power = 0u64;
+            for s in slots {
+                let public_key = PublicKey::from_bytes(s.key.as_slice()).map_err(|e| {
+                    CommitteeError::Invalid(format!("elected key {} of {address}: {e}", s.key))
+                })?;
+                let p = u64::try_from(s.effective_stake / gwei)
+                    .unwrap_or(u64::MAX / slots_bound())
+                    .max(1);
+                power += p;
+                keys.push(CommitteeKey {
+                    public_key,
+                    member: i,
+                    power: p,
+                });
+            }
+            members.push(Member {
+                address,
+                keys: start..keys.len(),
+                power,
+                transport_key: record.transport_key.0,
+            });
+        }
+        Self::assemble(keys, members, blocks_per_leader)
+    }
+
+    fn assemble(
+        keys: Vec<CommitteeKey>,
+        members: Vec<Member>,
+        blocks_per_leader: u64,
+    ) -> Result<Self, CommitteeError> {
         let total_power = members.iter().map(|m| m.power).sum();
         let member_keys = members
             .iter()
@@ -91,7 +154,7 @@ impl Committee {
             members,
             member_keys,
             total_power,
-            blocks_per_leader: spec.blocks_per_leader,
+            blocks_per_leader,
         })
     }
 
