@@ -142,14 +142,8 @@ impl alloy_rlp::Encodable for Header {
 
 impl Decodable for Header {
     fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
-        let h = alloy_rlp::Header::decode(buf)?;
-        if !h.list {
-            return Err(alloy_rlp::Error::UnexpectedString);
-        }
-        let mut body = buf
-            .get(..h.payload_length)
-            .ok_or(alloy_rlp::Error::InputTooShort)?;
-        *buf = &buf[h.payload_length..];
+        let mut body = alloy_rlp::Header::decode_bytes(buf, true)?;
+        let payload_length = body.len();
         let b = &mut body;
         let version = u8::decode(b)?;
         let mut header = Header {
@@ -186,8 +180,8 @@ impl Decodable for Header {
         }
         if !body.is_empty() {
             return Err(alloy_rlp::Error::ListLengthMismatch {
-                expected: h.payload_length,
-                got: h.payload_length - body.len(),
+                expected: payload_length,
+                got: payload_length - body.len(),
             });
         }
         Ok(header)
@@ -278,14 +272,8 @@ impl Body {
 
 impl Decodable for Body {
     fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
-        let h = alloy_rlp::Header::decode(buf)?;
-        if !h.list {
-            return Err(alloy_rlp::Error::UnexpectedString);
-        }
-        let mut body = buf
-            .get(..h.payload_length)
-            .ok_or(alloy_rlp::Error::InputTooShort)?;
-        *buf = &buf[h.payload_length..];
+        let mut body = alloy_rlp::Header::decode_bytes(buf, true)?;
+        let payload_length = body.len();
         let transactions = Decodable::decode(&mut body)?;
         let staking_transactions: Vec<Bytes> = if body.is_empty() {
             Vec::new()
@@ -299,8 +287,8 @@ impl Decodable for Body {
         };
         if !body.is_empty() {
             return Err(alloy_rlp::Error::ListLengthMismatch {
-                expected: h.payload_length,
-                got: h.payload_length - body.len(),
+                expected: payload_length,
+                got: payload_length - body.len(),
             });
         }
         Ok(Body {

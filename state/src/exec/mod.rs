@@ -202,19 +202,18 @@ pub fn run(
     let state_root = trie.root;
     let raws: Vec<Bytes> = execution.txs.iter().map(|t| t.raw.clone()).collect();
     let staking_raws: Vec<Bytes> = staking.txs.iter().map(|t| t.raw.clone()).collect();
-    let mut receipts = execution.receipts.clone();
-    receipts.extend(staking.receipts.iter().cloned());
+    // Staking receipts follow the EVM ones in the block's receipts (and its root).
+    execution.receipts.extend(staking.receipts.iter().cloned());
     let outcome = Outcome {
         state_root,
-        receipts_root: receipts_root(&receipts),
+        receipts_root: receipts_root(&execution.receipts),
         transactions_root: crate::block::transactions_root(&raws),
-        logs_bloom: block_bloom(&receipts),
+        logs_bloom: block_bloom(&execution.receipts),
         gas_used: execution.gas_used + staking.gas_used,
         staking_transactions_root: crate::block::transactions_root(&staking_raws),
         staking_root: staking.root,
         committee: staking.committee.clone(),
     };
-    execution.receipts = receipts;
     Ok(ExecutedBlock {
         execution,
         staking,

@@ -68,22 +68,16 @@ impl<T: Encodable> Encodable for Opt<T> {
 
 impl<T: Decodable> Decodable for Opt<T> {
     fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
-        let h = Header::decode(buf)?;
-        if !h.list {
-            return Err(alloy_rlp::Error::UnexpectedString);
-        }
-        if h.payload_length == 0 {
+        let mut body = Header::decode_bytes(buf, true)?;
+        let payload_length = body.len();
+        if payload_length == 0 {
             return Ok(Opt(None));
         }
-        let mut body = buf
-            .get(..h.payload_length)
-            .ok_or(alloy_rlp::Error::InputTooShort)?;
-        *buf = &buf[h.payload_length..];
         let v = T::decode(&mut body)?;
         if !body.is_empty() {
             return Err(alloy_rlp::Error::ListLengthMismatch {
-                expected: h.payload_length,
-                got: h.payload_length - body.len(),
+                expected: payload_length,
+                got: payload_length - body.len(),
             });
         }
         Ok(Opt(Some(v)))
@@ -174,23 +168,14 @@ impl StakeMsg {
         }
     }
 
-    fn encode_body(&self, out: &mut dyn alloy_rlp::BufMut) {
+    /// The directive's message, as it is RLP-encoded in the envelope.
+    fn body(&self) -> &dyn Encodable {
         match self {
-            Self::CreateValidator(m) => m.encode(out),
-            Self::EditValidator(m) => m.encode(out),
-            Self::Delegate(m) => m.encode(out),
-            Self::Undelegate(m) => m.encode(out),
-            Self::CollectRewards(m) => m.encode(out),
-        }
-    }
-
-    fn body_length(&self) -> usize {
-        match self {
-            Self::CreateValidator(m) => m.length(),
-            Self::EditValidator(m) => m.length(),
-            Self::Delegate(m) => m.length(),
-            Self::Undelegate(m) => m.length(),
-            Self::CollectRewards(m) => m.length(),
+            Self::CreateValidator(m) => m,
+            Self::EditValidator(m) => m,
+            Self::Delegate(m) => m,
+            Self::Undelegate(m) => m,
+            Self::CollectRewards(m) => m,
         }
     }
 
@@ -239,7 +224,7 @@ pub enum StakingTxError {
 impl StakingTx {
     fn fields_length(&self, tail: usize) -> usize {
         (self.msg.directive() as u8).length()
-            + self.msg.body_length()
+            + self.msg.body().length()
             + self.nonce.length()
             + self.gas_price.length()
             + self.gas_limit.length()
@@ -248,7 +233,7 @@ impl StakingTx {
 
     fn encode_fields(&self, out: &mut dyn alloy_rlp::BufMut) {
         (self.msg.directive() as u8).encode(out);
-        self.msg.encode_body(out);
+        self.msg.body().encode(out);
         self.nonce.encode(out);
         self.gas_price.encode(out);
         self.gas_limit.encode(out);
@@ -305,15 +290,10 @@ impl SignedStakingTx {
         if raw.len() > MAX_STAKING_TX_BYTES {
             return Err(StakingTxError::TooLarge(raw.len()));
         }
-        let mut buf = raw;
-        let h = Header::decode(&mut buf)?;
-        if !h.list {
-            return Err(alloy_rlp::Error::UnexpectedString.into());
-        }
-        if buf.len() != h.payload_length {
-            return Err(StakingTxError::Trailing(
-                buf.len().saturating_sub(h.payload_length),
-            ));
+        let mut rest = raw;
+        let mut buf = Header::decode_bytes(&mut rest, true)?;
+        if !rest.is_empty() {
+            return Err(StakingTxError::Trailing(rest.len()));
         }
         let directive = u8::decode(&mut buf)?;
         let msg = StakeMsg::decode_body(directive, &mut buf)?;
