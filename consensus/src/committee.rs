@@ -24,10 +24,8 @@ pub struct Member {
     pub transport_key: [u8; 32],
 }
 
-/// Most keys a committee can have: a key's power is capped so their sum fits a `u64`.
-const fn slots_bound() -> u64 {
-    1 << 16
-}
+/// Voting power of a whole committee after an election (internal and elected shares of it).
+pub const POWER_SCALE: u64 = 1_000_000_000_000;
 
 /// Bound on view changes walked when computing a leader.
 pub const MAX_LEADER_STEPS: u64 = 100_000;
@@ -48,6 +46,8 @@ pub struct Committee {
     pub member_keys: Vec<PublicKey>,
     pub total_power: u64,
     pub blocks_per_leader: u64,
+    /// Transport key → member index.
+    by_transport: std::collections::HashMap<[u8; 32], usize>,
 }
 
 impl Committee {
@@ -85,43 +85,93 @@ impl Committee {
         Self::assemble(keys, members, spec.blocks_per_leader)
     }
 
-    /// Builds the committee an election chose (the `committee` of an epoch's last header):
-    /// validators in address order, each with its elected keys in rank order, a key's voting
-    /// power its effective stake in gwei (at least 1). Transport keys come from the staking
-    /// records in `staking`, which must hold every elected validator.
-    pub fn from_election(
+    /// The committee of the epoch after an election (Harmony's shard committee): the
+    /// `internal` (foundation) members of the chain spec first, unchanged, then the validators
+    /// the election chose (the `committee` of an epoch's last header), in address order, each
+    /// with its elected keys in rank order. The internal keys share `internal_share` of the
+    /// voting power in proportion to their spec power; the elected keys share the rest by
+    /// effective stake (each at least 1 unit). Transport keys come from the staking records in
+    /// `staking`, which must hold every elected validator.
+    ///
+    /// An election that chose nobody leaves the internal committee as it is. An elected key
+    /// that is also an internal key, or a validator whose transport key is already taken by an
+    /// earlier member, is left out: a key signs once and a peer is one member.
+    pub fn after_election(
+        internal: &Committee,
         slots: &[state::staking::Slot],
         staking: &state::staking::StakingState,
-        blocks_per_leader: u64,
+        internal_share: state::staking::Dec,
     ) -> Result<Self, CommitteeError> {
-        if slots.is_empty() {
-            return Err(CommitteeError::Invalid("the election chose nobody".into()));
-        }
-        let gwei = alloy_primitives::U256::from(1_000_000_000u64);
+        use alloy_primitives::U256;
+        let mut taken_keys: std::collections::HashSet<[u8; 48]> =
+            internal.keys.iter().map(|k| k.public_key.to_bytes()).collect();
         let mut by_validator: std::collections::BTreeMap<Address, Vec<&state::staking::Slot>> =
             Default::default();
         for s in slots {
-            by_validator.entry(s.validator).or_default().push(s);
+            let mut bytes = [0u8; 48];
+            bytes.copy_from_slice(s.key.as_slice());
+            if taken_keys.insert(bytes) {
+                by_validator.entry(s.validator).or_default().push(s);
+            }
         }
-        let mut keys = Vec::with_capacity(slots.len());
-        let mut members = Vec::with_capacity(by_validator.len());
-        for (i, (address, slots)) in by_validator.into_iter().enumerate() {
+        if by_validator.is_empty() {
+            return Ok(internal.clone());
+        }
+        let scale = U256::from(POWER_SCALE);
+        let share = internal_share.min(state::staking::Dec::ONE);
+        let internal_total = share.mul_amount(scale);
+        let external_total = scale - internal_total;
+        let mut keys = Vec::with_capacity(internal.keys.len() + slots.len());
+        let mut members = Vec::with_capacity(internal.members.len() + by_validator.len());
+        let mut transport: std::collections::HashSet<[u8; 32]> = Default::default();
+        let spec_total = U256::from(internal.total_power.max(1));
+        for m in &internal.members {
+            let start = keys.len();
+            let mut power = 0u64;
+            for k in &internal.keys[m.keys.clone()] {
+                let p = u64::try_from(U256::from(k.power) * internal_total / spec_total)
+                    .unwrap_or(POWER_SCALE)
+                    .max(1);
+                power += p;
+                keys.push(CommitteeKey {
+                    member: members.len(),
+                    power: p,
+                    ..k.clone()
+                });
+            }
+            transport.insert(m.transport_key);
+            members.push(Member {
+                keys: start..keys.len(),
+                power,
+                ..m.clone()
+            });
+        }
+        let stake_total: U256 = by_validator
+            .values()
+            .flatten()
+            .map(|s| s.effective_stake)
+            .sum::<U256>()
+            .max(U256::from(1));
+        for (address, slots) in by_validator {
             let record = staking.validator(&address).ok_or_else(|| {
                 CommitteeError::Invalid(format!("elected validator {address} has no record"))
             })?;
+            if !transport.insert(record.transport_key.0) {
+                continue;
+            }
             let start = keys.len();
             let mut power = 0u64;
             for s in slots {
                 let public_key = PublicKey::from_bytes(s.key.as_slice()).map_err(|e| {
                     CommitteeError::Invalid(format!("elected key {} of {address}: {e}", s.key))
                 })?;
-                let p = u64::try_from(s.effective_stake / gwei)
-                    .unwrap_or(u64::MAX / slots_bound())
+                let p = u64::try_from(s.effective_stake * external_total / stake_total)
+                    .unwrap_or(POWER_SCALE)
                     .max(1);
                 power += p;
                 keys.push(CommitteeKey {
                     public_key,
-                    member: i,
+                    member: members.len(),
                     power: p,
                 });
             }
@@ -132,7 +182,7 @@ impl Committee {
                 transport_key: record.transport_key.0,
             });
         }
-        Self::assemble(keys, members, blocks_per_leader)
+        Self::assemble(keys, members, internal.blocks_per_leader)
     }
 
     fn assemble(
@@ -149,12 +199,18 @@ impl Committee {
                     .map_err(|e| CommitteeError::Invalid(format!("member keys: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let by_transport = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.transport_key, i))
+            .collect();
         Ok(Self {
             keys,
             members,
             member_keys,
             total_power,
             blocks_per_leader,
+            by_transport,
         })
     }
 
@@ -241,6 +297,24 @@ impl Committee {
     }
 
     pub fn member_by_transport_key(&self, key: &[u8; 32]) -> Option<usize> {
-        self.members.iter().position(|m| &m.transport_key == key)
+        self.by_transport.get(key).copied()
+    }
+
+    /// The member whose keys are all among `mine` (a signer's keys), with the position in
+    /// `mine` of each of its committee keys, in committee order. None when no member is
+    /// wholly covered: this node observes.
+    pub fn member_signing_with(&self, mine: &[PublicKey]) -> Option<(usize, Vec<usize>)> {
+        self.members.iter().enumerate().find_map(|(m, member)| {
+            let positions: Option<Vec<usize>> = self.keys[member.keys.clone()]
+                .iter()
+                .map(|k| mine.iter().position(|p| *p == k.public_key))
+                .collect();
+            positions.map(|p| (m, p))
+        })
+    }
+
+    /// Whether any of `mine` is a key of this committee.
+    pub fn holds_any(&self, mine: &[PublicKey]) -> bool {
+        self.keys.iter().any(|k| mine.contains(&k.public_key))
     }
 }

@@ -1,7 +1,6 @@
 //! Running the verification jobs the state machine asks for, the same way everywhere (the
 //! appliance, the simulation, the test cluster): the caller decides only where it runs.
 
-use crate::committee::Committee;
 use crate::fbft::{Input, QuorumJob, VerifyJob};
 use accel::{Engine, QuorumPolicy, WireVote};
 
@@ -13,10 +12,10 @@ pub fn run_verify_job(engine: &Engine, job: &VerifyJob) -> Input {
     }
 }
 
-/// Verifies a [`QuorumJob`] from wire bytes against the committee's member keys: every vote
+/// Verifies a [`QuorumJob`] from wire bytes against its committee's member keys: every vote
 /// decoded with its curve check, the batch checked as one aggregate, bad votes isolated by
 /// bisection (ADR 0004).
-pub fn run_quorum_job(engine: &Engine, committee: &Committee, job: &QuorumJob) -> Input {
+pub fn run_quorum_job(engine: &Engine, job: &QuorumJob) -> Input {
     let votes: Vec<WireVote<'_>> = job
         .votes
         .iter()
@@ -27,7 +26,7 @@ pub fn run_quorum_job(engine: &Engine, committee: &Committee, job: &QuorumJob) -
         .collect();
     let outcome = engine.verify_quorum(
         &job.payload,
-        &committee.member_keys,
+        &job.committee.member_keys,
         &votes,
         QuorumPolicy::default(),
     );

@@ -1,6 +1,10 @@
-//! The committee an election chose, as consensus will use it at the epoch hand-off: members
-//! in address order with their elected keys, voting power from effective stake, transport
-//! keys from the staking records, and quorum and leader rotation over it.
+//! The committee of an epoch after an election, as consensus takes it over at the hand-off:
+//! the chain spec's (internal) members first with their share of the voting power, then the
+//! elected validators in address order with their elected keys and the rest of the power by
+//! effective stake, transport keys from the staking records, and quorum and leader rotation
+//! over it.
+
+mod common;
 
 use accel::SecretKey;
 use alloy_primitives::{Address, B256, U256};
@@ -12,7 +16,7 @@ fn one(n: u64) -> U256 {
 }
 
 fn validator(i: u8, keys: &[u8], stake: u64) -> Validator {
-    let address = Address::repeat_byte(i);
+    let address = Address::repeat_byte(0x20 + i);
     Validator {
         address,
         bls_keys: keys
@@ -26,7 +30,7 @@ fn validator(i: u8, keys: &[u8], stake: u64) -> Validator {
                 )
             })
             .collect(),
-        transport_key: B256::repeat_byte(i),
+        transport_key: B256::repeat_byte(0x20 + i),
         endpoint: format!("10.0.0.{i}:9000"),
         min_self_delegation: one(10_000),
         max_total_delegation: one(1_000_000),
@@ -40,7 +44,7 @@ fn validator(i: u8, keys: &[u8], stake: u64) -> Validator {
 }
 
 #[test]
-fn an_elected_committee_votes_by_effective_stake() {
+fn an_elected_committee_follows_the_internal_members() {
     // Stakes per key 30k, 20k (two keys of 20k), 10k; the band (35%) around the median of
     // {30k, 20k, 20k, 10k} = 20k clamps 30k to 27k and 10k to 13k.
     let staking = StakingState::from_validators([
@@ -55,33 +59,70 @@ fn an_elected_committee_votes_by_effective_stake() {
     };
     let election = elect(&staking, &params);
     assert_eq!(election.slots.len(), 4);
-    let c = Committee::from_election(&election.slots, &staking, 2).unwrap();
-    assert_eq!(c.key_count(), 4);
+    let internal = Committee::from_spec(&common::spec(&[1, 1], 2)).unwrap();
+    let c = Committee::after_election(&internal, &election.slots, &staking, Dec::percent(49))
+        .unwrap();
+    assert_eq!(c.key_count(), 6);
     let addresses: Vec<Address> = c.members.iter().map(|m| m.address).collect();
     assert_eq!(
         addresses,
         vec![
-            Address::repeat_byte(1),
-            Address::repeat_byte(2),
-            Address::repeat_byte(3)
-        ]
+            internal.members[0].address,
+            internal.members[1].address,
+            Address::repeat_byte(0x21),
+            Address::repeat_byte(0x22),
+            Address::repeat_byte(0x23)
+        ],
+        "internal members first, then the elected in address order"
     );
-    assert_eq!(c.members[0].keys, 0..2, "a validator's keys are contiguous");
-    let gwei = |ones: u64| ones * 1_000_000_000;
-    assert_eq!(c.members[0].power, gwei(40_000));
-    assert_eq!(c.members[1].power, gwei(13_000));
-    assert_eq!(c.members[2].power, gwei(27_000));
-    assert_eq!(c.total_power, gwei(80_000));
-    // Quorum is strictly more than 2/3 of the effective stake.
-    assert!(!c.is_quorum(gwei(40_000) + gwei(13_000)));
-    assert!(c.is_quorum(gwei(40_000) + gwei(27_000)));
-    assert_eq!(c.member_by_transport_key(&[2; 32]), Some(1));
-    // Leaders rotate over the elected keys, two blocks each.
-    let leaders: Vec<usize> = (1..=8).map(|n| c.leader(n, 0, 0, &[])).collect();
-    assert_eq!(leaders, vec![0, 0, 0, 0, 1, 1, 2, 2]);
+    assert_eq!(c.members[2].keys, 2..4, "a validator's keys are contiguous");
+    // The internal members share 49% evenly (equal spec power); the elected share 51% by
+    // effective stake: 40k, 13k and 27k of 80k.
+    let scale = consensus::committee::POWER_SCALE;
+    let share = |num: u64, den: u64| scale / den * num;
+    assert_eq!(c.members[0].power, share(245, 1000));
+    assert_eq!(c.members[1].power, share(245, 1000));
+    assert_eq!(c.members[2].power, share(255, 1000));
+    assert_eq!(c.members[3].power, share(82_875, 1_000_000));
+    assert_eq!(c.members[4].power, share(172_125, 1_000_000));
+    assert_eq!(c.total_power, scale);
+    // Quorum is strictly more than 2/3: the internal members alone are not one.
+    assert!(!c.is_quorum(c.members[0].power + c.members[1].power));
+    assert!(c.is_quorum(c.members[0].power + c.members[1].power + c.members[2].power));
+    assert_eq!(c.member_by_transport_key(&[0x22; 32]), Some(3));
+    assert_eq!(c.member_by_transport_key(&internal.members[1].transport_key), Some(1));
+    // Leaders rotate over all six keys, two blocks each.
+    let leaders: Vec<usize> = (1..=12).map(|n| c.leader(n, 0, 0, &[])).collect();
+    assert_eq!(leaders, vec![0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4]);
 
+    // The node holding validator 0x21's two keys signs as member 2, in committee key order.
+    let mine: Vec<accel::PublicKey> = [12u8, 11]
+        .iter()
+        .map(|k| SecretKey::from_ikm(&[*k; 32]).unwrap().public_key())
+        .collect();
+    let (member, positions) = c.member_signing_with(&mine).expect("member 2");
+    assert_eq!(member, 2);
+    for (k, p) in c.members[2].keys.clone().zip(positions) {
+        assert_eq!(c.keys[k].public_key, mine[p]);
+    }
+    assert_eq!(c.member_signing_with(&mine[..1]), None, "one key of two: observe");
+
+    // Nobody elected: the internal committee as it is.
+    let same = Committee::after_election(&internal, &[], &staking, Dec::percent(49)).unwrap();
+    assert_eq!(same.total_power, internal.total_power);
+    assert_eq!(same.key_count(), internal.key_count());
+    // An elected key that is also an internal key is left out.
+    let mut slots = election.slots.clone();
+    slots[0].key = BlsKey::from(internal.keys[0].public_key.to_bytes());
+    let c2 = Committee::after_election(&internal, &slots, &staking, Dec::percent(49)).unwrap();
+    assert_eq!(c2.key_count(), 5);
     // An election naming a validator the staking state does not hold is refused.
-    let err = Committee::from_election(&election.slots, &StakingState::default(), 2).unwrap_err();
+    let err = Committee::after_election(
+        &internal,
+        &election.slots,
+        &StakingState::default(),
+        Dec::percent(49),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("has no record"), "{err}");
-    assert!(Committee::from_election(&[], &staking, 2).is_err());
 }

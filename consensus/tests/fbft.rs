@@ -17,11 +17,11 @@ fn find(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> &Effect {
 
 /// Runs a verification job (certificates, or votes from wire bytes) with the reference
 /// engine.
-fn verified(c: &Cluster, e: &Effect) -> Input {
+fn verified(_c: &Cluster, e: &Effect) -> Input {
     let engine = accel::Engine::reference();
     match e {
         Effect::Verify(job) => consensus::run_verify_job(&engine, job),
-        Effect::VerifyQuorum(job) => consensus::run_quorum_job(&engine, &c.committee, job),
+        Effect::VerifyQuorum(job) => consensus::run_quorum_job(&engine, job),
         _ => panic!("not a verification job: {e:?}"),
     }
 }
@@ -61,7 +61,7 @@ fn validator_walks_through_every_phase() {
     let eff = v.step(
         now,
         Input::Message {
-            from: 0,
+            from: peer(0),
             msg: Message::Announce(Box::new(consensus::Announce {
                 block: block.clone(),
             })),
@@ -86,14 +86,14 @@ fn validator_walks_through_every_phase() {
             signatures: sigs,
         },
     );
-    assert!(matches!(&eff[..], [Effect::Send(0, Message::Prepare(vote))] if vote.hash == hash));
+    assert!(matches!(&eff[..], [Effect::Send(p, Message::Prepare(vote))] if vote.hash == hash && *p == peer(0)));
 
     // A prepared certificate from nodes 0, 2, 3.
     let prepared = cert(&c, MsgKind::Prepare, &[0, 2, 3], 1, 1, hash);
     let eff = v.step(
         now,
         Input::Message {
-            from: 0,
+            from: peer(0),
             msg: Message::Prepared(prepared),
         },
     );
@@ -122,14 +122,14 @@ fn validator_walks_through_every_phase() {
             signatures: sigs,
         },
     );
-    assert!(matches!(&eff[..], [Effect::Send(0, Message::Commit(_))]));
+    assert!(matches!(&eff[..], [Effect::Send(p, Message::Commit(_))] if *p == peer(0)));
 
     // Committed certificate → finalize.
     let committed = cert(&c, MsgKind::Commit, &[0, 1, 2], 1, 1, hash);
     let eff = v.step(
         now,
         Input::Message {
-            from: 0,
+            from: peer(0),
             msg: Message::Committed(committed.clone()),
         },
     );
@@ -190,7 +190,7 @@ fn minority_certificate_and_forged_signature_are_refused() {
     v.step(
         now,
         Input::Message {
-            from: 0,
+            from: peer(0),
             msg: Message::Announce(Box::new(consensus::Announce { block })),
         },
     );
@@ -200,12 +200,12 @@ fn minority_certificate_and_forged_signature_are_refused() {
     let eff = v.step(
         now,
         Input::Message {
-            from: 0,
+            from: peer(0),
             msg: Message::Committed(weak),
         },
     );
     assert!(
-        matches!(&eff[..], [Effect::PeerFault { peer: 0, kind: consensus::FaultKind::Protocol, reason }] if reason.contains("quorum")),
+        matches!(&eff[..], [Effect::PeerFault { peer: p, kind: consensus::FaultKind::Protocol, reason }] if reason.contains("quorum") && *p == peer(0)),
         "{eff:?}"
     );
 
@@ -214,14 +214,14 @@ fn minority_certificate_and_forged_signature_are_refused() {
     let eff = v.step(
         now,
         Input::Message {
-            from: 2,
+            from: peer(2),
             msg: Message::Committed(replay),
         },
     );
     let input = verified(&c, &eff[0]);
     let eff = v.step(now, input);
     assert!(
-        matches!(&eff[..], [Effect::PeerFault { peer: 2, .. }]),
+        matches!(&eff[..], [Effect::PeerFault { peer: p, .. }] if *p == peer(2)),
         "{eff:?}"
     );
 }
@@ -281,7 +281,7 @@ fn announce_checks_refuse_bad_proposals() {
         let eff = v.step(
             now,
             Input::Message {
-                from,
+                from: peer(from),
                 msg: Message::Announce(Box::new(consensus::Announce { block })),
             },
         );
@@ -336,17 +336,17 @@ fn leader_finds_bad_votes_and_still_certifies() {
     let eff = leader.step(
         now,
         Input::Message {
-            from: 3,
+            from: peer(3),
             msg: Message::Prepare(vote(2, hash)),
         },
     );
-    assert!(matches!(&eff[..], [Effect::PeerFault { peer: 3, .. }]));
+    assert!(matches!(&eff[..], [Effect::PeerFault { peer: p, .. }] if *p == peer(3)));
     // Node 1's vote signs the wrong hash; nodes 2 and 3 vote correctly.
     assert!(leader
         .step(
             now,
             Input::Message {
-                from: 1,
+                from: peer(1),
                 msg: Message::Prepare(vote(1, Default::default()))
             }
         )
@@ -354,7 +354,7 @@ fn leader_finds_bad_votes_and_still_certifies() {
     let eff = leader.step(
         now,
         Input::Message {
-            from: 2,
+            from: peer(2),
             msg: Message::Prepare(vote(2, hash)),
         },
     );
@@ -369,13 +369,13 @@ fn leader_finds_bad_votes_and_still_certifies() {
     let input = verified(&c, &eff[0]);
     let eff = leader.step(now, input);
     assert!(
-        matches!(&eff[..], [Effect::PeerFault { peer: 1, .. }]),
+        matches!(&eff[..], [Effect::PeerFault { peer: p, .. }] if *p == peer(1)),
         "bad vote isolated: {eff:?}"
     );
     let eff = leader.step(
         now,
         Input::Message {
-            from: 3,
+            from: peer(3),
             msg: Message::Prepare(vote(3, hash)),
         },
     );
@@ -550,7 +550,7 @@ fn a_late_vote_result_is_dropped_after_a_view_change() {
         let eff = leader.step(
             now,
             Input::Message {
-                from: m,
+                from: peer(m),
                 msg: Message::Prepare(vote),
             },
         );
@@ -597,7 +597,7 @@ fn a_late_announce_check_does_not_prepare_in_a_new_view() {
     let v = &mut c.nodes[1].fbft;
     let (number, view, _) = v.round();
     let now = c.now_ms;
-    let eff = v.step(now, Input::Message { from, msg });
+    let eff = v.step(now, Input::Message { from: peer(from), msg });
     let job = eff
         .into_iter()
         .find(|e| matches!(e, Effect::Verify(_)))
@@ -664,7 +664,10 @@ fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
                     }
                     Effect::Finalize { block, cert } => {
                         finalized = Some(cert.clone());
-                        queue.push_back(Input::Persisted(consensus::Tip::of(&block, Some(cert))));
+                        queue.push_back(Input::Persisted {
+                            tip: consensus::Tip::of(&block, Some(cert)),
+                            committees: consensus::Committees::same(c.committee.clone()),
+                        });
                     }
                     _ => {}
                 }
@@ -677,7 +680,7 @@ fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
         let msg = vote(m, MsgKind::Prepare);
         run(
             &mut leader,
-            Input::Message { from: m, msg },
+            Input::Message { from: peer(m), msg },
             &mut held,
             false,
         );
@@ -687,7 +690,7 @@ fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
         let msg = vote(m, MsgKind::Commit);
         run(
             &mut leader,
-            Input::Message { from: m, msg },
+            Input::Message { from: peer(m), msg },
             &mut held,
             true,
         );
@@ -696,7 +699,7 @@ fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
     let msg = vote(3, MsgKind::Commit);
     run(
         &mut leader,
-        Input::Message { from: 3, msg },
+        Input::Message { from: peer(3), msg },
         &mut held,
         true,
     );

@@ -22,8 +22,9 @@
 mod common;
 
 use accel::{Engine, Signature};
-use common::{build_by, secret, signer, spec, CHAIN_ID, GENESIS_MS};
+use common::{build_by, node_of, peer, secret, signer, spec, CHAIN_ID, GENESIS_MS};
 use consensus::{Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Timer, Tip};
+use std::cell::RefCell;
 use hsm::{LocalSigner, Signer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,6 +35,8 @@ use std::sync::Arc;
 
 const BLOCK_MS: u64 = 1000;
 const FAULT_PHASE_MS: u64 = 25_000;
+/// Short epochs, so every seed crosses several committee hand-offs.
+const EPOCH_BLOCKS: u64 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Byz {
@@ -113,6 +116,10 @@ struct Stats {
     byzantine_messages: u64,
     blocks: u64,
     guard_refusals: u64,
+    /// Finalized blocks whose certificate the spare (an observer at genesis) signed.
+    spare_signed: u64,
+    /// Epochs begun (committee hand-offs finalized).
+    epochs: u64,
 }
 
 struct Sim {
@@ -124,7 +131,11 @@ struct Sim {
     events: HashMap<u64, Ev>,
     nodes: Vec<SimNode>,
     spec: state::ChainSpec,
-    committee: Arc<Committee>,
+    /// Committee size: nodes `0..size` form epoch 0's committee; node `size` is a spare that
+    /// starts as an observer. From epoch 1 on, each epoch benches one honest node (maybe a
+    /// different one) and the rest sign: validators leave and join at every hand-off.
+    size: usize,
+    committees: RefCell<HashMap<u64, Arc<Committee>>>,
     engine: Engine,
     verify_cache: HashMap<Vec<u8>, bool>,
     sign_cache: HashMap<(usize, [u8; hsm::PAYLOAD_BYTES]), Vec<Signature>>,
@@ -151,12 +162,14 @@ impl Sim {
         let n = [4usize, 4, 5, 7][rng.gen_range(0..4)];
         let f = (n - 1) / 3;
         let keys: Vec<usize> = (0..n).map(|_| rng.gen_range(1..=2)).collect();
+        // One more node than the committee holds: the spare.
+        let keys: Vec<usize> = keys.into_iter().chain([rng.gen_range(1..=2)]).collect();
         let spec = spec(&keys, rng.gen_range(1..=3));
         let spec = state::ChainSpec {
             block_time_ms: BLOCK_MS,
+            epoch_blocks: EPOCH_BLOCKS,
             ..spec
         };
-        let committee = Arc::new(Committee::from_spec(&spec).unwrap());
         let byz_kinds = [
             Byz::Silent,
             Byz::Withhold,
@@ -169,7 +182,7 @@ impl Sim {
             Byz::Replay,
         ];
         let byzantine: Vec<usize> = (0..f).map(|_| rng.gen_range(0..n)).collect();
-        let nodes = (0..n)
+        let nodes = (0..=n)
             .map(|i| SimNode {
                 fbft: None,
                 incarnation: 0,
@@ -199,7 +212,8 @@ impl Sim {
             events: HashMap::new(),
             nodes,
             spec,
-            committee,
+            size: n,
+            committees: RefCell::default(),
             engine: Engine::cpu(pool),
             verify_cache: HashMap::new(),
             sign_cache: HashMap::new(),
@@ -214,10 +228,52 @@ impl Sim {
         };
         sim.view_timeout_ms = [150, 400, 2000][sim.rng.gen_range(0..3)];
         sim.slow = [0.05, 0.2][sim.rng.gen_range(0..2)];
-        for i in 0..n {
+        for i in 0..=n {
             sim.boot(i);
         }
         sim
+    }
+
+    /// The committee that signs block `number`: its epoch's.
+    fn committee(&self, number: u64) -> Arc<Committee> {
+        let epoch = number / EPOCH_BLOCKS;
+        self.committees
+            .borrow_mut()
+            .entry(epoch)
+            .or_insert_with(|| {
+                let bench = if epoch == 0 {
+                    self.size
+                } else {
+                    let honest: Vec<usize> = (0..self.nodes.len())
+                        .filter(|&i| self.honest(i))
+                        .collect();
+                    let mix = (self.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    honest[(mix >> 32) as usize % honest.len()]
+                };
+                let spec = state::ChainSpec {
+                    validators: (0..self.nodes.len())
+                        .filter(|&i| i != bench)
+                        .map(|i| self.spec.validators[i].clone())
+                        .collect(),
+                    ..self.spec.clone()
+                };
+                Arc::new(Committee::from_spec(&spec).unwrap())
+            })
+            .clone()
+    }
+
+    /// The committees around tip `number`.
+    fn committees(&self, number: u64) -> consensus::Committees {
+        consensus::Committees {
+            tip: self.committee(number),
+            next: self.committee(number + 1),
+        }
+    }
+
+    /// Node `i`'s member index in the committee of block `number` (None: benched).
+    fn member(&self, i: usize, number: u64) -> Option<usize> {
+        self.committee(number).member_by_transport_key(&peer(i))
     }
 
     fn honest(&self, i: usize) -> bool {
@@ -232,7 +288,7 @@ impl Sim {
             block_time_ms: BLOCK_MS,
             max_future_ms: 1000,
             view_timeout_ms: self.view_timeout_ms,
-            me,
+            keys: self.nodes[me].signer.public_keys().to_vec(),
         }
     }
 
@@ -251,9 +307,10 @@ impl Sim {
             .rev()
             .map(|(b, _)| b.header.last_commit_bitmap.clone())
             .collect();
+        let committees = self.committees(tip.number);
         let fbft = Fbft::new(
             self.config(i),
-            self.committee.clone(),
+            committees,
             tip,
             recent,
             node.safety.clone(),
@@ -402,10 +459,9 @@ impl Sim {
         let sig = accel::AggregateSignature::aggregate(sigs)
             .unwrap()
             .to_signature();
-        let pk = self
-            .committee
-            .aggregate_key(&self.committee.member_bitmap(i))
-            .unwrap();
+        let pk = accel::AggregatePublicKey::aggregate(self.nodes[i].signer.public_keys())
+            .unwrap()
+            .to_public_key();
         let mut key = payload.to_vec();
         key.extend_from_slice(&pk.to_bytes());
         key.extend_from_slice(&sig.to_bytes());
@@ -420,7 +476,7 @@ impl Sim {
             .iter()
             .map(|(m, bytes)| {
                 let sig = Signature::decode(bytes).ok()?;
-                let pk = self.committee.member_keys[*m as usize];
+                let pk = job.committee.member_keys[*m as usize];
                 let mut key = job.payload.to_vec();
                 key.extend_from_slice(&pk.to_bytes());
                 key.extend_from_slice(&sig.to_bytes());
@@ -441,7 +497,7 @@ impl Sim {
                         .to_signature(),
                 ),
             },
-            _ => consensus::run_quorum_job(&self.engine, &self.committee, job),
+            _ => consensus::run_quorum_job(&self.engine, job),
         }
     }
 
@@ -489,7 +545,7 @@ impl Sim {
                     }
                 }
             }
-            Effect::Send(j, m) => self.send_msg(i, j, &m),
+            Effect::Send(j, m) => self.send_msg(i, node_of(&j), &m),
             Effect::PersistSafety(r) => self.nodes[i].safety = Some(r),
             Effect::Sign(req) => {
                 if self.honest(i) {
@@ -548,7 +604,12 @@ impl Sim {
                 self.later(i, Input::Validated { hash, result });
             }
             e @ Effect::BuildBlock { .. } => {
-                let mut block = build_by(&self.committee, &e, self.now, Some(i));
+                let Effect::BuildBlock { number, .. } = e else {
+                    unreachable!()
+                };
+                let committee = self.committee(number);
+                let me = self.member(i, number).expect("only members lead");
+                let mut block = build_by(&committee, &e, self.now, Some(me));
                 if self.nodes[i].byz == Some(Byz::InvalidBlocks) {
                     block.header.extra_data = Bytes::from_static(b"invalid");
                     self.stats.byzantine_messages += 1;
@@ -569,7 +630,9 @@ impl Sim {
             }
             Effect::Finalize { block, cert } => {
                 if self.store(i, block.clone(), cert.clone()) {
-                    return Some(Input::Persisted(Tip::of(&block, Some(cert))));
+                    let committees = self.committees(block.number());
+                    let tip = Tip::of(&block, Some(cert));
+                    return Some(Input::Persisted { tip, committees });
                 }
             }
             Effect::Behind { peer, number } => {
@@ -579,7 +642,7 @@ impl Sim {
                     self.now + delay,
                     Ev::Sync {
                         node: i,
-                        peer,
+                        peer: node_of(&peer),
                         upto: number,
                     },
                 );
@@ -587,8 +650,9 @@ impl Sim {
             Effect::PeerFault { peer, kind, reason } => {
                 if std::env::var("SIM_TRACE").is_ok() {
                     eprintln!(
-                        "{} node {i} fault from {peer} ({kind}): {reason}",
-                        self.now - GENESIS_MS
+                        "{} node {i} fault from {} ({kind}): {reason}",
+                        self.now - GENESIS_MS,
+                        node_of(&peer)
                     );
                 }
             }
@@ -689,18 +753,25 @@ impl Sim {
             hash: hash.0,
         };
         let own = self.nodes[leader].signer.sign(&req).unwrap();
+        let committee = self.committee(v.number);
         let second = self.nodes[leader].second.as_mut().expect("checked");
         let (votes, done) = match kind {
             hsm::MsgKind::Prepare => (&second.prepares, &mut second.prepared),
             _ => (&second.commits, &mut second.committed),
         };
-        let mut bitmap = self.committee.member_bitmap(leader);
+        let Some(me) = committee.member_by_transport_key(&peer(leader)) else {
+            return;
+        };
+        let mut bitmap = committee.member_bitmap(me);
         let mut sigs = own;
         for (f, sig) in votes {
-            bitmap.union_with(&self.committee.member_bitmap(*f));
+            let Some(m) = committee.member_by_transport_key(&peer(*f)) else {
+                continue;
+            };
+            bitmap.union_with(&committee.member_bitmap(m));
             sigs.push(*sig);
         }
-        if *done || !self.committee.is_quorum(self.committee.power_of(&bitmap)) {
+        if *done || !committee.is_quorum(committee.power_of(&bitmap)) {
             return;
         }
         *done = true;
@@ -792,7 +863,9 @@ impl Sim {
                 return;
             }
             if self.store(i, block.clone(), cert.clone()) {
-                self.input(i, Input::Persisted(Tip::of(&block, Some(cert))));
+                let committees = self.committees(block.number());
+                let tip = Tip::of(&block, Some(cert));
+                self.input(i, Input::Persisted { tip, committees });
             }
         }
     }
@@ -819,12 +892,21 @@ impl Sim {
                 "honest node {i} finalized an invalid block at {n}"
             );
             assert!(
-                common_cert_valid(&self.engine, &self.committee, &cert),
+                common_cert_valid(&self.engine, &self.committee(n), &cert),
                 "certificate of block {n} invalid"
             );
             assert_eq!(cert.hash, block.hash());
             let prev = *self.finalized.entry(n).or_insert(block.hash());
             assert_eq!(prev, block.hash(), "disagreement at height {n}: node {i}");
+            if self.stats.blocks < n {
+                self.stats.epochs = n / EPOCH_BLOCKS;
+                let committee = self.committee(n);
+                let signed = self.member(self.size, n).is_some_and(|m| {
+                    state::Bitmap::from_bytes(&cert.bitmap, committee.key_count())
+                        .is_some_and(|b| committee.members[m].keys.clone().all(|k| b.get(k)))
+                });
+                self.stats.spare_signed += signed as u64;
+            }
             self.stats.blocks = self.stats.blocks.max(n);
         }
         self.nodes[i].chain.push((block, cert));
@@ -944,6 +1026,7 @@ impl Sim {
                                 msg.name()
                             );
                         }
+                        let from = peer(from);
                         self.input(to, Input::Message { from, msg });
                     }
                 }
@@ -1071,6 +1154,8 @@ fn simulation() {
                 total.partitions += s.partitions;
                 total.byzantine_messages += s.byzantine_messages;
                 total.blocks += s.blocks;
+                total.epochs += s.epochs;
+                total.spare_signed += s.spare_signed;
             }
             Err(e) => {
                 eprintln!(
@@ -1087,8 +1172,17 @@ fn simulation() {
         "simulation: {seeds} seeds from {start}: {} steps, {} blocks finalized, {} view changes; faults: {} dropped, {} duplicated, {} crashes, {} partitions, {} byzantine messages",
         total.steps, total.blocks, total.view_changes, total.dropped, total.duplicated, total.crashes, total.partitions, total.byzantine_messages
     );
+    println!(
+        "simulation: {} committee hand-offs; the spare (an observer at genesis) signed {} blocks",
+        total.epochs, total.spare_signed
+    );
     println!("simulation: {seeds} seeds took {:.0?}", began.elapsed());
     assert!(failed.is_empty(), "failed seeds: {failed:?}");
     assert!(total.blocks > 0);
+    assert!(total.epochs > 0, "no run crossed an epoch: the hand-off went untested");
+    assert!(
+        total.spare_signed > 0,
+        "the spare never signed: joining the committee went untested"
+    );
     let _ = secret(0, 0);
 }

@@ -202,6 +202,12 @@ impl ChainSpec {
         if self.epoch_blocks == 0 {
             return Err(field("epoch_blocks", "must be at least 1"));
         }
+        if self.staking.internal_voting_share > crate::staking::Dec::ONE {
+            return Err(field(
+                "staking.internal_voting_share",
+                "is a share of the voting power: at most 1",
+            ));
+        }
         if self.validators.is_empty() {
             return Err(field("validators", "the committee is empty"));
         }

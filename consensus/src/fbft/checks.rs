@@ -53,7 +53,12 @@ impl Fbft {
             },
         );
         self.jobs.insert(id, cid);
-        out.push(Effect::VerifyQuorum(QuorumJob { id, payload, votes }));
+        out.push(Effect::VerifyQuorum(QuorumJob {
+            id,
+            committee: self.committee.clone(),
+            payload,
+            votes,
+        }));
     }
 
     /// A verification job finished; once every job of its check is in, resume the check.
@@ -115,8 +120,8 @@ impl Fbft {
             Check::NewView { from, nv } => {
                 if !all_ok {
                     return Self::fault(
-                        out,
-                        from,
+                out,
+                self.peer(from),
                         FaultKind::BadSignature,
                         "NewView proof does not verify",
                     );
@@ -141,7 +146,7 @@ impl Fbft {
         } else if !all_ok {
             Self::fault(
                 out,
-                self.round.leader,
+                self.peer(self.round.leader),
                 FaultKind::BadSignature,
                 "proposal carries an invalid parent commit signature",
             );
@@ -157,7 +162,7 @@ impl Fbft {
         } else if !all_ok {
             Self::fault(
                 out,
-                self.round.leader,
+                self.peer(self.round.leader),
                 FaultKind::BadSignature,
                 "invalid prepared certificate",
             );
@@ -175,7 +180,7 @@ impl Fbft {
         if !all_ok {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::BadSignature,
                 "invalid commit certificate",
             );
@@ -201,7 +206,7 @@ impl Fbft {
             }
             // Finalized by a quorum, but we lack the block: fetch it with its certificate.
             None => out.push(Effect::Behind {
-                peer: from,
+                peer: self.peer(from),
                 number: cert.number,
             }),
         }
@@ -239,7 +244,7 @@ impl Fbft {
         for f in faults {
             Self::fault(
                 out,
-                f,
+                self.peer(f),
                 FaultKind::BadSignature,
                 format!("invalid {kind:?} signature"),
             );
@@ -265,7 +270,7 @@ impl Fbft {
         if !all_ok {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::BadSignature,
                 "invalid view-change signature or prepared certificate",
             );
@@ -308,7 +313,7 @@ impl Fbft {
         if !all_ok {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::BadSignature,
                 "invalid Commit signature",
             );

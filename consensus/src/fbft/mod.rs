@@ -65,9 +65,32 @@ pub struct Config {
     pub max_future_ms: u64,
     /// Time a view may take before validators move to the next one; doubles per failed view.
     pub view_timeout_ms: u64,
-    /// This node's committee member index.
-    pub me: usize,
+    /// This node's BLS public keys, in the order its signer returns signatures. The member of
+    /// each epoch's committee that holds them is this node; when none does, it observes.
+    pub keys: Vec<PublicKey>,
 }
+
+/// The committees around a tip: the one that signed it (its certificate is checked against
+/// it), and the one of the height after it, which differs after an epoch's last block.
+#[derive(Debug, Clone)]
+pub struct Committees {
+    pub tip: Arc<Committee>,
+    pub next: Arc<Committee>,
+}
+
+impl Committees {
+    /// One committee on both sides of the tip.
+    pub fn same(committee: Arc<Committee>) -> Self {
+        Self {
+            tip: committee.clone(),
+            next: committee,
+        }
+    }
+}
+
+/// A peer, named by its Ed25519 transport key (stable across committees; the member it is in
+/// an epoch's committee comes from [`Committee::member_by_transport_key`]).
+pub type PeerId = [u8; 32];
 
 impl Config {
     /// Default view timeout: one block time, at least one second. The first view of a height
@@ -129,6 +152,8 @@ pub struct VerifyJob {
 #[derive(Debug, Clone)]
 pub struct QuorumJob {
     pub id: u64,
+    /// The committee the member indices refer to.
+    pub committee: Arc<Committee>,
     pub payload: [u8; PAYLOAD_BYTES],
     /// (member index, signature bytes: 192 uncompressed or 96 compressed).
     pub votes: Vec<(u32, Bytes)>,
@@ -141,7 +166,7 @@ pub enum Input {
     /// The node started (after the tip was loaded with [`Fbft::new`]).
     Start,
     Message {
-        from: usize,
+        from: PeerId,
         msg: Message,
     },
     Timeout(Timer),
@@ -168,15 +193,16 @@ pub enum Input {
         valid: Vec<bool>,
         aggregate: Option<Signature>,
     },
-    /// A block was durably stored (by finalization or catch-up): the new tip.
-    Persisted(Tip),
+    /// A block was durably stored (by finalization or catch-up): the new tip, the committee
+    /// that signed it and the one of the height after it.
+    Persisted { tip: Tip, committees: Committees },
 }
 
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     Broadcast(Message),
-    Send(usize, Message),
+    Send(PeerId, Message),
     /// Make this record durable before executing any later effect.
     PersistSafety(SafetyRecord),
     Sign(SignRequest),
@@ -201,12 +227,12 @@ pub enum Effect {
     },
     /// A peer has finalized past our tip: fetch blocks from it.
     Behind {
-        peer: usize,
+        peer: PeerId,
         number: u64,
     },
     /// A peer sent something invalid; the caller logs and scores it (by `kind`).
     PeerFault {
-        peer: usize,
+        peer: PeerId,
         kind: FaultKind,
         reason: String,
     },
@@ -219,14 +245,21 @@ pub enum Effect {
 
 pub struct Fbft {
     cfg: Config,
+    /// The committee of the round in progress (its epoch's).
     committee: Arc<Committee>,
+    /// The committee that signed the tip (its certificate, carried in the next header).
+    tip_committee: Arc<Committee>,
+    /// This node's member index in `committee` and, per member key, the position of its
+    /// signature in what the signer returns; None while this node observes.
+    me: Option<(usize, Vec<usize>)>,
     tip: Tip,
+    /// Commit bitmaps of the round's committee from the last headers, for leader selection.
     recent: VecDeque<Bitmap>,
     round: Round,
     pending: HashMap<u64, Pending>,
     jobs: HashMap<u64, u64>,
     next_id: u64,
-    future: Vec<(usize, Message)>,
+    future: Vec<(PeerId, Message)>,
     /// As leader of the tip: commit votes that arrive after the certificate, folded into it so
     /// the next header's bitmap names every validator that was live (Harmony upgrades the
     /// tip's certificate the same way).
@@ -241,23 +274,42 @@ impl Fbft {
     /// headers, oldest first, tip's last; `safety` is the last persisted record, if any.
     pub fn new(
         cfg: Config,
-        committee: Arc<Committee>,
+        committees: Committees,
         tip: Tip,
         recent: Vec<Bytes>,
         safety: Option<SafetyRecord>,
     ) -> Self {
+        let Committees {
+            tip: tip_committee,
+            next: committee,
+        } = committees;
         let n = committee.key_count();
+        // `recent[i]` is the bitmap of header `tip - (len - 1 - i)`, certifying the block
+        // before it; only those certifying blocks of the next round's epoch are its committee's.
+        let epoch = (tip.number + 1) / cfg.epoch_blocks;
+        let len = recent.len() as u64;
         let recent: VecDeque<Bitmap> = recent
             .iter()
-            .rev()
-            .take(RECENT_BITMAPS)
-            .rev()
-            .filter_map(|b| Bitmap::from_bytes(b, n))
+            .enumerate()
+            .filter(|(i, _)| {
+                let header = (tip.number + 1 + *i as u64).checked_sub(len);
+                header
+                    .and_then(|h| h.checked_sub(1))
+                    .is_some_and(|certified| certified / cfg.epoch_blocks == epoch)
+            })
+            .filter_map(|(_, b)| Bitmap::from_bytes(b, n))
             .collect();
+        let mut recent = recent;
+        while recent.len() > RECENT_BITMAPS {
+            recent.pop_front();
+        }
         let round = Self::round_after(&committee, &tip, &recent);
+        let me_in = committee.member_signing_with(&cfg.keys);
         let mut me = Self {
             cfg,
             committee,
+            tip_committee,
+            me: me_in,
             tip,
             recent,
             round,
@@ -348,7 +400,50 @@ impl Fbft {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.round.leader == self.cfg.me
+        self.me_index() == Some(self.round.leader)
+    }
+
+    /// This node's member index in the round's committee (None: it observes).
+    pub fn me_index(&self) -> Option<usize> {
+        self.me.as_ref().map(|(m, _)| *m)
+    }
+
+    /// The committee of the round in progress.
+    pub fn committee(&self) -> &Arc<Committee> {
+        &self.committee
+    }
+
+    /// Takes over the committee of a new epoch: who this node is in it, and no leader
+    /// history yet (bitmaps of the old committee mean nothing to the new one). Votes for the
+    /// old tip are no longer folded in.
+    fn hand_off(&mut self, committee: Arc<Committee>) {
+        let was = self.me_index();
+        self.me = committee.member_signing_with(&self.cfg.keys);
+        if self.me.is_none() && committee.holds_any(&self.cfg.keys) {
+            tracing::error!(
+                target: "consensus",
+                "this node holds some but not all keys of its validator in the new committee: \
+                 it cannot vote; load every registered BLS key into its signer"
+            );
+        }
+        tracing::info!(
+            target: "consensus",
+            members = committee.members.len(),
+            keys = committee.key_count(),
+            was = ?was,
+            me = ?self.me_index(),
+            "committee hand-off"
+        );
+        self.committee = committee;
+        self.recent.clear();
+        self.late = None;
+        self.pending
+            .retain(|_, p| !matches!(p.check, Check::LateCommit { .. }));
+    }
+
+    /// The transport key of `member` of the round's committee.
+    fn peer(&self, member: usize) -> PeerId {
+        self.committee.members[member].transport_key
     }
 
     fn leader_of(&self, view: u64) -> usize {
@@ -397,14 +492,27 @@ impl Fbft {
                 valid,
                 aggregate,
             } => self.on_verified(now_ms, id, valid, aggregate, &mut out),
-            Input::Persisted(tip) => {
+            Input::Persisted { tip, committees } => {
                 if tip.number > self.tip.number || (self.tip.number == 0 && tip.number == 0) {
-                    if let Some(b) =
-                        Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count())
-                    {
-                        self.recent.push_back(b);
-                        while self.recent.len() > RECENT_BITMAPS {
-                            self.recent.pop_front();
+                    self.tip_committee = committees.tip;
+                    if !Arc::ptr_eq(&committees.next, &self.committee) {
+                        self.hand_off(committees.next);
+                    }
+                    // Leader history is per epoch (as a restart rebuilds it, see `new`): the
+                    // tip's bitmap certifies its parent, which counts only in the round's epoch.
+                    let epoch = (tip.number + 1) / self.cfg.epoch_blocks;
+                    if epoch != self.round.number / self.cfg.epoch_blocks {
+                        self.recent.clear();
+                    }
+                    let parent_epoch = tip.number.checked_sub(1).map(|p| p / self.cfg.epoch_blocks);
+                    if parent_epoch == Some(epoch) {
+                        if let Some(b) =
+                            Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count())
+                        {
+                            self.recent.push_back(b);
+                            while self.recent.len() > RECENT_BITMAPS {
+                                self.recent.pop_front();
+                            }
                         }
                     }
                     self.tip = tip;
@@ -487,6 +595,9 @@ impl Fbft {
     /// Records the vote, persists, and asks for the signature — unless this node already signed
     /// a different hash in that (kind, view) slot, which it refuses.
     fn sign(&mut self, kind: MsgKind, view: u64, hash: B256, out: &mut Vec<Effect>) -> bool {
+        if self.me.is_none() {
+            return false; // an observer never signs
+        }
         let k = kind as u8;
         if let Some(v) = self
             .round
@@ -526,10 +637,11 @@ impl Fbft {
         })
     }
 
-    fn on_message(&mut self, now_ms: u64, from: usize, msg: Message, out: &mut Vec<Effect>) {
-        if from >= self.committee.members.len() {
+    fn on_message(&mut self, now_ms: u64, peer: PeerId, msg: Message, out: &mut Vec<Effect>) {
+        // Only members speak in consensus; observers' messages are the caller's business.
+        let Some(from) = self.committee.member_by_transport_key(&peer) else {
             return;
-        }
+        };
         // Status and sync are the caller's business.
         let Some((number, view)) = Self::message_position(&msg) else {
             return;
@@ -543,7 +655,7 @@ impl Fbft {
         if view.is_some_and(|v| v > self.round.view + MAX_VIEW_AHEAD) {
             return Self::fault(
                 out,
-                from,
+                peer,
                 FaultKind::Protocol,
                 format!("view {view:?} is implausibly far ahead"),
             );
@@ -557,12 +669,12 @@ impl Fbft {
                     | Message::ViewChange(_)
             ) {
                 out.push(Effect::Behind {
-                    peer: from,
+                    peer,
                     number: number - 1,
                 });
             }
             if self.future.len() < FUTURE_BUFFER && number == self.round.number + 1 {
-                self.future.push((from, msg));
+                self.future.push((peer, msg));
             }
             return;
         }
@@ -578,7 +690,7 @@ impl Fbft {
         }
     }
 
-    fn fault(out: &mut Vec<Effect>, peer: usize, kind: FaultKind, reason: impl Into<String>) {
+    fn fault(out: &mut Vec<Effect>, peer: PeerId, kind: FaultKind, reason: impl Into<String>) {
         out.push(Effect::PeerFault {
             peer,
             kind,

@@ -74,7 +74,7 @@ impl Fbft {
         if from != r.leader {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Protocol,
                 format!(
                     "announce for view {} from a node that is not its leader",
@@ -88,8 +88,8 @@ impl Fbft {
         if r.block.is_some() || r.announce_checking {
             if r.block.as_ref().map(Block::hash) != Some(block.hash()) {
                 Self::fault(
-                    out,
-                    from,
+                out,
+                self.peer(from),
                     FaultKind::Equivocation,
                     "second, different announce in one round (equivocation)",
                 );
@@ -99,7 +99,7 @@ impl Fbft {
         if let Err(reason) = self.check_header(now_ms, &block, r.view) {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::InvalidBlock,
                 format!("announce #{}: {reason}", h.number),
             );
@@ -119,7 +119,8 @@ impl Fbft {
             signature: block.header.last_commit_signature.clone(),
             bitmap: block.header.last_commit_bitmap.clone(),
         };
-        match self.certificate_vote(MsgKind::Commit, &cert) {
+        // The tip's own committee signed it (the previous epoch's, at a hand-off).
+        match self.certificate_vote_of(&self.tip_committee, MsgKind::Commit, &cert) {
             Ok((payload, vote)) => {
                 self.round.announce_checking = true;
                 self.verify(
@@ -132,7 +133,7 @@ impl Fbft {
             }
             Err(reason) => Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::InvalidBlock,
                 format!("proposal #{}: last commit {reason}", block.header.number),
             ),

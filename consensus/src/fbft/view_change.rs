@@ -133,7 +133,7 @@ impl Fbft {
         // Everyone hears view changes (so a lagging node can join); the new leader uses them.
         out.push(Effect::Broadcast(Message::ViewChange(Box::new(vc.clone()))));
         self.round.own_view_changes.insert(vc.view, vc.clone());
-        let me = self.cfg.me;
+        let Some(me) = self.me_index() else { return };
         let set = self.round.view_changes.entry(req.view).or_default();
         set.verified.insert(
             me,
@@ -153,7 +153,7 @@ impl Fbft {
             if let Some(mine) = self.round.own_view_changes.get(&vc.view) {
                 if self.round.handed.insert((from, vc.view)) {
                     out.push(Effect::Send(
-                        from,
+                        self.peer(from),
                         Message::ViewChange(Box::new(mine.clone())),
                     ));
                 }
@@ -175,8 +175,8 @@ impl Fbft {
                     .checking
                     .remove(&from);
                 return Self::fault(
-                    out,
-                    from,
+                out,
+                self.peer(from),
                     FaultKind::Protocol,
                     format!("view change: {reason}"),
                 );
@@ -272,8 +272,8 @@ impl Fbft {
         // Our own view change must be among them: it carries our lock, which the NewView
         // must respect like every other (and the leader prepares what it proposes).
         if view != self.round.view
-            || self.leader_of(view) != self.cfg.me
-            || !set.verified.contains_key(&self.cfg.me)
+            || Some(self.leader_of(view)) != self.me_index()
+            || !self.me_index().is_some_and(|me| set.verified.contains_key(&me))
             || !committee.is_quorum(power)
         {
             return;
@@ -397,7 +397,7 @@ impl Fbft {
         if from != self.leader_of(nv.view) {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Protocol,
                 format!(
                     "NewView for view {} from a node that is not its leader",
@@ -416,7 +416,7 @@ impl Fbft {
             ),
             Err(reason) => Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Protocol,
                 format!("NewView for view {}: {reason}", nv.view),
             ),

@@ -4,13 +4,23 @@
 use super::*;
 
 impl Fbft {
+    /// A certificate of the round's height, checked against the round's committee.
     pub(super) fn certificate_vote(
         &self,
         kind: MsgKind,
         cert: &CommitCertificate,
     ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), crate::CertificateError> {
+        self.certificate_vote_of(&self.committee, kind, cert)
+    }
+
+    pub(super) fn certificate_vote_of(
+        &self,
+        committee: &Committee,
+        kind: MsgKind,
+        cert: &CommitCertificate,
+    ) -> Result<([u8; PAYLOAD_BYTES], accel::Vote), crate::CertificateError> {
         crate::certificate::certificate_vote(
-            &self.committee,
+            committee,
             self.cfg.chain_id,
             self.cfg.shard,
             kind,
@@ -54,7 +64,7 @@ impl Fbft {
             }
             Err(reason) => Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Protocol,
                 format!("{kind:?} certificate #{}: {reason}", cert.number),
             ),
@@ -89,7 +99,7 @@ impl Fbft {
         if vote.bitmap.as_ref() != self.committee.member_bitmap(from).as_bytes() {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Protocol,
                 "vote bitmap is not exactly the sender's keys",
             );
@@ -97,7 +107,7 @@ impl Fbft {
         if ![SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES].contains(&vote.signature.len()) {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Malformed,
                 format!("vote signature has {} bytes", vote.signature.len()),
             );
@@ -191,8 +201,8 @@ impl Fbft {
         hash: B256,
         out: &mut Vec<Effect>,
     ) {
-        let bitmap = self.committee.member_bitmap(self.cfg.me);
-        let me = self.cfg.me;
+        let Some(me) = self.me_index() else { return };
+        let bitmap = self.committee.member_bitmap(me);
         let set = self.votes(kind);
         if set.voted.insert(me) {
             set.verified.push((bitmap, sig));
@@ -296,11 +306,23 @@ impl Fbft {
         if req.number != self.round.number {
             return;
         }
-        let Ok(agg) = AggregateSignature::aggregate(&signatures) else {
+        // The member's keys, in committee order, from the signer's signatures (a signer may
+        // hold keys the election passed over; those do not sign).
+        let Some((me, positions)) = &self.me else {
+            return;
+        };
+        let Some(mine) = positions
+            .iter()
+            .map(|&p| signatures.get(p))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return;
+        };
+        let Ok(agg) = AggregateSignature::aggregate(mine) else {
             return;
         };
         let sig = agg.to_signature();
-        let bitmap = self.committee.member_bitmap(self.cfg.me);
+        let bitmap = self.committee.member_bitmap(*me);
         if req.kind == MsgKind::ViewChange {
             return self.send_view_change(req, sig, bitmap, out);
         }
@@ -326,7 +348,7 @@ impl Fbft {
             MsgKind::Commit => Message::Commit(vote),
             _ => return,
         };
-        out.push(Effect::Send(self.round.leader, msg));
+        out.push(Effect::Send(self.peer(self.round.leader), msg));
     }
 
     /// A commit vote for the tip this node certified as leader: verify and fold it in.
@@ -347,7 +369,7 @@ impl Fbft {
         if !self.committee.bitmap_owned_by(&bitmap, from) {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Protocol,
                 "vote bitmap names keys the sender does not own",
             );
@@ -355,7 +377,7 @@ impl Fbft {
         let Ok(signature) = Signature::decode(&vote.signature) else {
             return Self::fault(
                 out,
-                from,
+                self.peer(from),
                 FaultKind::Malformed,
                 "undecodable commit signature",
             );

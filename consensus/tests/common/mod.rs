@@ -4,7 +4,7 @@
 
 use accel::{Engine, SecretKey};
 use alloy_primitives::{Address, B256};
-use consensus::{Committee, Config, Effect, Fbft, Input, Message, Timer, Tip};
+use consensus::{Committee, Config, Effect, Fbft, Input, Message, PeerId, Timer, Tip};
 use hsm::{LocalSigner, Signer};
 use state::{Block, BlockTemplate, ChainSpec, CommitCertificate, Validator, ValidatorKey};
 use std::collections::VecDeque;
@@ -58,6 +58,16 @@ pub fn spec(keys_per_member: &[usize], blocks_per_leader: u64) -> ChainSpec {
     spec
 }
 
+/// The transport key of spec validator `i` (what [`spec`] registers), as consensus names peers.
+pub fn peer(i: usize) -> PeerId {
+    [i as u8 + 1; 32]
+}
+
+/// The spec validator a peer is.
+pub fn node_of(p: &PeerId) -> usize {
+    p[0] as usize - 1
+}
+
 pub fn signer(spec: &ChainSpec, member: usize) -> LocalSigner {
     LocalSigner::new(
         (0..spec.validators[member].bls_keys.len())
@@ -74,7 +84,7 @@ pub fn genesis_tip(spec: &ChainSpec) -> Tip {
 pub fn fresh(spec: &ChainSpec, committee: &Arc<Committee>, me: usize) -> Fbft {
     Fbft::new(
         config(spec, me),
-        committee.clone(),
+        consensus::Committees::same(committee.clone()),
         genesis_tip(spec),
         vec![],
         None,
@@ -89,7 +99,7 @@ pub fn config(spec: &ChainSpec, me: usize) -> Config {
         block_time_ms: spec.block_time_ms,
         max_future_ms: 1000,
         view_timeout_ms: Config::default_view_timeout_ms(spec.block_time_ms),
-        me,
+        keys: signer(spec, me).public_keys().to_vec(),
     }
 }
 
@@ -222,7 +232,7 @@ impl Cluster {
                     }
                 }
             }
-            Effect::Send(j, m) => self.wire.push_back((i, j, m)),
+            Effect::Send(j, m) => self.wire.push_back((i, node_of(&j), m)),
             Effect::Sign(req) => {
                 let n = &mut self.nodes[i];
                 if let Some(g) = &n.guard {
@@ -235,11 +245,9 @@ impl Cluster {
                 queue.push_back(Input::Signed { req, signatures });
             }
             Effect::Verify(job) => queue.push_back(consensus::run_verify_job(&self.engine, &job)),
-            Effect::VerifyQuorum(job) => queue.push_back(consensus::run_quorum_job(
-                &self.engine,
-                &self.committee,
-                &job,
-            )),
+            Effect::VerifyQuorum(job) => {
+                queue.push_back(consensus::run_quorum_job(&self.engine, &job))
+            }
             Effect::Validate(block) => {
                 let hash = block.hash();
                 let result = if self.nodes[i].reject == Some(hash) {
@@ -266,12 +274,13 @@ impl Cluster {
             Effect::Finalize { block, cert } => {
                 let tip = Tip::of(&block, Some(cert.clone()));
                 self.nodes[i].chain.push((block, cert));
-                queue.push_back(Input::Persisted(tip));
+                let committees = consensus::Committees::same(self.committee.clone());
+                queue.push_back(Input::Persisted { tip, committees });
             }
             Effect::Behind { peer, number } => {
                 // Catch up from the peer's chain, as the appliance's sync does.
                 let have = self.nodes[i].chain.len();
-                let theirs: Vec<_> = self.nodes[peer]
+                let theirs: Vec<_> = self.nodes[node_of(&peer)]
                     .chain
                     .iter()
                     .skip(have)
@@ -281,12 +290,13 @@ impl Cluster {
                 for (block, cert) in theirs {
                     let tip = Tip::of(&block, Some(cert.clone()));
                     self.nodes[i].chain.push((block, cert));
-                    queue.push_back(Input::Persisted(tip));
+                    let committees = consensus::Committees::same(self.committee.clone());
+                    queue.push_back(Input::Persisted { tip, committees });
                 }
             }
             Effect::PeerFault { peer, kind, reason } => self.nodes[i]
                 .faults
-                .push(format!("{peer}: {kind}: {reason}")),
+                .push(format!("{}: {kind}: {reason}", node_of(&peer))),
         }
     }
 
@@ -295,6 +305,7 @@ impl Cluster {
     pub fn tick(&mut self) -> bool {
         if let Some((from, to, msg)) = self.wire.pop_front() {
             self.delivered += 1;
+            let from = peer(from);
             self.input(to, Input::Message { from, msg });
             return true;
         }

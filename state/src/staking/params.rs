@@ -37,6 +37,9 @@ pub struct StakingParams {
     pub slot_limit: Dec,
     /// Lowest commission rate a validator may set (0; HIP-30 raises it to 0.07 by fork).
     pub min_commission_rate: Dec,
+    /// Share of the voting power held by the chain spec's (internal, foundation) validators
+    /// once an election has chosen external ones (Harmony: 0.49; HIP-32 lowers it to 0.01).
+    pub internal_voting_share: Dec,
 }
 
 impl Default for StakingParams {
@@ -50,6 +53,7 @@ impl Default for StakingParams {
             slots: 800,
             slot_limit: Dec::percent(6),
             min_commission_rate: Dec::ZERO,
+            internal_voting_share: Dec::percent(49),
         }
     }
 }
