@@ -34,6 +34,34 @@ pub struct NetworkConfig {
     /// Forward transactions received over RPC to the committee. Off, they reach the chain
     /// only when this node leads (a private submission node).
     pub relay_transactions: bool,
+    /// Nodes outside the committee this node talks to (sentries, monitoring, a validator
+    /// waiting for its election): they sync and relay, and carry no consensus weight. Each
+    /// must list this node too. Registered validators need no entry.
+    pub observers: Vec<ObserverConfig>,
+}
+
+/// One `[[network.observers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObserverConfig {
+    /// Its Ed25519 transport public key (64 hex digits; `harmony-appliance keys transport`).
+    pub transport_key: String,
+    /// Where it listens for QUIC (`ip:port`).
+    pub endpoint: SocketAddr,
+}
+
+impl NetworkConfig {
+    /// The observers as (endpoint, key); [`NodeConfig::validate`] checked the keys.
+    pub fn observer_keys(&self) -> Vec<(SocketAddr, [u8; 32])> {
+        self.observers
+            .iter()
+            .filter_map(|o| {
+                state::spec::parse_hex::<32>(&o.transport_key)
+                    .ok()
+                    .map(|k| (o.endpoint, k))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -170,6 +198,7 @@ impl Default for NetworkConfig {
             blocked_peers: Vec::new(),
             flood_limit: 5000,
             relay_transactions: true,
+            observers: Vec::new(),
         }
     }
 }
@@ -317,6 +346,14 @@ impl NodeConfig {
         }
         if self.network.max_message_bytes < 64 << 10 {
             return Err("field `network.max_message_bytes`: must be at least 65536".into());
+        }
+        for (i, o) in self.network.observers.iter().enumerate() {
+            state::spec::parse_hex::<32>(&o.transport_key).map_err(|e| {
+                format!(
+                    "field `network.observers[{i}].transport_key`: {e} (a 32-byte hex transport \
+                     key, as `harmony-appliance keys transport` prints it)"
+                )
+            })?;
         }
         for (i, k) in self.network.blocked_peers.iter().enumerate() {
             state::spec::parse_hex::<32>(k).map_err(|e| {

@@ -5,7 +5,9 @@
 
 pub mod chain;
 pub mod cmd;
+pub mod committees;
 pub mod config;
+pub mod directory;
 pub mod lock;
 pub mod logging;
 pub mod metrics;

@@ -35,8 +35,9 @@ fn execute_on_tip(
     state::exec::verify_known(store, cfg, &parent, block, known)
 }
 
-/// Checks that `block` extends `parent` under the committee's rules (catch-up path, where no
-/// announce was seen): the header rules of `consensus::rules` and the proposer of its view.
+/// Checks that `block` extends `parent` under the rules of `committee` (the block's epoch's;
+/// catch-up path, where no announce was seen): the header rules of `consensus::rules` and the
+/// proposer of its view.
 pub fn check_link(
     committee: &Committee,
     epoch_blocks: u64,
@@ -47,10 +48,7 @@ pub fn check_link(
 ) -> Result<(), String> {
     consensus::rules::check_child(&consensus::Parent::from(parent), block, shard, epoch_blocks)
         .map_err(|e| e.to_string())?;
-    let recent: Vec<state::Bitmap> = recent
-        .iter()
-        .filter_map(|b| state::Bitmap::from_bytes(b, committee.key_count()))
-        .collect();
+    let recent = consensus::rules::leader_history(parent.number, epoch_blocks, recent, committee);
     consensus::rules::check_leader(committee, &block.header, parent.view + 1, &recent)
         .map_err(|e| e.to_string())
 }

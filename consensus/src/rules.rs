@@ -186,3 +186,30 @@ pub fn check_not_future(
     }
     Ok(())
 }
+
+/// The commit bitmaps that count for leader selection in the round after `tip`: `recent` are
+/// the `last_commit_bitmap`s of the last stored headers (oldest first, the tip's last); each
+/// certifies the block before its header, and only those of blocks in the round's epoch
+/// were signed by the round's committee. At most the newest four, decoded for `committee`.
+pub fn leader_history(
+    tip: u64,
+    epoch_blocks: u64,
+    recent: &[alloy_primitives::Bytes],
+    committee: &Committee,
+) -> Vec<state::Bitmap> {
+    let epoch = (tip + 1) / epoch_blocks;
+    let len = recent.len() as u64;
+    let mut out: Vec<state::Bitmap> = recent
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            (tip + 1 + *i as u64)
+                .checked_sub(len + 1)
+                .is_some_and(|certified| certified / epoch_blocks == epoch)
+        })
+        .filter_map(|(_, b)| state::Bitmap::from_bytes(b, committee.key_count()))
+        .collect();
+    let excess = out.len().saturating_sub(4);
+    out.drain(..excess);
+    out
+}

@@ -7,7 +7,7 @@ use crate::chain::StatusBoard;
 use crate::config::{resolve, NodeConfig};
 use crate::lock::LockExt;
 use crate::metrics::Metrics;
-use crate::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
+use crate::net::{Mesh, MeshConfig, TransportIdentity};
 use crate::node::{self, NodeContext};
 use crate::rpc::{self, RpcContext};
 use clap::Args;
@@ -111,27 +111,21 @@ async fn run_async(
         None => TransportIdentity::from_pkcs8_file(&tk_path)
             .wrap_err_with(|| format!("transport key {}", tk_path.display()))?,
     };
-    let me = committee
-        .member_by_transport_key(&identity.public_key())
-        .ok_or_else(|| {
-            eyre!(
-                "transport key {} (public {}) is not in the committee of chain spec {}; \
-             check that this data dir belongs to this network",
-                tk_path.display(),
-                hex::encode(identity.public_key()),
-                spec_path.display()
-            )
-        })?;
-
+    // A node whose transport key is a spec validator's must hold that validator's keys (a
+    // mismatch is a misconfigured data dir). Any other node runs: it observes until its keys
+    // are elected (registered with `staking create-validator`).
     let signer = node_signer.signer;
     let guard_stats = signer.stats();
-    if signer.public_keys() != member_keys(&committee, me).as_slice() {
-        bail!(
-            "the BLS keys of backend `{}` are not the keys of validator {} in the chain spec \
-             (same keys, same order); `harmony-appliance keys list` shows them",
-            cfg.keys.backend,
-            me
-        );
+    let genesis_member = committee.member_by_transport_key(&identity.public_key());
+    if let Some(me) = genesis_member {
+        if signer.public_keys() != member_keys(&committee, me).as_slice() {
+            bail!(
+                "the BLS keys of backend `{}` are not the keys of validator {} in the chain spec \
+                 (same keys, same order); `harmony-appliance keys list` shows them",
+                cfg.keys.backend,
+                me
+            );
+        }
     }
 
     let store = Arc::new(ChainStore::open(&data_dir.join("db"))?);
@@ -152,21 +146,23 @@ async fn run_async(
     let backend: accel::Backend = cfg.accel.backend.parse().map_err(|e: String| eyre!(e))?;
     let engine = accel::Engine::new(backend, pool);
 
-    let listen = cfg.network.listen.unwrap_or(spec.validators[me].endpoint);
-    let peers = committee
-        .members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| PeerInfo {
-            index: i,
-            endpoint: spec.validators[i].endpoint,
-            transport_key: m.transport_key,
-        })
-        .collect();
+    let listen = match (cfg.network.listen, genesis_member) {
+        (Some(l), _) => l,
+        (None, Some(me)) => spec.validators[me].endpoint,
+        (None, None) => bail!(
+            "config field `network.listen`: this node is not a validator of the chain spec, so \
+             it has no endpoint there; set `network.listen` (e.g. \"0.0.0.0:9000\") and \
+             register that address with `staking create-validator --endpoint` or as an \
+             observer in the other nodes' `network.observers`"
+        ),
+    };
+    let directory = crate::directory::PeerDirectory::new(&spec, &cfg.network.observer_keys());
+    let peers = directory.peer_infos();
+    let directory: crate::directory::SharedDirectory =
+        Arc::new(std::sync::Mutex::new(directory));
     let (mesh, inbound) = Mesh::start(MeshConfig {
         listen,
         identity,
-        self_index: me,
         peers,
         spec_hash: spec_hash.0,
         max_message_bytes: cfg.network.max_message_bytes,
@@ -184,8 +180,12 @@ async fn run_async(
     for (i, key) in cfg.network.blocked_peers.iter().enumerate() {
         let key = state::spec::parse_hex::<32>(key)
             .map_err(|e| eyre!("config field `network.blocked_peers[{i}]`: {e}"))?;
-        let peer = committee.member_by_transport_key(&key).ok_or_else(|| {
-            eyre!("config field `network.blocked_peers[{i}]`: no committee member has transport key {}", hex::encode(key))
+        let peer = directory.locked().index_of(&key).ok_or_else(|| {
+            eyre!(
+                "config field `network.blocked_peers[{i}]`: no validator of the chain spec and \
+                 no observer has transport key {}",
+                hex::encode(key)
+            )
         })?;
         operator_blocks.locked().insert(peer);
         metrics.peer_bans.with_label_values(&["operator"]).inc();
@@ -203,7 +203,7 @@ async fn run_async(
             board: board.clone(),
             peers: Some(rpc::PeerAdmin {
                 mesh: mesh.clone(),
-                keys: committee.members.iter().map(|m| m.transport_key).collect(),
+                directory: directory.clone(),
                 operator: operator_blocks.clone(),
                 metrics: metrics.clone(),
             }),
@@ -234,7 +234,7 @@ async fn run_async(
 
     tracing::info!(
         target: "node",
-        validator = me,
+        genesis_validator = ?genesis_member,
         chain_id = spec.chain_id,
         spec = %spec_hash,
         quic = %mesh.local_addr(),
@@ -242,9 +242,9 @@ async fn run_async(
         "harmony-appliance started"
     );
     let ctx = NodeContext {
+        committees: Arc::new(crate::committees::CommitteeBook::new(&spec, committee)),
+        directory,
         spec,
-        committee,
-        me,
         max_future_ms: cfg.consensus.max_future_ms,
         view_timeout_ms: cfg.consensus.view_timeout_ms,
         status_interval: Duration::from_millis(cfg.network.status_interval_ms),

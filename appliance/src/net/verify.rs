@@ -31,6 +31,9 @@ use rustls::{
 
 use super::identity::{ed25519_key_from_spki, spec_dns_name};
 
+/// Transport keys accepted at the door; shared so the set can grow while the mesh runs.
+pub type PinSet = Arc<std::sync::RwLock<HashSet<[u8; 32]>>>;
+
 /// Why a peer certificate or handshake signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PinRejection {
@@ -90,7 +93,7 @@ pub fn cert_ed25519_key(cert: &CertificateDer<'_>) -> Result<[u8; 32], PinReject
 struct Pins {
     /// Which side of the handshake we are, for logs: "client" or "server".
     side: &'static str,
-    keys: HashSet<[u8; 32]>,
+    keys: PinSet,
     /// Appended to `UnknownKey` errors (e.g. " for peer 3").
     context: String,
     expected_name: ServerName<'static>,
@@ -99,7 +102,7 @@ struct Pins {
 }
 
 impl Pins {
-    fn new(side: &'static str, keys: HashSet<[u8; 32]>, context: String, spec: &[u8; 32]) -> Self {
+    fn new(side: &'static str, keys: PinSet, context: String, spec: &[u8; 32]) -> Self {
         let expected_name_str = spec_dns_name(spec);
         let expected_name = ServerName::try_from(expected_name_str.clone())
             .expect("spec DNS name is a valid DNS name");
@@ -125,7 +128,7 @@ impl Pins {
             .map_err(|e| PinRejection::MalformedCertificate(e.to_string()))?;
         let spki = ee.subject_public_key_info();
         let key = ed25519_key_from_spki(spki.as_ref()).ok_or(PinRejection::NotEd25519)?;
-        if !self.keys.contains(&key) {
+        if !self.keys.read().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return Err(PinRejection::UnknownKey {
                 key: hex::encode(key),
                 context: self.context.clone(),
@@ -180,7 +183,13 @@ impl fmt::Debug for Pins {
             .field("side", &self.side)
             .field(
                 "keys",
-                &self.keys.iter().map(hex::encode).collect::<Vec<_>>(),
+                &self
+                    .keys
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(hex::encode)
+                    .collect::<Vec<_>>(),
             )
             .field("expected_name", &self.expected_name_str)
             .finish()
@@ -199,7 +208,7 @@ impl PinnedServerVerifier {
     pub fn new(peer_key: [u8; 32], peer_label: &str, spec_hash: [u8; 32]) -> Self {
         let context = format!("; expected {} for {peer_label}", hex::encode(peer_key));
         Self {
-            pins: Pins::new("client", HashSet::from([peer_key]), context, &spec_hash),
+            pins: Pins::new("client", Arc::new(std::sync::RwLock::new(HashSet::from([peer_key]))), context, &spec_hash),
         }
     }
 }
@@ -249,15 +258,18 @@ pub struct PinnedClientVerifier {
 }
 
 impl PinnedClientVerifier {
-    /// Pins `keys` (the committee's transport keys) on the network with hash `spec_hash`.
+    /// Pins `keys` (the known peers' transport keys) on the network with hash `spec_hash`.
     pub fn new(keys: impl IntoIterator<Item = [u8; 32]>, spec_hash: [u8; 32]) -> Self {
+        Self::shared(
+            Arc::new(std::sync::RwLock::new(keys.into_iter().collect())),
+            spec_hash,
+        )
+    }
+
+    /// Pins whatever `keys` holds at each handshake (the mesh adds peers as they register).
+    pub fn shared(keys: PinSet, spec_hash: [u8; 32]) -> Self {
         Self {
-            pins: Pins::new(
-                "server",
-                keys.into_iter().collect(),
-                " in the committee".to_owned(),
-                &spec_hash,
-            ),
+            pins: Pins::new("server", keys, " among known peers".to_owned(), &spec_hash),
         }
     }
 }

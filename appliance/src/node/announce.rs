@@ -106,9 +106,9 @@ impl Driver {
             .with_label_values(&[outcome])
             .inc();
         tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), fetched = fetched.len(), ms = received.elapsed().as_millis() as u64, "compact announce assembled");
-        self.feed(Input::Message {
+        self.feed_message(
             from,
-            msg: Message::Announce(Box::new(consensus::Announce { block })),
-        });
+            Message::Announce(Box::new(consensus::Announce { block })),
+        );
     }
 }

@@ -20,7 +20,11 @@ impl Driver {
                     .broadcast(Message::CompactAnnounce(Box::new(compact)).encode());
             }
             Effect::Broadcast(m) => self.mesh.broadcast(m.encode()),
-            Effect::Send(to, m) => self.mesh.send(to, m.encode()),
+            Effect::Send(to, m) => {
+                if let Some(to) = self.peer_index(&to) {
+                    self.mesh.send(to, m.encode());
+                }
+            }
             Effect::Sign(req) => match self.ctx.signer.sign(&req) {
                 Ok(signatures) => return Some(Input::Signed { req, signatures }),
                 Err(e) => {
@@ -37,11 +41,10 @@ impl Driver {
             }
             Effect::VerifyQuorum(job) => {
                 let (engine, done) = (self.ctx.engine.clone(), self.verified.clone());
-                let committee = self.ctx.committee.clone();
                 let histogram = self.ctx.metrics.vote_verification_seconds.clone();
                 tokio::task::spawn_blocking(move || {
                     let start = Instant::now();
-                    let result = consensus::run_quorum_job(&engine, &committee, &job);
+                    let result = consensus::run_quorum_job(&engine, &job);
                     let kind = if job.payload[..16] == hsm::MsgKind::Prepare.tag() {
                         "prepare"
                     } else {
@@ -93,7 +96,10 @@ impl Driver {
                     shard: self.ctx.spec.shard,
                     parent_hash: parent,
                     timestamp_ms: now_ms().max(min_timestamp_ms),
-                    leader: self.ctx.committee.members[self.ctx.me].address,
+                    leader: match self.fbft.me_index() {
+                        Some(me) => self.fbft.committee().members[me].address,
+                        None => return None, // not a member: never asked to lead
+                    },
                     last_commit,
                     transactions: vec![],
                 };
@@ -153,10 +159,23 @@ impl Driver {
                     .retain(|_, t| t.elapsed() < Duration::from_secs(60));
                 self.ctx.metrics.blocks_finalized.inc();
                 tracing::info!(target: "consensus", number = block.number(), %hash, view = block.header.view, "finalized");
-                return Some(Input::Persisted(Tip::of(&block, Some(cert))));
+                let committees = self.committees_around(block.number())?;
+                self.after_persisted(&block);
+                return Some(Input::Persisted {
+                    tip: Tip::of(&block, Some(cert)),
+                    committees,
+                });
             }
-            Effect::Behind { peer, number } => self.request_sync(peer, number),
-            Effect::PeerFault { peer, kind, reason } => self.fault(peer, kind, &reason),
+            Effect::Behind { peer, number } => {
+                if let Some(peer) = self.peer_index(&peer) {
+                    self.request_sync(peer, number);
+                }
+            }
+            Effect::PeerFault { peer, kind, reason } => {
+                if let Some(peer) = self.peer_index(&peer) {
+                    self.fault(peer, kind, &reason);
+                }
+            }
         }
         None
     }

@@ -13,7 +13,7 @@ use crate::validate::{check_link, execute_block};
 use accel::Engine;
 use alloy_primitives::B256;
 use consensus::{
-    Committee, Config, Effect, FaultKind, Fbft, Input, Message, SafetyRecord, Status, SyncRequest,
+    Config, Effect, FaultKind, Fbft, Input, Message, SafetyRecord, Status, SyncRequest,
     SyncResponse, Timer, Tip,
 };
 use hsm::Signer;
@@ -34,8 +34,10 @@ mod sync;
 /// Everything the loop needs, assembled by `run`.
 pub struct NodeContext {
     pub spec: ChainSpec,
-    pub committee: Arc<Committee>,
-    pub me: usize,
+    /// The committee of each epoch (spec, then elections).
+    pub committees: Arc<crate::committees::CommitteeBook>,
+    /// Every peer by transport key, with the index the mesh uses (shared with RPC).
+    pub directory: crate::directory::SharedDirectory,
     pub max_future_ms: u64,
     /// 0 = the default (one block time, at least one second).
     pub view_timeout_ms: u64,
@@ -135,12 +137,20 @@ pub async fn run(
         } else {
             ctx.view_timeout_ms
         },
-        me: ctx.me,
+        keys: ctx.signer.public_keys().to_vec(),
     };
     tracing::info!(target: "node", number = tip.number, hash = %tip.hash, "starting from tip");
     let recent = recent_bitmaps(&ctx.store, tip.number)?;
     let safety = load_safety(&ctx.store)?;
-    let fbft = Fbft::new(cfg, ctx.committee.clone(), tip, recent, safety);
+    let committees = ctx.committees.around(&ctx.store, tip.number)?;
+    let fbft = Fbft::new(cfg, committees, tip, recent, safety);
+    if fbft.me_index().is_none() {
+        tracing::info!(
+            target: "node",
+            "this node's keys are not in the current committee: following the chain as an \
+             observer until they are elected"
+        );
+    }
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let (validation_tx, mut validation_rx) = mpsc::unbounded_channel();
     let (build_tx, mut build_rx) = mpsc::unbounded_channel();
@@ -174,6 +184,7 @@ pub async fn run(
         gossip,
         syncs: sync_tx,
     };
+    d.refresh_peers();
     d.feed(Input::Start);
     tokio::pin!(shutdown);
     loop {
@@ -238,15 +249,63 @@ impl Driver {
                 self.started
                     .entry(a.block.hash())
                     .or_insert_with(Instant::now);
-                self.feed(Input::Message {
-                    from: inb.from,
-                    msg,
-                });
+                self.feed_message(inb.from, msg);
             }
-            msg => self.feed(Input::Message {
-                from: inb.from,
-                msg,
-            }),
+            msg => self.feed_message(inb.from, msg),
+        }
+    }
+
+    /// A consensus message from peer `from` (mesh index), named by its key for consensus.
+    fn feed_message(&mut self, from: usize, msg: Message) {
+        let key = self.ctx.directory.locked().key_of(from);
+        if let Some(key) = key {
+            self.feed(Input::Message { from: key, msg });
+        }
+    }
+
+    /// The mesh index of a peer consensus names by key.
+    fn peer_index(&self, key: &consensus::PeerId) -> Option<usize> {
+        self.ctx.directory.locked().index_of(key)
+    }
+
+    /// The committees around tip `number`. A failure means a stored header is unreadable or
+    /// an elected committee does not decode: the node stops rather than guess.
+    fn committees_around(&mut self, number: u64) -> Option<consensus::Committees> {
+        match self.ctx.committees.around(&self.ctx.store, number) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.fatal = Some(e.wrap_err(format!("committees around block {number}")));
+                None
+            }
+        }
+    }
+
+    /// After a block is stored: staking transactions may have registered or moved
+    /// validators, and a new epoch may bring new members; learn them.
+    fn after_persisted(&mut self, block: &state::Block) {
+        let next_epoch = (block.number() + 1).is_multiple_of(self.ctx.spec.epoch_blocks);
+        if !block.body.staking_transactions.is_empty() || next_epoch {
+            self.refresh_peers();
+        }
+    }
+
+    /// Learns validators registered (or moved) on chain and hands the mesh the new set.
+    fn refresh_peers(&mut self) {
+        let staking = match self.ctx.store.staking_state() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(target: "net", error = %e, "could not read the staking records to refresh peers");
+                return;
+            }
+        };
+        let changed = {
+            let mut d = self.ctx.directory.locked();
+            d.register_validators(&staking).then(|| d.peer_infos())
+        };
+        if let Some(peers) = changed {
+            if let Err(e) = self.mesh.set_peers(peers) {
+                tracing::warn!(target: "net", error = %e, "could not update the peer set");
+            }
         }
     }
 

@@ -112,7 +112,28 @@ impl Driver {
                 "sync response with unequal block and certificate counts",
             );
         }
-        let full = r.blocks.len() as u64 == SYNC_BATCH;
+        let mut full = r.blocks.len() as u64 == SYNC_BATCH;
+        // Certificates are checked against the committee of the round's epoch; blocks of a
+        // later epoch wait until its committee is known (the hand-off block stored), then
+        // come with the next request.
+        let mut r = r;
+        let tip = self.fbft.tip().number;
+        let epoch = (tip + 1) / self.ctx.spec.epoch_blocks;
+        let keep: Vec<bool> = r
+            .blocks
+            .iter()
+            .map(|b| b.number() > tip && b.number() / self.ctx.spec.epoch_blocks == epoch)
+            .collect();
+        if keep.iter().any(|k| !k) {
+            full |= r
+                .blocks
+                .iter()
+                .any(|b| b.number() / self.ctx.spec.epoch_blocks > epoch);
+            let mut k = keep.iter();
+            r.blocks.retain(|_| *k.next().expect("same length"));
+            let mut k = keep.iter();
+            r.certificates.retain(|_| *k.next().expect("same length"));
+        }
         self.sync_batch = Some(SyncBatch {
             peer,
             full,
@@ -121,7 +142,7 @@ impl Driver {
         });
         let (engine, committee, done) = (
             self.ctx.engine.clone(),
-            self.ctx.committee.clone(),
+            self.fbft.committee().clone(),
             self.syncs.clone(),
         );
         let (chain_id, shard) = (self.ctx.spec.chain_id, self.ctx.spec.shard);
@@ -197,7 +218,14 @@ impl Driver {
                 if let Some(b) = self.sync_batch.as_mut() {
                     b.stored += 1;
                 }
-                self.feed(Input::Persisted(Tip::of(&block, Some(cert))));
+                let Some(committees) = self.committees_around(block.number()) else {
+                    return;
+                };
+                self.after_persisted(&block);
+                self.feed(Input::Persisted {
+                    tip: Tip::of(&block, Some(cert)),
+                    committees,
+                });
                 self.apply_next_synced();
             }
         }
@@ -233,7 +261,7 @@ impl Driver {
         };
         let recent = recent_bitmaps(&self.ctx.store, tip.number).unwrap_or_default();
         let checked = check_link(
-            &self.ctx.committee,
+            self.fbft.committee(),
             self.ctx.spec.epoch_blocks,
             self.ctx.spec.shard,
             &parent,

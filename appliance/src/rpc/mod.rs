@@ -70,27 +70,28 @@ impl RpcContext {
 /// What the operator's peer methods act on.
 pub struct PeerAdmin {
     pub mesh: crate::net::MeshHandle,
-    /// Transport key of each committee member, by index.
-    pub keys: Vec<[u8; 32]>,
+    /// Every known peer by transport key, with its index.
+    pub directory: crate::directory::SharedDirectory,
     pub operator: crate::peers::OperatorBlocks,
     pub metrics: crate::metrics::Metrics,
 }
 
 impl PeerAdmin {
-    /// A peer named by committee index or hex transport key.
+    /// A peer named by its index or hex transport key.
     fn resolve(&self, p: &Params) -> Result<usize, ErrorObjectOwned> {
         let (who,): (Value,) = p
             .parse()
             .map_err(|e| invalid(format!("expected [peer index or hex transport key]: {e}")))?;
+        let directory = self.directory.locked();
         let idx = match &who {
             Value::Number(n) => n.as_u64().map(|n| n as usize),
             Value::String(s) => state::spec::parse_hex::<32>(s)
                 .ok()
-                .and_then(|k| self.keys.iter().position(|x| *x == k)),
+                .and_then(|k| directory.index_of(&k)),
             _ => None,
         };
-        idx.filter(|i| *i < self.keys.len())
-            .ok_or_else(|| invalid(format!("{who} names no committee member")))
+        idx.filter(|i| *i < directory.len())
+            .ok_or_else(|| invalid(format!("{who} names no known peer")))
     }
 }
 

@@ -283,26 +283,8 @@ impl Fbft {
             tip: tip_committee,
             next: committee,
         } = committees;
-        let n = committee.key_count();
-        // `recent[i]` is the bitmap of header `tip - (len - 1 - i)`, certifying the block
-        // before it; only those certifying blocks of the next round's epoch are its committee's.
-        let epoch = (tip.number + 1) / cfg.epoch_blocks;
-        let len = recent.len() as u64;
-        let recent: VecDeque<Bitmap> = recent
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                let header = (tip.number + 1 + *i as u64).checked_sub(len);
-                header
-                    .and_then(|h| h.checked_sub(1))
-                    .is_some_and(|certified| certified / cfg.epoch_blocks == epoch)
-            })
-            .filter_map(|(_, b)| Bitmap::from_bytes(b, n))
-            .collect();
-        let mut recent = recent;
-        while recent.len() > RECENT_BITMAPS {
-            recent.pop_front();
-        }
+        let recent: VecDeque<Bitmap> =
+            rules::leader_history(tip.number, cfg.epoch_blocks, &recent, &committee).into();
         let round = Self::round_after(&committee, &tip, &recent);
         let me_in = committee.member_signing_with(&cfg.keys);
         let mut me = Self {
@@ -413,9 +395,9 @@ impl Fbft {
         &self.committee
     }
 
-    /// Takes over the committee of a new epoch: who this node is in it, and no leader
-    /// history yet (bitmaps of the old committee mean nothing to the new one). Votes for the
-    /// old tip are no longer folded in.
+    /// Takes over the committee of a new epoch and finds this node in it (the leader history
+    /// restarts with every epoch anyway, see `Input::Persisted`). Votes for the old tip are no
+    /// longer folded in: they are the old committee's.
     fn hand_off(&mut self, committee: Arc<Committee>) {
         let was = self.me_index();
         self.me = committee.member_signing_with(&self.cfg.keys);
@@ -435,7 +417,6 @@ impl Fbft {
             "committee hand-off"
         );
         self.committee = committee;
-        self.recent.clear();
         self.late = None;
         self.pending
             .retain(|_, p| !matches!(p.check, Check::LateCommit { .. }));

@@ -5,7 +5,8 @@ use super::*;
 use crate::lock::LockExt;
 
 pub(super) struct Acceptor {
-    pub(super) key_to_index: HashMap<[u8; 32], usize>,
+    /// Known peers by transport key (grows as the caller adds peers).
+    pub(super) known: KnownPeers,
     /// Peers refused at the door (operator block or bad score); shared with the handle.
     pub(super) blocked: Arc<Blocklist>,
     pub(super) counters: Arc<Counters>,
@@ -74,7 +75,10 @@ pub(super) async fn handle_incoming(
             return;
         }
     };
-    let from = match peer_key(&conn).and_then(|k| acceptor.key_to_index.get(&k).copied()) {
+    let from = match peer_key(&conn).and_then(|k| {
+        let known = acceptor.known.read().unwrap_or_else(|e| e.into_inner());
+        known.get(&k).copied()
+    }) {
         Some(from) if alpn_ok(&conn) => from,
         _ => {
             bump(&acceptor.counters.handshake_refused);

@@ -157,6 +157,9 @@ impl Dialer {
                 _ = stopped(&mut shutdown) => return,
                 _ = tokio::time::sleep(backoff + jitter) => {}
             }
+            if queue.is_closed() {
+                return; // no longer a peer (or moved: a new dialler took over)
+            }
             backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
         }
     }

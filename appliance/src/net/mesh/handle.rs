@@ -13,7 +13,7 @@ pub struct MeshHandle {
 impl std::fmt::Debug for MeshHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshHandle")
-            .field("self_index", &self.inner.self_index)
+            .field("key", &hex::encode(self.inner.own_key))
             .field("local_addr", &self.inner.local_addr)
             .finish_non_exhaustive()
     }
@@ -28,14 +28,97 @@ impl MeshHandle {
         }
     }
 
-    /// Queues `payload` for every other committee member (same rules as [`MeshHandle::send`]).
+    /// Queues `payload` for every known peer (same rules as [`MeshHandle::send`]).
     pub fn broadcast(&self, payload: Vec<u8>) {
         if self.check_outgoing(&payload) {
             let payload = Arc::new(payload);
-            for &to in self.inner.peers.keys() {
+            let to: Vec<usize> = self.inner.peers.locked().keys().copied().collect();
+            for to in to {
                 self.enqueue(to, payload.clone());
             }
         }
+    }
+
+    /// Makes `peers` the known set: new peers are dialled and accepted from now on, a peer
+    /// whose endpoint changed is redialled there, and peers left out are dropped (their
+    /// connections closed, their queued messages discarded). An entry with this node's own
+    /// key is skipped. Refused as a whole if an index or a key appears twice.
+    pub fn set_peers(&self, peers: Vec<PeerInfo>) -> Result<(), NetError> {
+        let checked = check_peers(&peers, &self.inner.own_key)?;
+        self.apply_peers(checked)
+    }
+
+    pub(super) fn apply_peers(&self, peers: Vec<PeerInfo>) -> Result<(), NetError> {
+        let inner = &self.inner;
+        let mut slots = inner.peers.locked();
+        let wanted: HashMap<usize, &PeerInfo> = peers.iter().map(|p| (p.index, p)).collect();
+        let gone: Vec<usize> = slots
+            .iter()
+            .filter(|(i, s)| {
+                wanted
+                    .get(i)
+                    .is_none_or(|p| p.transport_key != s.key || p.endpoint != s.endpoint)
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        for i in gone {
+            if let Some(slot) = slots.remove(&i) {
+                if wanted.get(&i).is_none_or(|p| p.transport_key != slot.key) {
+                    if let Some(c) = inner.blocked.incoming.locked().remove(&i) {
+                        c.close(VarInt::from_u32(CLOSE_REPLACED), b"no longer a peer");
+                    }
+                }
+                debug!(target: "harmony::net", peer = i, "peer dropped or moved");
+            }
+        }
+        let mut added = 0;
+        for p in &peers {
+            if slots.contains_key(&p.index) {
+                continue;
+            }
+            slots.insert(p.index, self.spawn_dialer(p)?);
+            added += 1;
+        }
+        *inner.known.write().unwrap_or_else(|e| e.into_inner()) =
+            peers.iter().map(|p| (p.transport_key, p.index)).collect();
+        *inner.pins.write().unwrap_or_else(|e| e.into_inner()) =
+            peers.iter().map(|p| p.transport_key).collect();
+        if added > 0 {
+            info!(target: "harmony::net", added, peers = slots.len(), "peer set updated");
+        }
+        Ok(())
+    }
+
+    fn spawn_dialer(&self, p: &PeerInfo) -> Result<PeerSlot, NetError> {
+        let inner = &self.inner;
+        let verifier = Arc::new(PinnedServerVerifier::new(
+            p.transport_key,
+            &format!("peer {}", p.index),
+            inner.spec_hash,
+        ));
+        let client_config = quinn_client_config(inner.certified.clone(), verifier)?;
+        let (queue_tx, queue_rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
+        let connected = Arc::new(AtomicBool::new(false));
+        let dialer = Dialer {
+            peer: p.index,
+            addr: p.endpoint,
+            client_config,
+            server_name: inner.server_name.clone(),
+            endpoint: inner.endpoint.clone(),
+            counters: inner.counters.clone(),
+            connected: connected.clone(),
+        };
+        let task = tokio::spawn(dialer.run(queue_rx, inner.shutdown_rx.clone()));
+        let mut tasks = inner.tasks.locked();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        Ok(PeerSlot {
+            queue: queue_tx,
+            key: p.transport_key,
+            endpoint: p.endpoint,
+            connected,
+            dropping: AtomicBool::new(false),
+        })
     }
 
     pub(super) fn check_outgoing(&self, payload: &[u8]) -> bool {
@@ -82,11 +165,8 @@ impl MeshHandle {
         if self.inner.blocked.contains(to) {
             return;
         }
-        if to == self.inner.self_index {
-            debug!(target: "harmony::net", "message to self ignored");
-            return;
-        }
-        let Some(slot) = self.inner.peers.get(&to) else {
+        let peers = self.inner.peers.locked();
+        let Some(slot) = peers.get(&to) else {
             warn!(target: "harmony::net", peer = to, "message to unknown peer index ignored");
             return;
         };
@@ -120,6 +200,7 @@ impl MeshHandle {
     pub fn connected_peers(&self) -> Vec<usize> {
         self.inner
             .peers
+            .locked()
             .iter()
             .filter(|(_, s)| s.connected.load(Ordering::Relaxed))
             .map(|(i, _)| *i)

@@ -1,4 +1,8 @@
-//! The validator mesh: every node dials every other committee member and accepts their dials.
+//! The validator mesh: every node dials every known peer and accepts their dials. Peers are
+//! identified by their pinned Ed25519 transport key; the caller names each with an index of
+//! its own (a handle, stable while the process runs) and may add peers or change their
+//! endpoints at any time ([`MeshHandle::set_peers`]): validators register, observers are
+//! listed by the operator, and neither needs a restart of anyone.
 //!
 //! * An **outgoing** connection (we dialled, we are the TLS client) is used only to send. One
 //!   task per peer owns it, drains that peer's bounded send queue, and redials with backoff
@@ -55,7 +59,7 @@ use tracing::{debug, info, warn};
 
 use super::frame::{self, ReadFrameError, WIRE_VERSION};
 use super::identity::{spec_dns_name, IdentityError, TransportIdentity};
-use super::verify::{cert_ed25519_key, PinnedClientVerifier, PinnedServerVerifier};
+use super::verify::{cert_ed25519_key, PinSet, PinnedClientVerifier, PinnedServerVerifier};
 
 /// The only ALPN protocol spoken, on both sides.
 pub const ALPN: &[u8] = b"harmony-fbft/1";
@@ -90,10 +94,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How long [`MeshHandle::shutdown`] then lingers for closing connections to drain.
 const CLOSE_LINGER: Duration = Duration::from_millis(300);
 
-/// One committee member as the mesh sees it.
+/// One peer as the mesh sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// The member's index in the committee (what [`Inbound::from`] and [`MeshHandle::send`] use).
+    /// The caller's handle for this peer (what [`Inbound::from`] and [`MeshHandle::send`] use).
     pub index: usize,
     /// Where it listens.
     pub endpoint: SocketAddr,
@@ -106,11 +110,9 @@ pub struct PeerInfo {
 pub struct MeshConfig {
     /// UDP address to listen on (and dial from).
     pub listen: SocketAddr,
-    /// This node's transport identity; its key must be `peers[self_index].transport_key`.
+    /// This node's transport identity (a peer with its key is this node, and skipped).
     pub identity: TransportIdentity,
-    /// This node's committee index.
-    pub self_index: usize,
-    /// All committee members, this node included (it is skipped).
+    /// The peers known at start (more come with [`MeshHandle::set_peers`]).
     pub peers: Vec<PeerInfo>,
     /// Hash of the chain spec; certificates name it, so other networks are refused.
     pub spec_hash: [u8; 32],
@@ -121,7 +123,7 @@ pub struct MeshConfig {
 /// A message received from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
-    /// Committee index of the sender, decided by the pinned key of the TLS peer.
+    /// The sender's index, decided by the pinned key of the TLS peer.
     pub from: usize,
     /// Wire version of the frame (`MIN_WIRE_VERSION..=WIRE_VERSION`).
     pub version: u8,
@@ -233,10 +235,9 @@ impl Mesh {
             })?;
 
         let certified = cfg.identity.certified_key(cfg.spec_hash)?;
-        let client_verifier = Arc::new(PinnedClientVerifier::new(
-            checked.others.values().copied(),
-            cfg.spec_hash,
-        ));
+        let own_key = cfg.identity.public_key();
+        let pins: PinSet = Arc::new(std::sync::RwLock::new(HashSet::new()));
+        let client_verifier = Arc::new(PinnedClientVerifier::shared(pins.clone(), cfg.spec_hash));
         let server_config = quinn_server_config(certified.clone(), client_verifier)?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
@@ -253,93 +254,61 @@ impl Mesh {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CHANNEL_CAPACITY);
         let max = cfg.max_message_bytes;
-        let server_name = spec_dns_name(&cfg.spec_hash);
-
-        let mut tasks = Vec::new();
-        let mut peers = BTreeMap::new();
-        for p in cfg.peers.iter().filter(|p| p.index != cfg.self_index) {
-            let verifier = Arc::new(PinnedServerVerifier::new(
-                p.transport_key,
-                &format!("peer {}", p.index),
-                cfg.spec_hash,
-            ));
-            let client_config = quinn_client_config(certified.clone(), verifier)?;
-            let (queue_tx, queue_rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
-            let connected = Arc::new(AtomicBool::new(false));
-            let dialer = Dialer {
-                peer: p.index,
-                addr: p.endpoint,
-                client_config,
-                server_name: server_name.clone(),
-                endpoint: endpoint.clone(),
-                counters: counters.clone(),
-                connected: connected.clone(),
-            };
-            tasks.push(tokio::spawn(dialer.run(queue_rx, shutdown_rx.clone())));
-            peers.insert(
-                p.index,
-                PeerSlot {
-                    queue: queue_tx,
-                    connected,
-                    dropping: AtomicBool::new(false),
-                },
-            );
-        }
+        let known: KnownPeers = Default::default();
 
         let blocked = Arc::new(Blocklist::default());
         let acceptor = Arc::new(Acceptor {
-            key_to_index: checked.others.iter().map(|(i, k)| (*k, *i)).collect(),
+            known: known.clone(),
             blocked: blocked.clone(),
             counters: counters.clone(),
             inbound: inbound_tx,
             max_message_bytes: max,
         });
-        tasks.push(tokio::spawn(accept_loop(
+        let accept_task = tokio::spawn(accept_loop(
             endpoint.clone(),
             acceptor,
-            shutdown_rx,
-        )));
+            shutdown_rx.clone(),
+        ));
 
+        let inner = Arc::new(Inner {
+            blocked,
+            own_key,
+            endpoint: endpoint.clone(),
+            local_addr,
+            max_message_bytes: max,
+            peers: Mutex::new(BTreeMap::new()),
+            known,
+            pins,
+            certified,
+            server_name: spec_dns_name(&cfg.spec_hash),
+            spec_hash: cfg.spec_hash,
+            shutdown_rx,
+            counters,
+            shutdown_tx,
+            tasks: Mutex::new(vec![accept_task]),
+        });
+        let handle = MeshHandle { inner };
+        handle.apply_peers(checked)?;
         info!(
             target: "harmony::net",
             %local_addr,
-            self_index = cfg.self_index,
-            peers = peers.len(),
-            key = %hex::encode(cfg.identity.public_key()),
+            peers = handle.inner.peers.locked().len(),
+            key = %hex::encode(own_key),
             "QUIC mesh started"
         );
-        let inner = Arc::new(Inner {
-            blocked,
-            self_index: cfg.self_index,
-            endpoint,
-            local_addr,
-            max_message_bytes: max,
-            peers,
-            counters,
-            shutdown_tx,
-            tasks: Mutex::new(tasks),
-        });
-        Ok((MeshHandle { inner }, inbound_rx))
+        Ok((handle, inbound_rx))
     }
 }
 
-struct CheckedConfig {
-    /// index -> key, excluding self.
-    others: BTreeMap<usize, [u8; 32]>,
-}
+/// Peers by transport key (the acceptor's view), shared with the handle.
+type KnownPeers = Arc<std::sync::RwLock<HashMap<[u8; 32], usize>>>;
 
-fn check_config(cfg: &MeshConfig) -> Result<CheckedConfig, NetError> {
+/// Checks a peer list: indices and keys unique. Entries with this node's key are dropped.
+fn check_peers(peers: &[PeerInfo], own_key: &[u8; 32]) -> Result<Vec<PeerInfo>, NetError> {
     let bad = |m: String| Err(NetError::Config(m));
-    if cfg.max_message_bytes == 0 || cfg.max_message_bytes > u32::MAX as usize / 2 {
-        return bad(format!(
-            "max_message_bytes must be between 1 and {}, got {}",
-            u32::MAX / 2,
-            cfg.max_message_bytes
-        ));
-    }
     let mut indices = HashSet::new();
     let mut keys = HashSet::new();
-    for p in &cfg.peers {
+    for p in peers {
         if !indices.insert(p.index) {
             return bad(format!("peer index {} appears twice", p.index));
         }
@@ -351,25 +320,22 @@ fn check_config(cfg: &MeshConfig) -> Result<CheckedConfig, NetError> {
             ));
         }
     }
-    let Some(me) = cfg.peers.iter().find(|p| p.index == cfg.self_index) else {
-        return bad(format!("self_index {} is not in peers", cfg.self_index));
-    };
-    if me.transport_key != cfg.identity.public_key() {
-        return bad(format!(
-            "this node's transport key {} differs from the key pinned for index {}: {}",
-            hex::encode(cfg.identity.public_key()),
-            cfg.self_index,
-            hex::encode(me.transport_key)
-        ));
+    Ok(peers
+        .iter()
+        .filter(|p| &p.transport_key != own_key)
+        .cloned()
+        .collect())
+}
+
+fn check_config(cfg: &MeshConfig) -> Result<Vec<PeerInfo>, NetError> {
+    if cfg.max_message_bytes == 0 || cfg.max_message_bytes > u32::MAX as usize / 2 {
+        return Err(NetError::Config(format!(
+            "max_message_bytes must be between 1 and {}, got {}",
+            u32::MAX / 2,
+            cfg.max_message_bytes
+        )));
     }
-    Ok(CheckedConfig {
-        others: cfg
-            .peers
-            .iter()
-            .filter(|p| p.index != cfg.self_index)
-            .map(|p| (p.index, p.transport_key))
-            .collect(),
-    })
+    check_peers(&cfg.peers, &cfg.identity.public_key())
 }
 
 mod accept;
@@ -412,7 +378,10 @@ fn peer_key(conn: &quinn::Connection) -> Option<[u8; 32]> {
 }
 
 struct PeerSlot {
+    /// Dropping the slot closes the queue, which ends its dialler.
     queue: mpsc::Sender<Arc<Vec<u8>>>,
+    key: [u8; 32],
+    endpoint: SocketAddr,
     connected: Arc<AtomicBool>,
     /// Whether the queue is currently dropping (to warn once per episode).
     dropping: AtomicBool,
@@ -440,11 +409,17 @@ pub const CLOSE_REPLACED: u32 = 0x4c;
 
 struct Inner {
     blocked: Arc<Blocklist>,
-    self_index: usize,
+    own_key: [u8; 32],
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
     max_message_bytes: usize,
-    peers: BTreeMap<usize, PeerSlot>,
+    peers: Mutex<BTreeMap<usize, PeerSlot>>,
+    known: KnownPeers,
+    pins: PinSet,
+    certified: Arc<CertifiedKey>,
+    server_name: String,
+    spec_hash: [u8; 32],
+    shutdown_rx: watch::Receiver<bool>,
     counters: Arc<Counters>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,

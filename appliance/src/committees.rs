@@ -1,0 +1,90 @@
+//! The committee of every epoch, as the chain decides it: the chain spec's at epoch 0, and
+//! after each election (an epoch's last block, with the staking fork active) the spec's
+//! internal members followed by the elected validators (`Committee::after_election`).
+//!
+//! Derived from stored headers only, so a node that restarts, or catches up across hand-offs,
+//! computes the same committees as one that watched every epoch end. Transport keys come
+//! from the staking records as they are when the committee is first asked for; they route
+//! messages and name peers, and never decide what a certificate proves.
+
+use crate::lock::LockExt;
+use consensus::{Committee, Committees};
+use state::db::ChainStore;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Epochs kept in memory (a catch-up walks forward; older ones are recomputed if asked).
+const CACHED_EPOCHS: usize = 8;
+
+/// Committees by epoch, computed on first use and cached.
+pub struct CommitteeBook {
+    spec: Arc<Committee>,
+    epoch_blocks: u64,
+    forks: BTreeMap<String, u64>,
+    internal_share: state::staking::Dec,
+    cache: Mutex<BTreeMap<u64, Arc<Committee>>>,
+}
+
+impl CommitteeBook {
+    pub fn new(spec: &state::ChainSpec, spec_committee: Arc<Committee>) -> Self {
+        Self {
+            spec: spec_committee,
+            epoch_blocks: spec.epoch_blocks,
+            forks: spec.forks.clone(),
+            internal_share: spec.staking.internal_voting_share,
+            cache: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The chain spec's committee (epoch 0's, and the internal members of every later one).
+    pub fn spec_committee(&self) -> &Arc<Committee> {
+        &self.spec
+    }
+
+    /// The committee that signs block `number`. Needs the last block of the previous epoch
+    /// stored (always true for the tip's successor).
+    pub fn for_block(&self, store: &ChainStore, number: u64) -> eyre::Result<Arc<Committee>> {
+        self.for_epoch(store, number / self.epoch_blocks)
+    }
+
+    /// The committees around tip `number` (what `Input::Persisted` and `Fbft::new` take).
+    pub fn around(&self, store: &ChainStore, number: u64) -> eyre::Result<Committees> {
+        Ok(Committees {
+            tip: self.for_block(store, number)?,
+            next: self.for_block(store, number + 1)?,
+        })
+    }
+
+    pub fn for_epoch(&self, store: &ChainStore, epoch: u64) -> eyre::Result<Arc<Committee>> {
+        // No election before this epoch: the spec's committee.
+        if epoch == 0 || !state::forks::active(&self.forks, state::forks::STAKING, epoch - 1) {
+            return Ok(self.spec.clone());
+        }
+        if let Some(c) = self.cache.locked().get(&epoch) {
+            return Ok(c.clone());
+        }
+        let last = epoch * self.epoch_blocks - 1;
+        let header = store.header(last)?.ok_or_else(|| {
+            eyre::eyre!("the committee of epoch {epoch} needs block {last}, which is not stored yet")
+        })?;
+        let slots: Vec<state::staking::Slot> = match header.v2.as_ref() {
+            Some(v2) if !v2.committee.is_empty() => {
+                alloy_rlp::Decodable::decode(&mut v2.committee.as_ref()).map_err(|e| {
+                    eyre::eyre!("block {last}: the elected committee does not decode: {e}")
+                })?
+            }
+            _ => Vec::new(),
+        };
+        let staking = store.staking_state()?;
+        let committee = Arc::new(
+            Committee::after_election(&self.spec, &slots, &staking, self.internal_share)
+                .map_err(|e| eyre::eyre!("block {last}: {e}"))?,
+        );
+        let mut cache = self.cache.locked();
+        cache.insert(epoch, committee.clone());
+        while cache.len() > CACHED_EPOCHS {
+            cache.pop_first();
+        }
+        Ok(committee)
+    }
+}
