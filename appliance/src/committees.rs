@@ -65,7 +65,9 @@ impl CommitteeBook {
         }
         let last = epoch * self.epoch_blocks - 1;
         let header = store.header(last)?.ok_or_else(|| {
-            eyre::eyre!("the committee of epoch {epoch} needs block {last}, which is not stored yet")
+            eyre::eyre!(
+                "the committee of epoch {epoch} needs block {last}, which is not stored yet"
+            )
         })?;
         let slots: Vec<state::staking::Slot> = match header.v2.as_ref() {
             Some(v2) if !v2.committee.is_empty() => {

@@ -148,7 +148,10 @@ mod tests {
         assert!(d.upsert([1; 32], addr(1), PeerRole::Genesis));
         assert!(d.upsert([2; 32], addr(2), PeerRole::Observer));
         assert!(d.upsert([3; 32], addr(3), PeerRole::Registered));
-        assert!(!d.upsert([3; 32], addr(3), PeerRole::Registered), "unchanged");
+        assert!(
+            !d.upsert([3; 32], addr(3), PeerRole::Registered),
+            "unchanged"
+        );
         assert!(d.upsert([3; 32], addr(30), PeerRole::Registered), "moved");
         assert_eq!(d.index_of(&[3; 32]), Some(2));
         assert_eq!(d.peer_infos()[2].endpoint, addr(30));

@@ -1,6 +1,7 @@
 //! Four real node processes on loopback: agreement, a killed validator, garbage from a peer,
 //! and catch-up after restart.
 
+mod support;
 use appliance::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
 use consensus::{Message, Vote};
 use jsonrpsee::core::client::ClientT;
@@ -158,30 +159,14 @@ async fn assert_same_hashes(net: &Net, nodes: &[usize], upto: u64) {
     }
 }
 
-async fn metric(offset: u16, i: usize, name: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", 9900 + offset + i as u16))
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Waits until node `i` finalizes a block through consensus itself (not catch-up).
 async fn finalizes_in_consensus(offset: u16, i: usize) {
     let name = "harmony_consensus_blocks_finalized_total";
-    let before = metric(offset, i, name).await;
+    let before = support::metric(offset, i, name).await;
     wait_for(
         &format!("node{i} to finalize in consensus"),
         Duration::from_secs(30),
-        async || metric(offset, i, name).await > before,
+        async || support::metric(offset, i, name).await > before,
     )
     .await;
 }
@@ -297,11 +282,11 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     wait_for(
         "guard records in metrics",
         Duration::from_secs(10),
-        async || metric(offset, 1, "harmony_signer_guard_records_total").await >= 20.0,
+        async || support::metric(offset, 1, "harmony_signer_guard_records_total").await >= 20.0,
     )
     .await;
     assert_eq!(
-        metric(offset, 1, "harmony_signer_guard_refusals_total").await,
+        support::metric(offset, 1, "harmony_signer_guard_refusals_total").await,
         0.0
     );
 
@@ -318,7 +303,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     .await;
     let h = height(&net.client(1)).await.unwrap();
     assert_same_hashes(&net, &[0, 1, 2], h).await;
-    let faults = metric(offset, 0, "harmony_network_peer_faults_total{peer=\"3\"}").await;
+    let faults = support::metric(offset, 0, "harmony_network_peer_faults_total{peer=\"3\"}").await;
     assert!(faults >= 10.0, "garbage from node3 was counted: {faults}");
     assert!(
         net.log(0).contains("rejected message from peer"),
@@ -326,7 +311,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     );
     // Ten faults cost the peer its connection (HET-61).
     assert!(
-        metric(
+        support::metric(
             offset,
             0,
             "harmony_network_peer_bans_total{reason=\"score\"}"
@@ -365,10 +350,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
         .request::<Value, _>("hmy_blockPeer", rpc_params![17])
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("names no known peer"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("names no known peer"), "{err}");
 
     // Restarted, node 3 catches up from its peers and agrees.
     net.start(3);
@@ -380,7 +362,7 @@ async fn four_nodes_agree_survive_a_kill_and_catch_up() {
     let h3 = height(&net.client(3)).await.unwrap();
     assert_same_hashes(&net, &[0, 3], h3).await;
     assert!(
-        metric(offset, 3, "harmony_sync_blocks_total").await >= 10.0,
+        support::metric(offset, 3, "harmony_sync_blocks_total").await >= 10.0,
         "node3 used catch-up"
     );
     // And then it takes part in consensus again (finalizes blocks itself).
@@ -512,7 +494,7 @@ async fn killing_the_leader_causes_a_view_change_and_the_chain_continues() {
     .await;
     let mut changes = 0.0;
     for &i in &others {
-        changes += metric(offset, i, "harmony_consensus_view_changes_total").await;
+        changes += support::metric(offset, i, "harmony_consensus_view_changes_total").await;
     }
     assert!(changes >= 1.0, "a view change happened");
     let h = height(&net.client(others[2])).await.unwrap();
@@ -582,7 +564,7 @@ async fn a_late_validator_catches_up_over_several_sync_batches() {
         height(&net.client(3)).await.unwrap_or(0) + 2 >= lead
     })
     .await;
-    let synced = metric(offset, 3, "harmony_sync_blocks_total").await;
+    let synced = support::metric(offset, 3, "harmony_sync_blocks_total").await;
     assert!(synced >= 129.0, "node3 stored {synced} blocks by catch-up");
     let h3 = height(&net.client(3)).await.unwrap();
     assert_same_hashes(&net, &[0, 3], h3).await;

@@ -13,11 +13,10 @@ use alloy_primitives::{keccak256, Address, TxKind, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const NODES: usize = 4;
@@ -26,78 +25,8 @@ const CHAIN_ID: u64 = 31_415_926;
 const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const ONE: u128 = 1_000_000_000_000_000_000;
 
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ha(dir: &Path, args: &[&str]) -> Output {
-    Command::new(support::BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn client(port: u16) -> HttpClient {
-    HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(5))
-        .build(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-}
-
-/// Starts a MockHsm connector process and provisions it with the default profile.
-fn mock_hsm(dir: &Path) -> (Kill, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mock = Kill(
-        Command::new(support::BIN)
-            .args([
-                "hsm",
-                "mock-connector",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    support::wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
-    // The connector may accept TCP a moment before it answers: retry a setup that did not
-    // reach it (it changed nothing).
-    let mut attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
-    for _ in 0..20 {
-        if attempt.status.success()
-            || !String::from_utf8_lossy(&attempt.stderr).contains("no HSM answers")
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-        attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
-    }
-    assert!(
-        attempt.status.success(),
-        "hsm setup: {}",
-        String::from_utf8_lossy(&attempt.stderr)
-    );
-    (mock, url)
-}
-
-fn quantity(v: &Value) -> u128 {
-    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
 async fn balance(c: &HttpClient, a: Address) -> u128 {
-    quantity(
+    support::quantity(
         &c.request::<Value, _>("eth_getBalance", rpc_params![a, "latest"])
             .await
             .unwrap(),
@@ -112,7 +41,7 @@ fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> (String, String, bool)
         all.extend(["--rpc", r.as_str()]);
     }
     all.extend(&args[1..]);
-    let o = ha(dir, &all);
+    let o = support::ha(dir, &all);
     (
         String::from_utf8_lossy(&o.stdout).to_string(),
         String::from_utf8_lossy(&o.stderr).to_string(),
@@ -122,10 +51,10 @@ fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> (String, String, bool)
 
 /// Waits until every node has stored the block of `receipt` (the CLI polled one of them).
 async fn all_reach(rpcs: &[HttpClient], receipt: &Value) {
-    let n = quantity(&receipt["blockNumber"]);
+    let n = support::quantity(&receipt["blockNumber"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     for c in rpcs {
-        while quantity(
+        while support::quantity(
             &c.request::<Value, _>("eth_blockNumber", rpc_params![])
                 .await
                 .unwrap(),
@@ -148,7 +77,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let hsm_dir = tmp.path().join("hsm");
     std::fs::create_dir_all(&hsm_dir).unwrap();
-    let (_mock, hsm_url) = mock_hsm(&hsm_dir);
+    let (_mock, hsm_url) = support::mock_hsm(&hsm_dir);
     let operator_pw = hsm_dir.join("hsm-secrets/operator-password");
 
     let net = tmp.path().join("net");
@@ -169,7 +98,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     let rpcs: Vec<String> = (0..NODES)
         .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
         .collect();
-    let rpc = |i: usize| client(9500 + offset + i as u16);
+    let rpc = |i: usize| support::client(9500 + offset + i as u16);
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..NODES {
         while rpc(i)
@@ -183,7 +112,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     }
 
     // `keys transport` prints what the chain spec has for the node.
-    let out = ha(&net.join("node0"), &["keys", "transport"]);
+    let out = support::ha(&net.join("node0"), &["keys", "transport"]);
     assert!(
         out.status.success(),
         "{}",
@@ -411,10 +340,10 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     // The next epoch's committee, elected at the last block of the current one, holds the
     // newcomer; the header that carries it is the same on every node.
     let start: String = rpc(0).request("hmy_getEpoch", rpc_params![]).await.unwrap();
-    let start = quantity(&Value::String(start));
+    let start = support::quantity(&Value::String(start));
     loop {
         let e: String = rpc(0).request("hmy_getEpoch", rpc_params![]).await.unwrap();
-        if quantity(&Value::String(e)) > start {
+        if support::quantity(&Value::String(e)) > start {
             break;
         }
         assert!(

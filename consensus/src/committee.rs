@@ -103,8 +103,11 @@ impl Committee {
         internal_share: state::staking::Dec,
     ) -> Result<Self, CommitteeError> {
         use alloy_primitives::U256;
-        let mut taken_keys: std::collections::HashSet<[u8; 48]> =
-            internal.keys.iter().map(|k| k.public_key.to_bytes()).collect();
+        let mut taken_keys: std::collections::HashSet<[u8; 48]> = internal
+            .keys
+            .iter()
+            .map(|k| k.public_key.to_bytes())
+            .collect();
         let mut by_validator: std::collections::BTreeMap<Address, Vec<&state::staking::Slot>> =
             Default::default();
         for s in slots {

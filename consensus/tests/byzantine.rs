@@ -29,7 +29,13 @@ fn flush(c: &mut Cluster) -> Vec<(usize, Message)> {
         if byzantine(to) {
             inbox.push((from, msg));
         } else {
-            c.input(to, Input::Message { from: peer(from), msg });
+            c.input(
+                to,
+                Input::Message {
+                    from: peer(from),
+                    msg,
+                },
+            );
         }
     }
     inbox

@@ -60,8 +60,8 @@ fn an_elected_committee_follows_the_internal_members() {
     let election = elect(&staking, &params);
     assert_eq!(election.slots.len(), 4);
     let internal = Committee::from_spec(&common::spec(&[1, 1], 2)).unwrap();
-    let c = Committee::after_election(&internal, &election.slots, &staking, Dec::percent(49))
-        .unwrap();
+    let c =
+        Committee::after_election(&internal, &election.slots, &staking, Dec::percent(49)).unwrap();
     assert_eq!(c.key_count(), 6);
     let addresses: Vec<Address> = c.members.iter().map(|m| m.address).collect();
     assert_eq!(
@@ -90,7 +90,10 @@ fn an_elected_committee_follows_the_internal_members() {
     assert!(!c.is_quorum(c.members[0].power + c.members[1].power));
     assert!(c.is_quorum(c.members[0].power + c.members[1].power + c.members[2].power));
     assert_eq!(c.member_by_transport_key(&[0x22; 32]), Some(3));
-    assert_eq!(c.member_by_transport_key(&internal.members[1].transport_key), Some(1));
+    assert_eq!(
+        c.member_by_transport_key(&internal.members[1].transport_key),
+        Some(1)
+    );
     // Leaders rotate over all six keys, two blocks each.
     let leaders: Vec<usize> = (1..=12).map(|n| c.leader(n, 0, 0, &[])).collect();
     assert_eq!(leaders, vec![0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4]);
@@ -105,7 +108,11 @@ fn an_elected_committee_follows_the_internal_members() {
     for (k, p) in c.members[2].keys.clone().zip(positions) {
         assert_eq!(c.keys[k].public_key, mine[p]);
     }
-    assert_eq!(c.member_signing_with(&mine[..1]), None, "one key of two: observe");
+    assert_eq!(
+        c.member_signing_with(&mine[..1]),
+        None,
+        "one key of two: observe"
+    );
 
     // Nobody elected: the internal committee as it is.
     let same = Committee::after_election(&internal, &[], &staking, Dec::percent(49)).unwrap();

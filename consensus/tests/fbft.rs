@@ -86,7 +86,9 @@ fn validator_walks_through_every_phase() {
             signatures: sigs,
         },
     );
-    assert!(matches!(&eff[..], [Effect::Send(p, Message::Prepare(vote))] if vote.hash == hash && *p == peer(0)));
+    assert!(
+        matches!(&eff[..], [Effect::Send(p, Message::Prepare(vote))] if vote.hash == hash && *p == peer(0))
+    );
 
     // A prepared certificate from nodes 0, 2, 3.
     let prepared = cert(&c, MsgKind::Prepare, &[0, 2, 3], 1, 1, hash);
@@ -597,7 +599,13 @@ fn a_late_announce_check_does_not_prepare_in_a_new_view() {
     let v = &mut c.nodes[1].fbft;
     let (number, view, _) = v.round();
     let now = c.now_ms;
-    let eff = v.step(now, Input::Message { from: peer(from), msg });
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: peer(from),
+            msg,
+        },
+    );
     let job = eff
         .into_iter()
         .find(|e| matches!(e, Effect::Verify(_)))

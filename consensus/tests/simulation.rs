@@ -24,11 +24,11 @@ mod common;
 use accel::{Engine, Signature};
 use common::{build_by, node_of, peer, secret, signer, spec, CHAIN_ID, GENESIS_MS};
 use consensus::{Committee, Config, Effect, Fbft, Input, Message, SafetyRecord, Timer, Tip};
-use std::cell::RefCell;
 use hsm::{LocalSigner, Signer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use state::{Block, Bytes, CommitCertificate, B256};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -244,9 +244,8 @@ impl Sim {
                 let bench = if epoch == 0 {
                     self.size
                 } else {
-                    let honest: Vec<usize> = (0..self.nodes.len())
-                        .filter(|&i| self.honest(i))
-                        .collect();
+                    let honest: Vec<usize> =
+                        (0..self.nodes.len()).filter(|&i| self.honest(i)).collect();
                     let mix = (self.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15))
                         .wrapping_mul(0xbf58_476d_1ce4_e5b9);
                     honest[(mix >> 32) as usize % honest.len()]
@@ -308,13 +307,7 @@ impl Sim {
             .map(|(b, _)| b.header.last_commit_bitmap.clone())
             .collect();
         let committees = self.committees(tip.number);
-        let fbft = Fbft::new(
-            self.config(i),
-            committees,
-            tip,
-            recent,
-            node.safety.clone(),
-        );
+        let fbft = Fbft::new(self.config(i), committees, tip, recent, node.safety.clone());
         if self.honest(i) {
             let dir = self.guard_dir.path().join(i.to_string());
             let guard = hsm::Guard::open(&dir).expect("guard log reopens after a crash");
@@ -1179,7 +1172,10 @@ fn simulation() {
     println!("simulation: {seeds} seeds took {:.0?}", began.elapsed());
     assert!(failed.is_empty(), "failed seeds: {failed:?}");
     assert!(total.blocks > 0);
-    assert!(total.epochs > 0, "no run crossed an epoch: the hand-off went untested");
+    assert!(
+        total.epochs > 0,
+        "no run crossed an epoch: the hand-off went untested"
+    );
     assert!(
         total.spare_signed > 0,
         "the spare never signed: joining the committee went untested"

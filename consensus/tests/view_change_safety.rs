@@ -31,7 +31,13 @@ fn flush(c: &mut Cluster, inbox: &mut Inbox, lost: impl Fn(usize, usize, &Messag
         if to == BYZ {
             inbox.push((from, msg));
         } else if !lost(from, to, &msg) {
-            c.input(to, Input::Message { from: peer(from), msg });
+            c.input(
+                to,
+                Input::Message {
+                    from: peer(from),
+                    msg,
+                },
+            );
         }
     }
 }
@@ -392,7 +398,13 @@ fn a_view_change_lock_is_executed_only_after_it_verified() {
             prepared: vec![proof.clone()],
         };
         let msg = Message::ViewChange(Box::new(vc));
-        let eff = fbft.step(GENESIS_MS, Input::Message { from: peer(BYZ), msg });
+        let eff = fbft.step(
+            GENESIS_MS,
+            Input::Message {
+                from: peer(BYZ),
+                msg,
+            },
+        );
         let validates = |eff: &[consensus::Effect]| {
             eff.iter()
                 .any(|e| matches!(e, consensus::Effect::Validate(x) if x.hash() == b))
@@ -433,7 +445,13 @@ fn views_converge_when_one_node_is_a_view_ahead() {
     let deliver = |c: &mut Cluster, lost: &dyn Fn(usize, usize, &Message) -> bool| {
         while let Some((from, to, msg)) = c.wire.pop_front() {
             if to != 0 && !lost(from, to, &msg) {
-                c.input(to, Input::Message { from: peer(from), msg });
+                c.input(
+                    to,
+                    Input::Message {
+                        from: peer(from),
+                        msg,
+                    },
+                );
             }
         }
     };
@@ -487,7 +505,10 @@ fn views_converge_when_one_node_is_a_view_ahead() {
 fn step_with(c: &mut Cluster, i: usize, from: usize, msg: Message) -> Vec<consensus::Effect> {
     let now = c.now_ms;
     let mut all = vec![];
-    let mut queue = std::collections::VecDeque::from([Input::Message { from: peer(from), msg }]);
+    let mut queue = std::collections::VecDeque::from([Input::Message {
+        from: peer(from),
+        msg,
+    }]);
     while let Some(input) = queue.pop_front() {
         for e in c.nodes[i].fbft.step(now, input) {
             match &e {
@@ -558,7 +579,13 @@ fn rules_table() {
                     continue;
                 }
             }
-            st.c.input(to, Input::Message { from: peer(from), msg });
+            st.c.input(
+                to,
+                Input::Message {
+                    from: peer(from),
+                    msg,
+                },
+            );
         }
         let nv = nv.expect("node 2 sent NewView(3)");
         assert_eq!(nv.block.hash(), st.b, "{rule}: node 2 re-proposes B");

@@ -69,6 +69,11 @@ pub struct LocalnetArgs {
     /// within a minute at 2-second blocks; mainnet Harmony uses 32,768.
     #[arg(long, default_value_t = 30)]
     pub epoch_blocks: u64,
+    /// Extra nodes outside the chain spec (node<nodes>, …): they sync as observers, listed in
+    /// every node's `network.observers`, until registered with `staking create-validator`
+    /// and elected. Fixed when the network is generated.
+    #[arg(long, default_value_t = 0)]
+    pub observers: usize,
     /// Delete the data directory and start a new chain.
     #[arg(long)]
     pub reset: bool,
@@ -94,6 +99,10 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
     if args.nodes == 0 || args.nodes > 64 {
         bail!("--nodes must be between 1 and 64, got {}", args.nodes);
     }
+    if args.observers > 16 {
+        bail!("--observers must be at most 16, got {}", args.observers);
+    }
+    let total = args.nodes + args.observers;
     if args.reset && dir.exists() {
         super::keys::localnet_stop_mocks(&dir);
         std::fs::remove_dir_all(&dir).wrap_err_with(|| format!("removing {}", dir.display()))?;
@@ -119,8 +128,15 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
             );
         }
         println!("resuming the local network in {}", dir.display());
-        for i in 0..args.nodes {
-            super::keys::localnet_resume_node(&dir.join(format!("node{i}")), i, args.port_offset)?;
+        for i in 0..total {
+            let node = dir.join(format!("node{i}"));
+            if i >= args.nodes && !node.exists() {
+                bail!(
+                    "{} was generated without observer node{i}; pass --reset to generate one",
+                    dir.display()
+                );
+            }
+            super::keys::localnet_resume_node(&node, i, args.port_offset)?;
         }
     } else {
         generate(&dir, args)?;
@@ -135,7 +151,7 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
     }
     print_dev_accounts()?;
     let exe = std::env::current_exe()?;
-    let mut children: Vec<Child> = (0..args.nodes)
+    let mut children: Vec<Child> = (0..total)
         .map(|i| {
             spawn(
                 &exe,
@@ -144,9 +160,10 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
             )
         })
         .collect::<eyre::Result<_>>()?;
-    for i in 0..args.nodes {
+    for i in 0..total {
+        let role = if i < args.nodes { "" } else { " (observer)" };
         println!(
-            "node{i}: QUIC 127.0.0.1:{} RPC http://127.0.0.1:{} metrics http://127.0.0.1:{}/metrics log {}",
+            "node{i}{role}: QUIC 127.0.0.1:{} RPC http://127.0.0.1:{} metrics http://127.0.0.1:{}/metrics log {}",
             9000 + args.port_offset as usize + i,
             9500 + args.port_offset as usize + i,
             9900 + args.port_offset as usize + i,
@@ -168,7 +185,9 @@ fn node_addr(base: u16, offset: u16, i: usize) -> std::net::SocketAddr {
 
 fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
     let mut validators = Vec::new();
-    for i in 0..args.nodes {
+    let mut configs = Vec::new();
+    let mut observers = Vec::new();
+    for i in 0..args.nodes + args.observers {
         let node_dir = dir.join(format!("node{i}"));
         let keys_dir = node_dir.join("keys");
         std::fs::create_dir_all(&keys_dir)?;
@@ -188,6 +207,19 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
             i,
             args.port_offset,
         )?;
+        if i >= args.nodes {
+            // Outside the spec: it listens where the others will dial it.
+            cfg.network.listen = Some(node_addr(9000, args.port_offset, i));
+            observers.push(crate::config::ObserverConfig {
+                transport_key: hex::encode(transport),
+                endpoint: node_addr(9000, args.port_offset, i),
+            });
+            cfg.rpc.listen = node_addr(9500, args.port_offset, i);
+            cfg.metrics.listen = node_addr(9900, args.port_offset, i);
+            cfg.accel.threads = 1;
+            configs.push((node_dir, cfg));
+            continue;
+        }
         validators.push(Validator {
             address: Address::from_slice(&keccak256(transport)[12..]),
             voting_power: 100,
@@ -202,6 +234,10 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         cfg.metrics.listen = node_addr(9900, args.port_offset, i);
         // Several nodes share this machine: one verification thread each.
         cfg.accel.threads = 1;
+        configs.push((node_dir, cfg));
+    }
+    for (node_dir, mut cfg) in configs {
+        cfg.network.observers = observers.clone();
         std::fs::write(node_dir.join("config.toml"), cfg.to_toml())?;
     }
     let spec = ChainSpec {
@@ -219,9 +255,12 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
             (state::forks::STAKING.to_string(), 0),
         ]
         .into(),
+        // The spec's validators keep 70% of the voting power after elections (Harmony:
+        // 49%), so a test validator that registers and never runs a node cannot stall it.
         staking: state::staking::StakingParams {
             min_self_delegation: alloy_primitives::U256::from(1_000u64)
                 * alloy_primitives::U256::from(state::staking::ONE),
+            internal_voting_share: state::staking::Dec::percent(70),
             ..Default::default()
         },
         alloc: dev_accounts()?
@@ -281,7 +320,7 @@ fn spawn(exe: &Path, node_dir: &Path, log_format: Option<&str>) -> eyre::Result<
 
 async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Result<()> {
     use jsonrpsee::core::client::ClientT;
-    let clients: Vec<_> = (0..args.nodes)
+    let clients: Vec<_> = (0..args.nodes + args.observers)
         .map(|i| {
             jsonrpsee::http_client::HttpClientBuilder::default()
                 .request_timeout(Duration::from_millis(500))
@@ -337,7 +376,7 @@ async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Resul
             height / args.epoch_blocks.max(1),
             b["viewID"],
             b["leader"],
-            args.nodes
+            args.nodes + args.observers
         );
         if tty {
             print!("\r{line}    ");

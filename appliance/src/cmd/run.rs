@@ -158,8 +158,7 @@ async fn run_async(
     };
     let directory = crate::directory::PeerDirectory::new(&spec, &cfg.network.observer_keys());
     let peers = directory.peer_infos();
-    let directory: crate::directory::SharedDirectory =
-        Arc::new(std::sync::Mutex::new(directory));
+    let directory: crate::directory::SharedDirectory = Arc::new(std::sync::Mutex::new(directory));
     let (mesh, inbound) = Mesh::start(MeshConfig {
         listen,
         identity,

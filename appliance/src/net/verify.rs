@@ -128,7 +128,12 @@ impl Pins {
             .map_err(|e| PinRejection::MalformedCertificate(e.to_string()))?;
         let spki = ee.subject_public_key_info();
         let key = ed25519_key_from_spki(spki.as_ref()).ok_or(PinRejection::NotEd25519)?;
-        if !self.keys.read().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+        if !self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
             return Err(PinRejection::UnknownKey {
                 key: hex::encode(key),
                 context: self.context.clone(),
@@ -208,7 +213,12 @@ impl PinnedServerVerifier {
     pub fn new(peer_key: [u8; 32], peer_label: &str, spec_hash: [u8; 32]) -> Self {
         let context = format!("; expected {} for {peer_label}", hex::encode(peer_key));
         Self {
-            pins: Pins::new("client", Arc::new(std::sync::RwLock::new(HashSet::from([peer_key]))), context, &spec_hash),
+            pins: Pins::new(
+                "client",
+                Arc::new(std::sync::RwLock::new(HashSet::from([peer_key]))),
+                context,
+                &spec_hash,
+            ),
         }
     }
 }

@@ -17,7 +17,8 @@ impl Driver {
         let m = &self.ctx.metrics;
         m.chain_height.set(self.fbft.tip().number as i64);
         m.consensus_view.set(view as i64);
-        m.consensus_is_leader.set((Some(leader) == self.fbft.me_index()) as i64);
+        m.consensus_is_leader
+            .set((Some(leader) == self.fbft.me_index()) as i64);
         let mut s = self.ctx.board.status.locked();
         s.block_number = number - 1;
         s.view_id = view;

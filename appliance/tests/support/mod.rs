@@ -4,7 +4,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
@@ -37,40 +37,59 @@ pub fn edit_config(dir: &Path, i: usize, edits: &[(&str, &str)]) {
 /// Running node processes of one network; killed on drop, logs printed if the test failed.
 pub struct Nodes {
     dir: PathBuf,
-    children: Vec<Child>,
+    rust_log: String,
+    /// By node index; None while stopped.
+    children: Vec<Option<Child>>,
 }
 
 impl Nodes {
     /// Starts `run` for nodes `0..n` of the network in `dir`, logging to `node<i>/node.log`.
     pub fn start(dir: &Path, n: usize, rust_log: &str) -> Self {
-        let children = (0..n)
-            .map(|i| {
-                let node = dir.join(format!("node{i}"));
-                let log = std::fs::File::create(node.join("node.log")).unwrap();
-                Command::new(BIN)
-                    .arg("run")
-                    .arg("--data-dir")
-                    .arg(&node)
-                    .env("RUST_LOG", rust_log)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        Self {
+        let mut nodes = Self {
             dir: dir.to_path_buf(),
-            children,
+            rust_log: rust_log.to_string(),
+            children: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            nodes.restart(i);
+        }
+        nodes
+    }
+
+    /// Starts node `i` again (appending to its log).
+    pub fn restart(&mut self, i: usize) {
+        let node = self.dir.join(format!("node{i}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.join("node.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&node)
+            .env("RUST_LOG", &self.rust_log)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    /// Kills node `i` (SIGKILL: no clean shutdown).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
+        for i in 0..self.children.len() {
+            self.kill(i);
         }
         if std::thread::panicking() {
             for i in 0..self.children.len() {
@@ -99,4 +118,96 @@ pub fn wait_port(addr: &str, timeout: Duration) {
 /// in a band of its own so parallel test binaries do not collide.
 pub fn port_offset(band: u16) -> u16 {
     band + (std::process::id() % 40) as u16 * 10
+}
+
+/// A helper process, killed on drop.
+pub struct Kill(pub Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `harmony-appliance --data-dir <dir> <args>` to completion.
+pub fn ha(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A JSON-RPC client of the node listening on `port` (5 s per request).
+pub fn client(port: u16) -> jsonrpsee::http_client::HttpClient {
+    jsonrpsee::http_client::HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(5))
+        .build(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+}
+
+/// Starts a MockHsm connector process and provisions it with the default profile (its
+/// secrets under `dir/hsm-secrets`); returns it with its URL.
+pub fn mock_hsm(dir: &Path) -> (Kill, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mock = Kill(
+        Command::new(BIN)
+            .args([
+                "hsm",
+                "mock-connector",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+    // The connector may accept TCP a moment before it answers: retry a setup that did not
+    // reach it (it changed nothing).
+    let mut attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
+    for _ in 0..20 {
+        if attempt.status.success()
+            || !String::from_utf8_lossy(&attempt.stderr).contains("no HSM answers")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
+    }
+    assert!(
+        attempt.status.success(),
+        "hsm setup: {}",
+        String::from_utf8_lossy(&attempt.stderr)
+    );
+    (mock, url)
+}
+
+/// A JSON-RPC quantity (`"0x…"`).
+pub fn quantity(v: &serde_json::Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// The sum of every sample of metric `name` on node `i`'s `/metrics`.
+pub async fn metric(offset: u16, i: usize, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", 9900 + offset + i as u16))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

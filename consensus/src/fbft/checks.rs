@@ -120,8 +120,8 @@ impl Fbft {
             Check::NewView { from, nv } => {
                 if !all_ok {
                     return Self::fault(
-                out,
-                self.peer(from),
+                        out,
+                        self.peer(from),
                         FaultKind::BadSignature,
                         "NewView proof does not verify",
                     );

@@ -195,7 +195,10 @@ pub enum Input {
     },
     /// A block was durably stored (by finalization or catch-up): the new tip, the committee
     /// that signed it and the one of the height after it.
-    Persisted { tip: Tip, committees: Committees },
+    Persisted {
+        tip: Tip,
+        committees: Committees,
+    },
 }
 
 #[allow(clippy::large_enum_variant)]

@@ -88,8 +88,8 @@ impl Fbft {
         if r.block.is_some() || r.announce_checking {
             if r.block.as_ref().map(Block::hash) != Some(block.hash()) {
                 Self::fault(
-                out,
-                self.peer(from),
+                    out,
+                    self.peer(from),
                     FaultKind::Equivocation,
                     "second, different announce in one round (equivocation)",
                 );

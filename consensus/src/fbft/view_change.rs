@@ -175,8 +175,8 @@ impl Fbft {
                     .checking
                     .remove(&from);
                 return Self::fault(
-                out,
-                self.peer(from),
+                    out,
+                    self.peer(from),
                     FaultKind::Protocol,
                     format!("view change: {reason}"),
                 );
@@ -273,7 +273,9 @@ impl Fbft {
         // must respect like every other (and the leader prepares what it proposes).
         if view != self.round.view
             || Some(self.leader_of(view)) != self.me_index()
-            || !self.me_index().is_some_and(|me| set.verified.contains_key(&me))
+            || !self
+                .me_index()
+                .is_some_and(|me| set.verified.contains_key(&me))
             || !committee.is_quorum(power)
         {
             return;

@@ -264,11 +264,8 @@ impl Mesh {
             inbound: inbound_tx,
             max_message_bytes: max,
         });
-        let accept_task = tokio::spawn(accept_loop(
-            endpoint.clone(),
-            acceptor,
-            shutdown_rx.clone(),
-        ));
+        let accept_task =
+            tokio::spawn(accept_loop(endpoint.clone(), acceptor, shutdown_rx.clone()));
 
         let inner = Arc::new(Inner {
             blocked,

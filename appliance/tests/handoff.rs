@@ -1,0 +1,331 @@
+//! The open validator set on five real node processes: four spec validators and a fifth node
+//! that starts as an observer (listed in the others' `network.observers`) and syncs. Its
+//! operator registers it with the CLI, the operator key inside a MockHsm; it is elected at the
+//! next epoch and its keys sign. A second validator (never run) is elected, undelegates
+//! below its minimum self-delegation and leaves the committee. The chain keeps finalizing
+//! across five epoch changes, and a validator killed before all that, restarted epochs later,
+//! catches up across every hand-off.
+
+mod support;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{keccak256, Address, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClient;
+use jsonrpsee::rpc_params;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const VALIDATORS: usize = 4;
+const OBSERVER: usize = 4;
+const EPOCH_BLOCKS: u64 = 10;
+const CHAIN_ID: u64 = 31_415_926;
+/// Development account 0 of the standard test mnemonic.
+const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// Development account 5's address (the second validator's operator).
+const DEV5: &str = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc";
+const ONE: u128 = 1_000_000_000_000_000_000;
+
+async fn height(c: &HttpClient) -> u64 {
+    match c
+        .request::<Value, _>("eth_blockNumber", rpc_params![])
+        .await
+    {
+        Ok(v) => support::quantity(&v) as u64,
+        Err(_) => 0,
+    }
+}
+
+async fn block_hash(c: &HttpClient, n: u64) -> Option<String> {
+    let b: Value = c
+        .request(
+            "eth_getBlockByNumber",
+            rpc_params![format!("0x{n:x}"), false],
+        )
+        .await
+        .ok()?;
+    b["hash"].as_str().map(str::to_string)
+}
+
+async fn elected(c: &HttpClient) -> Vec<Address> {
+    c.request("hmy_getElectedValidatorAddresses", rpc_params![])
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 200 ms until it holds, failing after `within`.
+async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `staking <args>` against the given nodes; panics with the output on failure.
+fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> String {
+    let mut all = vec!["staking", args[0]];
+    for r in rpcs {
+        all.extend(["--rpc", r.as_str()]);
+    }
+    all.extend(&args[1..]);
+    let o = support::ha(dir, &all);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "staking {}: {out}\n{err}", args[0]);
+    out
+}
+
+/// The line `label 0x…` that `keys pop` prints.
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no `{label}` in {out}"))
+}
+
+fn transfer(to: Address, amount: u128) -> String {
+    let funder: PrivateKeySigner = DEV_KEY.parse().unwrap();
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to),
+        value: U256::from(amount),
+        ..Default::default()
+    };
+    let sig = funder.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    format!("0x{}", hex::encode(env.encoded_2718()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hsm_dir = tmp.path().join("hsm");
+    std::fs::create_dir_all(&hsm_dir).unwrap();
+    let (_mock, hsm_url) = support::mock_hsm(&hsm_dir);
+    let operator_pw = hsm_dir.join("hsm-secrets/operator-password");
+
+    let net = tmp.path().join("net");
+    let offset = support::port_offset(3000);
+    support::generate(
+        &net,
+        offset,
+        &[
+            "--block-time-ms",
+            "300",
+            "--blocks-per-leader",
+            "2",
+            "--epoch-blocks",
+            &EPOCH_BLOCKS.to_string(),
+            "--observers",
+            "1",
+        ],
+    );
+    let mut nodes = support::Nodes::start(&net, VALIDATORS + 1, "info");
+    let rpcs: Vec<String> = (0..=OBSERVER)
+        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
+        .collect();
+    let rpc = |i: usize| support::client(9500 + offset + i as u16);
+    let guard_records = |i: usize| support::metric(offset, i, "harmony_signer_guard_records_total");
+
+    // The observer follows the chain without signing anything.
+    wait_for(
+        "the observer to sync",
+        Duration::from_secs(60),
+        async || height(&rpc(OBSERVER)).await >= 3,
+    )
+    .await;
+    assert_eq!(
+        block_hash(&rpc(OBSERVER), 3).await,
+        block_hash(&rpc(0), 3).await
+    );
+    // Validator 3 goes down here and comes back epochs later.
+    nodes.kill(3);
+    let stopped_at = height(&rpc(0)).await;
+
+    // The operator key is the HSM's; fund it.
+    let pw = std::fs::read_to_string(&operator_pw).unwrap();
+    let session = hsm::yubi::open(&hsm_url, 3, pw.trim().as_bytes()).unwrap();
+    let public = hsm::yubi::operator_public_key(&session, 49).unwrap();
+    drop(session);
+    let operator = Address::from_slice(&keccak256(&public[1..])[12..]);
+    let _: String = rpc(0)
+        .request(
+            "eth_sendRawTransaction",
+            rpc_params![transfer(operator, 5_000 * ONE)],
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "the funding transfer",
+        Duration::from_secs(30),
+        async || {
+            let b: Value = rpc(1)
+                .request("eth_getBalance", rpc_params![operator, "latest"])
+                .await
+                .unwrap();
+            support::quantity(&b) > 0
+        },
+    )
+    .await;
+
+    // Register the observer: its BLS key with proof of possession and its transport key, as
+    // its own node prints them, signed by the operator key inside the HSM.
+    let node4 = net.join(format!("node{OBSERVER}"));
+    let pop = support::ha(&node4, &["keys", "pop"]);
+    let pop = String::from_utf8_lossy(&pop.stdout).to_string();
+    let bls = format!(
+        "{}:{}",
+        field(&pop, "public_key"),
+        field(&pop, "proof_of_possession")
+    );
+    let transport = support::ha(&node4, &["keys", "transport"]);
+    let transport = String::from_utf8_lossy(&transport.stdout)
+        .trim()
+        .to_string();
+    let endpoint = format!("127.0.0.1:{}", 9000 + offset + OBSERVER as u16);
+    assert_eq!(guard_records(OBSERVER).await, 0.0, "an observer signed");
+    let create = |bls: &str, transport: &str, endpoint: &str, amount: &str| -> Vec<String> {
+        [
+            "create-validator",
+            "--bls-key",
+            bls,
+            "--name",
+            "newcomer",
+            "--rate",
+            "0.1",
+            "--max-rate",
+            "0.2",
+            "--max-change-rate",
+            "0.05",
+            "--min-self-delegation",
+            "1000",
+            "--max-total-delegation",
+            "100000",
+            "--amount",
+            amount,
+            "--transport-key",
+            transport,
+            "--endpoint",
+            endpoint,
+            "--wait-s",
+            "60",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut args = create(&bls, &transport, &endpoint, "2000");
+    args.extend([
+        "--hsm-connector".into(),
+        hsm_url.clone(),
+        "--hsm-password-file".into(),
+        operator_pw.to_str().unwrap().into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    staking(tmp.path(), &rpcs[..3], &args);
+
+    // A second validator that never runs a node (development account 5).
+    let sk = accel::SecretKey::from_ikm(&[55; 32]).unwrap();
+    let bls2 = format!(
+        "0x{}:0x{}",
+        hex::encode(sk.public_key().to_bytes()),
+        hex::encode(sk.prove_possession().to_bytes())
+    );
+    let mut args = create(
+        &bls2,
+        &format!("0x{}", "22".repeat(32)),
+        "127.0.0.1:1",
+        "1500",
+    );
+    args.extend(["--dev-account".into(), "5".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    staking(tmp.path(), &rpcs[..3], &args);
+    let leaver: Address = DEV5.parse().unwrap();
+    let registered_at = height(&rpc(0)).await;
+    let epoch_of = |h: u64| h / EPOCH_BLOCKS;
+
+    // The next election chooses both; from that epoch on the observer's keys sign.
+    wait_for("both to be elected", Duration::from_secs(60), async || {
+        let e = elected(&rpc(0)).await;
+        e.contains(&operator) && e.contains(&leaver)
+    })
+    .await;
+    wait_for(
+        "the newcomer to sign",
+        Duration::from_secs(60),
+        async || guard_records(OBSERVER).await > 0.0,
+    )
+    .await;
+    let info: Value = rpc(1)
+        .request("hmy_getValidatorInformation", rpc_params![operator])
+        .await
+        .unwrap();
+    assert_eq!(info["epos-status"], "currently elected", "{info}");
+
+    // The second validator takes its stake out: below its minimum self-delegation it is not
+    // elected again, and leaves the committee.
+    let leaver_s = leaver.to_string();
+    staking(
+        tmp.path(),
+        &rpcs[..3],
+        &[
+            "undelegate",
+            "--dev-account",
+            "5",
+            "--validator",
+            &leaver_s,
+            "--amount",
+            "1500",
+            "--wait-s",
+            "60",
+        ],
+    );
+    wait_for("the leaver to leave", Duration::from_secs(60), async || {
+        elected(&rpc(0)).await == vec![operator]
+    })
+    .await;
+
+    // Five epoch changes since registration, without a stall.
+    let target = (epoch_of(registered_at) + 5) * EPOCH_BLOCKS;
+    wait_for("five epoch changes", Duration::from_secs(120), async || {
+        height(&rpc(0)).await >= target
+    })
+    .await;
+    let signed = guard_records(OBSERVER).await;
+    assert!(
+        signed >= 10.0,
+        "the newcomer signed only {signed} messages over several epochs in the committee"
+    );
+
+    // Validator 3, down since before the first hand-off, catches up across all of them.
+    nodes.restart(3);
+    let now = height(&rpc(0)).await;
+    assert!(
+        epoch_of(now) >= epoch_of(stopped_at) + 5,
+        "{stopped_at} → {now}"
+    );
+    wait_for(
+        "validator 3 to catch up",
+        Duration::from_secs(120),
+        async || height(&rpc(3)).await >= now,
+    )
+    .await;
+    for n in [stopped_at + 1, registered_at, now] {
+        assert_eq!(
+            block_hash(&rpc(3), n).await,
+            block_hash(&rpc(OBSERVER), n).await,
+            "block {n}"
+        );
+    }
+}
