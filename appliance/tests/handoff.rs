@@ -1,7 +1,8 @@
 //! The open validator set on five real node processes: four spec validators and a fifth node
 //! that starts as an observer (listed in the others' `network.observers`) and syncs. Its
 //! operator registers it with the CLI, the operator key inside a MockHsm; it is elected at the
-//! next epoch and its keys sign. A second validator (never run) is elected, undelegates
+//! next epoch and its keys sign; a wallet delegates to it through the staking precompile at
+//! 0xfc with an ordinary transaction. A second validator (never run) is elected, undelegates
 //! below its minimum self-delegation and leaves the committee. The chain keeps finalizing
 //! across five epoch changes, and a validator killed before all that, restarted epochs later,
 //! catches up across every hand-off.
@@ -28,6 +29,8 @@ const CHAIN_ID: u64 = 31_415_926;
 const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 /// Development account 5's address (the second validator's operator).
 const DEV5: &str = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc";
+/// Development account 3 (a wallet that delegates through the precompile).
+const DEV3_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const ONE: u128 = 1_000_000_000_000_000_000;
 
 async fn height(c: &HttpClient) -> u64 {
@@ -90,16 +93,18 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{label}` in {out}"))
 }
 
-fn transfer(to: Address, amount: u128) -> String {
-    let funder: PrivateKeySigner = DEV_KEY.parse().unwrap();
+/// A signed EIP-1559 transaction from `key` (nonce 0) as raw hex.
+fn signed(key: &str, to: Address, value: u128, input: Vec<u8>, gas_limit: u64) -> String {
+    let funder: PrivateKeySigner = key.parse().unwrap();
     let tx = TxEip1559 {
         chain_id: CHAIN_ID,
         nonce: 0,
-        gas_limit: 21_000,
+        gas_limit,
         max_fee_per_gas: 20_000_000_000,
         max_priority_fee_per_gas: 1_000_000_000,
         to: TxKind::Call(to),
-        value: U256::from(amount),
+        value: U256::from(value),
+        input: input.into(),
         ..Default::default()
     };
     let sig = funder.sign_hash_sync(&tx.signature_hash()).unwrap();
@@ -162,7 +167,7 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
     let _: String = rpc(0)
         .request(
             "eth_sendRawTransaction",
-            rpc_params![transfer(operator, 5_000 * ONE)],
+            rpc_params![signed(DEV_KEY, operator, 5_000 * ONE, vec![], 21_000)],
         )
         .await
         .unwrap();
@@ -272,6 +277,34 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
         .await
         .unwrap();
     assert_eq!(info["epos-status"], "currently elected", "{info}");
+
+    // A wallet delegates to the newcomer with an ordinary transaction to 0xfc.
+    let wallet: PrivateKeySigner = DEV3_KEY.parse().unwrap();
+    let call = alloy_sol_types::SolCall::abi_encode(&state::exec::precompile::DelegateCall {
+        delegatorAddress: wallet.address(),
+        validatorAddress: operator,
+        amount: U256::from(300 * ONE),
+    });
+    let precompile = state::exec::precompile::STAKING_PRECOMPILE;
+    let _: String = rpc(2)
+        .request(
+            "eth_sendRawTransaction",
+            rpc_params![signed(DEV3_KEY, precompile, 0, call, 100_000)],
+        )
+        .await
+        .unwrap();
+    wait_for("the delegation through 0xfc", Duration::from_secs(30), async || {
+        let d: Value = rpc(0)
+            .request("hmy_getDelegationsByValidator", rpc_params![operator])
+            .await
+            .unwrap();
+        d.as_array().unwrap().iter().any(|d| {
+            d["delegator_address"].as_str().and_then(|a| a.parse::<Address>().ok())
+                == Some(wallet.address())
+                && d["amount"] == (300 * ONE).to_string()
+        })
+    })
+    .await;
 
     // The second validator takes its stake out: below its minimum self-delegation it is not
     // elected again, and leaves the committee.

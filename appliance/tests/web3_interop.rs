@@ -1,7 +1,8 @@
 //! Ethereum interop: a real 4-node localnet driven by web3.py and eth-account (real clients),
 //! through `appliance/tests/interop/web3_interop.py`: value transfers of every transaction type,
 //! an ERC-20 compiled by solc (contracts/), calls, gas estimates, receipts, logs, the errors
-//! wallets expect, WebSocket subscriptions, and the same state on every node.
+//! wallets expect, WebSocket subscriptions, the same state on every node, and a delegation
+//! through the staking precompile at 0xfc (to a validator registered here with the CLI).
 //!
 //! The Python peer runs from `<workspace>/.venv` (made by `make peers`, part of `make test`).
 
@@ -52,11 +53,58 @@ fn web3py_drives_a_localnet() {
     for u in &urls {
         support::wait_port(u, Duration::from_secs(60));
     }
+    // A validator to delegate to (development account 5, registered with the CLI).
+    let sk = accel::SecretKey::from_ikm(&[42; 32]).unwrap();
+    let bls = format!(
+        "0x{}:0x{}",
+        hex::encode(sk.public_key().to_bytes()),
+        hex::encode(sk.prove_possession().to_bytes())
+    );
+    let rpc0 = format!("http://{}", urls[0]);
+    let out = support::ha(
+        tmp.path(),
+        &[
+            "staking",
+            "create-validator",
+            "--rpc",
+            &rpc0,
+            "--dev-account",
+            "5",
+            "--bls-key",
+            &bls,
+            "--name",
+            "web3 target",
+            "--rate",
+            "0.1",
+            "--max-rate",
+            "0.2",
+            "--max-change-rate",
+            "0.05",
+            "--min-self-delegation",
+            "1000",
+            "--max-total-delegation",
+            "100000",
+            "--amount",
+            "1500",
+            "--transport-key",
+            &format!("0x{}", "33".repeat(32)),
+            "--endpoint",
+            "127.0.0.1:1",
+            "--wait-s",
+            "60",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "create-validator: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut cmd = Command::new(python);
     cmd.arg(root.join("appliance/tests/interop/web3_interop.py"))
         .arg("--artifact")
         .arg(root.join("contracts/build/ERC20.json"))
-        .args(["--chain-id", "31415926"]);
+        .args(["--chain-id", "31415926"])
+        .args(["--validator", "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"]);
     for u in &urls {
         cmd.arg("--rpc").arg(format!("http://{u}"));
     }

@@ -518,7 +518,7 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     let t_recover = t.elapsed();
     let t = Instant::now();
     let ro = store.db().tx().unwrap();
-    let execution = state::exec::execute(StateReader::new(&ro), &cfg, &inputs, recovered, true)
+    let execution = state::exec::execute(StateReader::new(&ro), &cfg, &inputs, recovered, true, None)
         .expect("executes");
     drop(ro);
     let t_execute = t.elapsed();
@@ -607,7 +607,7 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
             || txs.clone(),
             |txs| {
                 let ro = store.db().tx().unwrap();
-                state::exec::execute(StateReader::new(&ro), &cfg, &inputs, txs, true).unwrap()
+                state::exec::execute(StateReader::new(&ro), &cfg, &inputs, txs, true, None).unwrap()
             },
             BatchSize::PerIteration,
         )

@@ -49,9 +49,60 @@ fn spec() -> ChainSpec {
                     },
                 )
             })
+            .chain(
+                [
+                    (FORWARDER.0, FORWARDER.1.to_vec()),
+                    (REVERTER.0, REVERTER.1.to_vec()),
+                ]
+                .map(|(address, code)| {
+                    (
+                        address,
+                        GenesisAccount {
+                            balance: one(50_000),
+                            code: Bytes::from(code),
+                            ..Default::default()
+                        },
+                    )
+                }),
+            )
             .collect(),
     }
 }
+
+/// Runtime code that calls the staking precompile with its own calldata (CALL, no value).
+const CALL_0XFC: [u8; 19] = [
+    0x36, 0x60, 0x00, 0x60, 0x00, 0x37, // calldatacopy(0, 0, calldatasize)
+    0x60, 0x00, 0x60, 0x00, 0x36, 0x60, 0x00, 0x60, 0x00, 0x60, 0xfc, 0x5a,
+    0xf1, // call(gas, 0xfc, 0, 0, calldatasize, 0, 0)
+];
+
+const fn concat<const N: usize>(tail: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < 19 {
+        out[i] = CALL_0XFC[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = tail[i - 19];
+        i += 1;
+    }
+    out
+}
+
+/// A contract that forwards its calldata to 0xfc and succeeds when the call did.
+const FORWARDER: (Address, [u8; 29]) = (
+    Address::repeat_byte(0xf0),
+    // jumpi(27, success); revert(0, 0); 27: jumpdest; stop
+    concat(&[0x60, 0x1b, 0x57, 0x60, 0x00, 0x60, 0x00, 0xfd, 0x5b, 0x00]),
+);
+
+/// A contract that forwards its calldata to 0xfc, then reverts whatever happened.
+const REVERTER: (Address, [u8; 25]) = (
+    Address::repeat_byte(0xf1),
+    // pop; revert(0, 0)
+    concat(&[0x50, 0x60, 0x00, 0x60, 0x00, 0xfd]),
+);
 
 fn open(dir: &std::path::Path, spec: &ChainSpec) -> ChainStore {
     let store = ChainStore::open(dir).unwrap();
@@ -135,9 +186,20 @@ fn step(
     cfg: &ExecConfig,
     staking: Vec<SignedStakingTx>,
 ) -> Block {
+    step_with(leader, follower, cfg, vec![], staking)
+}
+
+/// As [`step`], with EVM transactions first.
+fn step_with(
+    leader: &ChainStore,
+    follower: &ChainStore,
+    cfg: &ExecConfig,
+    txs: Vec<state::exec::SignedTx>,
+    staking: Vec<SignedStakingTx>,
+) -> Block {
     let parent = tip(leader);
     let (block, executed) =
-        exec::build_with_staking(leader, cfg, &parent, template(&parent), vec![], staking).unwrap();
+        exec::build_with_staking(leader, cfg, &parent, template(&parent), txs, staking).unwrap();
     leader
         .commit_executed(&block, Some(&cert(&block)), executed.writes())
         .unwrap();
@@ -349,4 +411,141 @@ fn the_staking_pool_checks_rules_at_admission() {
         "{err}"
     );
     drop(d2);
+}
+
+/// An EVM transaction from `from` to `to` with `input`.
+fn evm_tx(from: u8, nonce: u64, to: Address, input: Vec<u8>) -> state::exec::SignedTx {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 200_000,
+        max_fee_per_gas: 10 * GAS_PRICE,
+        max_priority_fee_per_gas: GAS_PRICE,
+        to: alloy_primitives::TxKind::Call(to),
+        input: input.into(),
+        ..Default::default()
+    };
+    let sig = signer(from).sign_hash_sync(&tx.signature_hash()).unwrap();
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    state::exec::SignedTx::decode(&env.encoded_2718(), CHAIN_ID).unwrap()
+}
+
+fn abi_delegate(delegator: Address, validator: Address, amount: U256) -> Vec<u8> {
+    use alloy_sol_types::SolCall;
+    state::exec::precompile::DelegateCall {
+        delegatorAddress: delegator,
+        validatorAddress: validator,
+        amount,
+    }
+    .abi_encode()
+}
+
+#[test]
+fn wallets_and_contracts_delegate_through_the_staking_precompile() {
+    use alloy_sol_types::{SolCall, SolError};
+    use state::exec::precompile::{UndelegateCall, STAKING_PRECOMPILE};
+    let spec = spec();
+    let cfg = ExecConfig::from_spec(&spec);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
+    let v = signer(0).address();
+    let (w1, w2) = (signer(1).address(), signer(2).address());
+    let (fwd, rev) = (FORWARDER.0, REVERTER.0);
+    step(&leader, &follower, &cfg, vec![staking_tx(0, 0, create(0, 1))]);
+    let root_before = tip(&leader).v2.unwrap().staking_root;
+    let w1_before = balance(&leader, w1);
+
+    let txs = vec![
+        // A wallet delegates for itself: included, the stake leaves its balance.
+        evm_tx(1, 0, STAKING_PRECOMPILE, abi_delegate(w1, v, one(1_000))),
+        // ...and for someone else: reverted.
+        evm_tx(2, 0, STAKING_PRECOMPILE, abi_delegate(w1, v, one(100))),
+        // A contract delegates, then reverts: nothing of it stays.
+        evm_tx(2, 1, rev, abi_delegate(rev, v, one(500))),
+        // A contract delegates for itself through a plain CALL.
+        evm_tx(2, 2, fwd, abi_delegate(fwd, v, one(700))),
+        // The wallet takes some back, in the same block.
+        evm_tx(
+            1,
+            1,
+            STAKING_PRECOMPILE,
+            UndelegateCall {
+                delegatorAddress: w1,
+                validatorAddress: v,
+                amount: one(200),
+            }
+            .abi_encode(),
+        ),
+        // Garbage input: reverted with a clear reason.
+        evm_tx(2, 3, STAKING_PRECOMPILE, vec![1, 2, 3, 4, 5]),
+    ];
+    let block = step_with(&leader, &follower, &cfg, txs, vec![]);
+    assert_eq!(block.body.transactions.len(), 6, "every call is includable");
+    let receipts = leader.receipts(2).unwrap().unwrap().receipts;
+    let ok: Vec<bool> = receipts.iter().map(|r| r.success).collect();
+    assert_eq!(ok, vec![true, false, false, true, true, false]);
+    // Successful calls leave a log at 0xfc naming the caller.
+    assert_eq!(receipts[0].logs.len(), 1);
+    assert_eq!(receipts[0].logs[0].address, STAKING_PRECOMPILE);
+    assert_eq!(receipts[0].logs[0].topics()[1], w1.into_word());
+    assert!(receipts[2].logs.is_empty(), "a reverted call leaves no log");
+
+    let state = leader.staking_state().unwrap();
+    let val = state.validator(&v).unwrap();
+    let delegated = |a: Address| {
+        val.delegations
+            .iter()
+            .find(|d| d.delegator == a)
+            .map(|d| d.amount)
+    };
+    assert_eq!(delegated(w1), Some(one(800)));
+    assert_eq!(delegated(fwd), Some(one(700)));
+    assert_eq!(delegated(rev), None);
+    assert_eq!(delegated(w2), None);
+    assert_ne!(tip(&leader).v2.unwrap().staking_root, root_before);
+    // The stake left the balances; the precompile keeps no escrow.
+    let gas = U256::from(receipts[0].gas_used + receipts[4].gas_used)
+        * U256::from(receipts[0].effective_gas_price);
+    assert_eq!(balance(&leader, w1), w1_before - one(1_000) - gas);
+    assert_eq!(balance(&leader, fwd), one(50_000) - one(700));
+    assert_eq!(balance(&leader, rev), one(50_000));
+    assert_eq!(balance(&leader, STAKING_PRECOMPILE), U256::ZERO);
+
+    // eth_call and gas estimation see the precompile too, with the rule's message.
+    let ro = leader.db().tx().unwrap();
+    let inputs = {
+        let mut i = exec::inputs_of(&tip(&leader));
+        i.number += 1;
+        i
+    };
+    let call = |from: Address, input: Vec<u8>| {
+        let req = exec::CallRequest {
+            from: Some(from),
+            to: Some(STAKING_PRECOMPILE),
+            data: input.into(),
+            ..Default::default()
+        };
+        let calls = exec::staking_calls(&cfg, inputs.epoch, &ro);
+        exec::call(StateReader::new(&ro), &cfg, &inputs, &req, 200_000, calls).unwrap()
+    };
+    match call(w2, abi_delegate(w2, v, one(150))) {
+        exec::CallOutcome::Success { gas_used, .. } => assert!(gas_used > 21_000 * 2),
+        other => panic!("{other:?}"),
+    }
+    match call(w2, abi_delegate(w1, v, one(10))) {
+        exec::CallOutcome::Revert { output, .. } => {
+            let reason = alloy_sol_types::Revert::abi_decode(&output).unwrap().reason;
+            assert!(reason.contains("is not the caller"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match call(w2, abi_delegate(w2, Address::repeat_byte(0x77), one(10))) {
+        exec::CallOutcome::Revert { output, .. } => {
+            let reason = alloy_sol_types::Revert::abi_decode(&output).unwrap().reason;
+            assert!(reason.contains("staking precompile"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -37,7 +37,9 @@ async fn run_call(ctx: &Arc<RpcContext>, req: CallRequest, gas: u64) -> RpcResul
         inputs.number = h.number + 1;
         inputs.base_fee = next_base_fee(&h);
         let ro = c.store.db().tx().map_err(internal)?;
-        exec::call(StateReader::new(&ro), &c.exec, &inputs, &req, gas).map_err(server_error)
+        let staking = exec::staking_calls(&c.exec, inputs.epoch, &ro);
+        exec::call(StateReader::new(&ro), &c.exec, &inputs, &req, gas, staking)
+            .map_err(server_error)
     });
     match tokio::time::timeout(Duration::from_millis(ctx.limits.call_timeout_ms), job).await {
         Ok(Ok(r)) => r,

@@ -11,9 +11,10 @@ use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, Context, TxEnv};
 use revm::context_interface::block::BlobExcessGasAndPrice;
 use revm::database_interface::DatabaseRef;
-use revm::handler::{MainBuilder, MainContext, MainnetContext, MainnetEvm};
+use revm::handler::{MainBuilder, MainContext, MainnetContext};
 use revm::primitives::hardfork::SpecId;
 use revm::{ExecuteCommitEvm, ExecuteEvm};
+use super::precompile::{HarmonyPrecompiles, StakingCalls, STAKING_PRECOMPILE};
 
 /// The EVM specification this chain executes.
 pub const SPEC: SpecId = SpecId::PRAGUE;
@@ -90,16 +91,33 @@ impl BlockInputs {
     }
 }
 
-type Evm<D> = MainnetEvm<MainnetContext<PendingState<D>>>;
+type Ctx<D> = MainnetContext<PendingState<D>>;
+type Evm<'a, D> = revm::context::Evm<
+    Ctx<D>,
+    (),
+    revm::handler::instructions::EthInstructions<revm::interpreter::interpreter::EthInterpreter, Ctx<D>>,
+    HarmonyPrecompiles<'a>,
+    revm::handler::EthFrame<revm::interpreter::interpreter::EthInterpreter>,
+>;
 
-fn new_evm<D: DatabaseRef>(state: PendingState<D>, cfg: &ExecConfig, block: BlockEnv) -> Evm<D> {
-    let mut c = CfgEnv::new_with_spec(SPEC);
-    c.chain_id = cfg.chain_id;
+fn new_evm<'a, D: DatabaseRef>(
+    state: PendingState<D>,
+    c: CfgEnv,
+    block: BlockEnv,
+    staking: Option<StakingCalls<'a>>,
+) -> Evm<'a, D> {
     Context::mainnet()
         .with_cfg(c)
         .with_block(block)
         .with_db(state)
         .build_mainnet()
+        .with_precompiles(HarmonyPrecompiles::new(SPEC, staking))
+}
+
+fn cfg_env(cfg: &ExecConfig) -> CfgEnv {
+    let mut c = CfgEnv::new_with_spec(SPEC);
+    c.chain_id = cfg.chain_id;
+    c
 }
 
 /// Why one transaction could not be included.
@@ -149,17 +167,21 @@ pub struct Execution {
     pub gas_used: u64,
     /// Transactions left out (leader mode only), with the reason.
     pub rejected: Vec<(B256, TxRejection)>,
+    /// The staking state after the block's staking precompile calls; None when none came.
+    pub staking_state: Option<crate::staking::StakingState>,
 }
 
 /// Executes `txs` in order on `base`. In strict mode (validating someone else's block) the
 /// first transaction that cannot be included fails the whole block; otherwise (the leader
 /// building from its mempool) it is left out and reported in [`Execution::rejected`].
+/// `staking` (under the staking fork) serves the staking precompile.
 pub fn execute<D: DatabaseRef>(
     base: D,
     cfg: &ExecConfig,
     inputs: &BlockInputs,
     txs: impl IntoIterator<Item = SignedTx>,
     strict: bool,
+    staking: Option<StakingCalls<'_>>,
 ) -> Result<Execution, (usize, B256, TxRejection)>
 where
     D::Error: std::fmt::Display,
@@ -167,7 +189,7 @@ where
     let block_env = inputs.block_env(cfg);
     let beneficiary = block_env.beneficiary;
     let burn_tips = !cfg.leader_paid(inputs.epoch);
-    let mut evm = new_evm(PendingState::new(base), cfg, block_env);
+    let mut evm = new_evm(PendingState::new(base), cfg_env(cfg), block_env, staking);
     let mut out = Execution::default();
     for (index, tx) in txs.into_iter().enumerate() {
         let left = inputs.gas_limit - out.gas_used;
@@ -200,6 +222,20 @@ where
         };
         let (result, state) = (result.result, result.state);
         evm.commit(state);
+        if result.is_success() {
+            if let Some(calls) = evm.precompiles.staking.as_mut() {
+                // The staking calls of a successful transaction take effect; their escrow
+                // is burnt (the stake now lives in the staking state).
+                let escrow = calls
+                    .commit_logs(result.logs())
+                    .map_err(|e| reject(TxRejection::Db(e)))?;
+                evm.ctx
+                    .journaled_state
+                    .database
+                    .debit(STAKING_PRECOMPILE, escrow)
+                    .map_err(|e| reject(TxRejection::Db(e.to_string())))?;
+            }
+        }
         let gas_used = result.tx_gas_used();
         let price = tx.envelope.effective_gas_price(Some(inputs.base_fee));
         if burn_tips {
@@ -216,6 +252,7 @@ where
             .push(receipt(&tx, &result, gas_used, out.gas_used, price));
         out.txs.push(tx);
     }
+    out.staking_state = evm.precompiles.staking.take().and_then(|s| s.into_state());
     out.changes = evm.ctx.journaled_state.database.into_changes();
     Ok(out)
 }
@@ -267,12 +304,12 @@ pub fn call<D: DatabaseRef>(
     inputs: &BlockInputs,
     req: &CallRequest,
     gas: u64,
+    staking: Option<StakingCalls<'_>>,
 ) -> Result<CallOutcome, String>
 where
     D::Error: std::fmt::Display,
 {
-    let mut c = CfgEnv::new_with_spec(SPEC);
-    c.chain_id = cfg.chain_id;
+    let mut c = cfg_env(cfg);
     c.disable_nonce_check = true;
     // Calls may claim any `from`, contracts included (as geth allows).
     c.disable_eip3607 = true;
@@ -282,11 +319,7 @@ where
     if req.gas_price.unwrap_or(0) == 0 {
         inputs.base_fee = 0;
     }
-    let mut evm = Context::mainnet()
-        .with_cfg(c)
-        .with_block(inputs.block_env(cfg))
-        .with_db(PendingState::new(base))
-        .build_mainnet();
+    let mut evm = new_evm(PendingState::new(base), c, inputs.block_env(cfg), staking);
     let env: TxEnv = req.tx_env(gas.min(GAS_LIMIT), cfg.chain_id);
     let r = evm.transact(env).map_err(|e| match e {
         EVMError::Transaction(t) => describe_invalid(&t),

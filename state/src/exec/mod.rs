@@ -11,6 +11,7 @@
 //! one MDBX transaction, so the chain and its state never disagree after a crash.
 
 pub mod execute;
+pub mod precompile;
 pub mod staking;
 pub mod state_db;
 
@@ -149,6 +150,20 @@ fn inputs_on(header: &Header, parent: &Header) -> BlockInputs {
     inputs
 }
 
+/// What the staking precompile works on at `epoch` (None before the staking fork): the
+/// staking state in `tx`, read if a call comes.
+pub fn staking_calls<'a, K: libmdbx::TransactionKind>(
+    cfg: &ExecConfig,
+    epoch: u64,
+    tx: &'a crate::db::Tx<'_, K>,
+) -> Option<precompile::StakingCalls<'a>> {
+    cfg.staking_active(epoch).then(|| {
+        precompile::StakingCalls::new(cfg.staking, epoch, move || {
+            crate::db::staking::load(tx).map_err(|e| e.to_string())
+        })
+    })
+}
+
 /// Executes `txs`, then (under the `staking` fork) `staking_txs`, on the store's current
 /// state and computes the roots (without writing).
 pub fn run(
@@ -161,14 +176,14 @@ pub fn run(
 ) -> Result<ExecutedBlock, BlockError> {
     let ro = store.db().tx()?;
     let reader = StateReader::new(&ro);
-    let mut execution =
-        execute(StateReader::new(&ro), cfg, inputs, txs, strict).map_err(|(index, hash, r)| {
-            BlockError::Tx {
-                index,
-                hash,
-                reason: r.to_string(),
-            }
-        })?;
+    let calls = staking_calls(cfg, inputs.epoch, &ro);
+    let mut execution = execute(StateReader::new(&ro), cfg, inputs, txs, strict, calls).map_err(
+        |(index, hash, r)| BlockError::Tx {
+            index,
+            hash,
+            reason: r.to_string(),
+        },
+    )?;
     let staking = if cfg.staking_active(inputs.epoch) {
         staking::apply(
             &reader,
@@ -178,6 +193,7 @@ pub fn run(
             &mut execution.changes,
             execution.gas_used,
             staking_txs,
+            execution.staking_state.take(),
             strict,
         )
         .map_err(|(index, hash, reason)| BlockError::Staking {

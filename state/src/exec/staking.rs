@@ -166,8 +166,9 @@ pub fn is_epoch_end(number: u64, epoch_blocks: u64) -> bool {
     epoch_blocks > 0 && (number + 1).is_multiple_of(epoch_blocks)
 }
 
-/// Applies `txs` after the EVM part of a block (`changes`, `evm_gas` used so far). In strict
-/// mode the first staking transaction that cannot be included fails the block:
+/// Applies `txs` after the EVM part of a block (`changes`, `evm_gas` used so far;
+/// `after_evm`, the staking state its precompile calls left, if any). In strict mode the
+/// first staking transaction that cannot be included fails the block:
 /// `Err((index, hash, reason))`.
 #[allow(clippy::too_many_arguments)]
 pub fn apply<K: TransactionKind>(
@@ -178,6 +179,7 @@ pub fn apply<K: TransactionKind>(
     changes: &mut StateChanges,
     evm_gas: u64,
     txs: Vec<SignedStakingTx>,
+    after_evm: Option<StakingState>,
     strict: bool,
 ) -> Result<StakingExecution, (usize, B256, String)> {
     let mut out = StakingExecution {
@@ -185,12 +187,12 @@ pub fn apply<K: TransactionKind>(
         ..Default::default()
     };
     let epoch_end = is_epoch_end(inputs.number, cfg.epoch_blocks);
-    if txs.is_empty() && !epoch_end {
+    if txs.is_empty() && !epoch_end && after_evm.is_none() {
         return Ok(out);
     }
     let db_err = |e: DbError| (0, B256::ZERO, e.to_string());
     let before = crate::db::staking::load(tx).map_err(db_err)?;
-    let mut staking: StakingState = before.clone();
+    let mut staking: StakingState = after_evm.unwrap_or_else(|| before.clone());
     let mut p = Pending { reader, changes };
     for (index, t) in txs.into_iter().enumerate() {
         let gas = message_gas(&t);
