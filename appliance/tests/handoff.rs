@@ -293,17 +293,23 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
         )
         .await
         .unwrap();
-    wait_for("the delegation through 0xfc", Duration::from_secs(30), async || {
-        let d: Value = rpc(0)
-            .request("hmy_getDelegationsByValidator", rpc_params![operator])
-            .await
-            .unwrap();
-        d.as_array().unwrap().iter().any(|d| {
-            d["delegator_address"].as_str().and_then(|a| a.parse::<Address>().ok())
-                == Some(wallet.address())
-                && d["amount"] == (300 * ONE).to_string()
-        })
-    })
+    wait_for(
+        "the delegation through 0xfc",
+        Duration::from_secs(30),
+        async || {
+            let d: Value = rpc(0)
+                .request("hmy_getDelegationsByValidator", rpc_params![operator])
+                .await
+                .unwrap();
+            d.as_array().unwrap().iter().any(|d| {
+                d["delegator_address"]
+                    .as_str()
+                    .and_then(|a| a.parse::<Address>().ok())
+                    == Some(wallet.address())
+                    && d["amount"] == (300 * ONE).to_string()
+            })
+        },
+    )
     .await;
 
     // The second validator takes its stake out: below its minimum self-delegation it is not

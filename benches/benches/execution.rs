@@ -518,8 +518,9 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     let t_recover = t.elapsed();
     let t = Instant::now();
     let ro = store.db().tx().unwrap();
-    let execution = state::exec::execute(StateReader::new(&ro), &cfg, &inputs, recovered, true, None)
-        .expect("executes");
+    let execution =
+        state::exec::execute(StateReader::new(&ro), &cfg, &inputs, recovered, true, None)
+            .expect("executes");
     drop(ro);
     let t_execute = t.elapsed();
     let t = Instant::now();

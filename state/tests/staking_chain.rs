@@ -453,7 +453,12 @@ fn wallets_and_contracts_delegate_through_the_staking_precompile() {
     let v = signer(0).address();
     let (w1, w2) = (signer(1).address(), signer(2).address());
     let (fwd, rev) = (FORWARDER.0, REVERTER.0);
-    step(&leader, &follower, &cfg, vec![staking_tx(0, 0, create(0, 1))]);
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(0, 0, create(0, 1))],
+    );
     let root_before = tip(&leader).v2.unwrap().staking_root;
     let w1_before = balance(&leader, w1);
 

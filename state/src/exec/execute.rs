@@ -1,5 +1,6 @@
 //! Executing transactions with revm at the Prague spec, and fee handling.
 
+use super::precompile::{HarmonyPrecompiles, StakingCalls, STAKING_PRECOMPILE};
 use super::state_db::PendingState;
 use crate::block::GAS_LIMIT;
 use crate::changes::StateChanges;
@@ -14,7 +15,6 @@ use revm::database_interface::DatabaseRef;
 use revm::handler::{MainBuilder, MainContext, MainnetContext};
 use revm::primitives::hardfork::SpecId;
 use revm::{ExecuteCommitEvm, ExecuteEvm};
-use super::precompile::{HarmonyPrecompiles, StakingCalls, STAKING_PRECOMPILE};
 
 /// The EVM specification this chain executes.
 pub const SPEC: SpecId = SpecId::PRAGUE;
@@ -95,7 +95,10 @@ type Ctx<D> = MainnetContext<PendingState<D>>;
 type Evm<'a, D> = revm::context::Evm<
     Ctx<D>,
     (),
-    revm::handler::instructions::EthInstructions<revm::interpreter::interpreter::EthInterpreter, Ctx<D>>,
+    revm::handler::instructions::EthInstructions<
+        revm::interpreter::interpreter::EthInterpreter,
+        Ctx<D>,
+    >,
     HarmonyPrecompiles<'a>,
     revm::handler::EthFrame<revm::interpreter::interpreter::EthInterpreter>,
 >;

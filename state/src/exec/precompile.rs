@@ -209,7 +209,10 @@ impl<'a> StakingCalls<'a> {
             ))
         };
         if inputs.is_static {
-            return revert("it changes state; not callable from a static call".into(), gas);
+            return revert(
+                "it changes state; not callable from a static call".into(),
+                gas,
+            );
         }
         if inputs.scheme != CallScheme::Call || inputs.target_address != STAKING_PRECOMPILE {
             return revert(
