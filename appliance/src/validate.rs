@@ -52,3 +52,31 @@ pub fn check_link(
     consensus::rules::check_leader(committee, &block.header, parent.view + 1, &recent)
         .map_err(|e| e.to_string())
 }
+
+/// The verification a fetched block's VRF needs (payload and the leader key's vote), after
+/// checking its form; None before the `vrf` fork. The signature is checked off the loop.
+pub fn vrf_job(
+    committee: &Committee,
+    chain_id: u64,
+    epoch_blocks: u64,
+    parent: &Header,
+    recent: &[alloy_primitives::Bytes],
+    block: &Block,
+    required: bool,
+) -> Result<Option<([u8; hsm::PAYLOAD_BYTES], accel::Vote)>, String> {
+    let h = &block.header;
+    let Some(proof) = consensus::rules::check_vrf_form(h, required).map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let recent = consensus::rules::leader_history(parent.number, epoch_blocks, recent, committee);
+    let public_key = consensus::rules::vrf_key(committee, h, parent.view + 1, &recent);
+    let req = consensus::rules::vrf_request(chain_id, h.shard, h.number, h.view, h.parent_hash);
+    Ok(Some((
+        hsm::payload(&req),
+        accel::Vote {
+            public_key,
+            signature: proof,
+        },
+    )))
+}

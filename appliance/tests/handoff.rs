@@ -5,7 +5,7 @@
 //! 0xfc with an ordinary transaction. A second validator (never run) is elected, undelegates
 //! below its minimum self-delegation and leaves the committee. The chain keeps finalizing
 //! across five epoch changes, and a validator killed before all that, restarted epochs later,
-//! catches up across every hand-off.
+//! catches up across every hand-off. Every header carries its leader's VRF.
 
 mod support;
 
@@ -365,6 +365,27 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
             block_hash(&rpc(3), n).await,
             block_hash(&rpc(OBSERVER), n).await,
             "block {n}"
+        );
+    }
+
+    // Every header carries its leader's VRF (the nodes verified each proof against the
+    // leader's key before preparing or storing it); β is the block's PREVRANDAO.
+    for n in 1..=now {
+        let b: Value = rpc(OBSERVER)
+            .request(
+                "eth_getBlockByNumber",
+                rpc_params![format!("0x{n:x}"), false],
+            )
+            .await
+            .unwrap();
+        let vrf = hex::decode(b["vrf"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+        assert_eq!(vrf.len(), 128, "block {n}: {b}");
+        use sha2::Digest;
+        assert_eq!(sha2::Sha256::digest(&vrf[32..])[..], vrf[..32], "block {n}");
+        assert_eq!(
+            b["mixHash"].as_str().unwrap(),
+            format!("0x{}", hex::encode(&vrf[..32])),
+            "block {n}: PREVRANDAO is β"
         );
     }
 }

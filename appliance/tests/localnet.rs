@@ -147,6 +147,15 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> boo
 }
 
 async fn assert_same_hashes(net: &Net, nodes: &[usize], upto: u64) {
+    // Each node has stored `upto` (a block is final on one node a moment before the rest).
+    for &i in nodes {
+        wait_for(
+            &format!("node{i} to reach {upto}"),
+            Duration::from_secs(10),
+            async || height(&net.client(i)).await.unwrap_or(0) >= upto,
+        )
+        .await;
+    }
     for n in 1..=upto {
         let want = block_hash(&net.client(nodes[0]), n).await;
         for &i in &nodes[1..] {

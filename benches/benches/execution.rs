@@ -486,6 +486,7 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
         leader: Address::repeat_byte(0x11),
         last_commit: None,
         transactions: vec![],
+        vrf: Default::default(),
     };
     let (block, built) =
         state::exec::build(&store, &cfg, &parent, template, txs.clone()).expect("builds");

@@ -319,6 +319,7 @@ mod tests {
             leader: Default::default(),
             last_commit: None,
             transactions,
+            vrf: Default::default(),
         }
         .build()
     }

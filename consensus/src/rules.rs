@@ -51,6 +51,8 @@ pub enum ProposalError {
         want: Address,
         view: u64,
     },
+    #[error("VRF field: {0}")]
+    Vrf(String),
 }
 
 /// What the rules need of the parent: from a stored header or from consensus's tip.
@@ -212,4 +214,76 @@ pub fn leader_history(
     let excess = out.len().saturating_sub(4);
     out.drain(..excess);
     out
+}
+
+/// The request a leader signs for its block's VRF at (`number`, `view`) on `parent`: its own
+/// message kind, so the guard records it and no vote can pass for it.
+pub fn vrf_request(
+    chain_id: u64,
+    shard: u32,
+    number: u64,
+    view: u64,
+    parent: B256,
+) -> hsm::SignRequest {
+    hsm::SignRequest {
+        kind: hsm::MsgKind::Vrf,
+        chain_id,
+        shard,
+        number,
+        view,
+        hash: parent.0,
+    }
+}
+
+/// The header's VRF field from the leader's proof π: β ‖ π with β = sha256(π) (Harmony's
+/// shape, 128 bytes).
+pub fn vrf_field(proof: &accel::Signature) -> alloy_primitives::Bytes {
+    use sha2::Digest;
+    let pi = proof.to_bytes();
+    let beta = sha2::Sha256::digest(pi);
+    let mut out = Vec::with_capacity(state::VRF_BYTES);
+    out.extend_from_slice(&beta);
+    out.extend_from_slice(&pi);
+    out.into()
+}
+
+/// The form of a header's VRF field: empty before the `vrf` fork (`required` false); under it,
+/// 128 bytes, β = sha256(π), π a valid compressed signature. Returns π, whose signature the
+/// caller verifies under the leader's key ([`vrf_request`]).
+pub fn check_vrf_form(
+    h: &Header,
+    required: bool,
+) -> Result<Option<accel::Signature>, ProposalError> {
+    use sha2::Digest;
+    if !required {
+        return if h.vrf.is_empty() {
+            Ok(None)
+        } else {
+            Err(ProposalError::Vrf("present before the vrf fork".into()))
+        };
+    }
+    if h.vrf.len() != state::VRF_BYTES {
+        return Err(ProposalError::Vrf(format!(
+            "{} bytes, expected {} (β ‖ π)",
+            h.vrf.len(),
+            state::VRF_BYTES
+        )));
+    }
+    let (beta, pi) = h.vrf.split_at(32);
+    if sha2::Sha256::digest(pi)[..] != *beta {
+        return Err(ProposalError::Vrf("β is not sha256(π)".into()));
+    }
+    accel::Signature::from_bytes(pi)
+        .map(Some)
+        .map_err(|e| ProposalError::Vrf(format!("π is not a signature: {e}")))
+}
+
+/// The public key a header's VRF must verify under: the key of the leader of its view.
+pub fn vrf_key(
+    committee: &Committee,
+    h: &Header,
+    first_view: u64,
+    recent: &[Bitmap],
+) -> accel::PublicKey {
+    committee.keys[committee.leader_key(h.number, h.view, first_view, recent)].public_key
 }

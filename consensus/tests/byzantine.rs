@@ -52,6 +52,7 @@ fn block(c: &Cluster, timestamp_offset: u64) -> Block {
         leader: c.committee.members[LEADER].address,
         last_commit: None,
         transactions: vec![],
+        vrf: Default::default(),
     }
     .build()
 }

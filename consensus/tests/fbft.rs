@@ -8,13 +8,6 @@ use consensus::{Effect, Input, Message, Timer};
 use hsm::{MsgKind, Signer};
 use std::sync::Arc;
 
-fn find(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> &Effect {
-    effects
-        .iter()
-        .find(|e| pred(e))
-        .unwrap_or_else(|| panic!("expected effect missing in {effects:#?}"))
-}
-
 /// Runs a verification job (certificates, or votes from wire bytes) with the reference
 /// engine.
 fn verified(_c: &Cluster, e: &Effect) -> Input {

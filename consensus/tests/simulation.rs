@@ -168,6 +168,8 @@ impl Sim {
         let spec = state::ChainSpec {
             block_time_ms: BLOCK_MS,
             epoch_blocks: EPOCH_BLOCKS,
+            // Every leader signs a VRF for its block, through its guard.
+            forks: [(state::forks::VRF.to_string(), 0)].into(),
             ..spec
         };
         let byz_kinds = [
@@ -288,6 +290,7 @@ impl Sim {
             max_future_ms: 1000,
             view_timeout_ms: self.view_timeout_ms,
             keys: self.nodes[me].signer.public_keys().to_vec(),
+            vrf_from: Some(0),
         }
     }
 

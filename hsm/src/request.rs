@@ -9,7 +9,7 @@
 //! | 4 | shard |
 //! | 8 | block number |
 //! | 8 | view |
-//! | 32 | block hash (for view change: [`view_change_lock`] of the signer's lock, or zero) |
+//! | 32 | block hash (for view change: [`view_change_lock`] of the signer's lock, or zero; for a VRF: the parent hash) |
 //!
 //! A tag per kind keeps a prepare vote from ever counting as a commit; chain id and shard keep
 //! a signature from being replayed on another network or shard.
@@ -22,6 +22,8 @@ pub enum MsgKind {
     Commit = 2,
     ViewChange = 3,
     NewView = 4,
+    /// The leader's VRF proof for a block: a signature over its parent hash at (number, view).
+    Vrf = 5,
 }
 
 impl MsgKind {
@@ -31,6 +33,7 @@ impl MsgKind {
             MsgKind::Commit => b"harmony/commit",
             MsgKind::ViewChange => b"harmony/viewchg",
             MsgKind::NewView => b"harmony/newview",
+            MsgKind::Vrf => b"harmony/vrf",
         };
         let mut tag = [0u8; 16];
         tag[..name.len()].copy_from_slice(name);
@@ -43,6 +46,7 @@ impl MsgKind {
             2 => Self::Commit,
             3 => Self::ViewChange,
             4 => Self::NewView,
+            5 => Self::Vrf,
             _ => return None,
         })
     }

@@ -201,10 +201,18 @@ pub enum HeaderError {
     Trailing(usize),
 }
 
+/// Length of a header's VRF field under the `vrf` fork: β (32) ‖ π (96).
+pub const VRF_BYTES: usize = 128;
+
 impl Header {
     /// keccak256 of the RLP encoding.
     pub fn hash(&self) -> B256 {
         keccak256(alloy_rlp::encode(self))
+    }
+
+    /// β of the header's VRF (the block's randomness, PREVRANDAO), when it carries one.
+    pub fn vrf_output(&self) -> Option<B256> {
+        (self.vrf.len() == VRF_BYTES).then(|| B256::from_slice(&self.vrf[..32]))
     }
 
     pub fn encode_to_vec(&self) -> Vec<u8> {
@@ -340,6 +348,8 @@ pub struct BlockTemplate {
     pub leader: Address,
     pub last_commit: Option<CommitCertificate>,
     pub transactions: Vec<Bytes>,
+    /// The leader's VRF (β ‖ π) under the `vrf` fork; empty before it.
+    pub vrf: Bytes,
 }
 
 impl BlockTemplate {
@@ -374,7 +384,7 @@ impl BlockTemplate {
                 gas_used: 0,
                 base_fee: crate::fees::MIN_BASE_FEE,
                 extra_data: Bytes::new(),
-                vrf: Bytes::new(),
+                vrf: self.vrf,
                 vdf: Bytes::new(),
                 last_commit_view,
                 last_commit_signature,

@@ -10,8 +10,11 @@ pub const HEADER_V2: &str = "header_v2";
 /// Staking transactions and elections (needs `header_v2` at or before it).
 pub const STAKING: &str = "staking";
 
+/// The leader's VRF in every header (β ‖ π, 128 bytes); PREVRANDAO becomes β.
+pub const VRF: &str = "vrf";
+
 /// Every fork this node implements.
-pub const KNOWN: &[&str] = &[PRIORITY_FEE_TO_LEADER, HEADER_V2, STAKING];
+pub const KNOWN: &[&str] = &[PRIORITY_FEE_TO_LEADER, HEADER_V2, STAKING, VRF];
 
 /// The header version blocks of `epoch` carry under `forks`.
 pub fn header_version(forks: &std::collections::BTreeMap<String, u64>, epoch: u64) -> u8 {

@@ -24,7 +24,7 @@ pub use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 pub use bitmap::Bitmap;
 pub use block::{
     decode_exact, transactions_root, Block, BlockTemplate, Body, CommitCertificate, Header,
-    HeaderError, HeaderV2, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION, MAX_HEADER_VERSION,
+    HeaderError, HeaderV2, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION, MAX_HEADER_VERSION, VRF_BYTES,
 };
 pub use spec::{ChainSpec, GenesisAccount, SpecError, Validator, ValidatorKey};
 pub mod db;

@@ -333,6 +333,7 @@ impl ChainSpec {
             leader: Address::ZERO,
             last_commit: None,
             transactions: vec![],
+            vrf: Default::default(),
         }
         .build_version(crate::forks::header_version(&self.forks, 0));
         block.header.extra_data = Bytes::copy_from_slice(self.hash().as_slice());

@@ -248,6 +248,7 @@ fn next_template(parent: &Header) -> BlockTemplate {
         leader: Address::repeat_byte(0x1e),
         last_commit: None,
         transactions: vec![],
+        vrf: Default::default(),
     }
 }
 

@@ -129,6 +129,7 @@ fn template(parent: &Header) -> BlockTemplate {
         leader: Address::repeat_byte(0x1e),
         last_commit: None,
         transactions: vec![],
+        vrf: Default::default(),
     }
 }
 

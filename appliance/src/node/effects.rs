@@ -88,6 +88,7 @@ impl Driver {
                 parent,
                 min_timestamp_ms,
                 last_commit,
+                vrf,
             } => {
                 let template = BlockTemplate {
                     number,
@@ -102,6 +103,7 @@ impl Driver {
                     },
                     last_commit,
                     transactions: vec![],
+                    vrf,
                 };
                 if let Err(e) = self.build_block(template) {
                     tracing::error!(target: "consensus", number, view, error = %e, "could not build a block; the view will time out");

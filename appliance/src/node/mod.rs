@@ -138,6 +138,7 @@ pub async fn run(
             ctx.view_timeout_ms
         },
         keys: ctx.signer.public_keys().to_vec(),
+        vrf_from: ctx.spec.forks.get(state::forks::VRF).copied(),
     };
     tracing::info!(target: "node", number = tip.number, hash = %tip.hash, "starting from tip");
     let recent = recent_bitmaps(&ctx.store, tip.number)?;

@@ -26,7 +26,8 @@ pub(super) enum SyncStep {
     Executed {
         block: Box<state::Block>,
         cert: state::CommitCertificate,
-        result: Result<Box<ExecutedBlock>, state::exec::BlockError>,
+        /// Its execution, or why it (or its leader's VRF) was refused.
+        result: Result<Box<ExecutedBlock>, String>,
     },
 }
 
@@ -260,6 +261,9 @@ impl Driver {
             return;
         };
         let recent = recent_bitmaps(&self.ctx.store, tip.number).unwrap_or_default();
+        let vrf_required =
+            state::forks::active(&self.ctx.spec.forks, state::forks::VRF, block.header.epoch);
+        let mut vrf = None;
         let checked = check_link(
             self.fbft.committee(),
             self.ctx.spec.epoch_blocks,
@@ -268,6 +272,19 @@ impl Driver {
             &recent,
             &block,
         )
+        .and_then(|_| {
+            // The VRF's form here; its signature off the loop, before execution.
+            vrf = crate::validate::vrf_job(
+                self.fbft.committee(),
+                self.ctx.spec.chain_id,
+                self.ctx.spec.epoch_blocks,
+                &parent,
+                &recent,
+                &block,
+                vrf_required,
+            )?;
+            Ok(())
+        })
         .and_then(|_| {
             // Its signature verified with the batch.
             if cert.number != block.number()
@@ -291,8 +308,16 @@ impl Driver {
         let (store, exec, done) = (self.ctx.store.clone(), self.ctx.exec, self.syncs.clone());
         let engine = self.ctx.engine.clone();
         tokio::task::spawn_blocking(move || {
-            let result =
-                execute_block(&engine, &store, &exec, &block, &HashMap::new()).map(Box::new);
+            let vrf_ok = vrf.is_none_or(|(payload, vote)| {
+                engine.verify_votes(&payload, std::slice::from_ref(&vote))[0]
+            });
+            let result = if vrf_ok {
+                execute_block(&engine, &store, &exec, &block, &HashMap::new())
+                    .map(Box::new)
+                    .map_err(|e| e.to_string())
+            } else {
+                Err("the leader's VRF does not verify".to_string())
+            };
             let _ = done.send(SyncStep::Executed {
                 block: Box::new(block),
                 cert,

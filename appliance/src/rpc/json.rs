@@ -35,7 +35,9 @@ pub fn block(h: &Header, txs: Vec<Value>, size: usize) -> Value {
         "gasUsed": hex_u64(h.gas_used),
         "baseFeePerGas": hex_u64(h.base_fee),
         "extraData": h.extra_data,
-        "mixHash": h.parent_hash,
+        // PREVRANDAO: β of the leader's VRF (the parent hash before the `vrf` fork).
+        "mixHash": h.vrf_output().unwrap_or(h.parent_hash),
+        "vrf": h.vrf,
         "difficulty": "0x0",
         "totalDifficulty": "0x0",
         "nonce": "0x0000000000000000",

@@ -148,7 +148,7 @@ impl Fbft {
                 out,
                 self.peer(self.round.leader),
                 FaultKind::BadSignature,
-                "proposal carries an invalid parent commit signature",
+                "proposal carries an invalid parent commit signature or VRF",
             );
         }
     }

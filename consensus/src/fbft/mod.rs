@@ -68,6 +68,16 @@ pub struct Config {
     /// This node's BLS public keys, in the order its signer returns signatures. The member of
     /// each epoch's committee that holds them is this node; when none does, it observes.
     pub keys: Vec<PublicKey>,
+    /// First epoch of the `vrf` fork: from it, every header carries its leader's VRF.
+    pub vrf_from: Option<u64>,
+}
+
+impl Config {
+    /// Whether block `number` must carry a VRF.
+    pub fn vrf_required(&self, number: u64) -> bool {
+        self.vrf_from
+            .is_some_and(|from| number / self.epoch_blocks >= from)
+    }
 }
 
 /// The committees around a tip: the one that signed it (its certificate is checked against
@@ -221,6 +231,8 @@ pub enum Effect {
         parent: B256,
         min_timestamp_ms: u64,
         last_commit: Option<CommitCertificate>,
+        /// The header's VRF field (empty before the `vrf` fork).
+        vrf: Bytes,
     },
     Schedule(Timer, Duration),
     /// Store the block with its certificate, then answer with [`Input::Persisted`].
@@ -452,7 +464,7 @@ impl Fbft {
                     && !r.in_view_change
                     && self.is_leader()
                 {
-                    out.push(self.build_request());
+                    self.request_build(&mut out);
                 }
             }
             Input::Timeout(Timer::ViewTimeout { number, view }) => {
@@ -517,7 +529,24 @@ impl Fbft {
         out
     }
 
-    fn build_request(&self) -> Effect {
+    /// As leader: asks for the block of the round's view, after its VRF when the fork wants
+    /// one (signed first, through the guard; see [`Fbft::on_vrf_signed`]).
+    pub(super) fn request_build(&mut self, out: &mut Vec<Effect>) {
+        let (number, view) = (self.round.number, self.round.view);
+        if self.cfg.vrf_required(number) {
+            out.push(Effect::Sign(rules::vrf_request(
+                self.cfg.chain_id,
+                self.cfg.shard,
+                number,
+                view,
+                self.tip.hash,
+            )));
+        } else {
+            out.push(self.build_request(Bytes::new()));
+        }
+    }
+
+    fn build_request(&self, vrf: Bytes) -> Effect {
         Effect::BuildBlock {
             number: self.round.number,
             view: self.round.view,
@@ -525,7 +554,42 @@ impl Fbft {
             parent: self.tip.hash,
             min_timestamp_ms: self.tip.timestamp_ms + 1,
             last_commit: self.tip.cert.clone(),
+            vrf,
         }
+    }
+
+    /// The VRF signed: its proof is the signature of the leader key of this view (one of this
+    /// member's keys); build the block with it, if the view still wants one from us.
+    pub(super) fn on_vrf_signed(
+        &mut self,
+        req: SignRequest,
+        signatures: Vec<Signature>,
+        out: &mut Vec<Effect>,
+    ) {
+        let r = &self.round;
+        if req.number != r.number
+            || req.view != r.view
+            || req.hash != self.tip.hash.0
+            || r.block.is_some()
+            || !self.is_leader()
+        {
+            return;
+        }
+        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+        let key = self
+            .committee
+            .leader_key(r.number, r.view, r.first_view, &recent);
+        let pk = self.committee.keys[key].public_key;
+        let Some(proof) = self
+            .cfg
+            .keys
+            .iter()
+            .position(|k| *k == pk)
+            .and_then(|p| signatures.get(p))
+        else {
+            return;
+        };
+        out.push(self.build_request(rules::vrf_field(proof)));
     }
 
     fn view_timeout(&self, view: u64) -> Duration {

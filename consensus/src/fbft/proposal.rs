@@ -107,37 +107,72 @@ impl Fbft {
         self.check_parent_then(block, from, out);
     }
 
-    /// Verifies the parent's commit certificate carried in the header, then accepts `block`.
+    /// Verifies the parent's commit certificate carried in the header and the leader's VRF,
+    /// then accepts `block`.
     pub(super) fn check_parent_then(&mut self, block: Block, from: usize, out: &mut Vec<Effect>) {
-        if self.tip.number == 0 {
+        let mut jobs = Vec::with_capacity(2);
+        if self.tip.number > 0 {
+            let cert = CommitCertificate {
+                number: self.tip.number,
+                view: block.header.last_commit_view,
+                hash: self.tip.hash,
+                signature: block.header.last_commit_signature.clone(),
+                bitmap: block.header.last_commit_bitmap.clone(),
+            };
+            // The tip's own committee signed it (the previous epoch's, at a hand-off).
+            match self.certificate_vote_of(&self.tip_committee, MsgKind::Commit, &cert) {
+                Ok(job) => jobs.push((job.0, vec![job.1])),
+                Err(reason) => {
+                    return Self::fault(
+                        out,
+                        self.peer(from),
+                        FaultKind::InvalidBlock,
+                        format!("proposal #{}: last commit {reason}", block.header.number),
+                    )
+                }
+            }
+        }
+        match rules::check_vrf_form(&block.header, self.cfg.vrf_required(block.number())) {
+            Ok(Some(proof)) => {
+                let h = &block.header;
+                let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
+                let public_key = rules::vrf_key(&self.committee, h, self.round.first_view, &recent);
+                let req = rules::vrf_request(
+                    self.cfg.chain_id,
+                    self.cfg.shard,
+                    h.number,
+                    h.view,
+                    h.parent_hash,
+                );
+                jobs.push((
+                    hsm::payload(&req),
+                    vec![accel::Vote {
+                        public_key,
+                        signature: proof,
+                    }],
+                ));
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                return Self::fault(
+                    out,
+                    self.peer(from),
+                    FaultKind::InvalidBlock,
+                    format!("proposal #{}: {reason}", block.header.number),
+                )
+            }
+        }
+        if jobs.is_empty() {
             return self.accept_proposal(block, None, out);
         }
-        let cert = CommitCertificate {
-            number: self.tip.number,
-            view: block.header.last_commit_view,
-            hash: self.tip.hash,
-            signature: block.header.last_commit_signature.clone(),
-            bitmap: block.header.last_commit_bitmap.clone(),
-        };
-        // The tip's own committee signed it (the previous epoch's, at a hand-off).
-        match self.certificate_vote_of(&self.tip_committee, MsgKind::Commit, &cert) {
-            Ok((payload, vote)) => {
-                self.round.announce_checking = true;
-                self.verify(
-                    vec![(payload, vec![vote])],
-                    Check::AnnounceParent {
-                        block: Box::new(block),
-                    },
-                    out,
-                );
-            }
-            Err(reason) => Self::fault(
-                out,
-                self.peer(from),
-                FaultKind::InvalidBlock,
-                format!("proposal #{}: last commit {reason}", block.header.number),
-            ),
-        }
+        self.round.announce_checking = true;
+        self.verify(
+            jobs,
+            Check::AnnounceParent {
+                block: Box::new(block),
+            },
+            out,
+        );
     }
 
     /// Header and proposer checks that gate the prepare vote of a fresh proposal in `view`.
@@ -160,14 +195,16 @@ impl Fbft {
         rules::check_not_future(h, now_ms, self.cfg.max_future_ms)
     }
 
-    /// Checks that hold for any proposal at this height, fresh or re-proposed.
+    /// Checks that hold for any proposal at this height, fresh or re-proposed (the VRF's form
+    /// here; its signature with the parent certificate, [`Fbft::check_parent_then`]).
     pub(super) fn check_parent_fields(&self, block: &Block) -> Result<(), ProposalError> {
         rules::check_child(
             &Parent::from(&self.tip),
             block,
             self.cfg.shard,
             self.cfg.epoch_blocks,
-        )
+        )?;
+        rules::check_vrf_form(&block.header, self.cfg.vrf_required(block.number())).map(|_| ())
     }
 
     /// Takes `block` as the view's proposal and prepares it. `justify` is the view of the

@@ -362,7 +362,7 @@ impl Fbft {
                 }
                 self.sign(MsgKind::Prepare, view, hash, out);
             }
-            None => out.push(self.build_request()),
+            None => self.request_build(out),
         }
     }
 

@@ -306,6 +306,9 @@ impl Fbft {
         if req.number != self.round.number {
             return;
         }
+        if req.kind == MsgKind::Vrf {
+            return self.on_vrf_signed(req, signatures, out);
+        }
         // The member's keys, in committee order, from the signer's signatures (a signer may
         // hold keys the election passed over; those do not sign).
         let Some((me, positions)) = &self.me else {

@@ -100,6 +100,7 @@ pub fn config(spec: &ChainSpec, me: usize) -> Config {
         max_future_ms: 1000,
         view_timeout_ms: Config::default_view_timeout_ms(spec.block_time_ms),
         keys: signer(spec, me).public_keys().to_vec(),
+        vrf_from: spec.forks.get(state::forks::VRF).copied(),
     }
 }
 
@@ -117,6 +118,7 @@ pub fn build_by(committee: &Committee, e: &Effect, now_ms: u64, leader: Option<u
         parent,
         min_timestamp_ms,
         last_commit,
+        vrf,
     } = e
     else {
         panic!("not a build request: {e:?}")
@@ -133,6 +135,7 @@ pub fn build_by(committee: &Committee, e: &Effect, now_ms: u64, leader: Option<u
         .address,
         last_commit: last_commit.clone(),
         transactions: vec![],
+        vrf: vrf.clone(),
     }
     .build()
 }
@@ -380,4 +383,12 @@ impl Cluster {
         self.engine
             .verify_aggregate(&hsm::payload(&req), &pks, &sig)
     }
+}
+
+/// The first effect matching `pred` (panics with all of them when none does).
+pub fn find(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> &Effect {
+    effects
+        .iter()
+        .find(|e| pred(e))
+        .unwrap_or_else(|| panic!("expected effect missing in {effects:#?}"))
 }

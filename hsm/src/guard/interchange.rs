@@ -156,6 +156,7 @@ fn kind_name(k: MsgKind) -> &'static str {
         MsgKind::Commit => "commit",
         MsgKind::ViewChange => "viewchange",
         MsgKind::NewView => "newview",
+        MsgKind::Vrf => "vrf",
     }
 }
 
@@ -165,6 +166,7 @@ fn kind_from_name(s: &str) -> Option<MsgKind> {
         MsgKind::Commit,
         MsgKind::ViewChange,
         MsgKind::NewView,
+        MsgKind::Vrf,
     ]
     .into_iter()
     .find(|k| kind_name(*k) == s)

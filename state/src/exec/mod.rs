@@ -135,7 +135,8 @@ pub fn inputs_of(header: &Header) -> BlockInputs {
         base_fee: header.base_fee,
         gas_limit: header.gas_limit,
         leader: header.leader,
-        prevrandao: header.parent_hash,
+        // The leader's VRF output under the `vrf` fork; the parent hash before it.
+        prevrandao: header.vrf_output().unwrap_or(header.parent_hash),
         parent_staking_root: crate::block::EMPTY_ROOT,
     }
 }
