@@ -686,16 +686,16 @@ impl Fbft {
     }
 
     fn on_message(&mut self, now_ms: u64, peer: PeerId, msg: Message, out: &mut Vec<Effect>) {
-        // Only members speak in consensus; observers' messages are the caller's business.
-        let Some(from) = self.committee.member_by_transport_key(&peer) else {
-            return;
-        };
         // Status and sync are the caller's business.
         let Some((number, view)) = Self::message_position(&msg) else {
             return;
         };
+        // Only members of the round's committee speak in its consensus. A message of a later
+        // height may come from a member of a later epoch's committee, though: it still tells
+        // us we are behind (catch-up checks what it fetches), and is kept for that height.
+        let member = self.committee.member_by_transport_key(&peer);
         if number <= self.tip.number {
-            if let Message::Commit(v) = msg {
+            if let (Message::Commit(v), Some(from)) = (msg, member) {
                 self.on_late_commit(from, v, out);
             }
             return; // stale
@@ -726,6 +726,9 @@ impl Fbft {
             }
             return;
         }
+        let Some(from) = member else {
+            return;
+        };
         match msg {
             Message::Announce(a) => self.on_announce(now_ms, from, a.block, out),
             Message::Prepare(v) => self.on_vote(MsgKind::Prepare, from, v, out),
