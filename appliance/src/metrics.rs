@@ -32,6 +32,11 @@ pub struct Metrics {
     pub blocked_peers: IntGauge,
     pub guard_refusals: IntCounterVec,
     pub guard_records: IntCounter,
+    pub epoch: IntGauge,
+    pub committee_members: IntGauge,
+    pub in_committee: IntGauge,
+    pub committee_handoffs: IntCounter,
+    pub known_peers: IntGauge,
 }
 
 impl Metrics {
@@ -167,9 +172,39 @@ impl Metrics {
                 "Durable double-sign guard records written (one per signed message)",
             )
             .unwrap(),
+            epoch: IntGauge::new("harmony_chain_epoch", "Epoch of the round in progress").unwrap(),
+            committee_members: IntGauge::new(
+                "harmony_consensus_committee_members",
+                "Validators in the committee of the round in progress",
+            )
+            .unwrap(),
+            in_committee: IntGauge::new(
+                "harmony_validator_in_committee_bool",
+                "1 while this node's keys sign in the current committee (0: it observes)",
+            )
+            .unwrap(),
+            committee_handoffs: IntCounter::new(
+                "harmony_consensus_committee_handoffs_total",
+                "Epoch boundaries where the committee changed, as this node took them over",
+            )
+            .unwrap(),
+            known_peers: IntGauge::new(
+                "harmony_network_known_peers",
+                "Peers this node accepts and dials: spec validators, observers, registered validators",
+            )
+            .unwrap(),
             registry,
         };
-        for c in [
+        for c in m.collectors() {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    /// Every metric, for registration (and for checking the catalogue).
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        let m = self;
+        vec![
             Box::new(m.chain_height.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.consensus_view.clone()),
             Box::new(m.consensus_is_leader.clone()),
@@ -191,10 +226,12 @@ impl Metrics {
             Box::new(m.blocked_peers.clone()),
             Box::new(m.guard_refusals.clone()),
             Box::new(m.guard_records.clone()),
-        ] {
-            m.registry.register(c).expect("metric names are unique");
-        }
-        m
+            Box::new(m.epoch.clone()),
+            Box::new(m.committee_members.clone()),
+            Box::new(m.in_committee.clone()),
+            Box::new(m.committee_handoffs.clone()),
+            Box::new(m.known_peers.clone()),
+        ]
     }
 
     pub fn render(&self) -> String {
@@ -252,4 +289,31 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Socket
         }
     });
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/metrics.md` is the exact catalogue: every metric is in it, and it names no
+    /// metric that does not exist.
+    #[test]
+    fn the_catalogue_matches_the_registry() {
+        let names: std::collections::BTreeSet<String> = Metrics::new()
+            .collectors()
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .collect();
+        let doc = include_str!("../../docs/metrics.md");
+        let documented: std::collections::BTreeSet<String> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split(['`', '{']).next())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            names, documented,
+            "registry (left) vs docs/metrics.md (right)"
+        );
+    }
 }

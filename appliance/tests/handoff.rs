@@ -200,6 +200,9 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
         .to_string();
     let endpoint = format!("127.0.0.1:{}", 9000 + offset + OBSERVER as u16);
     assert_eq!(guard_records(OBSERVER).await, 0.0, "an observer signed");
+    let in_committee = |i: usize| support::metric(offset, i, "harmony_validator_in_committee_bool");
+    assert_eq!(in_committee(OBSERVER).await, 0.0);
+    assert_eq!(in_committee(0).await, 1.0);
     let create = |bls: &str, transport: &str, endpoint: &str, amount: &str| -> Vec<String> {
         [
             "create-validator",
@@ -272,6 +275,14 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
         async || guard_records(OBSERVER).await > 0.0,
     )
     .await;
+    assert_eq!(in_committee(OBSERVER).await, 1.0);
+    assert!(support::metric(offset, 0, "harmony_consensus_committee_handoffs_total").await >= 1.0);
+    // Node 0 knows the four spec validators, the observer (also registered) and the second
+    // validator (registered only).
+    assert_eq!(
+        support::metric(offset, 0, "harmony_network_known_peers").await,
+        6.0
+    );
     let info: Value = rpc(1)
         .request("hmy_getValidatorInformation", rpc_params![operator])
         .await

@@ -273,7 +273,12 @@ impl Driver {
     /// an elected committee does not decode: the node stops rather than guess.
     fn committees_around(&mut self, number: u64) -> Option<consensus::Committees> {
         match self.ctx.committees.around(&self.ctx.store, number) {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                if !std::sync::Arc::ptr_eq(&c.next, self.fbft.committee()) {
+                    self.ctx.metrics.committee_handoffs.inc();
+                }
+                Some(c)
+            }
             Err(e) => {
                 self.fatal = Some(e.wrap_err(format!("committees around block {number}")));
                 None
@@ -301,7 +306,11 @@ impl Driver {
         };
         let changed = {
             let mut d = self.ctx.directory.locked();
-            d.register_validators(&staking).then(|| d.peer_infos())
+            self.ctx.metrics.known_peers.set(d.len() as i64);
+            d.register_validators(&staking).then(|| {
+                self.ctx.metrics.known_peers.set(d.len() as i64);
+                d.peer_infos()
+            })
         };
         if let Some(peers) = changed {
             if let Err(e) = self.mesh.set_peers(peers) {

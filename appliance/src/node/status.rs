@@ -19,6 +19,10 @@ impl Driver {
         m.consensus_view.set(view as i64);
         m.consensus_is_leader
             .set((Some(leader) == self.fbft.me_index()) as i64);
+        m.epoch.set((number / self.ctx.spec.epoch_blocks) as i64);
+        m.committee_members
+            .set(self.fbft.committee().members.len() as i64);
+        m.in_committee.set(self.fbft.me_index().is_some() as i64);
         let mut s = self.ctx.board.status.locked();
         s.block_number = number - 1;
         s.view_id = view;
