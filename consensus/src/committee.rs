@@ -94,8 +94,9 @@ impl Committee {
     /// `staking`, which must hold every elected validator.
     ///
     /// An election that chose nobody leaves the internal committee as it is. An elected key
-    /// that is also an internal key, or a validator whose transport key is already taken by an
-    /// earlier member, is left out: a key signs once and a peer is one member.
+    /// that is also an internal key is left out (a key signs once). The composition depends
+    /// only on the spec and the election, never on staking records that change later; those
+    /// give transport keys only (a key two members claim names the first).
     pub fn after_election(
         internal: &Committee,
         slots: &[state::staking::Slot],
@@ -126,7 +127,6 @@ impl Committee {
         let external_total = scale - internal_total;
         let mut keys = Vec::with_capacity(internal.keys.len() + slots.len());
         let mut members = Vec::with_capacity(internal.members.len() + by_validator.len());
-        let mut transport: std::collections::HashSet<[u8; 32]> = Default::default();
         let spec_total = U256::from(internal.total_power.max(1));
         for m in &internal.members {
             let start = keys.len();
@@ -142,7 +142,6 @@ impl Committee {
                     ..k.clone()
                 });
             }
-            transport.insert(m.transport_key);
             members.push(Member {
                 keys: start..keys.len(),
                 power,
@@ -159,9 +158,6 @@ impl Committee {
             let record = staking.validator(&address).ok_or_else(|| {
                 CommitteeError::Invalid(format!("elected validator {address} has no record"))
             })?;
-            if !transport.insert(record.transport_key.0) {
-                continue;
-            }
             let start = keys.len();
             let mut power = 0u64;
             for s in slots {
@@ -202,11 +198,10 @@ impl Committee {
                     .map_err(|e| CommitteeError::Invalid(format!("member keys: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let by_transport = members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.transport_key, i))
-            .collect();
+        let mut by_transport = std::collections::HashMap::new();
+        for (i, m) in members.iter().enumerate() {
+            by_transport.entry(m.transport_key).or_insert(i);
+        }
         Ok(Self {
             keys,
             members,

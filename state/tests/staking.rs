@@ -53,7 +53,8 @@ fn create(operator: Address, key_range: std::ops::Range<usize>, amount: U256) ->
         slot_pub_keys: ks.iter().map(|k| k.0).collect(),
         slot_key_sigs: ks.iter().map(|k| k.1).collect(),
         amount,
-        transport_key: B256::repeat_byte(7),
+        // One node per operator: its transport key is its own.
+        transport_key: operator.into_word(),
         endpoint: "10.0.0.1:9000".into(),
     }
 }
@@ -202,6 +203,38 @@ fn create_validator_rules() {
         StakeMsg::CreateValidator(create(b, 1..3, one(20_000))),
         StakingError::KeyInUse {
             key: keys()[1].0,
+            owner: a,
+        },
+    );
+    // Another validator claiming a's transport key: refused, at creation and by an edit.
+    let taken = w.state.validator(&a).unwrap().transport_key;
+    let mut claim = create(b, 2..3, one(20_000));
+    claim.transport_key = taken;
+    w.refused(
+        0,
+        b,
+        StakeMsg::CreateValidator(claim),
+        StakingError::TransportKeyInUse {
+            key: taken,
+            owner: a,
+        },
+    );
+    w.apply(
+        0,
+        b,
+        StakeMsg::CreateValidator(create(b, 2..3, one(20_000))),
+    )
+    .unwrap();
+    w.refused(
+        0,
+        b,
+        StakeMsg::EditValidator(EditValidator {
+            validator_address: b,
+            transport_key: Opt(Some(taken)),
+            ..Default::default()
+        }),
+        StakingError::TransportKeyInUse {
+            key: taken,
             owner: a,
         },
     );

@@ -76,6 +76,11 @@ pub enum StakingError {
     BadEndpoint(String),
     #[error("the transport key must be a 32-byte Ed25519 public key, not zero")]
     BadTransportKey,
+    #[error(
+        "transport key {key} is already registered by validator {owner}; each node has its own \
+         (`harmony-appliance keys transport` prints this node's)"
+    )]
+    TransportKeyInUse { key: B256, owner: Address },
     #[error("status can only be set to Active or Inactive")]
     BadStatus,
     #[error("validator {0} is banned (double signing); that is final")]
@@ -207,6 +212,7 @@ impl StakingState {
         }
         check_endpoint(&m.endpoint)?;
         check_transport_key(&m.transport_key)?;
+        self.check_transport_key_free(&m.transport_key, address)?;
         debit(balances, address, m.amount)?;
         let v = Validator {
             address,
@@ -227,6 +233,20 @@ impl StakingState {
         }
         self.validators.insert(address, v);
         Ok(())
+    }
+
+    /// A transport key names one node: refused when another validator registered it.
+    fn check_transport_key_free(&self, key: &B256, me: Address) -> Result<(), StakingError> {
+        match self
+            .validators()
+            .find(|v| v.transport_key == *key && v.address != me)
+        {
+            Some(v) => Err(StakingError::TransportKeyInUse {
+                key: *key,
+                owner: v.address,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn check_new_key(&self, key: &BlsKey, sig: &BlsSig) -> Result<(), StakingError> {
@@ -345,6 +365,7 @@ impl StakingState {
         }
         if let Some(t) = m.transport_key.0 {
             check_transport_key(&t)?;
+            self.check_transport_key_free(&t, m.validator_address)?;
             v.transport_key = t;
         }
         if let Some(e) = &m.endpoint.0 {
