@@ -7,6 +7,9 @@
 //! or replay old messages. Every honest node signs through the real double-sign guard (a log
 //! on disk, reopened when the node restarts), as in the appliance.
 //!
+//! Nodes tell each other their tips every second, as the appliance's status messages do, and
+//! fetch a longer chain they see (certificates checked).
+//!
 //! Invariants, checked after every event: no two honest nodes finalize different blocks at one
 //! height; every finalized block carries a valid commit certificate; no honest key signs two
 //! different hashes in one (kind, number, view) slot; the guard never has to refuse an honest
@@ -37,6 +40,8 @@ const BLOCK_MS: u64 = 1000;
 const FAULT_PHASE_MS: u64 = 25_000;
 /// Short epochs, so every seed crosses several committee hand-offs.
 const EPOCH_BLOCKS: u64 = 4;
+/// How often nodes tell each other their tips (the appliance's status interval).
+const STATUS_MS: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Byz {
@@ -837,6 +842,37 @@ impl Sim {
         changed.then(|| Message::NewView(Box::new(mixed)))
     }
 
+    /// What the appliance's status messages do (every node tells its peers its tip every
+    /// status interval, members or not): a running node that sees a longer chain on a peer
+    /// it can reach fetches from it. Without it, a node that missed an epoch's last block
+    /// hears of the next height only from the next committee, whose members may be exactly the
+    /// nodes that missed it.
+    fn exchange_status(&mut self) {
+        let n = self.nodes.len();
+        for i in 0..n {
+            for j in 0..n {
+                let (mine, theirs) = (self.nodes[i].chain.len(), self.nodes[j].chain.len());
+                if i != j
+                    && theirs > mine
+                    && self.nodes[i].fbft.is_some()
+                    && self.nodes[j].fbft.is_some()
+                    && !self.cut.contains(&(i, j))
+                    && !self.cut.contains(&(j, i))
+                {
+                    let delay = self.rng.gen_range(2..30);
+                    self.push(
+                        self.now + delay,
+                        Ev::Sync {
+                            node: i,
+                            peer: j,
+                            upto: theirs as u64,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     /// Blocks with certificates from `peer` (honest and reachable), each certificate checked
     /// before storing, as the appliance's catch-up does.
     fn sync(&mut self, i: usize, peer: usize, upto: u64) {
@@ -958,11 +994,16 @@ impl Sim {
 
     fn run(&mut self) {
         let mut next_fault = self.now + 2_000;
+        let mut next_status = self.now + STATUS_MS;
         let heal_at = GENESIS_MS + FAULT_PHASE_MS;
         let mut healed = false;
         let mut target = 0;
         while let Some(Reverse((at, seq))) = self.queue.pop() {
             self.now = self.now.max(at);
+            if self.now >= next_status {
+                self.exchange_status();
+                next_status = self.now + STATUS_MS;
+            }
             if !healed && self.now >= next_fault {
                 self.random_fault();
                 next_fault = self.now + self.rng.gen_range(500..4_000);
