@@ -579,3 +579,89 @@ async fn a_late_validator_catches_up_over_several_sync_batches() {
     assert_same_hashes(&net, &[0, 3], h3).await;
     finalizes_in_consensus(offset, 3).await;
 }
+
+/// A peer that claims a far height many times a second and never answers a sync request
+/// (here: node 2's key, after node 2 stopped) does not hold catch-up: after one unanswered
+/// request the late node asks another peer that claims to be ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_claims_a_height_and_never_answers_does_not_hold_catch_up() {
+    let offset = 6500 + (std::process::id() % 40) as u16 * 10;
+    let (_tmp, spec, mut net) = generate(offset, &["--block-time-ms", "50"]);
+    for i in 0..3 {
+        net.start(i);
+    }
+    wait_for("40 blocks on node0", Duration::from_secs(60), async || {
+        height(&net.client(0)).await.unwrap_or(0) >= 40
+    })
+    .await;
+    // Node 2 stops: two of four cannot finalize, the chain halts where it is. Nodes 0 and 1
+    // go down too for now, so the liar below is the only peer node 3 hears at first.
+    net.kill(2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let halted = height(&net.client(0)).await.unwrap();
+    net.kill(0);
+    net.kill(1);
+
+    // Node 2's key now claims block 1,000,000 to node 3, a hundred times a second.
+    let identity =
+        TransportIdentity::from_pkcs8_file(net.node_dir(2).join("keys/transport.pk8")).unwrap();
+    let peers = spec
+        .validators
+        .iter()
+        .enumerate()
+        .map(|(i, v)| PeerInfo {
+            index: i,
+            endpoint: v.endpoint,
+            transport_key: state::spec::parse_hex::<32>(&v.transport_key).unwrap(),
+        })
+        .collect();
+    let (liar, _inbound) = Mesh::start(MeshConfig {
+        listen: spec.validators[2].endpoint,
+        identity,
+        peers,
+        spec_hash: spec.hash().0,
+        max_message_bytes: 8 << 20,
+    })
+    .unwrap();
+    let claim = consensus::Message::Status(consensus::Status {
+        number: 1_000_000,
+        hash: Default::default(),
+    })
+    .encode();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spam = {
+        let (liar, stop) = (liar.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                liar.send(3, claim.clone());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    // Node 3 starts from genesis, asks the liar, and gets nothing.
+    net.start(3);
+    wait_for(
+        "node3 to give up on the liar",
+        Duration::from_secs(30),
+        async || net.log(3).contains("left a sync request unanswered"),
+    )
+    .await;
+    // Honest peers return; node 3 catches up from them although the liar keeps claiming
+    // (a hundred times for each of their status messages).
+    let started = Instant::now();
+    net.start(0);
+    net.start(1);
+    wait_for("node3 to catch up", Duration::from_secs(15), async || {
+        height(&net.client(3)).await.unwrap_or(0) >= halted
+    })
+    .await;
+    eprintln!(
+        "node3 caught up {halted} blocks in {:.1} s while a peer claimed block 1,000,000",
+        started.elapsed().as_secs_f64()
+    );
+    assert_same_hashes(&net, &[0, 3], halted).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = spam.await;
+    liar.shutdown().await;
+}

@@ -30,6 +30,7 @@ mod effects;
 mod gossip;
 mod status;
 mod sync;
+mod sync_peers;
 
 /// Everything the loop needs, assembled by `run`.
 pub struct NodeContext {
@@ -79,7 +80,8 @@ struct Driver {
     fbft: Fbft,
     timers: mpsc::UnboundedSender<Timer>,
     started: HashMap<B256, Instant>,
-    sync_in_flight: Option<Instant>,
+    /// Whom catch-up asks (claimed heights, silent peers, the request in flight).
+    sync_peers: sync_peers::SyncPeers,
     peers: PeerBook,
     /// Blocks executed (built or validated) but not yet final, by hash.
     executed: HashMap<B256, ExecutedBlock>,
@@ -172,7 +174,7 @@ pub async fn run(
         fbft,
         timers: timer_tx,
         started: HashMap::new(),
-        sync_in_flight: None,
+        sync_peers: Default::default(),
         peers: PeerBook::default(),
         executed: HashMap::new(),
         pending_announce: None,

@@ -47,6 +47,7 @@ impl Driver {
                 .with_label_values(&["incomplete"])
                 .inc();
         }
+        self.check_sync_timeout();
         let tip = self.fbft.tip();
         self.mesh.broadcast(
             Message::Status(Status {

@@ -4,8 +4,6 @@ use super::*;
 
 /// Most blocks sent in one sync response.
 const SYNC_BATCH: u64 = 64;
-/// A sync request unanswered for this long may be retried (possibly to another peer).
-const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A verified sync response being applied, one block at a time.
 pub(super) struct SyncBatch {
@@ -33,22 +31,45 @@ pub(super) enum SyncStep {
 
 impl Driver {
     pub(super) fn on_peer_status(&mut self, peer: usize, s: Status) {
+        self.sync_peers.claim(peer, s.number);
         if s.number > self.fbft.tip().number {
             self.request_sync(peer, s.number);
         }
     }
 
+    /// A request unanswered for `sync_peers::SYNC_TIMEOUT`: its peer is skipped for a while
+    /// and the best other peer that claims to be ahead is asked at once.
+    pub(super) fn check_sync_timeout(&mut self) {
+        if self.note_sync_timeout(Instant::now()) {
+            let tip = self.fbft.tip().number;
+            if let Some((other, target)) = self.sync_peers.best(tip, Instant::now()) {
+                self.request_sync(other, target);
+            }
+        }
+    }
+
+    /// Marks the peer of a timed-out request silent; true when there was one.
+    fn note_sync_timeout(&mut self, now: Instant) -> bool {
+        let Some(peer) = self.sync_peers.time_out(now) else {
+            return false;
+        };
+        tracing::warn!(target: "sync", peer, "peer left a sync request unanswered; asking another");
+        true
+    }
+
+    /// Asks `peer` (or, if it left a request unanswered lately, the best other peer ahead)
+    /// for the blocks past our tip, up to `target`.
     pub(super) fn request_sync(&mut self, peer: usize, target: u64) {
         let tip = self.fbft.tip().number;
-        if target <= tip
-            || self.sync_batch.is_some()
-            || self
-                .sync_in_flight
-                .is_some_and(|t| t.elapsed() < SYNC_TIMEOUT)
-        {
+        let now = Instant::now();
+        self.note_sync_timeout(now);
+        if target <= tip || self.sync_batch.is_some() || self.sync_peers.waiting(now) {
             return;
         }
-        self.sync_in_flight = Some(Instant::now());
+        let Some((peer, target)) = self.sync_peers.choose(peer, target, tip, now) else {
+            return;
+        };
+        self.sync_peers.asked(peer, now);
         let count = (target - tip).min(SYNC_BATCH);
         tracing::info!(target: "sync", peer, from = tip + 1, count, "behind; fetching blocks");
         self.mesh.send(
@@ -102,7 +123,7 @@ impl Driver {
     /// are verified as one batch off the loop; then each block is checked (linkage, proposer,
     /// certificate's block) on the loop, re-executed off it, and stored in order.
     pub(super) fn on_sync_response(&mut self, peer: usize, r: SyncResponse) {
-        self.sync_in_flight = None;
+        self.sync_peers.answered(peer);
         if self.sync_batch.is_some() {
             return; // a late or duplicate answer while an earlier one is still being applied
         }
