@@ -78,15 +78,42 @@ impl CommitteeBook {
             _ => Vec::new(),
         };
         let staking = store.staking_state()?;
-        let committee = Arc::new(
-            Committee::after_election(&self.spec, &slots, &staking, self.internal_share)
-                .map_err(|e| eyre::eyre!("block {last}: {e}"))?,
-        );
+        let computed = Committee::after_election(&self.spec, &slots, &staking, self.internal_share)
+            .map_err(|e| eyre::eyre!("block {last}: {e}"))?;
         let mut cache = self.cache.locked();
+        // The same committee as the epoch before (nobody new elected): the same value, so
+        // consensus sees no hand-off.
+        let before = epoch - 1;
+        let previous = match cache.get(&before) {
+            Some(c) => Some(c.clone()),
+            None if before == 0
+                || !state::forks::active(&self.forks, state::forks::STAKING, before - 1) =>
+            {
+                Some(self.spec.clone())
+            }
+            None => None,
+        };
+        let committee = match previous {
+            Some(p) if same_members(&p, &computed) => p,
+            _ => Arc::new(computed),
+        };
         cache.insert(epoch, committee.clone());
         while cache.len() > CACHED_EPOCHS {
             cache.pop_first();
         }
         Ok(committee)
     }
+}
+
+/// Same keys, in the same order, with the same power and transport keys.
+fn same_members(a: &Committee, b: &Committee) -> bool {
+    a.keys.len() == b.keys.len()
+        && a.members.len() == b.members.len()
+        && a.keys.iter().zip(&b.keys).all(|(x, y)| {
+            x.public_key == y.public_key && x.power == y.power && x.member == y.member
+        })
+        && a.members
+            .iter()
+            .zip(&b.members)
+            .all(|(x, y)| x.address == y.address && x.transport_key == y.transport_key)
 }

@@ -203,6 +203,15 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
     let in_committee = |i: usize| support::metric(offset, i, "harmony_validator_in_committee_bool");
     assert_eq!(in_committee(OBSERVER).await, 0.0);
     assert_eq!(in_committee(0).await, 1.0);
+    // Epochs passed with elections that chose nobody: the committee never changed.
+    wait_for("an epoch change", Duration::from_secs(30), async || {
+        height(&rpc(0)).await > EPOCH_BLOCKS
+    })
+    .await;
+    assert_eq!(
+        support::metric(offset, 0, "harmony_consensus_committee_handoffs_total").await,
+        0.0
+    );
     let create = |bls: &str, transport: &str, endpoint: &str, amount: &str| -> Vec<String> {
         [
             "create-validator",
