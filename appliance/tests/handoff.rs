@@ -70,19 +70,9 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
 }
 
 /// Runs `staking <args>` against the given nodes; panics with the output on failure.
-fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> String {
-    let mut all = vec!["staking", args[0]];
-    for r in rpcs {
-        all.extend(["--rpc", r.as_str()]);
-    }
-    all.extend(&args[1..]);
-    let o = support::ha(dir, &all);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    );
-    assert!(o.status.success(), "staking {}: {out}\n{err}", args[0]);
-    out
+fn staking(dir: &Path, rpcs: &[String], args: &[&str]) {
+    let (out, err, ok) = support::staking(dir, rpcs, args);
+    assert!(ok, "staking {}: {out}\n{err}", args[0]);
 }
 
 /// The line `label 0x…` that `keys pop` prints.
@@ -212,35 +202,8 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
         support::metric(offset, 0, "harmony_consensus_committee_handoffs_total").await,
         0.0
     );
-    let create = |bls: &str, transport: &str, endpoint: &str, amount: &str| -> Vec<String> {
-        [
-            "create-validator",
-            "--bls-key",
-            bls,
-            "--name",
-            "newcomer",
-            "--rate",
-            "0.1",
-            "--max-rate",
-            "0.2",
-            "--max-change-rate",
-            "0.05",
-            "--min-self-delegation",
-            "1000",
-            "--max-total-delegation",
-            "100000",
-            "--amount",
-            amount,
-            "--transport-key",
-            transport,
-            "--endpoint",
-            endpoint,
-            "--wait-s",
-            "60",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    let create = |bls: &str, transport: &str, endpoint: &str, amount: &str| {
+        support::create_validator_args("newcomer", bls, transport, endpoint, amount)
     };
     let mut args = create(&bls, &transport, &endpoint, "2000");
     args.extend([
@@ -253,12 +216,7 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
     staking(tmp.path(), &rpcs[..3], &args);
 
     // A second validator that never runs a node (development account 5).
-    let sk = accel::SecretKey::from_ikm(&[55; 32]).unwrap();
-    let bls2 = format!(
-        "0x{}:0x{}",
-        hex::encode(sk.public_key().to_bytes()),
-        hex::encode(sk.prove_possession().to_bytes())
-    );
+    let bls2 = support::bls_with_pop(55);
     let mut args = create(
         &bls2,
         &format!("0x{}", "22".repeat(32)),

@@ -4,19 +4,11 @@
 //! refusing keys without guard history.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_harmony-appliance");
+mod support;
 
-fn ha(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use support::{ha, BIN};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let o = ha(dir, args);
@@ -37,14 +29,6 @@ fn fails(dir: &Path, args: &[&str]) -> String {
     err
 }
 
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn write_private(p: &Path, text: &str) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -60,49 +44,10 @@ fn write_private(p: &Path, text: &str) {
 
 #[test]
 fn ceremony_against_a_mock_connector_process() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let _mock = Kill(
-        Command::new(BIN)
-            .args([
-                "hsm",
-                "mock-connector",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Wait for the device.
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "mock connector did not start");
-
-    // The connector may accept TCP a moment before it serves requests (seen on a loaded
-    // machine). A setup that could not reach the device changed nothing, so retry it.
-    let mut attempt = ha(d, &["hsm", "setup", "--connector", &url]);
-    for _ in 0..20 {
-        if attempt.status.success()
-            || !String::from_utf8_lossy(&attempt.stderr).contains("no HSM answers")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        attempt = ha(d, &["hsm", "setup", "--connector", &url]);
-    }
+    let (_mock, url) = support::mock_connector();
+    let attempt = support::hsm_setup(d, &url);
     let out = String::from_utf8_lossy(&attempt.stdout).to_string();
     assert!(
         attempt.status.success(),

@@ -2,7 +2,7 @@
 //! and catch-up after restart.
 
 mod support;
-use appliance::net::{Mesh, MeshConfig, PeerInfo, TransportIdentity};
+use appliance::net::{Mesh, MeshConfig, MeshHandle, PeerInfo, TransportIdentity};
 use consensus::{Message, Vote};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
@@ -180,10 +180,11 @@ async fn finalizes_in_consensus(offset: u16, i: usize) {
     .await;
 }
 
-/// Sends garbage to node 0 while pretending to be node 3 (whose key file we hold).
-async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
+/// A mesh speaking with node `i`'s transport key (whose file we hold), on its endpoint, while
+/// node `i` is down.
+fn impostor(net: &Net, spec: &ChainSpec, i: usize) -> MeshHandle {
     let identity =
-        TransportIdentity::from_pkcs8_file(net.node_dir(3).join("keys/transport.pk8")).unwrap();
+        TransportIdentity::from_pkcs8_file(net.node_dir(i).join("keys/transport.pk8")).unwrap();
     let peers = spec
         .validators
         .iter()
@@ -195,13 +196,19 @@ async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
         })
         .collect();
     let (mesh, _inbound) = Mesh::start(MeshConfig {
-        listen: spec.validators[3].endpoint,
+        listen: spec.validators[i].endpoint,
         identity,
         peers,
         spec_hash: spec.hash().0,
         max_message_bytes: 8 << 20,
     })
     .unwrap();
+    mesh
+}
+
+/// Sends garbage to node 0 while pretending to be node 3 (whose key file we hold).
+async fn impersonate_and_send_garbage(net: &Net, spec: &ChainSpec) {
+    let mesh = impostor(net, spec, 3);
     let garbage_vote = Vote {
         number: 1_000_000,
         view: 1,
@@ -603,26 +610,7 @@ async fn a_peer_that_claims_a_height_and_never_answers_does_not_hold_catch_up() 
     net.kill(1);
 
     // Node 2's key now claims block 1,000,000 to node 3, a hundred times a second.
-    let identity =
-        TransportIdentity::from_pkcs8_file(net.node_dir(2).join("keys/transport.pk8")).unwrap();
-    let peers = spec
-        .validators
-        .iter()
-        .enumerate()
-        .map(|(i, v)| PeerInfo {
-            index: i,
-            endpoint: v.endpoint,
-            transport_key: state::spec::parse_hex::<32>(&v.transport_key).unwrap(),
-        })
-        .collect();
-    let (liar, _inbound) = Mesh::start(MeshConfig {
-        listen: spec.validators[2].endpoint,
-        identity,
-        peers,
-        spec_hash: spec.hash().0,
-        max_message_bytes: 8 << 20,
-    })
-    .unwrap();
+    let liar = impostor(&net, &spec, 2);
     let claim = consensus::Message::Status(consensus::Status {
         number: 1_000_000,
         hash: Default::default(),

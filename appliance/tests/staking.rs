@@ -16,7 +16,6 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const NODES: usize = 4;
@@ -30,22 +29,6 @@ async fn balance(c: &HttpClient, a: Address) -> u128 {
         &c.request::<Value, _>("eth_getBalance", rpc_params![a, "latest"])
             .await
             .unwrap(),
-    )
-}
-
-/// Runs `staking <args>` against every node; returns (stdout, stderr, success).
-fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> (String, String, bool) {
-    let mut all = vec!["staking"];
-    all.push(args[0]);
-    for r in rpcs {
-        all.extend(["--rpc", r.as_str()]);
-    }
-    all.extend(&args[1..]);
-    let o = support::ha(dir, &all);
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-        o.status.success(),
     )
 }
 
@@ -188,41 +171,15 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     }
 
     // create-validator, signed inside the HSM.
-    let sk = accel::SecretKey::from_ikm(&[77; 32]).unwrap();
-    let bls = format!(
-        "0x{}:0x{}",
-        hex::encode(sk.public_key().to_bytes()),
-        hex::encode(sk.prove_possession().to_bytes())
-    );
+    let bls = support::bls_with_pop(77);
     let create = |signer: Vec<String>| {
-        let mut a: Vec<String> = [
-            "create-validator",
-            "--bls-key",
-            &bls,
-            "--name",
+        let mut a = support::create_validator_args(
             "newcomer",
-            "--rate",
-            "0.1",
-            "--max-rate",
-            "0.2",
-            "--max-change-rate",
-            "0.05",
-            "--min-self-delegation",
-            "1000",
-            "--max-total-delegation",
-            "100000",
-            "--amount",
-            "2000",
-            "--transport-key",
+            &bls,
             "0x1111111111111111111111111111111111111111111111111111111111111111",
-            "--endpoint",
             "127.0.0.1:9999",
-            "--wait-s",
-            "60",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+            "2000",
+        );
         a.extend(signer);
         a
     };
@@ -234,7 +191,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     ];
     let args = create(hsm_signer);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (out, err, ok) = staking(tmp.path(), &rpcs, &args);
+    let (out, err, ok) = support::staking(tmp.path(), &rpcs, &args);
     assert!(ok, "create-validator: {out}\n{err}");
     let (hash, receipt) = printed_receipt(&out);
     assert_eq!(receipt["transactionHash"], Value::String(hash.clone()));
@@ -270,7 +227,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     // The same BLS key again, from another account: refused at submission, with the rule.
     let args = create(vec!["--dev-account".into(), "7".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (out, err, ok) = staking(tmp.path(), &rpcs, &args);
+    let (out, err, ok) = support::staking(tmp.path(), &rpcs, &args);
     assert!(!ok, "a taken BLS key was accepted: {out}");
     assert!(err.contains("already used by validator"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -278,7 +235,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     // A delegation and an undelegation from development account 6, each sent to one node
     // only: that node relays it to the committee, whoever leads includes it.
     let op = operator.to_string();
-    let (out, err, ok) = staking(
+    let (out, err, ok) = support::staking(
         tmp.path(),
         &rpcs[2..3],
         &[
@@ -296,7 +253,7 @@ async fn operators_register_and_delegators_delegate_through_the_cli() {
     assert!(ok, "delegate: {out}\n{err}");
     assert_eq!(printed_receipt(&out).1["status"], "0x1");
     all_reach(&clients, &printed_receipt(&out).1).await;
-    let (out, err, ok) = staking(
+    let (out, err, ok) = support::staking(
         tmp.path(),
         &rpcs[3..],
         &[

@@ -54,51 +54,18 @@ fn web3py_drives_a_localnet() {
         support::wait_port(u, Duration::from_secs(60));
     }
     // A validator to delegate to (development account 5, registered with the CLI).
-    let sk = accel::SecretKey::from_ikm(&[42; 32]).unwrap();
-    let bls = format!(
-        "0x{}:0x{}",
-        hex::encode(sk.public_key().to_bytes()),
-        hex::encode(sk.prove_possession().to_bytes())
-    );
     let rpc0 = format!("http://{}", urls[0]);
-    let out = support::ha(
-        tmp.path(),
-        &[
-            "staking",
-            "create-validator",
-            "--rpc",
-            &rpc0,
-            "--dev-account",
-            "5",
-            "--bls-key",
-            &bls,
-            "--name",
-            "web3 target",
-            "--rate",
-            "0.1",
-            "--max-rate",
-            "0.2",
-            "--max-change-rate",
-            "0.05",
-            "--min-self-delegation",
-            "1000",
-            "--max-total-delegation",
-            "100000",
-            "--amount",
-            "1500",
-            "--transport-key",
-            &format!("0x{}", "33".repeat(32)),
-            "--endpoint",
-            "127.0.0.1:1",
-            "--wait-s",
-            "60",
-        ],
+    let mut args = support::create_validator_args(
+        "web3 target",
+        &support::bls_with_pop(42),
+        &format!("0x{}", "33".repeat(32)),
+        "127.0.0.1:1",
+        "1500",
     );
-    assert!(
-        out.status.success(),
-        "create-validator: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    args.extend(["--dev-account".into(), "5".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, err, ok) = support::staking(tmp.path(), &[rpc0], &args);
+    assert!(ok, "create-validator: {err}");
     let mut cmd = Command::new(python);
     cmd.arg(root.join("appliance/tests/interop/web3_interop.py"))
         .arg("--artifact")

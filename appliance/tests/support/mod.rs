@@ -148,15 +148,14 @@ pub fn client(port: u16) -> jsonrpsee::http_client::HttpClient {
         .unwrap()
 }
 
-/// Starts a MockHsm connector process and provisions it with the default profile (its
-/// secrets under `dir/hsm-secrets`); returns it with its URL.
-pub fn mock_hsm(dir: &Path) -> (Kill, String) {
+/// Starts a MockHsm connector process (not provisioned) on a free port; returns it with its
+/// URL once it accepts connections.
+pub fn mock_connector() -> (Kill, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let url = format!("http://127.0.0.1:{port}");
     let mock = Kill(
         Command::new(BIN)
             .args([
@@ -170,9 +169,14 @@ pub fn mock_hsm(dir: &Path) -> (Kill, String) {
             .unwrap(),
     );
     wait_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
-    // The connector may accept TCP a moment before it answers: retry a setup that did not
-    // reach it (it changed nothing).
-    let mut attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
+    (mock, format!("http://127.0.0.1:{port}"))
+}
+
+/// `hsm setup --connector url` with the data dir `dir`. The connector may accept TCP a moment
+/// before it serves requests (seen on a loaded machine); a setup that could not reach the
+/// device changed nothing, so it is retried.
+pub fn hsm_setup(dir: &Path, url: &str) -> Output {
+    let mut attempt = ha(dir, &["hsm", "setup", "--connector", url]);
     for _ in 0..20 {
         if attempt.status.success()
             || !String::from_utf8_lossy(&attempt.stderr).contains("no HSM answers")
@@ -180,14 +184,78 @@ pub fn mock_hsm(dir: &Path) -> (Kill, String) {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
-        attempt = ha(dir, &["hsm", "setup", "--connector", &url]);
+        attempt = ha(dir, &["hsm", "setup", "--connector", url]);
     }
+    attempt
+}
+
+/// Starts a MockHsm connector process and provisions it with the default profile (its
+/// secrets under `dir/hsm-secrets`); returns it with its URL.
+pub fn mock_hsm(dir: &Path) -> (Kill, String) {
+    let (mock, url) = mock_connector();
+    let attempt = hsm_setup(dir, &url);
     assert!(
         attempt.status.success(),
         "hsm setup: {}",
         String::from_utf8_lossy(&attempt.stderr)
     );
     (mock, url)
+}
+
+/// Runs `staking <args[0]> --rpc <each of rpcs> <args[1..]>` with the data dir `dir`;
+/// returns (stdout, stderr, success).
+pub fn staking(dir: &Path, rpcs: &[String], args: &[&str]) -> (String, String, bool) {
+    let mut all = vec!["staking", args[0]];
+    for r in rpcs {
+        all.extend(["--rpc", r.as_str()]);
+    }
+    all.extend(&args[1..]);
+    let o = ha(dir, &all);
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+        o.status.success(),
+    )
+}
+
+/// A `staking create-validator` with test-sized numbers (commission 0.1 of at most 0.2, min
+/// self-delegation 1,000 ONE, max total delegation 100,000 ONE), waiting up to 60 s for the
+/// receipt; the signer options are the caller's to add.
+pub fn create_validator_args(
+    name: &str,
+    bls: &str,
+    transport: &str,
+    endpoint: &str,
+    amount: &str,
+) -> Vec<String> {
+    [
+        "create-validator",
+        "--bls-key",
+        bls,
+        "--name",
+        name,
+        "--rate",
+        "0.1",
+        "--max-rate",
+        "0.2",
+        "--max-change-rate",
+        "0.05",
+        "--min-self-delegation",
+        "1000",
+        "--max-total-delegation",
+        "100000",
+        "--amount",
+        amount,
+        "--transport-key",
+        transport,
+        "--endpoint",
+        endpoint,
+        "--wait-s",
+        "60",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// A JSON-RPC quantity (`"0x…"`).
@@ -210,4 +278,14 @@ pub async fn metric(offset: u16, i: usize, name: &str) -> f64 {
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// `0xPUBKEY:0xPOP` of the BLS key derived from `[seed; 32]` (what `--bls-key` takes).
+pub fn bls_with_pop(seed: u8) -> String {
+    let sk = accel::SecretKey::from_ikm(&[seed; 32]).unwrap();
+    format!(
+        "0x{}:0x{}",
+        hex::encode(sk.public_key().to_bytes()),
+        hex::encode(sk.prove_possession().to_bytes())
+    )
 }
