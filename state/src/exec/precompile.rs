@@ -29,9 +29,6 @@ use std::collections::BTreeMap;
 /// Where the staking precompile lives (Harmony's address).
 pub const STAKING_PRECOMPILE: Address = address!("00000000000000000000000000000000000000fc");
 
-/// Base gas of a call (a staking message's, `exec::staking::STAKING_TX_GAS`).
-pub const CALL_GAS: u64 = 21_000;
-
 sol! {
     /// Stake `amount` wei of the caller's with a validator.
     function Delegate(address delegatorAddress, address validatorAddress, uint256 amount);
@@ -82,16 +79,6 @@ pub fn decode_call(input: &[u8]) -> Result<StakeMsg, String> {
     })
 }
 
-fn delegator(m: &StakeMsg) -> Address {
-    match m {
-        StakeMsg::Delegate(d) => d.delegator_address,
-        StakeMsg::Undelegate(u) => u.delegator_address,
-        StakeMsg::CollectRewards(c) => c.delegator_address,
-        StakeMsg::CreateValidator(c) => c.validator_address,
-        StakeMsg::EditValidator(e) => e.validator_address,
-    }
-}
-
 /// The topic a call's log carries: keccak of its function signature.
 fn topic_of(selector: [u8; 4]) -> B256 {
     let signature = match selector {
@@ -102,10 +89,9 @@ fn topic_of(selector: [u8; 4]) -> B256 {
     alloy_primitives::keccak256(signature)
 }
 
-/// Gas of a call with `input`.
+/// Gas of a call with `input`: a staking message's (base and data gas).
 pub fn call_gas(input: &[u8]) -> u64 {
-    let zero = input.iter().filter(|b| **b == 0).count() as u64;
-    CALL_GAS + 16 * (input.len() as u64 - zero) + 4 * zero
+    crate::staking::params::STAKING_TX_GAS + crate::staking::params::data_gas(input)
 }
 
 /// The staking state the precompile works on during one block's (or one call's) execution.
@@ -232,12 +218,12 @@ impl<'a> StakingCalls<'a> {
             Err(e) => return revert(e, gas),
         };
         let caller = inputs.caller;
-        if delegator(&m) != caller {
+        if m.signer() != caller {
             return revert(
                 format!(
                     "delegatorAddress {} is not the caller {caller}: an account or contract \
                      stakes only for itself",
-                    delegator(&m)
+                    m.signer()
                 ),
                 gas,
             );

@@ -22,10 +22,7 @@ use crate::types::{StoredReceipt, EMPTY_CODE_HASH};
 use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
 use libmdbx::TransactionKind;
 
-/// Base gas of CreateValidator (Harmony).
-pub const CREATE_VALIDATOR_GAS: u64 = crate::staking::params::CREATE_VALIDATOR_GAS;
-/// Base gas of the other staking messages.
-pub const STAKING_TX_GAS: u64 = 21_000;
+pub use crate::staking::params::{CREATE_VALIDATOR_GAS, STAKING_TX_GAS};
 
 /// What the staking part of a block did.
 #[derive(Debug, Clone, Default)]
@@ -44,19 +41,17 @@ pub struct StakingExecution {
     pub rejected: Vec<(B256, String)>,
 }
 
-/// The intrinsic gas of a staking message.
-pub fn intrinsic_gas(msg: &StakeMsg, encoded_len_zero: (usize, usize)) -> u64 {
+/// The intrinsic gas of a staking message carried in `raw`: its base plus the data gas.
+pub fn intrinsic_gas(msg: &StakeMsg, raw: &[u8]) -> u64 {
     let base = match msg {
         StakeMsg::CreateValidator(_) => CREATE_VALIDATOR_GAS,
         _ => STAKING_TX_GAS,
     };
-    let (nonzero, zero) = encoded_len_zero;
-    base + 16 * nonzero as u64 + 4 * zero as u64
+    base + crate::staking::params::data_gas(raw)
 }
 
 fn message_gas(tx: &SignedStakingTx) -> u64 {
-    let zero = tx.raw.iter().filter(|b| **b == 0).count();
-    intrinsic_gas(&tx.tx.msg, (tx.raw.len() - zero, zero))
+    intrinsic_gas(&tx.tx.msg, &tx.raw)
 }
 
 /// Balances and nonces seen through the block's pending changes over the stored state.

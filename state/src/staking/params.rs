@@ -16,6 +16,15 @@ pub const MAX_DETAILS_BYTES: usize = 280;
 pub const MAX_ENDPOINT_BYTES: usize = 255;
 /// Intrinsic gas of CreateValidator (Harmony).
 pub const CREATE_VALIDATOR_GAS: u64 = 5_300_000;
+/// Base gas of the other staking messages (and of a staking precompile call).
+pub const STAKING_TX_GAS: u64 = 21_000;
+
+/// Gas for carrying `data`: 16 per non-zero and 4 per zero byte (Harmony's intrinsic gas, as
+/// for an Ethereum transaction's input).
+pub fn data_gas(data: &[u8]) -> u64 {
+    let zero = data.iter().filter(|b| **b == 0).count() as u64;
+    16 * (data.len() as u64 - zero) + 4 * zero
+}
 
 /// The staking parameters of a network (chain spec `[staking]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
