@@ -27,6 +27,10 @@ pub struct Member {
 /// Voting power of a whole committee after an election (internal and elected shares of it).
 pub const POWER_SCALE: u64 = 1_000_000_000_000;
 
+/// Commit bitmaps the leader rotation looks at: a key absent from all of the last this many
+/// is skipped as offline.
+pub const RECENT_BITMAPS: usize = 4;
+
 /// Bound on view changes walked when computing a leader.
 pub const MAX_LEADER_STEPS: u64 = 100_000;
 
@@ -270,7 +274,7 @@ impl Committee {
     /// Committee key index of the leader; see [`Committee::leader`].
     pub fn leader_key(&self, number: u64, view: u64, first_view: u64, recent: &[Bitmap]) -> usize {
         let k = self.keys.len();
-        let absent = |i: usize| recent.len() >= 4 && recent.iter().all(|b| !b.get(i));
+        let absent = |i: usize| recent.len() >= RECENT_BITMAPS && recent.iter().all(|b| !b.get(i));
         let turn = number.saturating_sub(1) / self.blocks_per_leader;
         let mut idx = (turn % k as u64) as usize;
         if let Some(j) = (0..k).map(|d| (idx + d) % k).find(|&j| !absent(j)) {

@@ -3,7 +3,7 @@
 //! tell (state, receipts and transactions roots against the body's effects, gas used, base
 //! fee) is `state::exec::verify_known`'s.
 
-use crate::committee::Committee;
+use crate::committee::{Committee, RECENT_BITMAPS};
 use alloy_primitives::{Address, B256};
 use state::{Bitmap, Block, Header, GAS_LIMIT, MAX_HEADER_VERSION};
 
@@ -192,7 +192,8 @@ pub fn check_not_future(
 /// The commit bitmaps that count for leader selection in the round after `tip`: `recent` are
 /// the `last_commit_bitmap`s of the last stored headers (oldest first, the tip's last); each
 /// certifies the block before its header, and only those of blocks in the round's epoch
-/// were signed by the round's committee. At most the newest four, decoded for `committee`.
+/// were signed by the round's committee. At most the newest [`RECENT_BITMAPS`], decoded for
+/// `committee`.
 pub fn leader_history(
     tip: u64,
     epoch_blocks: u64,
@@ -211,7 +212,7 @@ pub fn leader_history(
         })
         .filter_map(|(_, b)| state::Bitmap::from_bytes(b, committee.key_count()))
         .collect();
-    let excess = out.len().saturating_sub(4);
+    let excess = out.len().saturating_sub(RECENT_BITMAPS);
     out.drain(..excess);
     out
 }

@@ -20,7 +20,7 @@
 //! signatures by [`Effect::Sign`] / [`Input::Signed`]; everything a restart needs for safety is
 //! handed out as [`Effect::PersistSafety`] before the signature it protects is requested.
 
-use crate::committee::Committee;
+use crate::committee::{Committee, RECENT_BITMAPS};
 use crate::fault::FaultKind;
 use crate::message::{
     Announce, Message, NewView, PreparedProof, ViewChange, ViewChangeGroup, Vote,
@@ -51,8 +51,6 @@ pub const MAX_VIEW_AHEAD: u64 = 1000;
 const MAX_BACKOFF_EXP: u64 = 6;
 /// Messages for a later height kept until the tip catches up (bounded).
 const FUTURE_BUFFER: usize = 256;
-/// Commit bitmaps remembered for leader selection.
-const RECENT_BITMAPS: usize = 4;
 
 /// Static parameters of a node's consensus.
 #[derive(Debug, Clone)]
@@ -70,14 +68,6 @@ pub struct Config {
     pub keys: Vec<PublicKey>,
     /// First epoch of the `vrf` fork: from it, every header carries its leader's VRF.
     pub vrf_from: Option<u64>,
-}
-
-impl Config {
-    /// Whether block `number` must carry a VRF.
-    pub fn vrf_required(&self, number: u64) -> bool {
-        self.vrf_from
-            .is_some_and(|from| number / self.epoch_blocks >= from)
-    }
 }
 
 /// The committees around a tip: the one that signed it (its certificate is checked against
@@ -109,6 +99,12 @@ impl Config {
     /// cut short.
     pub fn default_view_timeout_ms(block_time_ms: u64) -> u64 {
         block_time_ms.max(1000)
+    }
+
+    /// Whether block `number` must carry a VRF.
+    pub fn vrf_required(&self, number: u64) -> bool {
+        self.vrf_from
+            .is_some_and(|from| number / self.epoch_blocks >= from)
     }
 }
 
@@ -443,9 +439,14 @@ impl Fbft {
     }
 
     fn leader_of(&self, view: u64) -> usize {
+        self.committee.keys[self.leader_key_of(view)].member
+    }
+
+    /// Committee key index of the leader of `view` in the round: the key that signs its VRF.
+    fn leader_key_of(&self, view: u64) -> usize {
         let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
         self.committee
-            .leader(self.round.number, view, self.round.first_view, &recent)
+            .leader_key(self.round.number, view, self.round.first_view, &recent)
     }
 
     /// Advances the machine by one input. `now_ms` is wall-clock time, used only to bound
@@ -494,21 +495,21 @@ impl Fbft {
                     if !Arc::ptr_eq(&committees.next, &self.committee) {
                         self.hand_off(committees.next);
                     }
-                    // Leader history is per epoch (as a restart rebuilds it, see `new`): the
-                    // tip's bitmap certifies its parent, which counts only in the round's epoch.
+                    // Leader history is per epoch (`rules::leader_history`, as a restart
+                    // rebuilds it): it restarts with a new epoch, and the tip's bitmap, which
+                    // certifies its parent, counts only when the parent is in the round's epoch.
                     let epoch = (tip.number + 1) / self.cfg.epoch_blocks;
-                    if epoch != self.round.number / self.cfg.epoch_blocks {
-                        self.recent.clear();
-                    }
                     let parent_epoch = tip.number.checked_sub(1).map(|p| p / self.cfg.epoch_blocks);
-                    if parent_epoch == Some(epoch) {
-                        if let Some(b) =
-                            Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count())
-                        {
-                            self.recent.push_back(b);
-                            while self.recent.len() > RECENT_BITMAPS {
-                                self.recent.pop_front();
-                            }
+                    if epoch != self.round.number / self.cfg.epoch_blocks
+                        || parent_epoch != Some(epoch)
+                    {
+                        self.recent.clear();
+                    } else if let Some(b) =
+                        Bitmap::from_bytes(&tip.last_commit_bitmap, self.committee.key_count())
+                    {
+                        self.recent.push_back(b);
+                        while self.recent.len() > RECENT_BITMAPS {
+                            self.recent.pop_front();
                         }
                     }
                     self.tip = tip;
@@ -575,11 +576,7 @@ impl Fbft {
         {
             return;
         }
-        let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
-        let key = self
-            .committee
-            .leader_key(r.number, r.view, r.first_view, &recent);
-        let pk = self.committee.keys[key].public_key;
+        let pk = self.committee.keys[self.leader_key_of(r.view)].public_key;
         let Some(proof) = self
             .cfg
             .keys

@@ -135,8 +135,7 @@ impl Fbft {
         match rules::check_vrf_form(&block.header, self.cfg.vrf_required(block.number())) {
             Ok(Some(proof)) => {
                 let h = &block.header;
-                let recent: Vec<Bitmap> = self.recent.iter().cloned().collect();
-                let public_key = rules::vrf_key(&self.committee, h, self.round.first_view, &recent);
+                let public_key = self.committee.keys[self.leader_key_of(h.view)].public_key;
                 let req = rules::vrf_request(
                     self.cfg.chain_id,
                     self.cfg.shard,
