@@ -35,43 +35,34 @@ fn execute_on_tip(
     state::exec::verify_known(store, cfg, &parent, block, known)
 }
 
+/// Verification a fetched block's VRF still needs: the payload and the leader key's vote.
+pub type VrfJob = ([u8; hsm::PAYLOAD_BYTES], accel::Vote);
+
 /// Checks that `block` extends `parent` under the rules of `committee` (the block's epoch's;
-/// catch-up path, where no announce was seen): the header rules of `consensus::rules` and the
-/// proposer of its view.
+/// catch-up path, where no announce was seen) on the network of `spec`: the header rules of
+/// `consensus::rules`, the proposer of its view and the form of its VRF (under the `vrf`
+/// fork). Returns the VRF's signature check, to run off the loop (None before the fork).
 pub fn check_link(
     committee: &Committee,
-    epoch_blocks: u64,
-    shard: u32,
+    spec: &state::ChainSpec,
     parent: &Header,
     recent: &[alloy_primitives::Bytes],
     block: &Block,
-) -> Result<(), String> {
+) -> Result<Option<VrfJob>, String> {
+    let (h, shard, epoch_blocks) = (&block.header, spec.shard, spec.epoch_blocks);
     consensus::rules::check_child(&consensus::Parent::from(parent), block, shard, epoch_blocks)
         .map_err(|e| e.to_string())?;
     let recent = consensus::rules::leader_history(parent.number, epoch_blocks, recent, committee);
-    consensus::rules::check_leader(committee, &block.header, parent.view + 1, &recent)
-        .map_err(|e| e.to_string())
-}
-
-/// The verification a fetched block's VRF needs (payload and the leader key's vote), after
-/// checking its form; None before the `vrf` fork. The signature is checked off the loop.
-pub fn vrf_job(
-    committee: &Committee,
-    chain_id: u64,
-    epoch_blocks: u64,
-    parent: &Header,
-    recent: &[alloy_primitives::Bytes],
-    block: &Block,
-    required: bool,
-) -> Result<Option<([u8; hsm::PAYLOAD_BYTES], accel::Vote)>, String> {
-    let h = &block.header;
-    let Some(proof) = consensus::rules::check_vrf_form(h, required).map_err(|e| e.to_string())?
+    consensus::rules::check_leader(committee, h, parent.view + 1, &recent)
+        .map_err(|e| e.to_string())?;
+    let vrf_required = state::forks::active(&spec.forks, state::forks::VRF, h.epoch);
+    let Some(proof) =
+        consensus::rules::check_vrf_form(h, vrf_required).map_err(|e| e.to_string())?
     else {
         return Ok(None);
     };
-    let recent = consensus::rules::leader_history(parent.number, epoch_blocks, recent, committee);
     let public_key = consensus::rules::vrf_key(committee, h, parent.view + 1, &recent);
-    let req = consensus::rules::vrf_request(chain_id, h.shard, h.number, h.view, h.parent_hash);
+    let req = consensus::rules::vrf_request(spec.chain_id, shard, h.number, h.view, h.parent_hash);
     Ok(Some((
         hsm::payload(&req),
         accel::Vote {

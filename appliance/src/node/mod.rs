@@ -308,11 +308,9 @@ impl Driver {
         };
         let changed = {
             let mut d = self.ctx.directory.locked();
+            let changed = d.register_validators(&staking);
             self.ctx.metrics.known_peers.set(d.len() as i64);
-            d.register_validators(&staking).then(|| {
-                self.ctx.metrics.known_peers.set(d.len() as i64);
-                d.peer_infos()
-            })
+            changed.then(|| d.peer_infos())
         };
         if let Some(peers) = changed {
             if let Err(e) = self.mesh.set_peers(peers) {

@@ -140,22 +140,14 @@ impl Driver {
         // come with the next request.
         let mut r = r;
         let tip = self.fbft.tip().number;
-        let epoch = (tip + 1) / self.ctx.spec.epoch_blocks;
-        let keep: Vec<bool> = r
-            .blocks
-            .iter()
-            .map(|b| b.number() > tip && b.number() / self.ctx.spec.epoch_blocks == epoch)
-            .collect();
-        if keep.iter().any(|k| !k) {
-            full |= r
-                .blocks
-                .iter()
-                .any(|b| b.number() / self.ctx.spec.epoch_blocks > epoch);
-            let mut k = keep.iter();
-            r.blocks.retain(|_| *k.next().expect("same length"));
-            let mut k = keep.iter();
-            r.certificates.retain(|_| *k.next().expect("same length"));
-        }
+        let epoch_of = |n: u64| n / self.ctx.spec.epoch_blocks;
+        let epoch = epoch_of(tip + 1);
+        full |= r.blocks.iter().any(|b| epoch_of(b.number()) > epoch);
+        (r.blocks, r.certificates) = std::mem::take(&mut r.blocks)
+            .into_iter()
+            .zip(std::mem::take(&mut r.certificates))
+            .filter(|(b, _)| b.number() > tip && epoch_of(b.number()) == epoch)
+            .unzip();
         self.sync_batch = Some(SyncBatch {
             peer,
             full,
@@ -282,31 +274,14 @@ impl Driver {
             return;
         };
         let recent = recent_bitmaps(&self.ctx.store, tip.number).unwrap_or_default();
-        let vrf_required =
-            state::forks::active(&self.ctx.spec.forks, state::forks::VRF, block.header.epoch);
-        let mut vrf = None;
         let checked = check_link(
             self.fbft.committee(),
-            self.ctx.spec.epoch_blocks,
-            self.ctx.spec.shard,
+            &self.ctx.spec,
             &parent,
             &recent,
             &block,
         )
-        .and_then(|_| {
-            // The VRF's form here; its signature off the loop, before execution.
-            vrf = crate::validate::vrf_job(
-                self.fbft.committee(),
-                self.ctx.spec.chain_id,
-                self.ctx.spec.epoch_blocks,
-                &parent,
-                &recent,
-                &block,
-                vrf_required,
-            )?;
-            Ok(())
-        })
-        .and_then(|_| {
+        .and_then(|vrf| {
             // Its signature verified with the batch.
             if cert.number != block.number()
                 || cert.hash != block.hash()
@@ -314,16 +289,19 @@ impl Driver {
             {
                 return Err("certificate is for another block".into());
             }
-            Ok(())
+            Ok(vrf)
         });
-        if let Err(reason) = checked {
-            self.sync_batch = None;
-            return self.fault(
-                peer,
-                FaultKind::InvalidBlock,
-                &format!("sync block #{}: {reason}", block.number()),
-            );
-        }
+        let vrf = match checked {
+            Ok(vrf) => vrf,
+            Err(reason) => {
+                self.sync_batch = None;
+                return self.fault(
+                    peer,
+                    FaultKind::InvalidBlock,
+                    &format!("sync block #{}: {reason}", block.number()),
+                );
+            }
+        };
         // Re-executed only once its certificate checks out (execution costs more), and off
         // the loop: a batch of full blocks takes seconds.
         let (store, exec, done) = (self.ctx.store.clone(), self.ctx.exec, self.syncs.clone());
