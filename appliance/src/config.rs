@@ -442,6 +442,14 @@ mod tests {
             ),
             ("[rpc]\nthreads = 0", "rpc.threads"),
             ("[rpc]\nnice = -5", "rpc.nice"),
+            (
+                "[[network.observers]]\ntransport_key = \"0xabc\"\nendpoint = \"127.0.0.1:9000\"",
+                "network.observers[0].transport_key",
+            ),
+            (
+                "[[network.observers]]\ntransport_key = \"00\"\nendpoint = \"somewhere\"",
+                "endpoint",
+            ),
         ] {
             let err = NodeConfig::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
