@@ -139,6 +139,7 @@ fn spec_with(alloc: BTreeMap<Address, GenesisAccount>) -> ChainSpec {
         genesis_timestamp_ms: GENESIS_MS,
         forks: Default::default(),
         staking: Default::default(),
+        economics: Default::default(),
         validators: vec![],
         alloc,
     }
@@ -691,6 +692,9 @@ fn staking_state() -> state::staking::StakingState {
             description: Description::default(),
             creation_epoch: 0,
             delegations,
+            lifetime: Default::default(),
+            epoch_counters: Default::default(),
+            lifetime_reward: U256::ZERO,
         }
     });
     StakingState::from_validators(validators)
@@ -719,7 +723,7 @@ fn bench_epoch_end(c: &mut Criterion) {
     {
         let tx = store.db().tx_mut().unwrap();
         let all: Vec<_> = staking.validators().cloned().collect();
-        state::db::staking::write(&tx, &all).unwrap();
+        state::db::staking::write(&tx, &all, None).unwrap();
         tx.commit().unwrap();
     }
     assert_eq!(store.staking_state().unwrap(), staking);

@@ -108,18 +108,21 @@ impl Committee {
         internal_share: state::staking::Dec,
     ) -> Result<Self, CommitteeError> {
         use alloy_primitives::U256;
-        let mut taken_keys: std::collections::HashSet<[u8; 48]> = internal
+        let internal_keys: Vec<state::staking::BlsKey> = internal
             .keys
             .iter()
-            .map(|k| k.public_key.to_bytes())
+            .map(|k| state::staking::BlsKey::from(k.public_key.to_bytes()))
             .collect();
-        let mut by_validator: std::collections::BTreeMap<Address, Vec<&state::staking::Slot>> =
-            Default::default();
-        for s in slots {
-            let mut bytes = [0u8; 48];
-            bytes.copy_from_slice(s.key.as_slice());
-            if taken_keys.insert(bytes) {
-                by_validator.entry(s.validator).or_default().push(s);
+        // The signing order is the state crate's (rewards read certificates with it): elected
+        // keys grouped by validator in address order, after the internal ones.
+        let mut by_validator: Vec<(Address, Vec<state::staking::Seat>)> = Vec::new();
+        for seat in state::staking::seats(&internal_keys, slots) {
+            let Some(address) = seat.validator else {
+                continue;
+            };
+            match by_validator.last_mut() {
+                Some((a, seats)) if *a == address => seats.push(seat),
+                _ => by_validator.push((address, vec![seat])),
             }
         }
         if by_validator.is_empty() {
@@ -153,8 +156,8 @@ impl Committee {
             });
         }
         let stake_total: U256 = by_validator
-            .values()
-            .flatten()
+            .iter()
+            .flat_map(|(_, seats)| seats)
             .map(|s| s.effective_stake)
             .sum::<U256>()
             .max(U256::from(1));

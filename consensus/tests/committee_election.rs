@@ -40,6 +40,9 @@ fn validator(i: u8, keys: &[u8], stake: u64) -> Validator {
         description: Description::default(),
         creation_epoch: 0,
         delegations: vec![Delegation::new(address, one(stake))],
+        lifetime: Default::default(),
+        epoch_counters: Default::default(),
+        lifetime_reward: U256::ZERO,
     }
 }
 

@@ -13,8 +13,25 @@ pub const STAKING: &str = "staking";
 /// The leader's VRF in every header (β ‖ π, 128 bytes); PREVRANDAO becomes β.
 pub const VRF: &str = "vrf";
 
+/// Block rewards to the signers of every certified block, signing counts and the
+/// availability check at the election block (needs `staking` at or before it).
+pub const REWARDS: &str = "rewards";
+/// Base fees paid to the configured collectors instead of burnt (`economics.fee_collectors`).
+pub const FEE_SPLIT: &str = "fee_split";
+/// HIP-30: the minimum commission (`economics.hip30_min_commission`) and the emission split
+/// (`economics.hip30_emission`).
+pub const HIP30: &str = "hip30";
+
 /// Every fork this node implements.
-pub const KNOWN: &[&str] = &[PRIORITY_FEE_TO_LEADER, HEADER_V2, STAKING, VRF];
+pub const KNOWN: &[&str] = &[
+    PRIORITY_FEE_TO_LEADER,
+    HEADER_V2,
+    STAKING,
+    VRF,
+    REWARDS,
+    FEE_SPLIT,
+    HIP30,
+];
 
 /// The header version blocks of `epoch` carry under `forks`.
 pub fn header_version(forks: &std::collections::BTreeMap<String, u64>, epoch: u64) -> u8 {

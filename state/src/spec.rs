@@ -41,6 +41,10 @@ pub struct ChainSpec {
     /// canonical form while default, so specs written before staking keep their hash.
     #[serde(default, skip_serializing_if = "is_default_staking")]
     pub staking: crate::staking::StakingParams,
+    /// Rewards, the issuance cap, availability and the fee policy (`[economics]`; Harmony's
+    /// numbers by default). Left out of the canonical form while default.
+    #[serde(default, skip_serializing_if = "is_default_economics")]
+    pub economics: crate::staking::EconomicsParams,
     /// Genesis allocation: accounts (0x addresses) with balance, and optionally nonce, code
     /// and storage, that exist in block 0's state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -58,6 +62,10 @@ pub struct GenesisAccount {
     pub code: Bytes,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub storage: BTreeMap<U256, U256>,
+}
+
+fn is_default_economics(p: &crate::staking::EconomicsParams) -> bool {
+    *p == crate::staking::EconomicsParams::default()
 }
 
 fn is_default_staking(p: &crate::staking::StakingParams) -> bool {
@@ -152,6 +160,44 @@ impl ChainSpec {
         toml::to_string_pretty(self).expect("spec serializes")
     }
 
+    /// `[economics]`: shares are shares, and the fee collectors take at most the whole fee.
+    fn check_economics(&self) -> Result<(), SpecError> {
+        let e = &self.economics;
+        let one = crate::staking::Dec::ONE;
+        if e.min_signing_rate > one {
+            return Err(field("economics.min_signing_rate", "is a rate: at most 1"));
+        }
+        if e.hip30_min_commission > one {
+            return Err(field(
+                "economics.hip30_min_commission",
+                "is a rate: at most 1",
+            ));
+        }
+        if e.hip30_emission.is_some_and(|s| s.share > one) {
+            return Err(field(
+                "economics.hip30_emission.share",
+                "is a share: at most 1",
+            ));
+        }
+        let total = e
+            .fee_collectors
+            .iter()
+            .try_fold(0u128, |t, c| t.checked_add(c.share.0));
+        if total.is_none_or(|t| t > one.0) {
+            return Err(field(
+                "economics.fee_collectors",
+                "the shares sum to more than 1; what they leave is burnt",
+            ));
+        }
+        if self.forks.contains_key(crate::forks::FEE_SPLIT) && e.fee_collectors.is_empty() {
+            return Err(field(
+                "economics.fee_collectors",
+                "the fee_split fork is scheduled but no collector is configured",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), SpecError> {
         for (address, acc) in &self.alloc {
             // EIP-3541: no code starts with 0xEF unless it is an EIP-7702 delegation, which
@@ -187,6 +233,17 @@ impl ChainSpec {
                 ));
             }
         }
+        for fork in [crate::forks::REWARDS, crate::forks::HIP30] {
+            if let Some(&r) = self.forks.get(fork) {
+                if self.forks.get(crate::forks::STAKING).is_none_or(|&s| s > r) {
+                    return Err(field(
+                        format!("forks.{fork}"),
+                        format!("{fork} needs staking active at or before its epoch"),
+                    ));
+                }
+            }
+        }
+        self.check_economics()?;
         if self.chain_id == 0 || HARMONY_CHAIN_IDS.contains(&self.chain_id) {
             return Err(field(
                 "chain_id",
@@ -366,6 +423,7 @@ mod tests {
             genesis_timestamp_ms: 1,
             forks: BTreeMap::from([("header_v2".to_string(), 5), ("staking".to_string(), 5)]),
             staking: Default::default(),
+            economics: Default::default(),
             alloc: BTreeMap::new(),
             validators: (1..=2u8)
                 .map(|i| Validator {

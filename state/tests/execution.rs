@@ -64,6 +64,7 @@ fn spec(accounts: u64, forks: BTreeMap<String, u64>) -> ChainSpec {
         genesis_timestamp_ms: 1_700_000_000_000,
         forks,
         staking: Default::default(),
+        economics: Default::default(),
         validators: vec![],
         alloc,
     }

@@ -596,6 +596,9 @@ proptest! {
                 description: Description::default(),
                 creation_epoch: 0,
                 delegations: vec![Delegation::new(address, one(stake))],
+                lifetime: Default::default(),
+                epoch_counters: Default::default(),
+                lifetime_reward: U256::ZERO,
             }
         }).collect();
         let a = elect(&StakingState::from_validators(validators.clone()), &params);

@@ -38,6 +38,7 @@ fn spec() -> ChainSpec {
             (state::forks::STAKING.to_string(), 0),
         ]),
         staking: Default::default(),
+        economics: Default::default(),
         validators: vec![],
         alloc: (0..3)
             .map(|i| {
@@ -313,7 +314,7 @@ fn the_staking_pool_checks_rules_at_admission() {
     let base_fee = 1_000_000_000;
 
     // Not before the fork.
-    let mut off = cfg;
+    let mut off = cfg.clone();
     off.staking_from = Some(5);
     let err = pool
         .insert(

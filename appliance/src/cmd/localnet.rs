@@ -248,13 +248,14 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         blocks_per_leader: args.blocks_per_leader,
         epoch_blocks: args.epoch_blocks,
         genesis_timestamp_ms: crate::chain::now_ms(),
-        // New networks start on the newest header version, with staking and the leader's
-        // VRF in every header. Development
+        // New networks start on the newest header version, with staking, the leader's VRF in
+        // every header and block rewards (Harmony's numbers). Development
         // accounts hold 10,000 ETH: the minimum self-delegation is lowered to fit.
         forks: [
             (state::forks::HEADER_V2.to_string(), 0),
             (state::forks::STAKING.to_string(), 0),
             (state::forks::VRF.to_string(), 0),
+            (state::forks::REWARDS.to_string(), 0),
         ]
         .into(),
         // The spec's validators keep 70% of the voting power after elections (Harmony:
@@ -265,6 +266,7 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
             internal_voting_share: state::staking::Dec::percent(70),
             ..Default::default()
         },
+        economics: Default::default(),
         alloc: dev_accounts()?
             .into_iter()
             .map(|(address, _)| {

@@ -206,7 +206,7 @@ async fn run_async(
                 operator: operator_blocks.clone(),
                 metrics: metrics.clone(),
             }),
-            exec,
+            exec: exec.clone(),
             pool: tx_pool.clone(),
             staking_pool: staking_pool.clone(),
             genesis_validators: spec.validators.iter().map(|v| v.address).collect(),

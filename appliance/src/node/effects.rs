@@ -66,7 +66,7 @@ impl Driver {
                 }
                 if self.validating.insert(hash) {
                     // Off the loop: QUIC, timers, votes and RPC go on while it executes.
-                    let (store, exec) = (self.ctx.store.clone(), self.ctx.exec);
+                    let (store, exec) = (self.ctx.store.clone(), self.ctx.exec.clone());
                     let engine = self.ctx.engine.clone();
                     let known = self.pooled(&block);
                     let done = self.validations.clone();
@@ -231,7 +231,7 @@ impl Driver {
             pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
         };
         let staking = self.ctx.staking_pool.locked().candidates();
-        let exec = self.ctx.exec;
+        let exec = self.ctx.exec.clone();
         let done = self.builds.clone();
         let (number, view) = (template.number, template.view);
         tokio::task::spawn_blocking(move || {

@@ -304,7 +304,11 @@ impl Driver {
         };
         // Re-executed only once its certificate checks out (execution costs more), and off
         // the loop: a batch of full blocks takes seconds.
-        let (store, exec, done) = (self.ctx.store.clone(), self.ctx.exec, self.syncs.clone());
+        let (store, exec, done) = (
+            self.ctx.store.clone(),
+            self.ctx.exec.clone(),
+            self.syncs.clone(),
+        );
         let engine = self.ctx.engine.clone();
         tokio::task::spawn_blocking(move || {
             let vrf_ok = vrf.is_none_or(|(payload, vote)| {

@@ -51,6 +51,7 @@ pub fn spec(keys_per_member: &[usize], blocks_per_leader: u64) -> ChainSpec {
         genesis_timestamp_ms: GENESIS_MS,
         forks: Default::default(),
         staking: Default::default(),
+        economics: Default::default(),
         alloc: Default::default(),
         validators,
     };

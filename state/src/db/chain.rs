@@ -331,6 +331,8 @@ pub struct StateWrites<'a> {
     pub tx_hashes: Vec<B256>,
     /// Validator records the block changed.
     pub validators: &'a [crate::staking::Validator],
+    /// The issuance record, when the block changed it.
+    pub issuance: Option<&'a crate::staking::Issuance>,
 }
 
 /// State and receipts: the half of the store that execution fills.
@@ -398,7 +400,7 @@ impl ChainStore {
                 },
             )?;
         }
-        super::staking::write(&tx, writes.validators)?;
+        super::staking::write(&tx, writes.validators, writes.issuance)?;
         tx.commit()
     }
 

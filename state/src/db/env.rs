@@ -14,7 +14,7 @@ pub use libmdbx::{RO, RW};
 
 /// Current schema version of the chain database. Bump it (and add a migration step from the
 /// previous version to `MIGRATIONS`) whenever a table's name, key or value encoding changes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// Metadata key holding the schema version (4 bytes, big-endian).
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
@@ -42,6 +42,9 @@ pub(crate) type MigrationFn = for<'a> fn(&RwTx<'a>) -> Result<(), DbError>;
 
 /// Migrations of the released schema, in order.
 ///
+/// 4 → 5 appends the signing counts and the lifetime reward (zero) to every validator record
+/// (the `rewards` fork's fields), so records written before it decode.
+///
 /// 3 → 4 moves the consensus safety record from `Metadata["consensus_safety"]` (raw bytes under
 /// a string key) into its own table, [`super::ConsensusSafety`], under shard 0.
 ///
@@ -61,7 +64,45 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         from: 3,
         run: move_safety_record_to_its_table,
     },
+    Migration {
+        from: 4,
+        run: append_validator_counters,
+    },
 ];
+
+fn append_validator_counters(tx: &RwTx<'_>) -> Result<(), DbError> {
+    use alloy_rlp::Encodable;
+    let mut records = Vec::new();
+    tx.walk_raw::<super::Validators>(|k, v| records.push((k.to_vec(), v.to_vec())))?;
+    let zero = crate::staking::Counters::default();
+    for (key, value) in records {
+        let corrupt = |reason: String| DbError::Corrupt {
+            table: "Validators",
+            key: format!("0x{}", hex::encode(&key)),
+            reason,
+        };
+        let mut body = value.as_slice();
+        let header = alloy_rlp::Header::decode(&mut body).map_err(|e| corrupt(e.to_string()))?;
+        if !header.list || body.len() != header.payload_length {
+            return Err(corrupt("not an RLP list".into()));
+        }
+        let mut payload = body.to_vec();
+        zero.encode(&mut payload);
+        zero.encode(&mut payload);
+        alloy_primitives::U256::ZERO.encode(&mut payload);
+        let mut out = Vec::with_capacity(payload.len() + 4);
+        alloy_rlp::Header {
+            list: true,
+            payload_length: payload.len(),
+        }
+        .encode(&mut out);
+        out.extend_from_slice(&payload);
+        let address = alloy_primitives::Address::try_from(key.as_slice())
+            .map_err(|_| corrupt("the key is not a 20-byte address".into()))?;
+        tx.put_raw::<super::Validators>(&address, &out)?;
+    }
+    Ok(())
+}
 
 /// The metadata key schema version 3 kept the consensus safety record under.
 pub(crate) const LEGACY_SAFETY_KEY: &str = "consensus_safety";
@@ -387,6 +428,29 @@ impl<'db, K: TransactionKind> Tx<'db, K> {
             .get::<Cow<'_, [u8]>>(&table, key.encode_key())
             .map_err(self.err(|| format!("reading {} key {}", T::NAME, key.display_key())))?;
         Ok(value.map(Cow::into_owned))
+    }
+
+    /// Visits every entry of `T` as stored (no decoding): for migrations that rewrite what
+    /// the current codecs cannot read.
+    pub(crate) fn walk_raw<T: Table>(
+        &self,
+        mut visit: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), DbError> {
+        let table = self.table_by_name(T::NAME)?;
+        let mut cursor = self
+            .inner
+            .cursor(&table)
+            .map_err(self.err(|| format!("opening a cursor on {}", T::NAME)))?;
+        let mut entry = cursor
+            .first::<Cow<'_, [u8]>, Cow<'_, [u8]>>()
+            .map_err(self.err(|| format!("walking {}", T::NAME)))?;
+        while let Some((k, v)) = entry {
+            visit(&k, &v);
+            entry = cursor
+                .next::<Cow<'_, [u8]>, Cow<'_, [u8]>>()
+                .map_err(self.err(|| format!("walking {}", T::NAME)))?;
+        }
+        Ok(())
     }
 
     /// The value stored under `key` in `T`, or `None`.

@@ -20,6 +20,8 @@ mod env;
 mod error;
 
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod tests;
 
 pub use chain::{ChainStore, StateWrites};

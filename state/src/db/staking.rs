@@ -6,27 +6,52 @@
 //! blocks that do not keep their parent's. At 1,000 validators that is a few milliseconds
 //! (see `benches/README.md`), a fraction of an epoch's election.
 
-use super::{DbError, RwTx, Tx, Validators};
+use super::{DbError, Metadata, RwTx, Tx, Validators};
 use crate::block::EMPTY_ROOT;
-use crate::staking::{StakingState, Validator};
+use crate::staking::{Issuance, StakingState, Validator};
 use alloy_primitives::{keccak256, Address, B256};
 use alloy_trie::{HashBuilder, Nibbles};
 use libmdbx::TransactionKind;
 
-/// Every stored validator.
+/// The metadata key of the issuance record (RLP of [`Issuance`]).
+pub const ISSUANCE_KEY: &str = "issuance";
+
+/// The staking trie key of the issuance record: no operator address hashes to it.
+fn issuance_leaf_key() -> B256 {
+    keccak256(b"harmony-appliance/issuance")
+}
+
+/// Every stored validator, and the issuance record.
 pub fn load<K: TransactionKind>(tx: &Tx<'_, K>) -> Result<StakingState, DbError> {
     let mut validators = Vec::new();
     tx.walk::<Validators>(&Address::ZERO, |_, v| {
         validators.push(v);
         Ok(true)
     })?;
-    Ok(StakingState::from_validators(validators))
+    let mut state = StakingState::from_validators(validators);
+    if let Some(bytes) = tx.get::<Metadata>(&ISSUANCE_KEY.to_string())? {
+        let issuance =
+            crate::block::decode_exact::<Issuance>(&bytes).map_err(|e| DbError::Corrupt {
+                table: "Metadata",
+                key: format!("{ISSUANCE_KEY:?}"),
+                reason: e.to_string(),
+            })?;
+        state.set_issuance(issuance);
+    }
+    Ok(state)
 }
 
-/// Writes the validators that changed.
-pub fn write(tx: &RwTx<'_>, changed: &[Validator]) -> Result<(), DbError> {
+/// Writes the validators that changed, and the issuance record when it changed.
+pub fn write(
+    tx: &RwTx<'_>,
+    changed: &[Validator],
+    issuance: Option<&Issuance>,
+) -> Result<(), DbError> {
     for v in changed {
         tx.put::<Validators>(v.address, v)?;
+    }
+    if let Some(i) = issuance {
+        tx.put::<Metadata>(ISSUANCE_KEY.to_string(), &alloy_rlp::encode(i))?;
     }
     Ok(())
 }
@@ -37,6 +62,11 @@ pub fn root(state: &StakingState) -> B256 {
         .validators()
         .map(|v| (keccak256(v.address), alloy_rlp::encode(v)))
         .collect();
+    // Chains without rewards keep the root they had: the record joins once it is not zero.
+    let issuance = state.issuance();
+    if issuance != Issuance::default() {
+        leaves.push((issuance_leaf_key(), alloy_rlp::encode(issuance)));
+    }
     if leaves.is_empty() {
         return EMPTY_ROOT;
     }

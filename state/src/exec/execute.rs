@@ -20,7 +20,7 @@ use revm::{ExecuteCommitEvm, ExecuteEvm};
 pub const SPEC: SpecId = SpecId::PRAGUE;
 
 /// Chain-wide execution settings, from the chain spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecConfig {
     pub chain_id: u64,
     /// From this epoch on, priority fees are paid to the block's leader; before it (and when
@@ -32,6 +32,17 @@ pub struct ExecConfig {
     pub staking_from: Option<u64>,
     pub epoch_blocks: u64,
     pub staking: crate::staking::StakingParams,
+    /// From this epoch on, certified blocks pay rewards and count signatures (`rewards`).
+    pub rewards_from: Option<u64>,
+    /// From this epoch on, base fees go to the fee collectors (`fee_split`).
+    pub fee_split_from: Option<u64>,
+    /// From this epoch on, HIP-30's minimum commission and emission split apply (`hip30`).
+    pub hip30_from: Option<u64>,
+    /// Block 0's timestamp: issuance years count from it.
+    pub genesis_timestamp_ms: u64,
+    pub economics: std::sync::Arc<crate::staking::EconomicsParams>,
+    /// The chain spec's BLS keys in committee order: the internal seats of every committee.
+    pub internal_keys: std::sync::Arc<[crate::staking::BlsKey]>,
 }
 
 impl ExecConfig {
@@ -49,6 +60,30 @@ impl ExecConfig {
         }
     }
 
+    pub fn rewards_active(&self, epoch: u64) -> bool {
+        self.rewards_from.is_some_and(|from| epoch >= from)
+    }
+
+    pub fn fee_split_active(&self, epoch: u64) -> bool {
+        self.fee_split_from.is_some_and(|from| epoch >= from)
+    }
+
+    pub fn hip30_active(&self, epoch: u64) -> bool {
+        self.hip30_from.is_some_and(|from| epoch >= from)
+    }
+
+    /// The staking rules of `epoch`: the configured ones, with HIP-30's minimum commission
+    /// once its fork is active.
+    pub fn staking_params(&self, epoch: u64) -> crate::staking::StakingParams {
+        let mut p = self.staking;
+        if self.hip30_active(epoch) {
+            p.min_commission_rate = p
+                .min_commission_rate
+                .max(self.economics.hip30_min_commission);
+        }
+        p
+    }
+
     pub(crate) fn leader_paid(&self, epoch: u64) -> bool {
         self.priority_fee_to_leader_from
             .is_some_and(|from| epoch >= from)
@@ -56,7 +91,7 @@ impl ExecConfig {
 }
 
 /// What a block's execution depends on besides its transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockInputs {
     pub number: u64,
     pub epoch: u64,
@@ -68,6 +103,9 @@ pub struct BlockInputs {
     pub prevrandao: B256,
     /// The parent's staking root (kept by a block that does not change the staking state).
     pub parent_staking_root: B256,
+    /// The signer bitmap of the parent's commit certificate, which this block carries (empty
+    /// without one): who earns this block's reward.
+    pub last_commit_bitmap: alloy_primitives::Bytes,
 }
 
 impl BlockInputs {
@@ -318,7 +356,7 @@ where
     c.disable_eip3607 = true;
     // A call without a gas price runs at base fee zero (as geth does), so it needs no funds
     // for gas.
-    let mut inputs = *inputs;
+    let mut inputs = inputs.clone();
     if req.gas_price.unwrap_or(0) == 0 {
         inputs.base_fee = 0;
     }

@@ -48,6 +48,19 @@ impl ExecConfig {
             staking_from: spec.forks.get(crate::forks::STAKING).copied(),
             epoch_blocks: spec.epoch_blocks,
             staking: spec.staking,
+            rewards_from: spec.forks.get(crate::forks::REWARDS).copied(),
+            fee_split_from: spec.forks.get(crate::forks::FEE_SPLIT).copied(),
+            hip30_from: spec.forks.get(crate::forks::HIP30).copied(),
+            genesis_timestamp_ms: spec.genesis_timestamp_ms,
+            economics: std::sync::Arc::new(spec.economics.clone()),
+            // A validated spec has only well-formed keys; the internal seats are its keys.
+            internal_keys: spec
+                .validators
+                .iter()
+                .flat_map(|v| &v.bls_keys)
+                .filter_map(|k| crate::spec::parse_hex::<48>(&k.public_key).ok())
+                .map(crate::staking::BlsKey::from)
+                .collect(),
         }
     }
 }
@@ -93,6 +106,7 @@ impl ExecutedBlock {
                 .chain(self.staking.txs.iter().map(|t| t.hash))
                 .collect(),
             validators: &self.staking.changed,
+            issuance: self.staking.issuance.as_ref(),
         }
     }
 }
@@ -138,6 +152,7 @@ pub fn inputs_of(header: &Header) -> BlockInputs {
         // The leader's VRF output under the `vrf` fork; the parent hash before it.
         prevrandao: header.vrf_output().unwrap_or(header.parent_hash),
         parent_staking_root: crate::block::EMPTY_ROOT,
+        last_commit_bitmap: header.last_commit_bitmap.clone(),
     }
 }
 
@@ -159,7 +174,7 @@ pub fn staking_calls<'a, K: libmdbx::TransactionKind>(
     tx: &'a crate::db::Tx<'_, K>,
 ) -> Option<precompile::StakingCalls<'a>> {
     cfg.staking_active(epoch).then(|| {
-        precompile::StakingCalls::new(cfg.staking, epoch, move || {
+        precompile::StakingCalls::new(cfg.staking_params(epoch), epoch, move || {
             crate::db::staking::load(tx).map_err(|e| e.to_string())
         })
     })
@@ -214,6 +229,10 @@ pub fn run(
             ..Default::default()
         }
     };
+    if cfg.fee_split_active(inputs.epoch) {
+        let gas = execution.gas_used + staking.gas_used;
+        staking::pay_fee_collectors(&reader, &mut execution.changes, cfg, inputs, gas);
+    }
     drop(ro);
     let trie = store.trie_diff_after(&execution.changes)?;
     let state_root = trie.root;

@@ -10,14 +10,23 @@
 //! leaves it out, a validator refuses a block with it. Its receipt follows the EVM receipts
 //! (type 0, no logs) in the receipts root.
 //!
-//! At an epoch's last block, matured undelegations are paid out and the next committee is
-//! elected; the header carries it (`committee`).
+//! Under the `rewards` fork, every block then pays the reward of the certificate it carries
+//! (its parent's) and counts who signed (`staking::rewards`).
+//!
+//! At an epoch's last block, the availability check makes under-signing validators Inactive,
+//! HIP-30 raises low commissions (from its fork), matured undelegations are paid out and the
+//! next committee is elected; the header carries it (`committee`).
 
 use super::execute::{BlockInputs, ExecConfig};
 use super::state_db::StateReader;
+use crate::bitmap::Bitmap;
 use crate::changes::{AccountInfoLite, StateChanges};
 use crate::db::DbError;
-use crate::staking::{elect, Balances, SignedStakingTx, StakeMsg, StakingState, Validator};
+use crate::staking::rewards;
+use crate::staking::{
+    elect, seats, Balances, Issuance, Payout, Seat, SignedStakingTx, Slot, StakeMsg, StakingState,
+    Validator,
+};
 use crate::types::{StoredReceipt, EMPTY_CODE_HASH};
 use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
 use libmdbx::TransactionKind;
@@ -39,6 +48,12 @@ pub struct StakingExecution {
     pub gas_used: u64,
     /// Left out (leader mode), with the reason.
     pub rejected: Vec<(B256, String)>,
+    /// The reward this block paid for its parent's certificate.
+    pub payout: Payout,
+    /// Validators the availability check at this election block made Inactive.
+    pub made_inactive: Vec<Address>,
+    /// The issuance record, when this block changed it.
+    pub issuance: Option<Issuance>,
 }
 
 /// The intrinsic gas of a staking message carried in `raw`: its base plus the data gas.
@@ -104,6 +119,28 @@ impl<K: TransactionKind> Balances for Pending<'_, '_, K> {
         i.balance = balance;
         self.set(address, i);
     }
+}
+
+/// From the `fee_split` fork: pays each fee collector its share of the block's base fees
+/// (`base_fee × gas`, which execution burnt). Returns what was paid; the rest stays burnt.
+pub fn pay_fee_collectors<K: TransactionKind>(
+    reader: &StateReader<'_, K>,
+    changes: &mut StateChanges,
+    cfg: &ExecConfig,
+    inputs: &BlockInputs,
+    gas: u64,
+) -> U256 {
+    let fees = U256::from(inputs.base_fee) * U256::from(gas);
+    let mut p = Pending { reader, changes };
+    let mut paid = U256::ZERO;
+    for c in &cfg.economics.fee_collectors {
+        let share = c.share.mul_amount(fees);
+        if !share.is_zero() {
+            p.set_balance(c.address, p.balance(c.address) + share);
+            paid += share;
+        }
+    }
+    paid
 }
 
 /// Why a staking transaction cannot be included.
@@ -182,9 +219,11 @@ pub fn apply<K: TransactionKind>(
         ..Default::default()
     };
     let epoch_end = is_epoch_end(inputs.number, cfg.epoch_blocks);
-    if txs.is_empty() && !epoch_end && after_evm.is_none() {
+    let certified = cfg.rewards_active(inputs.epoch) && !inputs.last_commit_bitmap.is_empty();
+    if txs.is_empty() && !epoch_end && after_evm.is_none() && !certified {
         return Ok(out);
     }
+    let params = cfg.staking_params(inputs.epoch);
     let db_err = |e: DbError| (0, B256::ZERO, e.to_string());
     let before = crate::db::staking::load(tx).map_err(db_err)?;
     let mut staking: StakingState = after_evm.unwrap_or_else(|| before.clone());
@@ -198,7 +237,7 @@ pub fn apply<K: TransactionKind>(
         } else {
             check_and_charge(&mut p, cfg, inputs, &t, gas).and_then(|()| {
                 staking
-                    .apply(&cfg.staking, inputs.epoch, t.sender, &t.tx.msg, &mut p)
+                    .apply(&params, inputs.epoch, t.sender, &t.tx.msg, &mut p)
                     .map_err(|e| e.to_string())
             })
         };
@@ -228,16 +267,76 @@ pub fn apply<K: TransactionKind>(
         });
         out.txs.push(t);
     }
+    if certified {
+        let seats = parent_seats(tx, cfg, inputs.number).map_err(db_err)?;
+        let signed = Bitmap::from_bytes(&inputs.last_commit_bitmap, seats.len());
+        // Consensus checked the certificate against this committee; a bitmap that does not
+        // fit it cannot come with a valid block, and pays nobody.
+        let signed = signed.unwrap_or_default();
+        let reward = rewards::block_reward(
+            &cfg.economics,
+            cfg.hip30_active(inputs.epoch),
+            cfg.genesis_timestamp_ms,
+            inputs.timestamp_ms,
+        );
+        out.payout = staking.reward_block(&seats, &signed, reward, &mut p);
+    }
     if epoch_end {
-        staking.end_epoch(&cfg.staking, inputs.epoch, &mut p);
-        let election = elect(&staking, &cfg.staking);
+        if cfg.rewards_active(inputs.epoch) {
+            out.made_inactive = staking.close_epoch_signing(cfg.economics.min_signing_rate);
+        }
+        if cfg.hip30_active(inputs.epoch) {
+            staking.raise_commissions(params.min_commission_rate);
+        }
+        staking.end_epoch(&params, inputs.epoch, &mut p);
+        let election = elect(&staking, &params);
         out.committee = alloy_rlp::encode(&election.slots).into();
     }
+    if staking.issuance() != before.issuance() {
+        out.issuance = Some(staking.issuance());
+    }
     out.changed = crate::db::staking::changed(&before, &staking);
-    if !out.changed.is_empty() {
+    if !out.changed.is_empty() || out.issuance.is_some() {
         out.root = crate::db::staking::root(&staking);
     }
     Ok(out)
+}
+
+/// The seats of the committee that signed block `number − 1`: the internal keys, then the
+/// validators elected at the end of the epoch before that block's (none before staking).
+pub fn parent_seats<K: TransactionKind>(
+    tx: &crate::db::Tx<'_, K>,
+    cfg: &ExecConfig,
+    number: u64,
+) -> Result<Vec<Seat>, DbError> {
+    let epoch = number.saturating_sub(1) / cfg.epoch_blocks.max(1);
+    Ok(seats(&cfg.internal_keys, &elected_for(tx, cfg, epoch)?))
+}
+
+/// The slots elected for `epoch`: the `committee` of the previous epoch's last header (empty
+/// before the first election).
+pub fn elected_for<K: TransactionKind>(
+    tx: &crate::db::Tx<'_, K>,
+    cfg: &ExecConfig,
+    epoch: u64,
+) -> Result<Vec<Slot>, DbError> {
+    if epoch == 0 || !cfg.staking_active(epoch - 1) {
+        return Ok(Vec::new());
+    }
+    let last = epoch * cfg.epoch_blocks - 1;
+    let corrupt = |reason: String| DbError::Corrupt {
+        table: "Headers",
+        key: last.to_string(),
+        reason,
+    };
+    let header = tx
+        .get::<crate::db::Headers>(&last)?
+        .ok_or_else(|| corrupt("the election block of the epoch is not stored".into()))?;
+    match header.v2 {
+        Some(v2) if !v2.committee.is_empty() => crate::block::decode_exact(&v2.committee)
+            .map_err(|e| corrupt(format!("the elected committee does not decode: {e}"))),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// The account a staking receipt names as `to`: the validator acted on.

@@ -123,9 +123,13 @@ impl StakingPool {
                 reader,
                 overlay: BTreeMap::from([(tx.sender, balance - fee)]),
             };
-            staking
-                .clone()
-                .apply(&cfg.staking, epoch, tx.sender, &tx.tx.msg, &mut balances)?;
+            staking.clone().apply(
+                &cfg.staking_params(epoch),
+                epoch,
+                tx.sender,
+                &tx.tx.msg,
+                &mut balances,
+            )?;
         }
         self.txs.insert(tx.hash, tx);
         Ok(())

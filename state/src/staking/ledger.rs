@@ -106,6 +106,8 @@ pub struct StakingState {
     validators: BTreeMap<Address, Validator>,
     /// BLS key → the validator holding it: a key belongs to one validator at most.
     key_owner: BTreeMap<BlsKey, Address>,
+    /// What block rewards have issued.
+    issuance: super::rewards::Issuance,
 }
 
 impl StakingState {
@@ -122,6 +124,22 @@ impl StakingState {
 
     pub fn validator(&self, address: &Address) -> Option<&Validator> {
         self.validators.get(address)
+    }
+
+    pub(crate) fn validator_mut(&mut self, address: &Address) -> Option<&mut Validator> {
+        self.validators.get_mut(address)
+    }
+
+    pub(crate) fn validators_mut(&mut self) -> impl Iterator<Item = &mut Validator> {
+        self.validators.values_mut()
+    }
+
+    pub fn issuance(&self) -> super::rewards::Issuance {
+        self.issuance
+    }
+
+    pub fn set_issuance(&mut self, issuance: super::rewards::Issuance) {
+        self.issuance = issuance;
     }
 
     pub fn validators(&self) -> impl Iterator<Item = &Validator> {
@@ -226,6 +244,9 @@ impl StakingState {
             epoch_start_rate: m.commission_rates.rate,
             description: m.description.clone(),
             creation_epoch: epoch,
+            lifetime: Default::default(),
+            epoch_counters: Default::default(),
+            lifetime_reward: U256::ZERO,
             delegations: vec![Delegation::new(address, m.amount)],
         };
         for k in &v.bls_keys {

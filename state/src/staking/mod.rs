@@ -8,6 +8,9 @@
 //! - [`ledger`]: [`StakingState`] and the rules each message must pass ([`StakingError`]);
 //!   a refused message changes nothing.
 //! - [`election`]: [`elect`], effective stake within the band around the median.
+//! - [`seats`]: the committee's keys in signing order (bit i of a certificate is seat i).
+//! - [`rewards`]: block rewards to signers, availability counts, the issuance cap
+//!   ([`EconomicsParams`]).
 //!
 //! This layer sits beside `exec`: it needs the primitives only, and reads and writes balances
 //! through [`Balances`], so the chain can apply it to EVM state and tests to a map.
@@ -17,6 +20,8 @@ pub mod election;
 pub mod ledger;
 pub mod msg;
 pub mod params;
+pub mod rewards;
+pub mod seats;
 pub mod types;
 
 pub use dec::Dec;
@@ -26,8 +31,10 @@ pub use msg::{
     CollectRewards, CreateValidator, Delegate, Directive, EditValidator, Opt, SignedStakingTx,
     StakeMsg, StakingTx, StakingTxError, Undelegate,
 };
-pub use params::{StakingParams, ONE};
+pub use params::{EconomicsParams, EmissionSplit, FeeCollector, StakingParams, ONE, YEAR_MS};
+pub use rewards::{Issuance, Payout};
+pub use seats::{seats, Seat};
 pub use types::{
-    BlsKey, BlsSig, CommissionRates, Delegation, Description, Undelegation, Validator,
+    BlsKey, BlsSig, CommissionRates, Counters, Delegation, Description, Undelegation, Validator,
     ValidatorStatus,
 };

@@ -74,3 +74,63 @@ impl StakingParams {
         usize::try_from(n).unwrap_or(usize::MAX).max(1)
     }
 }
+
+/// 365.25 days in milliseconds: the length of an issuance year, counted in block timestamps
+/// from genesis.
+pub const YEAR_MS: u64 = 31_557_600_000;
+
+/// One receiver of a share of the base fee (from the `fee_split` fork).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeCollector {
+    pub address: alloy_primitives::Address,
+    pub share: Dec,
+}
+
+/// HIP-30's emission split (from the `hip30` fork): a share of every block reward to one
+/// address, the rest to the signers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmissionSplit {
+    pub recipient: alloy_primitives::Address,
+    pub share: Dec,
+}
+
+/// The network's economics (chain spec `[economics]`): what a block issues, the cap on it,
+/// the availability threshold, and the numbers Harmony's forks change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EconomicsParams {
+    /// Wei issued for every certified block, to its signers (7 ONE: Harmony's per-shard block
+    /// reward). From the `rewards` fork.
+    pub block_reward: U256,
+    /// Most wei issued in one issuance year ([`YEAR_MS`] of block timestamps from genesis):
+    /// 441 M ONE, Harmony's yearly emission at 2 s blocks. Blocks past it issue less, or
+    /// nothing, until the next year starts.
+    pub annual_issuance_cap: U256,
+    /// At the election block, an Active validator that signed at or below this share of what
+    /// it had to sign in the epoch becomes Inactive, and is not elected (2/3).
+    pub min_signing_rate: Dec,
+    /// From the `hip30` fork: the lowest commission rate (0.07). Rates below it are raised to
+    /// it at each election block, and creation and edits must meet it.
+    pub hip30_min_commission: Dec,
+    /// From the `hip30` fork: a share of every block reward paid to one address (Harmony: 25%
+    /// to its community fund). None: all to the signers.
+    pub hip30_emission: Option<EmissionSplit>,
+    /// From the `fee_split` fork: who receives the base fees instead of their being burnt
+    /// (Harmony: two collectors at 50% each). Shares sum to at most 1; the rest is burnt.
+    pub fee_collectors: Vec<FeeCollector>,
+}
+
+impl Default for EconomicsParams {
+    fn default() -> Self {
+        Self {
+            block_reward: U256::from(7 * ONE),
+            annual_issuance_cap: U256::from(441_000_000u128 * ONE),
+            min_signing_rate: Dec(666_666_666_666_666_666),
+            hip30_min_commission: Dec::percent(7),
+            hip30_emission: None,
+            fee_collectors: Vec::new(),
+        }
+    }
+}

@@ -102,6 +102,29 @@ impl Delegation {
     }
 }
 
+/// Signing counts of one validator over its elected keys: `to_sign` grows by one per key per
+/// certified block of an epoch it was elected in, `signed` when that key's bit is set in the
+/// certificate (Harmony's `Counters`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub struct Counters {
+    pub to_sign: u64,
+    pub signed: u64,
+}
+
+impl Counters {
+    /// `signed / to_sign` (zero when there was nothing to sign).
+    pub fn rate(&self) -> Dec {
+        if self.to_sign == 0 {
+            Dec::ZERO
+        } else {
+            Dec::ratio(U256::from(self.signed), U256::from(self.to_sign))
+        }
+    }
+}
+
 /// A validator as the chain stores it (Harmony's `ValidatorWrapper`, with our transport key
 /// and endpoint). `delegations[0]` is always the operator's self-delegation.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
@@ -123,6 +146,13 @@ pub struct Validator {
     pub description: Description,
     pub creation_epoch: u64,
     pub delegations: Vec<Delegation>,
+    /// Signing counts since creation.
+    pub lifetime: Counters,
+    /// Signing counts of the current epoch (reset at each election block, after the
+    /// availability check).
+    pub epoch_counters: Counters,
+    /// Every reward this validator's signing earned (commission and delegators' shares).
+    pub lifetime_reward: U256,
 }
 
 impl Validator {
