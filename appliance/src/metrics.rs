@@ -2,8 +2,8 @@
 //! Names follow `harmony_<area>_<what>_<unit>`; the catalogue is `docs/metrics.md`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +37,16 @@ pub struct Metrics {
     pub in_committee: IntGauge,
     pub committee_handoffs: IntCounter,
     pub known_peers: IntGauge,
+    pub validator_status: IntGaugeVec,
+    pub validator_lifetime_reward: Gauge,
+    pub validator_pending_reward: Gauge,
+    pub validator_epoch_signed: IntGauge,
+    pub validator_epoch_to_sign: IntGauge,
+    pub issued: Gauge,
 }
+
+/// Statuses `harmony_validator_status` reports, one series each.
+pub const VALIDATOR_STATUSES: [&str; 4] = ["active", "inactive", "banned", "unregistered"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -193,6 +202,39 @@ impl Metrics {
                 "Peers this node accepts and dials: spec validators, observers, registered validators",
             )
             .unwrap(),
+            validator_status: IntGaugeVec::new(
+                Opts::new(
+                    "harmony_validator_status",
+                    "1 for this node's validator's staking status (active, inactive, banned, unregistered), 0 for the others",
+                ),
+                &["status"],
+            )
+            .unwrap(),
+            validator_lifetime_reward: Gauge::new(
+                "harmony_validator_lifetime_reward_one",
+                "Rewards this node's validator has earned since it registered (commission and delegators' shares), in ONE",
+            )
+            .unwrap(),
+            validator_pending_reward: Gauge::new(
+                "harmony_validator_pending_reward_one",
+                "Rewards the operator's self-delegation has accumulated and not yet collected, in ONE",
+            )
+            .unwrap(),
+            validator_epoch_signed: IntGauge::new(
+                "harmony_validator_epoch_blocks_signed",
+                "Blocks this node's validator signed in the current epoch (one per elected key)",
+            )
+            .unwrap(),
+            validator_epoch_to_sign: IntGauge::new(
+                "harmony_validator_epoch_blocks_to_sign",
+                "Blocks this node's validator had to sign in the current epoch (one per elected key)",
+            )
+            .unwrap(),
+            issued: Gauge::new(
+                "harmony_chain_issued_one",
+                "What block rewards have issued since genesis, in ONE",
+            )
+            .unwrap(),
             registry,
         };
         for c in m.collectors() {
@@ -231,6 +273,12 @@ impl Metrics {
             Box::new(m.in_committee.clone()),
             Box::new(m.committee_handoffs.clone()),
             Box::new(m.known_peers.clone()),
+            Box::new(m.validator_status.clone()),
+            Box::new(m.validator_lifetime_reward.clone()),
+            Box::new(m.validator_pending_reward.clone()),
+            Box::new(m.validator_epoch_signed.clone()),
+            Box::new(m.validator_epoch_to_sign.clone()),
+            Box::new(m.issued.clone()),
         ]
     }
 

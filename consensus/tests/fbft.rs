@@ -721,3 +721,96 @@ fn a_vote_pending_at_certification_is_folded_into_the_tip_certificate() {
     );
     assert!(c.cert_valid(&tip));
 }
+
+/// Who signed the certificate each block carries for its parent, block by block from 2.
+fn carried_signers(c: &Cluster, node: usize) -> Vec<Vec<usize>> {
+    let n = c.committee.key_count();
+    c.nodes[node]
+        .chain
+        .iter()
+        .skip(1)
+        .map(|(b, _)| {
+            state::Bitmap::from_bytes(&b.header.last_commit_bitmap, n)
+                .unwrap()
+                .ones()
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn late_commits_reach_the_next_leader_so_every_signer_is_carried() {
+    // Leaders change every block: the next header is built by a node that did not collect
+    // the commits. The quorum is 3 of 4, so one commit always comes after it.
+    let mut c = Cluster::new(&[1, 1, 1, 1], 1);
+    c.start();
+    c.run_until(12, 100_000);
+    c.assert_agreement();
+    for n in &c.nodes {
+        assert!(n.faults.is_empty(), "{:?}", n.faults);
+    }
+    for (i, signers) in carried_signers(&c, 2).iter().enumerate() {
+        assert_eq!(
+            signers,
+            &vec![0, 1, 2, 3],
+            "block {} carries {signers:?}",
+            i + 2
+        );
+    }
+    // A stored certificate stays the one that finalized (a quorum); the header's is larger.
+    let first = &c.nodes[2].chain[0].1;
+    let count = state::Bitmap::from_bytes(&first.bitmap, 4).unwrap().count();
+    assert!(count >= 3, "{count}");
+}
+
+#[test]
+fn with_a_node_down_the_enlarged_certificate_goes_out_on_the_timer() {
+    let mut c = Cluster::new(&[1, 1, 1, 1, 1], 1);
+    c.nodes[4].up = false;
+    c.start();
+    c.run_until(10, 200_000);
+    c.assert_agreement();
+    // Quorum of five at equal power is four: the four up nodes all sign every block, and
+    // each header carries all four even though node 4 never answers.
+    for (i, signers) in carried_signers(&c, 1).iter().enumerate() {
+        assert_eq!(
+            signers,
+            &vec![0, 1, 2, 3],
+            "block {} carries {signers:?}",
+            i + 2
+        );
+    }
+}
+
+#[test]
+fn a_forged_larger_tip_certificate_is_refused_and_faulted() {
+    // Node 3 is down: every certificate holds 0, 1 and 2 only.
+    let mut c = Cluster::new(&[1, 1, 1, 1], 1);
+    c.nodes[3].up = false;
+    c.start();
+    c.run_until(3, 100_000);
+    let tip = c.nodes[1].fbft.tip().clone();
+    let mut forged = tip.cert.clone().unwrap();
+    assert_eq!(forged.bitmap, Bytes::from(vec![0b0111]));
+    // Claims node 3 signed too, with the same aggregate signature.
+    forged.bitmap = Bytes::from(vec![0b1111]);
+    let msg = Message::Committed(forged);
+    let effects = c.nodes[1]
+        .fbft
+        .step(c.now_ms, Input::Message { from: peer(0), msg });
+    let job = effects
+        .iter()
+        .find(|e| matches!(e, Effect::Verify(_)))
+        .expect("the larger certificate is checked");
+    let input = verified(&c, job);
+    let out = c.nodes[1].fbft.step(c.now_ms, input);
+    assert!(
+        out.iter().any(|e| matches!(e, Effect::PeerFault { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        c.nodes[1].fbft.tip().cert,
+        tip.cert,
+        "the tip certificate is unchanged"
+    );
+}

@@ -497,6 +497,32 @@ mod tests {
                 }),
                 "forks.staking",
             ),
+            (
+                Box::new(|s| {
+                    s.forks.insert(crate::forks::REWARDS.into(), 4);
+                }),
+                "forks.rewards",
+            ),
+            (
+                Box::new(|s| {
+                    s.forks.insert(crate::forks::FEE_SPLIT.into(), 0);
+                }),
+                "economics.fee_collectors",
+            ),
+            (
+                Box::new(|s| {
+                    let c = crate::staking::FeeCollector {
+                        address: Address::repeat_byte(1),
+                        share: crate::staking::Dec::percent(60),
+                    };
+                    s.economics.fee_collectors = vec![c, c];
+                }),
+                "economics.fee_collectors",
+            ),
+            (
+                Box::new(|s| s.economics.min_signing_rate = crate::staking::Dec::percent(101)),
+                "economics.min_signing_rate",
+            ),
         ];
         for (mutate, field) in cases {
             let mut s = spec();

@@ -135,10 +135,14 @@ fn template(parent: &Header) -> BlockTemplate {
 }
 
 fn cert(block: &Block) -> CommitCertificate {
+    cert_of(&block.header)
+}
+
+fn cert_of(header: &Header) -> CommitCertificate {
     CommitCertificate {
-        number: block.number(),
-        view: block.header.view,
-        hash: block.hash(),
+        number: header.number,
+        view: header.view,
+        hash: header.hash(),
         signature: Bytes::from(vec![0; 96]),
         bitmap: Bytes::from(vec![1]),
     }
@@ -199,9 +203,26 @@ fn step_with(
     txs: Vec<state::exec::SignedTx>,
     staking: Vec<SignedStakingTx>,
 ) -> Block {
+    step_certified(leader, follower, cfg, txs, staking, None)
+}
+
+/// As [`step_with`], the block carrying its parent's certificate with signer `bitmap`.
+fn step_certified(
+    leader: &ChainStore,
+    follower: &ChainStore,
+    cfg: &ExecConfig,
+    txs: Vec<state::exec::SignedTx>,
+    staking: Vec<SignedStakingTx>,
+    bitmap: Option<&[u8]>,
+) -> Block {
     let parent = tip(leader);
+    let mut t = template(&parent);
+    t.last_commit = bitmap.map(|b| CommitCertificate {
+        bitmap: Bytes::copy_from_slice(b),
+        ..cert_of(&parent)
+    });
     let (block, executed) =
-        exec::build_with_staking(leader, cfg, &parent, template(&parent), txs, staking).unwrap();
+        exec::build_with_staking(leader, cfg, &parent, t, txs, staking).unwrap();
     leader
         .commit_executed(&block, Some(&cert(&block)), executed.writes())
         .unwrap();
@@ -555,4 +576,139 @@ fn wallets_and_contracts_delegate_through_the_staking_precompile() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Every account's balance plus everything held by staking (delegations, undelegations and
+/// accumulated rewards).
+fn supply(store: &ChainStore) -> U256 {
+    let ro = store.db().tx().unwrap();
+    let mut total = U256::ZERO;
+    ro.walk::<state::db::Accounts>(&B256::ZERO, |_, a| {
+        total += a.balance;
+        Ok(true)
+    })
+    .unwrap();
+    let staked: U256 = store
+        .staking_state()
+        .unwrap()
+        .validators()
+        .flat_map(|v| &v.delegations)
+        .map(|d| d.amount + d.reward + d.undelegating())
+        .sum();
+    total + staked
+}
+
+#[test]
+fn certified_blocks_pay_their_signers_and_supply_moves_only_by_issuance_and_burns() {
+    let collector = Address::repeat_byte(0xc0);
+    let mut spec = spec();
+    spec.forks.insert(state::forks::REWARDS.into(), 0);
+    spec.forks.insert(state::forks::FEE_SPLIT.into(), 0);
+    spec.economics.fee_collectors = vec![FeeCollector {
+        address: collector,
+        share: Dec::percent(50),
+    }];
+    let cfg = ExecConfig::from_spec(&spec);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
+    let (v, d) = (signer(0).address(), signer(1).address());
+    let genesis_supply = supply(&leader);
+
+    // Epoch 0: v registers (10% commission, 20,000 ONE), d delegates 5,000; v is elected.
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(0, 0, create(0, 1))],
+    );
+    let delegate = Delegate {
+        delegator_address: d,
+        validator_address: v,
+        amount: one(5_000),
+    };
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
+    );
+    while tip(&leader).number < EPOCH_BLOCKS - 1 {
+        step(&leader, &follower, &cfg, vec![]);
+    }
+    // Block 4 carries block 3's certificate: epoch 0 had no elected seat, nothing is paid.
+    let b4 = step_certified(&leader, &follower, &cfg, vec![], vec![], Some(&[1]));
+    assert_eq!(
+        leader.staking_state().unwrap().issuance(),
+        Issuance::default()
+    );
+    // Blocks 5–7 carry epoch 1's certificates: v's key (seat 0) signed two of three.
+    let mut roots = vec![b4.header.v2.as_ref().unwrap().staking_root];
+    for bit in [1u8, 0, 1] {
+        let b = step_certified(&leader, &follower, &cfg, vec![], vec![], Some(&[bit]));
+        roots.push(b.header.v2.as_ref().unwrap().staking_root);
+    }
+    assert!(
+        roots.windows(2).all(|w| w[0] != w[1]),
+        "every certified block counts: {roots:?}"
+    );
+    let state = leader.staking_state().unwrap();
+    let val = state.validator(&v).unwrap();
+    assert_eq!(state.issuance().total, one(14));
+    assert_eq!(val.lifetime_reward, one(14));
+    assert_eq!((val.lifetime.to_sign, val.lifetime.signed), (3, 2));
+    // d: 90% of 14 ONE by 5,000 of 25,000 stake = 2.52 ONE; v keeps the rest.
+    let d_reward = U256::from(2_520_000_000_000_000_000u128);
+    assert_eq!(val.delegation_of(d).unwrap().reward, d_reward);
+    assert_eq!(val.delegation_of(v).unwrap().reward, one(14) - d_reward);
+    // Block 7 was the epoch's last: 2 of 3 is at the threshold, so v is Inactive now and the
+    // next committee is empty; the epoch counts restarted.
+    assert_eq!(val.status, ValidatorStatus::Inactive);
+    assert_eq!(val.epoch_counters, Counters::default());
+    assert!(tip(&leader).v2.unwrap().committee.as_ref() == [0xc0]);
+
+    // A block whose certificate says otherwise than its staking root is refused.
+    let parent = tip(&leader);
+    let mut t = template(&parent);
+    t.last_commit = Some(cert_of(&parent));
+    let (mut forged, _) =
+        exec::build_with_staking(&leader, &cfg, &parent, t, vec![], vec![]).unwrap();
+    forged.header.last_commit_bitmap = Bytes::from(vec![0]);
+    let err = exec::verify(&follower, &cfg, &tip(&follower), &forged).unwrap_err();
+    assert!(err.to_string().contains("staking root"), "{err}");
+
+    // d collects: its balance grows by the reward less the fee; the reward is gone.
+    let before = balance(&leader, d);
+    let collect = StakeMsg::CollectRewards(CollectRewards {
+        delegator_address: d,
+    });
+    let b = step(&leader, &follower, &cfg, vec![staking_tx(1, 1, collect)]);
+    let fee = U256::from(u128::from(b.header.gas_used) * GAS_PRICE);
+    assert_eq!(balance(&leader, d), before + d_reward - fee);
+    let state = leader.staking_state().unwrap();
+    assert_eq!(
+        state
+            .validator(&v)
+            .unwrap()
+            .delegation_of(d)
+            .unwrap()
+            .reward,
+        U256::ZERO
+    );
+
+    // Supply: genesis + issued − fees burnt (half of each base fee went to the collector).
+    let mut burnt = U256::ZERO;
+    let mut collected = U256::ZERO;
+    for n in 1..=tip(&leader).number {
+        let h = leader.header(n).unwrap().unwrap();
+        let gas = U256::from(h.gas_used);
+        burnt += gas * U256::from(GAS_PRICE);
+        collected += gas * U256::from(h.base_fee) / U256::from(2);
+    }
+    assert!(!collected.is_zero());
+    assert_eq!(balance(&leader, collector), collected);
+    assert_eq!(
+        supply(&leader),
+        genesis_supply + state.issuance().total - burnt + collected
+    );
+    assert_eq!(supply(&follower), supply(&leader));
 }

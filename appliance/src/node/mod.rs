@@ -103,6 +103,8 @@ struct Driver {
     gossip: gossip::GossipQueue,
     /// Results of signature verification jobs run off the loop.
     verified: mpsc::UnboundedSender<Input>,
+    /// The staking record holding this node's BLS keys, once one does (for its metrics).
+    my_validator: Option<alloy_primitives::Address>,
 }
 
 /// A block this node built (executed on a blocking thread), for (number, view).
@@ -186,8 +188,10 @@ pub async fn run(
         fatal: None,
         gossip,
         syncs: sync_tx,
+        my_validator: None,
     };
     d.refresh_peers();
+    d.publish_validator();
     d.feed(Input::Start);
     tokio::pin!(shutdown);
     loop {
@@ -295,6 +299,7 @@ impl Driver {
         if !block.body.staking_transactions.is_empty() || next_epoch {
             self.refresh_peers();
         }
+        self.publish_validator();
     }
 
     /// Learns validators registered (or moved) on chain and hands the mesh the new set.
@@ -306,6 +311,7 @@ impl Driver {
                 return;
             }
         };
+        self.find_my_validator(&staking);
         let changed = {
             let mut d = self.ctx.directory.locked();
             let changed = d.register_validators(&staking);

@@ -11,7 +11,69 @@ fn sync_counter(c: &prometheus::IntCounter, value: u64) {
     }
 }
 
+/// Wei in ONE, for gauges (f64 holds what an operator reads).
+fn in_one(wei: alloy_primitives::U256) -> f64 {
+    f64::from(wei) / 1e18
+}
+
 impl Driver {
+    /// Notes which validator holds this node's keys (the first found).
+    pub(super) fn find_my_validator(&mut self, staking: &state::staking::StakingState) {
+        let mine: Vec<state::staking::BlsKey> = self
+            .ctx
+            .signer
+            .public_keys()
+            .iter()
+            .map(|k| state::staking::BlsKey::from(k.to_bytes()))
+            .collect();
+        self.my_validator = staking
+            .validators()
+            .find(|v| v.bls_keys.iter().any(|k| mine.contains(k)))
+            .map(|v| v.address);
+    }
+
+    /// The gauges of this node's validator (status, rewards, signing this epoch) and of the
+    /// chain's issuance: two lookups, after every stored block.
+    pub(super) fn publish_validator(&self) {
+        let m = &self.ctx.metrics;
+        let record = match self.my_validator.map(|a| self.ctx.store.validator(&a)) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                tracing::warn!(target: "staking", error = %e, "could not read this node's validator record");
+                return;
+            }
+            None => None,
+        };
+        let status = match record.as_ref().map(|v| v.status) {
+            Some(state::staking::ValidatorStatus::Active) => "active",
+            Some(state::staking::ValidatorStatus::Inactive) => "inactive",
+            Some(state::staking::ValidatorStatus::Banned) => "banned",
+            None => "unregistered",
+        };
+        for s in crate::metrics::VALIDATOR_STATUSES {
+            m.validator_status
+                .with_label_values(&[s])
+                .set(i64::from(s == status));
+        }
+        if let Some(v) = &record {
+            m.validator_lifetime_reward.set(in_one(v.lifetime_reward));
+            let own = v
+                .delegations
+                .first()
+                .map_or(Default::default(), |d| d.reward);
+            m.validator_pending_reward.set(in_one(own));
+            m.validator_epoch_signed.set(v.epoch_counters.signed as i64);
+            m.validator_epoch_to_sign
+                .set(v.epoch_counters.to_sign as i64);
+        }
+        match self.ctx.store.issuance() {
+            Ok(i) => m.issued.set(in_one(i.total)),
+            Err(e) => {
+                tracing::warn!(target: "staking", error = %e, "could not read the issuance record")
+            }
+        }
+    }
+
     pub(super) fn publish_status(&self) {
         let (number, view, leader) = self.fbft.round();
         let m = &self.ctx.metrics;

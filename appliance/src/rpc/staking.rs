@@ -3,7 +3,10 @@
 //! snapshot, plus staking transaction submission and receipts.
 //!
 //! Differences, on purpose: addresses are 0x hex (no `one1` bech32), and amounts (wei) are
-//! decimal strings, since JSON numbers cannot hold them exactly.
+//! decimal strings, since JSON numbers cannot hold them exactly. `hmy_getValidatorInformation`
+//! has Harmony's `lifetime` (accumulated reward, blocks to sign and signed) and
+//! `current-epoch-performance` without the APR figures, which Harmony derives from its own
+//! reward history.
 
 use super::json::{self, hex_u64, Mined};
 use super::params::{arg, located, params_vec, parse_address, parse_hash, tip};
@@ -90,6 +93,21 @@ fn validator_json(v: &Validator, elected: bool, eligible: bool) -> Value {
             })).collect::<Vec<_>>(),
         },
         "total-delegation": amount(v.total_delegation()),
+        "lifetime": {
+            "reward-accumulated": amount(v.lifetime_reward),
+            "blocks": {
+                "to-sign": v.lifetime.to_sign,
+                "signed": v.lifetime.signed,
+            },
+        },
+        // Harmony gives the epoch's signing only for elected validators.
+        "current-epoch-performance": elected.then(|| json!({
+            "current-epoch-signing-percent": {
+                "current-epoch-signed": v.epoch_counters.signed,
+                "current-epoch-to-sign": v.epoch_counters.to_sign,
+                "current-epoch-signing-percentage": v.epoch_counters.rate().to_string(),
+            },
+        })),
         "currently-in-committee": elected,
         "epos-status": if elected {
             "currently elected"

@@ -117,6 +117,9 @@ impl Fbft {
                 bitmap,
                 signature,
             } => self.resume_late_commit(from, bitmap, signature, all_ok, out),
+            Check::TipCertificate { cert, from } => {
+                self.resume_tip_certificate(cert, from, all_ok, out)
+            }
             Check::NewView { from, nv } => {
                 if !all_ok {
                     return Self::fault(
@@ -333,6 +336,29 @@ impl Fbft {
                 signature: Bytes::copy_from_slice(&late.signature.to_bytes()),
                 bitmap: Bytes::copy_from_slice(late.bitmap.as_bytes()),
             });
+            self.after_late_fold(out);
+        }
+    }
+
+    fn resume_tip_certificate(
+        &mut self,
+        cert: CommitCertificate,
+        from: usize,
+        all_ok: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        if !all_ok {
+            let peer = self.peer_of(&self.tip_committee.clone(), from);
+            return Self::fault(
+                out,
+                peer,
+                FaultKind::BadSignature,
+                "invalid commit certificate of the tip",
+            );
+        }
+        // Still our tip, and still larger than what we hold (another may have come first).
+        if self.enlarges_tip_certificate(&cert) {
+            self.tip.cert = Some(cert);
         }
     }
 }

@@ -140,6 +140,10 @@ pub enum Timer {
     Propose { number: u64, view: u64 },
     /// The view (number, view) took too long: move to the next.
     ViewTimeout { number: u64, view: u64 },
+    /// Time for the leader that certified block `number` to broadcast its certificate with
+    /// the commits that came after the quorum (so the next leader's header carries them, and
+    /// their signers count as having signed).
+    LateCommits { number: u64 },
 }
 
 /// A batch of votes on one payload to verify; answered by [`Input::Verified`] with one bool
@@ -438,6 +442,11 @@ impl Fbft {
         self.committee.members[member].transport_key
     }
 
+    /// The transport key of `member` of `committee` (the tip's, for its certificate).
+    fn peer_of(&self, committee: &Committee, member: usize) -> PeerId {
+        committee.members[member].transport_key
+    }
+
     fn leader_of(&self, view: u64) -> usize {
         self.committee.keys[self.leader_key_of(view)].member
     }
@@ -467,6 +476,9 @@ impl Fbft {
                 {
                     self.request_build(&mut out);
                 }
+            }
+            Input::Timeout(Timer::LateCommits { number }) => {
+                self.relay_late_commits(number, &mut out)
             }
             Input::Timeout(Timer::ViewTimeout { number, view }) => {
                 let r = &self.round;
@@ -692,8 +704,18 @@ impl Fbft {
         // us we are behind (catch-up checks what it fetches), and is kept for that height.
         let member = self.committee.member_by_transport_key(&peer);
         if number <= self.tip.number {
-            if let (Message::Commit(v), Some(from)) = (msg, member) {
-                self.on_late_commit(from, v, out);
+            match msg {
+                Message::Commit(v) => {
+                    if let Some(from) = member {
+                        self.on_late_commit(from, v, out);
+                    }
+                }
+                Message::Committed(c) if number == self.tip.number => {
+                    if let Some(from) = self.tip_committee.member_by_transport_key(&peer) {
+                        self.on_tip_certificate(from, c, out);
+                    }
+                }
+                _ => {}
             }
             return; // stale
         }

@@ -94,6 +94,11 @@ pub(super) enum Check {
         bitmap: Bitmap,
         signature: Signature,
     },
+    /// A larger certificate of the tip (its leader folded late commits in).
+    TipCertificate {
+        cert: CommitCertificate,
+        from: usize,
+    },
     NewView {
         from: usize,
         nv: Box<NewView>,
@@ -116,4 +121,16 @@ pub(super) struct LateCommits {
     pub(super) bitmap: Bitmap,
     pub(super) signature: Signature,
     pub(super) voted: HashSet<usize>,
+    /// Whether the enlarged certificate is scheduled for broadcast ([`Timer::LateCommits`]),
+    /// or already went out.
+    pub(super) relay: Relay,
+}
+
+/// Where the broadcast of a leader's enlarged commit certificate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Relay {
+    /// Nothing folded in yet.
+    Idle,
+    Scheduled,
+    Sent,
 }

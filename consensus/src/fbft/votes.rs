@@ -265,6 +265,7 @@ impl Fbft {
                     voted: (0..committee.members.len())
                         .filter(|&m| committee.members[m].keys.clone().all(|k| bitmap.get(k)))
                         .collect(),
+                    relay: Relay::Idle,
                 });
                 let block = self.round.block.clone().expect("certified a block we hold");
                 out.push(Effect::Finalize { block, cert });
@@ -407,5 +408,87 @@ impl Fbft {
             },
             out,
         );
+    }
+}
+
+impl Fbft {
+    /// The leader's enlarged tip certificate goes out once: when every member has signed, or
+    /// half a block time after the first late commit was folded in.
+    pub(super) fn relay_late_commits(&mut self, number: u64, out: &mut Vec<Effect>) {
+        let Some(late) = self.late.as_mut() else {
+            return;
+        };
+        if late.number != number || late.relay == Relay::Sent {
+            return;
+        }
+        late.relay = Relay::Sent;
+        if self.tip.number == number && self.tip.hash == late.hash {
+            if let Some(cert) = self.tip.cert.clone() {
+                out.push(Effect::Broadcast(Message::Committed(cert)));
+            }
+        }
+    }
+
+    /// A late commit was folded into the tip's certificate: relay it now if nobody is missing,
+    /// else schedule the relay.
+    pub(super) fn after_late_fold(&mut self, out: &mut Vec<Effect>) {
+        let members = self.tip_committee.members.len();
+        let Some(late) = self.late.as_mut() else {
+            return;
+        };
+        let number = late.number;
+        if late.voted.len() >= members {
+            self.relay_late_commits(number, out);
+        } else if late.relay == Relay::Idle {
+            late.relay = Relay::Scheduled;
+            let after = Duration::from_millis(self.cfg.block_time_ms / 2);
+            out.push(Effect::Schedule(Timer::LateCommits { number }, after));
+        }
+    }
+
+    /// A certificate of the tip from its leader, possibly with more signers than ours: check
+    /// it, and carry the larger one in the next header.
+    pub(super) fn on_tip_certificate(
+        &mut self,
+        from: usize,
+        cert: CommitCertificate,
+        out: &mut Vec<Effect>,
+    ) {
+        if !self.enlarges_tip_certificate(&cert) {
+            return;
+        }
+        let committee = self.tip_committee.clone();
+        match self.certificate_vote_of(&committee, MsgKind::Commit, &cert) {
+            Ok((payload, vote)) => self.verify(
+                vec![(payload, vec![vote])],
+                Check::TipCertificate { cert, from },
+                out,
+            ),
+            Err(reason) => Self::fault(
+                out,
+                self.peer_of(&committee, from),
+                FaultKind::Protocol,
+                format!("commit certificate of the tip #{}: {reason}", cert.number),
+            ),
+        }
+    }
+
+    /// Whether `cert` certifies the tip, in the view of ours, with strictly more signers.
+    pub(super) fn enlarges_tip_certificate(&self, cert: &CommitCertificate) -> bool {
+        let Some(ours) = &self.tip.cert else {
+            return false;
+        };
+        let n = self.tip_committee.key_count();
+        let (Some(theirs), Some(mine)) = (
+            Bitmap::from_bytes(&cert.bitmap, n),
+            Bitmap::from_bytes(&ours.bitmap, n),
+        ) else {
+            return false;
+        };
+        cert.number == self.tip.number
+            && cert.hash == self.tip.hash
+            && cert.view == ours.view
+            && theirs.count() > mine.count()
+            && mine.ones().all(|i| theirs.get(i))
     }
 }

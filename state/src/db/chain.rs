@@ -409,6 +409,19 @@ impl ChainStore {
         super::staking::load(&self.db.tx()?)
     }
 
+    /// One validator's record as of the tip (one lookup, for per-block metrics).
+    pub fn validator(
+        &self,
+        address: &alloy_primitives::Address,
+    ) -> Result<Option<crate::staking::Validator>, DbError> {
+        self.db.tx()?.get::<super::Validators>(address)
+    }
+
+    /// What block rewards have issued, as of the tip.
+    pub fn issuance(&self) -> Result<crate::staking::Issuance, DbError> {
+        Ok(super::staking::load_issuance(&self.db.tx()?)?.unwrap_or_default())
+    }
+
     /// The receipts of block `n`.
     pub fn receipts(&self, n: u64) -> Result<Option<StoredReceipts>, DbError> {
         self.db().tx()?.get::<Receipts>(&n)

@@ -29,16 +29,24 @@ pub fn load<K: TransactionKind>(tx: &Tx<'_, K>) -> Result<StakingState, DbError>
         Ok(true)
     })?;
     let mut state = StakingState::from_validators(validators);
-    if let Some(bytes) = tx.get::<Metadata>(&ISSUANCE_KEY.to_string())? {
-        let issuance =
-            crate::block::decode_exact::<Issuance>(&bytes).map_err(|e| DbError::Corrupt {
-                table: "Metadata",
-                key: format!("{ISSUANCE_KEY:?}"),
-                reason: e.to_string(),
-            })?;
+    if let Some(issuance) = load_issuance(tx)? {
         state.set_issuance(issuance);
     }
     Ok(state)
+}
+
+/// The issuance record, if rewards were ever paid.
+pub fn load_issuance<K: TransactionKind>(tx: &Tx<'_, K>) -> Result<Option<Issuance>, DbError> {
+    let Some(bytes) = tx.get::<Metadata>(&ISSUANCE_KEY.to_string())? else {
+        return Ok(None);
+    };
+    crate::block::decode_exact::<Issuance>(&bytes)
+        .map(Some)
+        .map_err(|e| DbError::Corrupt {
+            table: "Metadata",
+            key: format!("{ISSUANCE_KEY:?}"),
+            reason: e.to_string(),
+        })
 }
 
 /// Writes the validators that changed, and the issuance record when it changed.

@@ -219,12 +219,19 @@ pub fn apply<K: TransactionKind>(
         ..Default::default()
     };
     let epoch_end = is_epoch_end(inputs.number, cfg.epoch_blocks);
-    let certified = cfg.rewards_active(inputs.epoch) && !inputs.last_commit_bitmap.is_empty();
-    if txs.is_empty() && !epoch_end && after_evm.is_none() && !certified {
+    let db_err = |e: DbError| (0, B256::ZERO, e.to_string());
+    // The committee behind the certificate this block carries, when it has elected seats
+    // (internal ones neither earn nor count).
+    let certified = if cfg.rewards_active(inputs.epoch) && !inputs.last_commit_bitmap.is_empty() {
+        let seats = parent_seats(tx, cfg, inputs.number).map_err(db_err)?;
+        seats.iter().any(|s| s.validator.is_some()).then_some(seats)
+    } else {
+        None
+    };
+    if txs.is_empty() && !epoch_end && after_evm.is_none() && certified.is_none() {
         return Ok(out);
     }
     let params = cfg.staking_params(inputs.epoch);
-    let db_err = |e: DbError| (0, B256::ZERO, e.to_string());
     let before = crate::db::staking::load(tx).map_err(db_err)?;
     let mut staking: StakingState = after_evm.unwrap_or_else(|| before.clone());
     let mut p = Pending { reader, changes };
@@ -267,8 +274,7 @@ pub fn apply<K: TransactionKind>(
         });
         out.txs.push(t);
     }
-    if certified {
-        let seats = parent_seats(tx, cfg, inputs.number).map_err(db_err)?;
+    if let Some(seats) = certified {
         let signed = Bitmap::from_bytes(&inputs.last_commit_bitmap, seats.len());
         // Consensus checked the certificate against this committee; a bitmap that does not
         // fit it cannot come with a valid block, and pays nobody.
