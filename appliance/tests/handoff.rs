@@ -15,11 +15,10 @@ use alloy_primitives::{keccak256, Address, TxKind, U256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::HttpClient;
 use jsonrpsee::rpc_params;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const VALIDATORS: usize = 4;
 const OBSERVER: usize = 4;
@@ -33,54 +32,11 @@ const DEV5: &str = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc";
 const DEV3_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const ONE: u128 = 1_000_000_000_000_000_000;
 
-async fn height(c: &HttpClient) -> u64 {
-    match c
-        .request::<Value, _>("eth_blockNumber", rpc_params![])
-        .await
-    {
-        Ok(v) => support::quantity(&v) as u64,
-        Err(_) => 0,
-    }
-}
-
-async fn block_hash(c: &HttpClient, n: u64) -> Option<String> {
-    let b: Value = c
-        .request(
-            "eth_getBlockByNumber",
-            rpc_params![format!("0x{n:x}"), false],
-        )
-        .await
-        .ok()?;
-    b["hash"].as_str().map(str::to_string)
-}
-
-async fn elected(c: &HttpClient) -> Vec<Address> {
-    c.request("hmy_getElectedValidatorAddresses", rpc_params![])
-        .await
-        .unwrap()
-}
-
-/// Polls `check` every 200 ms until it holds, failing after `within`.
-async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use support::{block_hash, elected, height, wait_for};
 
 /// Runs `staking <args>` against the given nodes; panics with the output on failure.
 fn staking(dir: &Path, rpcs: &[String], args: &[&str]) {
-    let (out, err, ok) = support::staking(dir, rpcs, args);
-    assert!(ok, "staking {}: {out}\n{err}", args[0]);
-}
-
-/// The line `label 0x…` that `keys pop` prints.
-fn field<'a>(out: &'a str, label: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no `{label}` in {out}"))
+    support::staking_ok(dir, rpcs, args);
 }
 
 /// A signed EIP-1559 transaction from `key` (nonce 0) as raw hex.
@@ -177,17 +133,7 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
     // Register the observer: its BLS key with proof of possession and its transport key, as
     // its own node prints them, signed by the operator key inside the HSM.
     let node4 = net.join(format!("node{OBSERVER}"));
-    let pop = support::ha(&node4, &["keys", "pop"]);
-    let pop = String::from_utf8_lossy(&pop.stdout).to_string();
-    let bls = format!(
-        "{}:{}",
-        field(&pop, "public_key"),
-        field(&pop, "proof_of_possession")
-    );
-    let transport = support::ha(&node4, &["keys", "transport"]);
-    let transport = String::from_utf8_lossy(&transport.stdout)
-        .trim()
-        .to_string();
+    let (bls, transport) = support::node_identity(&node4);
     let endpoint = format!("127.0.0.1:{}", 9000 + offset + OBSERVER as u16);
     assert_eq!(guard_records(OBSERVER).await, 0.0, "an observer signed");
     let in_committee = |i: usize| support::metric(offset, i, "harmony_validator_in_committee_bool");

@@ -289,3 +289,76 @@ pub fn bls_with_pop(seed: u8) -> String {
         hex::encode(sk.prove_possession().to_bytes())
     )
 }
+
+/// The chain height node `c` reports (0 while it does not answer).
+pub async fn height(c: &jsonrpsee::http_client::HttpClient) -> u64 {
+    use jsonrpsee::core::client::ClientT;
+    match c
+        .request::<serde_json::Value, _>("eth_blockNumber", jsonrpsee::rpc_params![])
+        .await
+    {
+        Ok(v) => quantity(&v) as u64,
+        Err(_) => 0,
+    }
+}
+
+/// The hash of block `n` as node `c` has it.
+pub async fn block_hash(c: &jsonrpsee::http_client::HttpClient, n: u64) -> Option<String> {
+    use jsonrpsee::core::client::ClientT;
+    let b: serde_json::Value = c
+        .request(
+            "eth_getBlockByNumber",
+            jsonrpsee::rpc_params![format!("0x{n:x}"), false],
+        )
+        .await
+        .ok()?;
+    b["hash"].as_str().map(str::to_string)
+}
+
+/// The validators of the current committee, as node `c` reports them.
+pub async fn elected(c: &jsonrpsee::http_client::HttpClient) -> Vec<alloy_primitives::Address> {
+    use jsonrpsee::core::client::ClientT;
+    c.request("hmy_getElectedValidatorAddresses", jsonrpsee::rpc_params![])
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 200 ms until it holds, failing after `within`.
+pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `staking <args>` against the given nodes; panics with the output on failure.
+pub fn staking_ok(dir: &Path, rpcs: &[String], args: &[&str]) {
+    let (out, err, ok) = staking(dir, rpcs, args);
+    assert!(ok, "staking {}: {out}\n{err}", args[0]);
+}
+
+/// The line `label 0x…` that `keys pop` prints.
+pub fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no `{label}` in {out}"))
+}
+
+/// A node's BLS key with its proof of possession (`0xPK:0xPOP`) and its transport key, as
+/// `keys pop` and `keys transport` print them from its data dir.
+pub fn node_identity(node_dir: &Path) -> (String, String) {
+    let pop = ha(node_dir, &["keys", "pop"]);
+    let pop = String::from_utf8_lossy(&pop.stdout).to_string();
+    let bls = format!(
+        "{}:{}",
+        field(&pop, "public_key"),
+        field(&pop, "proof_of_possession")
+    );
+    let transport = ha(node_dir, &["keys", "transport"]);
+    let transport = String::from_utf8_lossy(&transport.stdout)
+        .trim()
+        .to_string();
+    (bls, transport)
+}
