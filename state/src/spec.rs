@@ -453,6 +453,32 @@ mod tests {
     }
 
     #[test]
+    fn economics_section_parses_as_documented() {
+        let text = spec().to_toml()
+            + r#"
+[economics]
+block_reward = "7000000000000000000"
+annual_issuance_cap = "441000000000000000000000000"
+min_signing_rate = "0.666666666666666666"
+hip30_min_commission = "0.07"
+hip30_emission = { recipient = "0x00000000000000000000000000000000000000f0", share = "0.25" }
+fee_collectors = [{ address = "0x00000000000000000000000000000000000000c0", share = "0.5" }]
+"#;
+        let parsed = ChainSpec::from_toml(&text).unwrap();
+        let e = &parsed.economics;
+        assert_eq!(e.block_reward, U256::from(7u128 * crate::staking::ONE));
+        assert_eq!(e.hip30_emission.unwrap().share, crate::staking::Dec::percent(25));
+        assert_eq!(e.fee_collectors[0].share, crate::staking::Dec::percent(50));
+        assert_eq!(
+            e.min_signing_rate,
+            crate::staking::EconomicsParams::default().min_signing_rate
+        );
+        // The canonical form keeps it, so the spec hash covers it.
+        assert_ne!(parsed.hash(), spec().hash());
+        assert_eq!(ChainSpec::from_toml(&parsed.to_toml()).unwrap(), parsed);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         type Mutation = Box<dyn Fn(&mut ChainSpec)>;
         let cases: Vec<(Mutation, &str)> = vec![
