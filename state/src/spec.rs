@@ -467,7 +467,10 @@ fee_collectors = [{ address = "0x00000000000000000000000000000000000000c0", shar
         let parsed = ChainSpec::from_toml(&text).unwrap();
         let e = &parsed.economics;
         assert_eq!(e.block_reward, U256::from(7u128 * crate::staking::ONE));
-        assert_eq!(e.hip30_emission.unwrap().share, crate::staking::Dec::percent(25));
+        assert_eq!(
+            e.hip30_emission.unwrap().share,
+            crate::staking::Dec::percent(25)
+        );
         assert_eq!(e.fee_collectors[0].share, crate::staking::Dec::percent(50));
         assert_eq!(
             e.min_signing_rate,

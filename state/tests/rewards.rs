@@ -288,3 +288,185 @@ proptest! {
         }
     }
 }
+
+// ---- Double-sign slashing -------------------------------------------------------------
+
+fn rates() -> SlashRates {
+    EconomicsParams::default().slash_rates()
+}
+
+#[test]
+fn a_slash_takes_half_the_self_stake_and_eighty_percent_of_that_from_delegators_pro_rata() {
+    // Operator 1,000 ONE; delegators 9 (600) and 8 (200).
+    let mut v = validator(1, 10, 1, 10, &[(1, 1000), (9, 600), (8, 200)]);
+    v.delegations[1].reward = one(3);
+    let mut s = StakingState::from_validators([v]);
+    let mut balances = BTreeMap::new();
+    let reporter = addr(0xee);
+    let out = s.slash(addr(1), 4, reporter, rates(), &mut balances);
+    // 500 from the operator; delegators owe 400 in all: 300 and 100.
+    assert_eq!(out.from_self, one(500));
+    assert_eq!(out.from_delegators, one(400));
+    assert_eq!(out.to_reporter, one(450));
+    assert_eq!(out.burnt, one(450));
+    assert_eq!(balances[&reporter], one(450));
+    let v = s.validator(&addr(1)).unwrap();
+    assert_eq!(v.status, ValidatorStatus::Banned);
+    let amounts: Vec<U256> = v.delegations.iter().map(|d| d.amount).collect();
+    assert_eq!(amounts, vec![one(500), one(300), one(100)]);
+    assert_eq!(
+        v.delegations[1].reward,
+        one(3),
+        "the amount covered the debt"
+    );
+    // Banned is final: it is never elected, and evidence against it again is refused.
+    assert_eq!(
+        s.offender(&[key(10)]),
+        Err(SlashError::AlreadyBanned(addr(1)))
+    );
+    assert!(elect(&s, &StakingParams::default()).slots.is_empty());
+}
+
+#[test]
+fn a_debt_the_amount_cannot_cover_comes_from_later_undelegations_then_rewards() {
+    // The operator loses 500; its one delegator owes 400 but has only 100 staked.
+    let mut v = validator(1, 10, 1, 0, &[(1, 1000), (9, 100)]);
+    let d = &mut v.delegations[1];
+    d.undelegations = vec![
+        Undelegation {
+            amount: one(50),
+            epoch: 2, // before the offence: not the offender's to take
+        },
+        Undelegation {
+            amount: one(30),
+            epoch: 5,
+        },
+    ];
+    d.reward = one(40);
+    let mut s = StakingState::from_validators([v]);
+    let out = s.slash(addr(1), 5, Address::ZERO, rates(), &mut BTreeMap::new());
+    assert_eq!(out.from_self, one(500));
+    assert_eq!(
+        out.from_delegators,
+        one(170),
+        "all it held from the offence on"
+    );
+    assert_eq!(out.burnt, one(670), "no reporter: all burnt");
+    let d = &s.validator(&addr(1)).unwrap().delegations[1];
+    assert_eq!((d.amount, d.reward), (U256::ZERO, U256::ZERO));
+    assert_eq!(d.undelegations.len(), 1);
+    assert_eq!(d.undelegations[0].amount, one(50));
+}
+
+fn evidence(sk: &accel::SecretKey, number: u64, view: u64, hashes: [B256; 2]) -> DoubleSign {
+    let vote = |hash: B256| {
+        let req = hsm::SignRequest {
+            kind: hsm::MsgKind::Commit,
+            chain_id: 7,
+            shard: 0,
+            number,
+            view,
+            hash: hash.0,
+        };
+        SignedVote {
+            hash,
+            signature: sk.sign(&hsm::payload(&req)).to_bytes().to_vec().into(),
+        }
+    };
+    DoubleSign {
+        number,
+        view,
+        keys: vec![BlsKey::from(sk.public_key().to_bytes())],
+        first: vote(hashes[0]),
+        second: vote(hashes[1]),
+        reporter: addr(0xee),
+    }
+}
+
+#[test]
+fn evidence_verifies_only_as_two_signed_commits_for_different_blocks() {
+    let sk = accel::SecretKey::from_ikm(&[3; 32]).unwrap();
+    let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+    let good = evidence(&sk, 9, 2, [a, b]);
+    assert_eq!(good.check_signatures(7, 0), Ok(()));
+    // Another network, another shard: the signatures do not verify there.
+    assert_eq!(
+        good.check_signatures(8, 0),
+        Err(SlashError::BadSignature("first"))
+    );
+    assert_eq!(
+        good.check_signatures(7, 1),
+        Err(SlashError::BadSignature("first"))
+    );
+    assert_eq!(
+        evidence(&sk, 9, 2, [a, a]).check_signatures(7, 0),
+        Err(SlashError::SameBlock)
+    );
+    let mut swapped = good.clone();
+    swapped.second.hash = B256::repeat_byte(3);
+    assert_eq!(
+        swapped.check_signatures(7, 0),
+        Err(SlashError::BadSignature("second"))
+    );
+    let other = accel::SecretKey::from_ikm(&[4; 32]).unwrap();
+    let mut framed = good.clone();
+    framed.keys = vec![BlsKey::from(other.public_key().to_bytes())];
+    assert_eq!(
+        framed.check_signatures(7, 0),
+        Err(SlashError::BadSignature("first"))
+    );
+    let mut none = good;
+    none.keys.clear();
+    assert_eq!(none.check_signatures(7, 0), Err(SlashError::KeyCount(0)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A slash never takes more than the configured shares, never more than a delegation
+    /// holds (balances cannot go below zero), and pays the reporter plus the burn exactly
+    /// what it took.
+    #[test]
+    fn slashing_takes_at_most_the_configured_shares(
+        dels in prop::collection::vec((0u64..10_000, 0u64..100, prop::collection::vec((0u64..500, 0u64..10), 0..3)), 1..6),
+        self_share in 0u128..=100,
+        ratio in 0u128..=150,
+        reporter_share in 0u128..=100,
+        offence_epoch in 0u64..10,
+        reported in any::<bool>(),
+    ) {
+        let spec: Vec<(u8, u64)> = dels.iter().enumerate().map(|(i, d)| (if i == 0 { 1 } else { 100 + i as u8 }, d.0)).collect();
+        let mut v = validator(1, 10, 1, 5, &spec);
+        for (d, (_, reward, unds)) in v.delegations.iter_mut().zip(&dels) {
+            d.reward = one(*reward);
+            d.undelegations = unds.iter().map(|&(a, e)| Undelegation { amount: one(a), epoch: e }).collect();
+        }
+        let before = v.clone();
+        let holding = |d: &Delegation| d.amount + d.reward + d.undelegating();
+        let rates = SlashRates {
+            self_share: Dec::percent(self_share),
+            delegation_ratio: Dec::percent(ratio),
+            reporter_share: Dec::percent(reporter_share),
+        };
+        let mut s = StakingState::from_validators([v]);
+        let mut balances = BTreeMap::new();
+        let reporter = if reported { addr(0xee) } else { Address::ZERO };
+        let out = s.slash(addr(1), offence_epoch, reporter, rates, &mut balances);
+        let after = s.validator(&addr(1)).unwrap();
+        prop_assert_eq!(after.status, ValidatorStatus::Banned);
+        prop_assert!(out.from_self <= rates.self_share.mul_amount(before.delegations[0].amount));
+        prop_assert!(out.from_delegators <= rates.delegation_ratio.mul_amount(out.from_self));
+        let mut taken = U256::ZERO;
+        for (b, a) in before.delegations.iter().zip(&after.delegations) {
+            prop_assert!(holding(a) <= holding(b));
+            taken += holding(b) - holding(a);
+            // Undelegations made before the offence are never touched.
+            let early = |d: &Delegation| d.undelegations.iter().filter(|u| u.epoch < offence_epoch).map(|u| u.amount).sum::<U256>();
+            prop_assert_eq!(early(a), early(b));
+        }
+        prop_assert_eq!(taken, out.from_self + out.from_delegators);
+        prop_assert_eq!(out.to_reporter + out.burnt, taken);
+        prop_assert!(out.to_reporter <= rates.reporter_share.mul_amount(taken));
+        prop_assert_eq!(balances.get(&addr(0xee)).copied().unwrap_or_default(), out.to_reporter);
+    }
+}

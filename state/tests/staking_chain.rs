@@ -712,3 +712,136 @@ fn certified_blocks_pay_their_signers_and_supply_moves_only_by_issuance_and_burn
     );
     assert_eq!(supply(&follower), supply(&leader));
 }
+
+/// Commit votes of `key_seed`'s BLS key for two different blocks at (number, view).
+fn double_sign(key_seed: u8, number: u64, view: u64, reporter: Address) -> DoubleSign {
+    let sk = accel::SecretKey::from_ikm(&[key_seed; 32]).unwrap();
+    let vote = |hash: B256| {
+        let req = hsm::SignRequest {
+            kind: hsm::MsgKind::Commit,
+            chain_id: CHAIN_ID,
+            shard: 0,
+            number,
+            view,
+            hash: hash.0,
+        };
+        SignedVote {
+            hash,
+            signature: Bytes::from(sk.sign(&hsm::payload(&req)).to_bytes().to_vec()),
+        }
+    };
+    DoubleSign {
+        number,
+        view,
+        keys: vec![BlsKey::from(sk.public_key().to_bytes())],
+        first: vote(B256::repeat_byte(0xa1)),
+        second: vote(B256::repeat_byte(0xa2)),
+        reporter,
+    }
+}
+
+#[test]
+fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
+    let spec = spec();
+    let cfg = ExecConfig::from_spec(&spec);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
+    let (v, d, reporter) = (
+        signer(0).address(),
+        signer(1).address(),
+        signer(2).address(),
+    );
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(0, 0, create(0, 1))],
+    );
+    let delegate = Delegate {
+        delegator_address: d,
+        validator_address: v,
+        amount: one(5_000),
+    };
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
+    );
+    while tip(&leader).number < EPOCH_BLOCKS + 1 {
+        step(&leader, &follower, &cfg, vec![]);
+    }
+    let reporter_before = balance(&leader, reporter);
+    let supply_before = supply(&leader);
+
+    // v's key signed two blocks at (4, 7): block 4 sat in epoch 1, where v was elected.
+    let evidence = double_sign(1, EPOCH_BLOCKS, 7, reporter);
+    let early = double_sign(1, 2, 1, reporter); // epoch 0: v was not in the committee
+    let future = double_sign(1, EPOCH_BLOCKS + 5, 1, reporter);
+    let parent = tip(&leader);
+    let (block, executed) = exec::build_with_evidence(
+        &leader,
+        &cfg,
+        &parent,
+        template(&parent),
+        vec![],
+        vec![],
+        vec![early, evidence.clone(), evidence.clone(), future],
+    )
+    .unwrap();
+    let reasons: Vec<&String> = executed
+        .staking
+        .rejected_slashes
+        .iter()
+        .map(|r| &r.1)
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("did not sit in the committee"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("already banned"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("is not before this block"),
+        "{reasons:?}"
+    );
+    let included: Vec<DoubleSign> =
+        alloy_rlp::decode_exact(&block.header.v2.as_ref().unwrap().slashes[..]).unwrap();
+    assert_eq!(included, vec![evidence.clone()]);
+    leader
+        .commit_executed(&block, Some(&cert(&block)), executed.writes())
+        .unwrap();
+    let checked = exec::verify(&follower, &cfg, &tip(&follower), &block).unwrap();
+    follower
+        .commit_executed(&block, Some(&cert(&block)), checked.writes())
+        .unwrap();
+
+    // Half of v's 20,000 ONE; d owes 80% of that (8,000) but holds 5,000; half of the
+    // 15,000 taken to the reporter, the rest burnt.
+    let state = leader.staking_state().unwrap();
+    let val = state.validator(&v).unwrap();
+    assert_eq!(val.status, ValidatorStatus::Banned);
+    assert_eq!(val.self_delegation(), one(10_000));
+    assert_eq!(val.delegation_of(d).unwrap().amount, U256::ZERO);
+    assert_eq!(balance(&leader, reporter), reporter_before + one(7_500));
+    assert_eq!(supply(&leader), supply_before - one(7_500));
+    assert_eq!(supply(&follower), supply(&leader));
+    // Banned for good: the next election leaves v out, and v cannot re-activate.
+    while !state::exec::staking::is_epoch_end(tip(&leader).number, EPOCH_BLOCKS) {
+        step(&leader, &follower, &cfg, vec![]);
+    }
+    let committee = &tip(&leader).v2.unwrap().committee;
+    assert_eq!(committee.as_ref(), [0xc0], "nobody elected");
+
+    // A block whose header carries a forged record is refused, naming it.
+    let parent = tip(&leader);
+    let (mut bad, _) =
+        exec::build_with_staking(&leader, &cfg, &parent, template(&parent), vec![], vec![])
+            .unwrap();
+    let mut forged = double_sign(1, EPOCH_BLOCKS + 1, 7, reporter);
+    forged.second.signature = forged.first.signature.clone();
+    bad.header.v2.as_mut().unwrap().slashes = alloy_rlp::encode(vec![forged]).into();
+    let err = exec::verify(&follower, &cfg, &tip(&follower), &bad).unwrap_err();
+    assert!(err.to_string().contains("slash record 0"), "{err}");
+    assert!(err.to_string().contains("second vote"), "{err}");
+}

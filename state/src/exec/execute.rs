@@ -23,6 +23,7 @@ pub const SPEC: SpecId = SpecId::PRAGUE;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecConfig {
     pub chain_id: u64,
+    pub shard: u32,
     /// From this epoch on, priority fees are paid to the block's leader; before it (and when
     /// `None`) the whole fee is burnt.
     pub priority_fee_to_leader_from: Option<u64>,

@@ -19,6 +19,7 @@ pub use execute::{
     call, describe_invalid, execute, BlockInputs, CallOutcome, ExecConfig, Execution, TxRejection,
     SPEC,
 };
+pub use staking::Refused;
 pub use state_db::{PendingState, StateReader};
 // Lower-layer items execution is spoken of with, re-exported so callers name one place.
 pub use crate::block::next_base_fee_after;
@@ -43,6 +44,7 @@ impl ExecConfig {
     pub fn from_spec(spec: &ChainSpec) -> Self {
         Self {
             chain_id: spec.chain_id,
+            shard: spec.shard,
             priority_fee_to_leader_from: spec.forks.get(FORK_PRIORITY_FEE_TO_LEADER).copied(),
             header_v2_from: spec.forks.get(crate::forks::HEADER_V2).copied(),
             staking_from: spec.forks.get(crate::forks::STAKING).copied(),
@@ -79,6 +81,8 @@ pub struct Outcome {
     pub staking_root: B256,
     /// The next committee (RLP) at an epoch's last block under staking; empty otherwise.
     pub committee: Bytes,
+    /// The double-sign evidence applied (RLP list); empty without any.
+    pub slashes: Bytes,
 }
 
 /// An executed block: what it changes and the roots it must carry.
@@ -134,6 +138,10 @@ pub enum BlockError {
         hash: B256,
         reason: String,
     },
+    #[error("slash record {index} cannot be applied: {reason}")]
+    Slash { index: usize, reason: String },
+    #[error("the store failed while executing: {0}")]
+    Store(String),
     #[error("block #{number} does not extend the stored tip #{tip}")]
     NotOnTip { number: u64, tip: u64 },
     #[error(transparent)]
@@ -188,6 +196,7 @@ pub fn run(
     inputs: &BlockInputs,
     txs: Vec<SignedTx>,
     staking_txs: Vec<crate::staking::SignedStakingTx>,
+    slashes: Vec<crate::staking::DoubleSign>,
     strict: bool,
 ) -> Result<ExecutedBlock, BlockError> {
     let ro = store.db().tx()?;
@@ -209,14 +218,28 @@ pub fn run(
             &mut execution.changes,
             execution.gas_used,
             staking_txs,
+            slashes,
             execution.staking_state.take(),
             strict,
         )
-        .map_err(|(index, hash, reason)| BlockError::Staking {
-            index,
-            hash,
-            reason,
+        .map_err(|r| match r {
+            staking::Refused::Tx {
+                index,
+                hash,
+                reason,
+            } => BlockError::Staking {
+                index,
+                hash,
+                reason,
+            },
+            staking::Refused::Slash { index, reason } => BlockError::Slash { index, reason },
+            staking::Refused::Db(reason) => BlockError::Store(reason),
         })?
+    } else if !slashes.is_empty() {
+        return Err(BlockError::Slash {
+            index: 0,
+            reason: format!("staking is not active in epoch {}", inputs.epoch),
+        });
     } else if let Some(t) = staking_txs.first() {
         return Err(BlockError::Staking {
             index: 0,
@@ -249,6 +272,11 @@ pub fn run(
         staking_transactions_root: crate::block::transactions_root(&staking_raws),
         staking_root: staking.root,
         committee: staking.committee.clone(),
+        slashes: if staking.slashes.is_empty() {
+            Bytes::new()
+        } else {
+            alloy_rlp::encode(&staking.slashes).into()
+        },
     };
     Ok(ExecutedBlock {
         execution,
@@ -279,11 +307,46 @@ pub fn build_with_staking(
     candidates: Vec<SignedTx>,
     staking_candidates: Vec<crate::staking::SignedStakingTx>,
 ) -> Result<(Block, ExecutedBlock), BlockError> {
+    build_with_evidence(
+        store,
+        cfg,
+        parent,
+        template,
+        candidates,
+        staking_candidates,
+        Vec::new(),
+    )
+}
+
+/// [`build_with_staking`] with double-sign evidence to include (left out when it cannot be
+/// applied: see `ExecutedBlock::staking.rejected_slashes`).
+pub fn build_with_evidence(
+    store: &ChainStore,
+    cfg: &ExecConfig,
+    parent: &Header,
+    template: BlockTemplate,
+    candidates: Vec<SignedTx>,
+    staking_candidates: Vec<crate::staking::SignedStakingTx>,
+    evidence: Vec<crate::staking::DoubleSign>,
+) -> Result<(Block, ExecutedBlock), BlockError> {
     let version = cfg.header_version(template.epoch);
     let mut block = template.build_version(version);
     block.header.base_fee = next_base_fee_after(parent);
     let inputs = inputs_on(&block.header, parent);
-    let executed = run(store, cfg, &inputs, candidates, staking_candidates, false)?;
+    let evidence = if cfg.staking_active(inputs.epoch) {
+        evidence
+    } else {
+        Vec::new()
+    };
+    let executed = run(
+        store,
+        cfg,
+        &inputs,
+        candidates,
+        staking_candidates,
+        evidence,
+        false,
+    )?;
     let o = &executed.outcome;
     let h = &mut block.header;
     h.state_root = o.state_root;
@@ -295,6 +358,7 @@ pub fn build_with_staking(
         v2.staking_transactions_root = o.staking_transactions_root;
         v2.staking_root = o.staking_root;
         v2.committee = o.committee.clone();
+        v2.slashes = o.slashes.clone();
     }
     block.body.transactions = executed
         .execution
@@ -353,7 +417,24 @@ pub fn verify_known(
             reason: e.to_string(),
         })?);
     }
-    let executed = run(store, cfg, &inputs_on(h, parent), txs, staking_txs, true)?;
+    let slashes: Vec<crate::staking::DoubleSign> = match &h.v2 {
+        Some(v2) if !v2.slashes.is_empty() => {
+            crate::block::decode_exact(&v2.slashes).map_err(|e| BlockError::Slash {
+                index: 0,
+                reason: format!("the header's slashes do not decode: {e}"),
+            })?
+        }
+        _ => Vec::new(),
+    };
+    let executed = run(
+        store,
+        cfg,
+        &inputs_on(h, parent),
+        txs,
+        staking_txs,
+        slashes,
+        true,
+    )?;
     let o = &executed.outcome;
     match &h.v2 {
         Some(v2) => {
@@ -364,7 +445,7 @@ pub fn verify_known(
             )?;
             check("staking root", v2.staking_root, o.staking_root)?;
             check("committee", hex_of(&v2.committee), hex_of(&o.committee))?;
-            check("slashes", hex_of(&v2.slashes), String::new())?;
+            check("slashes", hex_of(&v2.slashes), hex_of(&o.slashes))?;
         }
         // Version 1 has no staking fields: staking needs header_v2 (checked at spec load).
         None if !executed.staking.txs.is_empty() => {

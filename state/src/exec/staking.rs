@@ -13,6 +13,9 @@
 //! Under the `rewards` fork, every block then pays the reward of the certificate it carries
 //! (its parent's) and counts who signed (`staking::rewards`).
 //!
+//! Double-sign evidence in the header's `slashes` is checked and applied after the staking
+//! transactions (`staking::slash`).
+//!
 //! At an epoch's last block, the availability check makes under-signing validators Inactive,
 //! HIP-30 raises low commissions (from its fork), matured undelegations are paid out and the
 //! next committee is elected; the header carries it (`committee`).
@@ -24,8 +27,8 @@ use crate::changes::{AccountInfoLite, StateChanges};
 use crate::db::DbError;
 use crate::staking::rewards;
 use crate::staking::{
-    elect, seats, Balances, Issuance, Payout, Seat, SignedStakingTx, Slot, StakeMsg, StakingState,
-    Validator,
+    elect, seats, Balances, DoubleSign, Issuance, Payout, Seat, SignedStakingTx, SlashError,
+    Slashed, Slot, StakeMsg, StakingState, Validator,
 };
 use crate::types::{StoredReceipt, EMPTY_CODE_HASH};
 use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
@@ -54,6 +57,59 @@ pub struct StakingExecution {
     pub made_inactive: Vec<Address>,
     /// The issuance record, when this block changed it.
     pub issuance: Option<Issuance>,
+    /// Double-sign evidence applied, in header order, and what each took.
+    pub slashes: Vec<DoubleSign>,
+    pub slashed: Vec<Slashed>,
+    /// Evidence left out (leader mode), with the reason.
+    pub rejected_slashes: Vec<(DoubleSign, String)>,
+}
+
+/// Why a block's staking part cannot be applied (validator mode), or the store failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Tx {
+        index: usize,
+        hash: B256,
+        reason: String,
+    },
+    Slash {
+        index: usize,
+        reason: String,
+    },
+    Db(String),
+}
+
+/// Whether `e` may be applied by block `inputs.number`: the offence is in the past, its
+/// signatures verify, every key sat in that block's committee as an elected key, and they
+/// all belong to one validator that is not banned yet. Returns the offender.
+fn check_evidence<K: TransactionKind>(
+    tx: &crate::db::Tx<'_, K>,
+    cfg: &ExecConfig,
+    inputs: &BlockInputs,
+    staking: &StakingState,
+    e: &DoubleSign,
+) -> Result<Address, String> {
+    if e.number >= inputs.number {
+        return Err(SlashError::NotPast {
+            number: e.number,
+            now: inputs.number,
+        }
+        .to_string());
+    }
+    e.check_signatures(cfg.chain_id, cfg.shard)
+        .map_err(|x| x.to_string())?;
+    let epoch = e.number / cfg.epoch_blocks.max(1);
+    let elected = elected_for(tx, cfg, epoch).map_err(|x| x.to_string())?;
+    for k in &e.keys {
+        if !elected.iter().any(|s| s.key == *k) {
+            return Err(SlashError::NotInCommittee {
+                key: *k,
+                number: e.number,
+            }
+            .to_string());
+        }
+    }
+    staking.offender(&e.keys).map_err(|x| x.to_string())
 }
 
 /// The intrinsic gas of a staking message carried in `raw`: its base plus the data gas.
@@ -211,15 +267,16 @@ pub fn apply<K: TransactionKind>(
     changes: &mut StateChanges,
     evm_gas: u64,
     txs: Vec<SignedStakingTx>,
+    slashes: Vec<DoubleSign>,
     after_evm: Option<StakingState>,
     strict: bool,
-) -> Result<StakingExecution, (usize, B256, String)> {
+) -> Result<StakingExecution, Refused> {
     let mut out = StakingExecution {
         root: inputs.parent_staking_root,
         ..Default::default()
     };
     let epoch_end = is_epoch_end(inputs.number, cfg.epoch_blocks);
-    let db_err = |e: DbError| (0, B256::ZERO, e.to_string());
+    let db_err = |e: DbError| Refused::Db(e.to_string());
     // The committee behind the certificate this block carries, when it has elected seats
     // (internal ones neither earn nor count).
     let certified = if cfg.rewards_active(inputs.epoch) && !inputs.last_commit_bitmap.is_empty() {
@@ -228,7 +285,12 @@ pub fn apply<K: TransactionKind>(
     } else {
         None
     };
-    if txs.is_empty() && !epoch_end && after_evm.is_none() && certified.is_none() {
+    if txs.is_empty()
+        && slashes.is_empty()
+        && !epoch_end
+        && after_evm.is_none()
+        && certified.is_none()
+    {
         return Ok(out);
     }
     let params = cfg.staking_params(inputs.epoch);
@@ -252,7 +314,11 @@ pub fn apply<K: TransactionKind>(
             *p.changes = snapshot_changes;
             staking = snapshot_staking;
             if strict {
-                return Err((index, t.hash, reason));
+                return Err(Refused::Tx {
+                    index,
+                    hash: t.hash,
+                    reason,
+                });
             }
             out.rejected.push((t.hash, reason));
             continue;
@@ -273,6 +339,20 @@ pub fn apply<K: TransactionKind>(
             logs: Vec::new(),
         });
         out.txs.push(t);
+    }
+    for (index, evidence) in slashes.into_iter().enumerate() {
+        match check_evidence(tx, cfg, inputs, &staking, &evidence) {
+            Ok(offender) => {
+                let offence_epoch = evidence.number / cfg.epoch_blocks.max(1);
+                let rates = cfg.economics.slash_rates();
+                let slashed =
+                    staking.slash(offender, offence_epoch, evidence.reporter, rates, &mut p);
+                out.slashed.push(slashed);
+                out.slashes.push(evidence);
+            }
+            Err(reason) if strict => return Err(Refused::Slash { index, reason }),
+            Err(reason) => out.rejected_slashes.push((evidence, reason)),
+        }
     }
     if let Some(seats) = certified {
         let signed = Bitmap::from_bytes(&inputs.last_commit_bitmap, seats.len());

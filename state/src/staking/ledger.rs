@@ -126,6 +126,11 @@ impl StakingState {
         self.validators.get(address)
     }
 
+    /// The validator holding BLS key `key`.
+    pub fn owner_of(&self, key: &BlsKey) -> Option<Address> {
+        self.key_owner.get(key).copied()
+    }
+
     pub(crate) fn validator_mut(&mut self, address: &Address) -> Option<&mut Validator> {
         self.validators.get_mut(address)
     }

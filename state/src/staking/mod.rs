@@ -9,6 +9,7 @@
 //!   a refused message changes nothing.
 //! - [`election`]: [`elect`], effective stake within the band around the median.
 //! - [`seats`]: the committee's keys in signing order (bit i of a certificate is seat i).
+//! - [`slash`]: double-sign evidence, its checks, and what a slash takes.
 //! - [`rewards`]: block rewards to signers, availability counts, the issuance cap
 //!   ([`EconomicsParams`]).
 //!
@@ -22,6 +23,7 @@ pub mod msg;
 pub mod params;
 pub mod rewards;
 pub mod seats;
+pub mod slash;
 pub mod types;
 
 pub use dec::Dec;
@@ -34,6 +36,7 @@ pub use msg::{
 pub use params::{EconomicsParams, EmissionSplit, FeeCollector, StakingParams, ONE, YEAR_MS};
 pub use rewards::{Issuance, Payout};
 pub use seats::{seats, Seat};
+pub use slash::{DoubleSign, SignedVote, SlashError, SlashRates, Slashed};
 pub use types::{
     BlsKey, BlsSig, CommissionRates, Counters, Delegation, Description, Undelegation, Validator,
     ValidatorStatus,

@@ -120,6 +120,23 @@ pub struct EconomicsParams {
     /// From the `fee_split` fork: who receives the base fees instead of their being burnt
     /// (Harmony: two collectors at 50% each). Shares sum to at most 1; the rest is burnt.
     pub fee_collectors: Vec<FeeCollector>,
+    /// Share of its self-delegation a double-signing validator loses (0.5).
+    pub slash_self_share: Dec,
+    /// What its delegators lose together, as a share of what the validator lost, pro rata
+    /// (0.8).
+    pub slash_delegation_ratio: Dec,
+    /// Share of everything slashed paid to the reporter; the rest is burnt (0.5).
+    pub slash_reporter_share: Dec,
+}
+
+impl EconomicsParams {
+    pub fn slash_rates(&self) -> super::slash::SlashRates {
+        super::slash::SlashRates {
+            self_share: self.slash_self_share,
+            delegation_ratio: self.slash_delegation_ratio,
+            reporter_share: self.slash_reporter_share,
+        }
+    }
 }
 
 impl Default for EconomicsParams {
@@ -131,6 +148,9 @@ impl Default for EconomicsParams {
             hip30_min_commission: Dec::percent(7),
             hip30_emission: None,
             fee_collectors: Vec::new(),
+            slash_self_share: Dec::percent(50),
+            slash_delegation_ratio: Dec::percent(80),
+            slash_reporter_share: Dec::percent(50),
         }
     }
 }
