@@ -122,6 +122,10 @@ pub struct ConsensusConfig {
     /// As leader, announce blocks as header plus transaction hashes (Harmony HET-86):
     /// validators fill the body from their pools and fetch only what they lack.
     pub announce_headers_only: bool,
+    /// Test only: after every commit vote, also sign one for another block with the keys
+    /// outside the double-sign guard and broadcast it, so peers catch and slash this node.
+    /// `run` refuses it outside localnet and with any key backend but `keystore`.
+    pub double_sign_for_tests: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -241,6 +245,7 @@ impl Default for ConsensusConfig {
             max_future_ms: 1000,
             view_timeout_ms: 0,
             announce_headers_only: false,
+            double_sign_for_tests: false,
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct Metrics {
     pub validator_epoch_signed: IntGauge,
     pub validator_epoch_to_sign: IntGauge,
     pub issued: Gauge,
+    pub evidence: IntCounterVec,
 }
 
 /// Statuses `harmony_validator_status` reports, one series each.
@@ -235,6 +236,14 @@ impl Metrics {
                 "What block rewards have issued since genesis, in ONE",
             )
             .unwrap(),
+            evidence: IntCounterVec::new(
+                Opts::new(
+                    "harmony_consensus_double_sign_evidence_total",
+                    "Double-sign evidence this node verified and pooled, by source (detected, relayed)",
+                ),
+                &["source"],
+            )
+            .unwrap(),
             registry,
         };
         for c in m.collectors() {
@@ -279,6 +288,7 @@ impl Metrics {
             Box::new(m.validator_epoch_signed.clone()),
             Box::new(m.validator_epoch_to_sign.clone()),
             Box::new(m.issued.clone()),
+            Box::new(m.evidence.clone()),
         ]
     }
 

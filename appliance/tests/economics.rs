@@ -243,3 +243,147 @@ async fn validators_and_delegators_earn_collect_and_an_absent_validator_is_made_
         support::block_hash(&rpc(0), h).await
     );
 }
+
+/// Sum of the balances of `addrs` on node `c`.
+async fn balances(c: &HttpClient, addrs: &[Address]) -> U256 {
+    let mut total = U256::ZERO;
+    for a in addrs {
+        total += balance(c, *a).await;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_signing_validator_is_reported_slashed_and_banned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let offset = support::port_offset(3700);
+    support::generate(
+        &net,
+        offset,
+        &[
+            "--block-time-ms",
+            "300",
+            "--blocks-per-leader",
+            "2",
+            "--epoch-blocks",
+            &EPOCH_BLOCKS.to_string(),
+            "--observers",
+            "1",
+        ],
+    );
+    // The fifth node signs a conflicting commit after each of its commits, outside its guard.
+    support::edit_config(
+        &net,
+        EARNER,
+        &[(
+            "double_sign_for_tests = false",
+            "double_sign_for_tests = true",
+        )],
+    );
+    let mut nodes = support::Nodes::start(&net, VALIDATORS + 1, "info");
+    let rpcs: Vec<String> = (0..VALIDATORS)
+        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
+        .collect();
+    let rpc = |i: usize| support::client(9500 + offset + i as u16);
+    let (operator, delegator): (Address, Address) = (DEV6.parse().unwrap(), DEV7.parse().unwrap());
+    let spec = state::ChainSpec::load(&net.join("chain-spec.toml")).unwrap();
+    // The reporters: the chain spec's validators (any of them may catch it first).
+    let reporters: Vec<Address> = spec.validators.iter().map(|v| v.address).collect();
+
+    wait_for(
+        "the observer to sync",
+        Duration::from_secs(60),
+        async || height(&rpc(EARNER)).await >= 3,
+    )
+    .await;
+    let (bls, transport) = support::node_identity(&net.join(format!("node{EARNER}")));
+    let endpoint = format!("127.0.0.1:{}", 9000 + offset + EARNER as u16);
+    let mut args = support::create_validator_args("cheat", &bls, &transport, &endpoint, "2000");
+    args.extend(["--dev-account".into(), "6".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    staking_ok(tmp.path(), &rpcs, &args);
+    staking_ok(
+        tmp.path(),
+        &rpcs,
+        &[
+            "delegate",
+            "--validator",
+            DEV6,
+            "--amount",
+            "500",
+            "--dev-account",
+            "7",
+        ],
+    );
+    let reporters_before = balances(&rpc(0), &reporters).await;
+    // Nothing else pays the spec validators here (priority fees are burnt on localnet).
+
+    // Once elected it signs, double-signs, is caught, and the next block slashes it.
+    wait_for(
+        "the cheat to be elected",
+        Duration::from_secs(60),
+        async || elected(&rpc(0)).await.contains(&operator),
+    )
+    .await;
+    wait_for("the slash", Duration::from_secs(60), async || {
+        info(&rpc(1), operator).await["active-status"] == "banned"
+    })
+    .await;
+    let i = info(&rpc(2), operator).await;
+    let dels = i["validator"]["delegations"].as_array().unwrap();
+    let amount_of = |who: Address| {
+        dels.iter()
+            .find(|d| {
+                d["delegator-address"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<Address>()
+                    .unwrap()
+                    == who
+            })
+            .map(|d| wei(&d["amount"]))
+            .unwrap()
+    };
+    // Half of its 2,000 ONE; the delegator owed 80% of that (800) and held 500 staked.
+    assert_eq!(amount_of(operator), U256::from(1000 * ONE), "{i}");
+    assert_eq!(amount_of(delegator), U256::ZERO, "{i}");
+    // Half of what was taken (1,000 + 500 + whatever rewards the delegator had, at most 800
+    // from it) went to the reporter.
+    let paid = balances(&rpc(0), &reporters).await - reporters_before;
+    assert!(
+        paid >= U256::from(750 * ONE) && paid <= U256::from(900 * ONE),
+        "reporter paid {paid}"
+    );
+    let detected: f64 = {
+        let mut total = 0.0;
+        for n in 0..VALIDATORS {
+            total +=
+                support::metric(offset, n, "harmony_consensus_double_sign_evidence_total").await;
+        }
+        total
+    };
+    assert!(detected >= 1.0, "no node counted the evidence");
+
+    // Banned for good: not elected again, and it cannot re-activate.
+    wait_for(
+        "the next committee without it",
+        Duration::from_secs(30),
+        async || !elected(&rpc(0)).await.contains(&operator),
+    )
+    .await;
+    let (out, err, ok) = support::staking(
+        tmp.path(),
+        &rpcs,
+        &["edit-validator", "--status", "active", "--dev-account", "6"],
+    );
+    assert!(!ok, "a banned validator re-activated: {out}");
+    assert!(format!("{out}{err}").contains("banned"), "{out}\n{err}");
+    // The chain went on.
+    let h = height(&rpc(0)).await;
+    wait_for("more blocks", Duration::from_secs(30), async || {
+        height(&rpc(3)).await > h + 2
+    })
+    .await;
+    nodes.kill(EARNER);
+}

@@ -199,6 +199,9 @@ pub enum Message {
     CompactAnnounce(Box<CompactAnnounce>),
     /// Staking transactions submitted to the sender (each node checks and pools them).
     StakingTransactions(TxBatch),
+    /// Double-sign evidence: each node checks it, pools it for the next block it leads, and
+    /// relays it once.
+    Evidence(Box<state::staking::DoubleSign>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +230,7 @@ impl Message {
             Message::Transactions(_) => 19,
             Message::GetTransactions(_) => 20,
             Message::StakingTransactions(_) => 21,
+            Message::Evidence(_) => 22,
             Message::CompactAnnounce(_) => 8,
         }
     }
@@ -251,6 +255,7 @@ impl Message {
             Message::Transactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::GetTransactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
             Message::StakingTransactions(m) => alloy_rlp::Encodable::encode(m, &mut out),
+            Message::Evidence(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
             Message::CompactAnnounce(m) => alloy_rlp::Encodable::encode(m.as_ref(), &mut out),
         }
         out
@@ -277,6 +282,7 @@ impl Message {
             19 => Message::Transactions(decode_exact(body).map_err(bad)?),
             20 => Message::GetTransactions(decode_exact(body).map_err(bad)?),
             21 => Message::StakingTransactions(decode_exact(body).map_err(bad)?),
+            22 => Message::Evidence(Box::new(decode_exact(body).map_err(bad)?)),
             8 => Message::CompactAnnounce(Box::new(decode_exact(body).map_err(bad)?)),
             other => return Err(MessageError::UnknownKind(other)),
         })
@@ -299,6 +305,7 @@ fn kind_name(kind: u8) -> &'static str {
         19 => "transactions",
         20 => "get-transactions",
         21 => "staking-transactions",
+        22 => "evidence",
         _ => "unknown",
     }
 }
@@ -410,6 +417,20 @@ mod tests {
             Message::StakingTransactions(TxBatch {
                 transactions: vec![Bytes::from(vec![0xc1, 0x80])],
             }),
+            Message::Evidence(Box::new(state::staking::DoubleSign {
+                number: 3,
+                view: 2,
+                keys: vec![state::staking::BlsKey::repeat_byte(4)],
+                first: state::staking::SignedVote {
+                    hash: B256::repeat_byte(1),
+                    signature: Bytes::from(vec![1; 96]),
+                },
+                second: state::staking::SignedVote {
+                    hash: B256::repeat_byte(2),
+                    signature: Bytes::from(vec![2; 96]),
+                },
+                reporter: Default::default(),
+            })),
         ] {
             let bytes = m.encode();
             assert_eq!(Message::decode(&bytes).unwrap(), m);

@@ -814,3 +814,64 @@ fn a_forged_larger_tip_certificate_is_refused_and_faulted() {
         "the tip certificate is unchanged"
     );
 }
+
+#[test]
+fn two_commit_votes_of_one_member_for_different_blocks_are_reported_once() {
+    let mut c = Cluster::new(&[1, 1, 1, 1], 1);
+    c.start();
+    c.run_until(2, 100_000);
+    let (number, view, _) = c.nodes[0].fbft.round();
+    let vote = |m: usize, hash: alloy_primitives::B256| {
+        let req = hsm::SignRequest {
+            kind: MsgKind::Commit,
+            chain_id: CHAIN_ID,
+            shard: 0,
+            number,
+            view,
+            hash: hash.0,
+        };
+        let s = c.nodes[m].signer.sign(&req).unwrap()[0];
+        Message::Commit(consensus::Vote {
+            number,
+            view,
+            hash,
+            bitmap: Bytes::copy_from_slice(c.committee.member_bitmap(m).as_bytes()),
+            signature: Bytes::copy_from_slice(&s.to_uncompressed()),
+        })
+    };
+    let (a, b, x) = (
+        alloy_primitives::B256::repeat_byte(0xa),
+        alloy_primitives::B256::repeat_byte(0xb),
+        alloy_primitives::B256::repeat_byte(0xc),
+    );
+    let mut evidence = vec![];
+    let msgs = [
+        (3, vote(3, a)),
+        (3, vote(3, a)),
+        (2, vote(2, a)),
+        (3, vote(3, b)),
+        (3, vote(3, x)),
+    ];
+    for (m, msg) in msgs {
+        let from = peer(m);
+        for e in c.nodes[0].fbft.step(c.now_ms, Input::Message { from, msg }) {
+            if let Effect::Evidence(e) = e {
+                evidence.push(*e);
+            }
+        }
+    }
+    assert_eq!(evidence.len(), 1, "one report per offence: {evidence:?}");
+    let e = &evidence[0];
+    assert_eq!((e.number, e.view), (number, view));
+    assert_eq!((e.first.hash, e.second.hash), (a, b));
+    assert_eq!(
+        e.keys,
+        vec![state::staking::BlsKey::from(
+            c.committee.keys[3].public_key.to_bytes()
+        )]
+    );
+    assert_eq!(e.reporter, c.committee.members[0].address);
+    assert_eq!(e.check_signatures(CHAIN_ID, 0), Ok(()));
+    // An honest run reports nobody.
+    assert!(c.nodes.iter().all(|n| n.evidence.is_empty()));
+}

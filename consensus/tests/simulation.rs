@@ -125,6 +125,8 @@ struct Stats {
     spare_signed: u64,
     /// Epochs begun (committee hand-offs finalized).
     epochs: u64,
+    /// Double-sign evidence honest nodes reported (only Byzantine nodes can be its subject).
+    evidence: u64,
 }
 
 struct Sim {
@@ -655,6 +657,23 @@ impl Sim {
                         self.now - GENESIS_MS,
                         node_of(&peer)
                     );
+                }
+            }
+            Effect::Evidence(e) => {
+                self.stats.evidence += 1;
+                // Evidence that verifies convicts its keys: never an honest node's.
+                if e.check_signatures(CHAIN_ID, 0).is_ok() {
+                    for j in (0..self.nodes.len()).filter(|&j| self.honest(j)) {
+                        let framed = self.nodes[j].signer.public_keys().iter().any(|pk| {
+                            e.keys
+                                .contains(&state::staking::BlsKey::from(pk.to_bytes()))
+                        });
+                        assert!(
+                            !framed,
+                            "seed {}: honest node {j} double signed: {e:?}",
+                            self.seed
+                        );
+                    }
                 }
             }
             Effect::ViewChanged { number, view } => {

@@ -384,6 +384,20 @@ pub struct NodeSigner {
     pub transport: Option<TransportIdentity>,
 }
 
+/// The node's keystore keys **without** the double-sign guard, for the test-only
+/// double-signing mode (`consensus.double_sign_for_tests`); `run` allows it on localnet only.
+pub fn unguarded_keystore_signer(dir: &Path, k: &KeysConfig) -> eyre::Result<Arc<dyn Signer>> {
+    if k.backend != "keystore" {
+        bail!(
+            "consensus.double_sign_for_tests needs keys.backend = \"keystore\", not `{}`",
+            k.backend
+        );
+    }
+    let pw = keystore_password(dir, k)?;
+    let files = keystore_files(&resolve(dir, &k.keystore_dir)).map_err(|e| eyre!(e))?;
+    Ok(Arc::new(hsm::KeystoreSigner::open(&files, &pw)?))
+}
+
 /// Builds the configured backend behind the double-sign guard. A key without guard history
 /// is refused unless `allow_new_guard_history`.
 pub fn node_signer(

@@ -115,6 +115,22 @@ async fn run_async(
     // mismatch is a misconfigured data dir). Any other node runs: it observes until its keys
     // are elected (registered with `staking create-validator`).
     let signer = node_signer.signer;
+    let double_signer = if cfg.consensus.double_sign_for_tests {
+        if spec.chain_id != super::localnet::LOCALNET_CHAIN_ID {
+            bail!(
+                "consensus.double_sign_for_tests makes this node sign conflicting votes on \
+                 purpose, to be slashed; it is refused outside localnet (chain id {}, not {})",
+                super::localnet::LOCALNET_CHAIN_ID,
+                spec.chain_id
+            );
+        }
+        tracing::warn!(target: "signer", "TEST MODE: this node signs a conflicting commit after every commit, outside the guard");
+        Some(super::keys::unguarded_keystore_signer(
+            &data_dir, &cfg.keys,
+        )?)
+    } else {
+        None
+    };
     let guard_stats = signer.stats();
     let genesis_member = committee.member_by_transport_key(&identity.public_key());
     if let Some(me) = genesis_member {
@@ -260,6 +276,7 @@ async fn run_async(
         staking_pool,
         events,
         announce_headers_only: cfg.consensus.announce_headers_only,
+        double_signer,
     };
     let result = node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await;
     drop(_rpc);

@@ -26,7 +26,12 @@ impl Driver {
                 }
             }
             Effect::Sign(req) => match self.ctx.signer.sign(&req) {
-                Ok(signatures) => return Some(Input::Signed { req, signatures }),
+                Ok(signatures) => {
+                    if req.kind == hsm::MsgKind::Commit {
+                        self.double_sign_for_tests(req);
+                    }
+                    return Some(Input::Signed { req, signatures });
+                }
                 Err(e) => {
                     tracing::error!(target: "signer", ?req, error = %e, "signing failed; not voting")
                 }
@@ -129,6 +134,7 @@ impl Driver {
                     ));
                 }
             }
+            Effect::Evidence(e) => self.check_evidence(None, *e),
             Effect::ViewChanged { number, view } => {
                 self.ctx.metrics.view_changes.inc();
                 tracing::warn!(target: "consensus", number, view, leader = self.fbft.round().2, "view change");
@@ -231,13 +237,14 @@ impl Driver {
             pool.best(&StateReader::new(&ro), base_fee, state::GAS_LIMIT)
         };
         let staking = self.ctx.staking_pool.locked().candidates();
+        let evidence = self.pooled_evidence();
         let exec = self.ctx.exec.clone();
         let done = self.builds.clone();
         let (number, view) = (template.number, template.view);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = state::exec::build_with_staking(
-                &store, &exec, &parent, template, candidates, staking,
+            let result = state::exec::build_with_evidence(
+                &store, &exec, &parent, template, candidates, staking, evidence,
             )
             .map_err(|e| e.to_string());
             let _ = done.send(Built {
@@ -276,6 +283,7 @@ impl Driver {
                 pool.remove(&[*hash]);
             }
         }
+        self.prune_evidence(&executed.staking);
         tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = built.started.elapsed().as_millis() as u64, "built block");
         self.executed.insert(block.hash(), executed);
         self.started.insert(block.hash(), Instant::now());
@@ -331,5 +339,43 @@ impl Driver {
             receipts: executed.execution.receipts,
         }));
         Ok(())
+    }
+}
+
+impl Driver {
+    /// The test-only double-signing mode: a commit for another block at the same (number,
+    /// view), signed outside the guard and broadcast.
+    fn double_sign_for_tests(&mut self, req: hsm::SignRequest) {
+        let (Some(signer), Some(me)) = (self.ctx.double_signer.clone(), self.fbft.me_index())
+        else {
+            return;
+        };
+        let fake = hsm::SignRequest {
+            hash: alloy_primitives::keccak256(req.hash).0,
+            ..req
+        };
+        let Ok(signatures) = signer.sign(&fake) else {
+            return;
+        };
+        let committee = self.fbft.committee();
+        let mine: Vec<_> = consensus::fbft::member_keys(committee, me)
+            .iter()
+            .filter_map(|pk| {
+                let p = signer.public_keys().iter().position(|k| k == pk)?;
+                signatures.get(p)
+            })
+            .collect();
+        let Ok(agg) = accel::AggregateSignature::aggregate(mine) else {
+            return;
+        };
+        let vote = consensus::Vote {
+            number: fake.number,
+            view: fake.view,
+            hash: fake.hash.into(),
+            bitmap: state::Bytes::copy_from_slice(committee.member_bitmap(me).as_bytes()),
+            signature: state::Bytes::copy_from_slice(&agg.to_signature().to_uncompressed()),
+        };
+        tracing::warn!(target: "signer", number = fake.number, view = fake.view, "TEST MODE: signed a conflicting commit");
+        self.mesh.broadcast(Message::Commit(vote).encode());
     }
 }

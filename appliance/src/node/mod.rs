@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 mod announce;
 mod effects;
+mod evidence;
 mod gossip;
 mod status;
 mod sync;
@@ -60,6 +61,8 @@ pub struct NodeContext {
     pub events: BlockEvents,
     /// Announce own proposals as header plus transaction hashes (HET-86).
     pub announce_headers_only: bool,
+    /// The test-only double-signing mode: the node's keys outside the guard.
+    pub double_signer: Option<Arc<dyn Signer>>,
 }
 
 /// This node's shard: the key of its consensus safety record.
@@ -105,6 +108,9 @@ struct Driver {
     verified: mpsc::UnboundedSender<Input>,
     /// The staking record holding this node's BLS keys, once one does (for its metrics).
     my_validator: Option<alloy_primitives::Address>,
+    /// Double-sign evidence pooled for the blocks this node leads.
+    evidence: evidence::EvidencePool,
+    evidence_checked: mpsc::UnboundedSender<evidence::EvidenceChecked>,
 }
 
 /// A block this node built (executed on a blocking thread), for (number, view).
@@ -162,6 +168,7 @@ pub async fn run(
     let (verified_tx, mut verified_rx) = mpsc::unbounded_channel();
     let (sync_tx, mut sync_rx) = mpsc::unbounded_channel();
     let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel();
+    let (evidence_tx, mut evidence_rx) = mpsc::unbounded_channel();
     let gossip = gossip::spawn_gossip_worker(
         ctx.store.clone(),
         ctx.pool.clone(),
@@ -189,6 +196,8 @@ pub async fn run(
         gossip,
         syncs: sync_tx,
         my_validator: None,
+        evidence: Default::default(),
+        evidence_checked: evidence_tx,
     };
     d.refresh_peers();
     d.publish_validator();
@@ -204,6 +213,7 @@ pub async fn run(
             Some(v) = verified_rx.recv() => d.feed(v),
             Some(s) = sync_rx.recv() => d.on_sync_step(s),
             Some(g) = gossip_rx.recv() => d.on_gossip_checked(g),
+            Some(e) = evidence_rx.recv() => d.on_evidence_checked(e),
             _ = status_tick.tick() => d.on_status_tick(),
         }
         if let Some(e) = d.fatal.take() {
@@ -252,6 +262,7 @@ impl Driver {
             Message::StakingTransactions(b) => self.on_staking_transactions(inb.from, b),
             Message::GetTransactions(r) => self.on_get_transactions(inb.from, r),
             Message::CompactAnnounce(c) => self.on_compact_announce(inb.from, *c),
+            Message::Evidence(e) => self.check_evidence(Some(inb.from), *e),
             Message::Announce(ref a) => {
                 self.started
                     .entry(a.block.hash())
@@ -299,6 +310,7 @@ impl Driver {
         if !block.body.staking_transactions.is_empty() || next_epoch {
             self.refresh_peers();
         }
+        self.prune_applied_evidence(block);
         self.publish_validator();
     }
 

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod checks;
+mod evidence;
 mod proposal;
 mod round;
 mod view_change;
@@ -256,6 +257,10 @@ pub enum Effect {
         number: u64,
         view: u64,
     },
+    /// Two commit votes of one member for one (number, view) and different blocks, as they
+    /// came (signatures unchecked): the caller checks them (`DoubleSign::check_signatures`),
+    /// pools the evidence for the blocks it leads and relays it.
+    Evidence(Box<state::staking::DoubleSign>),
 }
 
 pub struct Fbft {
@@ -279,6 +284,9 @@ pub struct Fbft {
     /// the next header's bitmap names every validator that was live (Harmony upgrades the
     /// tip's certificate the same way).
     late: Option<LateCommits>,
+    /// The first commit vote seen from each member at (number, view), and the offences
+    /// already reported (see `evidence.rs`).
+    commits_seen: evidence::CommitsSeen,
     /// Wall-clock time of the step in progress (header timestamps, and how long a quorum has
     /// been waiting for a NewView; never a view number).
     now_ms: u64,
@@ -315,6 +323,7 @@ impl Fbft {
             next_id: 0,
             future: Vec::new(),
             late: None,
+            commits_seen: Default::default(),
             now_ms: 0,
         };
         if let Some(rec) = safety.filter(|r| r.number == me.round.number) {
@@ -525,6 +534,7 @@ impl Fbft {
                         }
                     }
                     self.tip = tip;
+                    self.commits_seen.prune(self.tip.number);
                     self.round = Self::round_after(&self.committee, &self.tip, &self.recent);
                     // Checks of the finished round are moot, except late commits for the tip.
                     self.pending
@@ -703,6 +713,9 @@ impl Fbft {
         // height may come from a member of a later epoch's committee, though: it still tells
         // us we are behind (catch-up checks what it fetches), and is kept for that height.
         let member = self.committee.member_by_transport_key(&peer);
+        if let (Message::Commit(v), Some(from)) = (&msg, member) {
+            self.note_commit(from, v, out);
+        }
         if number <= self.tip.number {
             match msg {
                 Message::Commit(v) => {

@@ -153,6 +153,8 @@ pub struct Node {
     /// The double-sign guard the appliance puts in front of every signer, once
     /// [`Cluster::guard`] gave this node one.
     pub guard: Option<hsm::Guard>,
+    /// Double-sign evidence this node reported.
+    pub evidence: Vec<state::staking::DoubleSign>,
 }
 
 pub struct Cluster {
@@ -180,6 +182,7 @@ impl Cluster {
                 up: true,
                 reject: None,
                 guard: None,
+                evidence: vec![],
             })
             .collect();
         let pool = Arc::new(
@@ -275,6 +278,7 @@ impl Cluster {
             }
             Effect::PersistSafety(r) => self.nodes[i].safety = Some(r),
             Effect::ViewChanged { .. } => {}
+            Effect::Evidence(e) => self.nodes[i].evidence.push(*e),
             Effect::Finalize { block, cert } => {
                 let tip = Tip::of(&block, Some(cert.clone()));
                 self.nodes[i].chain.push((block, cert));
