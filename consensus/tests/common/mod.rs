@@ -397,3 +397,23 @@ pub fn find(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> &Effect {
         .find(|e| pred(e))
         .unwrap_or_else(|| panic!("expected effect missing in {effects:#?}"))
 }
+
+/// Runs a verification job (certificates, or votes from wire bytes) with the reference
+/// engine.
+pub fn verified(_c: &Cluster, e: &Effect) -> Input {
+    let engine = accel::Engine::reference();
+    match e {
+        Effect::Verify(job) => consensus::run_verify_job(&engine, job),
+        Effect::VerifyQuorum(job) => consensus::run_quorum_job(&engine, job),
+        _ => panic!("not a verification job: {e:?}"),
+    }
+}
+
+/// Node 0, leader of view 1, and the block 1 it asked to build (not yet proposed).
+pub fn leader_with_block_1(c: &Cluster, now: u64) -> (consensus::Fbft, state::Block) {
+    let mut leader = fresh(&c.spec, &c.committee, 0);
+    leader.step(now, Input::Start);
+    let eff = leader.step(now, Input::Timeout(Timer::Propose { number: 1, view: 1 }));
+    let block = build(&c.committee, &eff[0], now);
+    (leader, block)
+}

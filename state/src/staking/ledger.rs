@@ -107,7 +107,7 @@ pub struct StakingState {
     /// BLS key → the validator holding it: a key belongs to one validator at most.
     key_owner: BTreeMap<BlsKey, Address>,
     /// What block rewards have issued.
-    issuance: super::rewards::Issuance,
+    issuance: super::types::Issuance,
 }
 
 impl StakingState {
@@ -139,11 +139,11 @@ impl StakingState {
         self.validators.values_mut()
     }
 
-    pub fn issuance(&self) -> super::rewards::Issuance {
+    pub fn issuance(&self) -> super::types::Issuance {
         self.issuance
     }
 
-    pub fn set_issuance(&mut self, issuance: super::rewards::Issuance) {
+    pub fn set_issuance(&mut self, issuance: super::types::Issuance) {
         self.issuance = issuance;
     }
 

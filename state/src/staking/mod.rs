@@ -33,11 +33,13 @@ pub use msg::{
     CollectRewards, CreateValidator, Delegate, Directive, EditValidator, Opt, SignedStakingTx,
     StakeMsg, StakingTx, StakingTxError, Undelegate,
 };
-pub use params::{EconomicsParams, EmissionSplit, FeeCollector, StakingParams, ONE, YEAR_MS};
-pub use rewards::{Issuance, Payout};
+pub use params::{
+    EconomicsParams, EmissionSplit, FeeCollector, SlashRates, StakingParams, ONE, YEAR_MS,
+};
+pub use rewards::Payout;
 pub use seats::{seats, Seat};
-pub use slash::{DoubleSign, SignedVote, SlashError, SlashRates, Slashed};
+pub use slash::{DoubleSign, SignedVote, SlashError, Slashed};
 pub use types::{
-    BlsKey, BlsSig, CommissionRates, Counters, Delegation, Description, Undelegation, Validator,
-    ValidatorStatus,
+    BlsKey, BlsSig, CommissionRates, Counters, Delegation, Description, Issuance, Undelegation,
+    Validator, ValidatorStatus,
 };

@@ -130,8 +130,8 @@ pub struct EconomicsParams {
 }
 
 impl EconomicsParams {
-    pub fn slash_rates(&self) -> super::slash::SlashRates {
-        super::slash::SlashRates {
+    pub fn slash_rates(&self) -> SlashRates {
+        SlashRates {
             self_share: self.slash_self_share,
             delegation_ratio: self.slash_delegation_ratio,
             reporter_share: self.slash_reporter_share,
@@ -153,4 +153,12 @@ impl Default for EconomicsParams {
             slash_reporter_share: Dec::percent(50),
         }
     }
+}
+
+/// The slashing numbers (chain spec `[economics]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlashRates {
+    pub self_share: Dec,
+    pub delegation_ratio: Dec,
+    pub reporter_share: Dec,
 }

@@ -23,39 +23,7 @@ use super::seats::Seat;
 use super::types::{Validator, ValidatorStatus};
 use crate::bitmap::Bitmap;
 use alloy_primitives::{Address, U256};
-use alloy_rlp::{RlpDecodable, RlpEncodable};
 use std::collections::BTreeMap;
-
-/// What the chain has issued, kept with the staking state (and in its root).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-pub struct Issuance {
-    /// The issuance year of the last reward (block timestamp from genesis, in [`YEAR_MS`]).
-    pub year: u64,
-    /// Wei issued in that year.
-    pub issued_in_year: U256,
-    /// Wei issued since genesis.
-    pub total: U256,
-}
-
-impl Issuance {
-    /// Wei that may still be issued in `year` under `cap`.
-    pub fn room(&self, year: u64, cap: U256) -> U256 {
-        if year == self.year {
-            cap.saturating_sub(self.issued_in_year)
-        } else {
-            cap
-        }
-    }
-
-    fn record(&mut self, year: u64, amount: U256) {
-        if year != self.year {
-            self.year = year;
-            self.issued_in_year = U256::ZERO;
-        }
-        self.issued_in_year += amount;
-        self.total += amount;
-    }
-}
 
 /// The issuance year of a block with `timestamp_ms` on a chain that started at `genesis_ms`.
 pub fn issuance_year(genesis_ms: u64, timestamp_ms: u64) -> u64 {

@@ -17,6 +17,7 @@
 
 use super::dec::Dec;
 use super::ledger::{Balances, StakingState};
+use super::params::SlashRates;
 use super::types::{BlsKey, Delegation, ValidatorStatus};
 use alloy_primitives::{Address, Bytes, B256, U256};
 use alloy_rlp::{RlpDecodable, RlpEncodable};
@@ -110,14 +111,6 @@ impl DoubleSign {
         }
         Ok(())
     }
-}
-
-/// The slashing numbers (chain spec `[economics]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlashRates {
-    pub self_share: Dec,
-    pub delegation_ratio: Dec,
-    pub reporter_share: Dec,
 }
 
 /// What one slash took and where it went.

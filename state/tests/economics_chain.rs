@@ -1,0 +1,228 @@
+//! Rewards, fees and slashing executed by the chain: certified blocks pay their signers,
+//! supply moves only by issuance and burns, and double-sign evidence in a header slashes, bans
+//! and pays the reporter; a second node re-executes every block to the same roots.
+
+mod chain;
+
+use chain::*;
+
+#[test]
+fn certified_blocks_pay_their_signers_and_supply_moves_only_by_issuance_and_burns() {
+    let collector = Address::repeat_byte(0xc0);
+    let mut spec = spec();
+    spec.forks.insert(state::forks::REWARDS.into(), 0);
+    spec.forks.insert(state::forks::FEE_SPLIT.into(), 0);
+    spec.economics.fee_collectors = vec![FeeCollector {
+        address: collector,
+        share: Dec::percent(50),
+    }];
+    let cfg = ExecConfig::from_spec(&spec);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
+    let (v, d) = (signer(0).address(), signer(1).address());
+    let genesis_supply = supply(&leader);
+
+    // Epoch 0: v registers (10% commission, 20,000 ONE), d delegates 5,000; v is elected.
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(0, 0, create(0, 1))],
+    );
+    let delegate = Delegate {
+        delegator_address: d,
+        validator_address: v,
+        amount: one(5_000),
+    };
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
+    );
+    while tip(&leader).number < EPOCH_BLOCKS - 1 {
+        step(&leader, &follower, &cfg, vec![]);
+    }
+    // Block 4 carries block 3's certificate: epoch 0 had no elected seat, nothing is paid.
+    let b4 = step_certified(&leader, &follower, &cfg, vec![], vec![], Some(&[1]));
+    assert_eq!(
+        leader.staking_state().unwrap().issuance(),
+        Issuance::default()
+    );
+    // Blocks 5–7 carry epoch 1's certificates: v's key (seat 0) signed two of three.
+    let mut roots = vec![b4.header.v2.as_ref().unwrap().staking_root];
+    for bit in [1u8, 0, 1] {
+        let b = step_certified(&leader, &follower, &cfg, vec![], vec![], Some(&[bit]));
+        roots.push(b.header.v2.as_ref().unwrap().staking_root);
+    }
+    assert!(
+        roots.windows(2).all(|w| w[0] != w[1]),
+        "every certified block counts: {roots:?}"
+    );
+    let state = leader.staking_state().unwrap();
+    let val = state.validator(&v).unwrap();
+    assert_eq!(state.issuance().total, one(14));
+    assert_eq!(val.lifetime_reward, one(14));
+    assert_eq!((val.lifetime.to_sign, val.lifetime.signed), (3, 2));
+    // d: 90% of 14 ONE by 5,000 of 25,000 stake = 2.52 ONE; v keeps the rest.
+    let d_reward = U256::from(2_520_000_000_000_000_000u128);
+    assert_eq!(val.delegation_of(d).unwrap().reward, d_reward);
+    assert_eq!(val.delegation_of(v).unwrap().reward, one(14) - d_reward);
+    // Block 7 was the epoch's last: 2 of 3 is at the threshold, so v is Inactive now and the
+    // next committee is empty; the epoch counts restarted.
+    assert_eq!(val.status, ValidatorStatus::Inactive);
+    assert_eq!(val.epoch_counters, Counters::default());
+    assert!(tip(&leader).v2.unwrap().committee.as_ref() == [0xc0]);
+
+    // A block whose certificate says otherwise than its staking root is refused.
+    let parent = tip(&leader);
+    let mut t = template(&parent);
+    t.last_commit = Some(cert_of(&parent));
+    let (mut forged, _) =
+        exec::build_with_staking(&leader, &cfg, &parent, t, vec![], vec![]).unwrap();
+    forged.header.last_commit_bitmap = Bytes::from(vec![0]);
+    let err = exec::verify(&follower, &cfg, &tip(&follower), &forged).unwrap_err();
+    assert!(err.to_string().contains("staking root"), "{err}");
+
+    // d collects: its balance grows by the reward less the fee; the reward is gone.
+    let before = balance(&leader, d);
+    let collect = StakeMsg::CollectRewards(CollectRewards {
+        delegator_address: d,
+    });
+    let b = step(&leader, &follower, &cfg, vec![staking_tx(1, 1, collect)]);
+    let fee = U256::from(u128::from(b.header.gas_used) * GAS_PRICE);
+    assert_eq!(balance(&leader, d), before + d_reward - fee);
+    let state = leader.staking_state().unwrap();
+    assert_eq!(
+        state
+            .validator(&v)
+            .unwrap()
+            .delegation_of(d)
+            .unwrap()
+            .reward,
+        U256::ZERO
+    );
+
+    // Supply: genesis + issued − fees burnt (half of each base fee went to the collector).
+    let mut burnt = U256::ZERO;
+    let mut collected = U256::ZERO;
+    for n in 1..=tip(&leader).number {
+        let h = leader.header(n).unwrap().unwrap();
+        let gas = U256::from(h.gas_used);
+        burnt += gas * U256::from(GAS_PRICE);
+        collected += gas * U256::from(h.base_fee) / U256::from(2);
+    }
+    assert!(!collected.is_zero());
+    assert_eq!(balance(&leader, collector), collected);
+    assert_eq!(
+        supply(&leader),
+        genesis_supply + state.issuance().total - burnt + collected
+    );
+    assert_eq!(supply(&follower), supply(&leader));
+}
+
+#[test]
+fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
+    let spec = spec();
+    let cfg = ExecConfig::from_spec(&spec);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
+    let (v, d, reporter) = (
+        signer(0).address(),
+        signer(1).address(),
+        signer(2).address(),
+    );
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(0, 0, create(0, 1))],
+    );
+    let delegate = Delegate {
+        delegator_address: d,
+        validator_address: v,
+        amount: one(5_000),
+    };
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
+    );
+    while tip(&leader).number < EPOCH_BLOCKS + 1 {
+        step(&leader, &follower, &cfg, vec![]);
+    }
+    let reporter_before = balance(&leader, reporter);
+    let supply_before = supply(&leader);
+
+    // v's key signed two blocks at (4, 7): block 4 sat in epoch 1, where v was elected.
+    let evidence = double_sign(1, EPOCH_BLOCKS, 7, reporter);
+    let early = double_sign(1, 2, 1, reporter); // epoch 0: v was not in the committee
+    let future = double_sign(1, EPOCH_BLOCKS + 5, 1, reporter);
+    let parent = tip(&leader);
+    let (block, executed) = exec::build_with_evidence(
+        &leader,
+        &cfg,
+        &parent,
+        template(&parent),
+        vec![],
+        vec![],
+        vec![early, evidence.clone(), evidence.clone(), future],
+    )
+    .unwrap();
+    let reasons: Vec<&String> = executed
+        .staking
+        .rejected_slashes
+        .iter()
+        .map(|r| &r.1)
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("did not sit in the committee"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("already banned"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("is not before this block"),
+        "{reasons:?}"
+    );
+    let included: Vec<DoubleSign> =
+        alloy_rlp::decode_exact(&block.header.v2.as_ref().unwrap().slashes[..]).unwrap();
+    assert_eq!(included, vec![evidence.clone()]);
+    leader
+        .commit_executed(&block, Some(&cert(&block)), executed.writes())
+        .unwrap();
+    let checked = exec::verify(&follower, &cfg, &tip(&follower), &block).unwrap();
+    follower
+        .commit_executed(&block, Some(&cert(&block)), checked.writes())
+        .unwrap();
+
+    // Half of v's 20,000 ONE; d owes 80% of that (8,000) but holds 5,000; half of the
+    // 15,000 taken to the reporter, the rest burnt.
+    let state = leader.staking_state().unwrap();
+    let val = state.validator(&v).unwrap();
+    assert_eq!(val.status, ValidatorStatus::Banned);
+    assert_eq!(val.self_delegation(), one(10_000));
+    assert_eq!(val.delegation_of(d).unwrap().amount, U256::ZERO);
+    assert_eq!(balance(&leader, reporter), reporter_before + one(7_500));
+    assert_eq!(supply(&leader), supply_before - one(7_500));
+    assert_eq!(supply(&follower), supply(&leader));
+    // Banned for good: the next election leaves v out, and v cannot re-activate.
+    while !state::exec::staking::is_epoch_end(tip(&leader).number, EPOCH_BLOCKS) {
+        step(&leader, &follower, &cfg, vec![]);
+    }
+    let committee = &tip(&leader).v2.unwrap().committee;
+    assert_eq!(committee.as_ref(), [0xc0], "nobody elected");
+
+    // A block whose header carries a forged record is refused, naming it.
+    let parent = tip(&leader);
+    let (mut bad, _) =
+        exec::build_with_staking(&leader, &cfg, &parent, template(&parent), vec![], vec![])
+            .unwrap();
+    let mut forged = double_sign(1, EPOCH_BLOCKS + 1, 7, reporter);
+    forged.second.signature = forged.first.signature.clone();
+    bad.header.v2.as_mut().unwrap().slashes = alloy_rlp::encode(vec![forged]).into();
+    let err = exec::verify(&follower, &cfg, &tip(&follower), &bad).unwrap_err();
+    assert!(err.to_string().contains("slash record 0"), "{err}");
+    assert!(err.to_string().contains("second vote"), "{err}");
+}
