@@ -173,6 +173,14 @@ impl ChainSpec {
                 "is a rate: at most 1",
             ));
         }
+        for (name, share) in [
+            ("economics.slash_self_share", e.slash_self_share),
+            ("economics.slash_reporter_share", e.slash_reporter_share),
+        ] {
+            if share > one {
+                return Err(field(name, "is a share: at most 1"));
+            }
+        }
         if e.hip30_emission.is_some_and(|s| s.share > one) {
             return Err(field(
                 "economics.hip30_emission.share",
