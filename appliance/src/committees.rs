@@ -69,17 +69,12 @@ impl CommitteeBook {
                 "the committee of epoch {epoch} needs block {last}, which is not stored yet"
             )
         })?;
-        let slots: Vec<state::staking::Slot> = match header.v2.as_ref() {
-            Some(v2) if !v2.committee.is_empty() => {
-                alloy_rlp::Decodable::decode(&mut v2.committee.as_ref()).map_err(|e| {
-                    eyre::eyre!("block {last}: the elected committee does not decode: {e}")
-                })?
-            }
-            _ => Vec::new(),
-        };
+        let elected = state::staking::Elected::of(&header)
+            .map_err(|e| eyre::eyre!("block {last}: the elected committee does not decode: {e}"))?;
         let staking = store.staking_state()?;
-        let computed = Committee::after_election(&self.spec, &slots, &staking, self.internal_share)
-            .map_err(|e| eyre::eyre!("block {last}: {e}"))?;
+        let computed =
+            Committee::after_election(&self.spec, &elected, &staking, self.internal_share)
+                .map_err(|e| eyre::eyre!("block {last}: {e}"))?;
         let mut cache = self.cache.locked();
         // The same committee as the epoch before (nobody new elected): the same value, so
         // consensus sees no hand-off.

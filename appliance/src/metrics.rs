@@ -44,6 +44,7 @@ pub struct Metrics {
     pub validator_epoch_to_sign: IntGauge,
     pub issued: Gauge,
     pub evidence: IntCounterVec,
+    pub vdf_seconds: Gauge,
 }
 
 /// Statuses `harmony_validator_status` reports, one series each.
@@ -244,6 +245,11 @@ impl Metrics {
                 &["source"],
             )
             .unwrap(),
+            vdf_seconds: Gauge::new(
+                "harmony_vdf_prove_seconds",
+                "Time this node took to evaluate and prove the last epoch VDF (must stay well under half an epoch)",
+            )
+            .unwrap(),
             registry,
         };
         for c in m.collectors() {
@@ -289,6 +295,7 @@ impl Metrics {
             Box::new(m.validator_epoch_to_sign.clone()),
             Box::new(m.issued.clone()),
             Box::new(m.evidence.clone()),
+            Box::new(m.vdf_seconds.clone()),
         ]
     }
 

@@ -5,7 +5,8 @@
 //! 0xfc with an ordinary transaction. A second validator (never run) is elected, undelegates
 //! below its minimum self-delegation and leaves the committee. The chain keeps finalizing
 //! across five epoch changes, and a validator killed before all that, restarted epochs later,
-//! catches up across every hand-off. Every header carries its leader's VRF.
+//! catches up across every hand-off. Every header carries its leader's VRF, and every epoch's
+//! last header the epoch VDF.
 
 mod support;
 
@@ -311,5 +312,16 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
             format!("0x{}", hex::encode(&vrf[..32])),
             "block {n}: PREVRANDAO is β"
         );
+        // Each epoch's last block carries the epoch VDF (y ‖ π, 100 bytes each at 1,024
+        // bits); validator 3 verified every one of them while catching up (the block hashes
+        // it agrees on commit to them).
+        let vdf = b["vdf"].as_str().unwrap().trim_start_matches("0x").len() / 2;
+        let epoch_end = (n + 1) % EPOCH_BLOCKS == 0;
+        assert_eq!(vdf, if epoch_end { 200 } else { 0 }, "block {n}: {b}");
     }
+    let proofs = support::metric(offset, 3, "harmony_vdf_prove_seconds").await;
+    assert!(
+        proofs > 0.0,
+        "validator 3 evaluated no epoch VDF since it came back"
+    );
 }

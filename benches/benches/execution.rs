@@ -140,6 +140,7 @@ fn spec_with(alloc: BTreeMap<Address, GenesisAccount>) -> ChainSpec {
         forks: Default::default(),
         staking: Default::default(),
         economics: Default::default(),
+        vdf: Default::default(),
         validators: vec![],
         alloc,
     }

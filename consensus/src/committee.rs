@@ -91,8 +91,9 @@ impl Committee {
 
     /// The committee of the epoch after an election (Harmony's shard committee): the
     /// `internal` (foundation) members of the chain spec first, unchanged, then the validators
-    /// the election chose (the `committee` of an epoch's last header), in address order, each
-    /// with its elected keys in rank order. The internal keys share `internal_share` of the
+    /// the election chose (the `committee` of an epoch's last header) in the seat order of
+    /// `state::staking::seats` (by address, or by the epoch's VDF output under the `vdf`
+    /// fork), each with its elected keys in rank order. The internal keys share `internal_share` of the
     /// voting power in proportion to their spec power; the elected keys share the rest by
     /// effective stake (each at least 1 unit). Transport keys come from the staking records in
     /// `staking`, which must hold every elected validator.
@@ -103,7 +104,7 @@ impl Committee {
     /// give transport keys only (a key two members claim names the first).
     pub fn after_election(
         internal: &Committee,
-        slots: &[state::staking::Slot],
+        elected: &state::staking::Elected,
         staking: &state::staking::StakingState,
         internal_share: state::staking::Dec,
     ) -> Result<Self, CommitteeError> {
@@ -116,7 +117,7 @@ impl Committee {
         // The signing order is the state crate's (rewards read certificates with it): elected
         // keys grouped by validator in address order, after the internal ones.
         let mut by_validator: Vec<(Address, Vec<state::staking::Seat>)> = Vec::new();
-        for seat in state::staking::seats(&internal_keys, slots) {
+        for seat in elected.seats(&internal_keys) {
             let Some(address) = seat.validator else {
                 continue;
             };
@@ -132,7 +133,7 @@ impl Committee {
         let share = internal_share.min(state::staking::Dec::ONE);
         let internal_total = share.mul_amount(scale);
         let external_total = scale - internal_total;
-        let mut keys = Vec::with_capacity(internal.keys.len() + slots.len());
+        let mut keys = Vec::with_capacity(internal.keys.len() + elected.slots.len());
         let mut members = Vec::with_capacity(internal.members.len() + by_validator.len());
         let spec_total = U256::from(internal.total_power.max(1));
         for m in &internal.members {

@@ -63,8 +63,17 @@ fn an_elected_committee_follows_the_internal_members() {
     let election = elect(&staking, &params);
     assert_eq!(election.slots.len(), 4);
     let internal = Committee::from_spec(&common::spec(&[1, 1], 2)).unwrap();
-    let c =
-        Committee::after_election(&internal, &election.slots, &staking, Dec::percent(49)).unwrap();
+    let elected = |slots: &[state::staking::Slot], order| state::staking::Elected {
+        slots: slots.to_vec(),
+        order,
+    };
+    let c = Committee::after_election(
+        &internal,
+        &elected(&election.slots, None),
+        &staking,
+        Dec::percent(49),
+    )
+    .unwrap();
     assert_eq!(c.key_count(), 6);
     let addresses: Vec<Address> = c.members.iter().map(|m| m.address).collect();
     assert_eq!(
@@ -118,21 +127,66 @@ fn an_elected_committee_follows_the_internal_members() {
     );
 
     // Nobody elected: the internal committee as it is.
-    let same = Committee::after_election(&internal, &[], &staking, Dec::percent(49)).unwrap();
+    let same =
+        Committee::after_election(&internal, &elected(&[], None), &staking, Dec::percent(49))
+            .unwrap();
     assert_eq!(same.total_power, internal.total_power);
     assert_eq!(same.key_count(), internal.key_count());
     // An elected key that is also an internal key is left out.
     let mut slots = election.slots.clone();
     slots[0].key = BlsKey::from(internal.keys[0].public_key.to_bytes());
-    let c2 = Committee::after_election(&internal, &slots, &staking, Dec::percent(49)).unwrap();
+    let c2 = Committee::after_election(
+        &internal,
+        &elected(&slots, None),
+        &staking,
+        Dec::percent(49),
+    )
+    .unwrap();
     assert_eq!(c2.key_count(), 5);
     // An election naming a validator the staking state does not hold is refused.
     let err = Committee::after_election(
         &internal,
-        &election.slots,
+        &elected(&election.slots, None),
         &StakingState::default(),
         Dec::percent(49),
     )
     .unwrap_err();
     assert!(err.to_string().contains("has no record"), "{err}");
+
+    // Under the VDF the elected validators come in the order its output gives: the same
+    // members with the same power, each validator's keys still together, internal ones first.
+    let mut orders = std::collections::BTreeSet::new();
+    for x in 0u8..8 {
+        let order = Some(alloy_primitives::B256::repeat_byte(x));
+        let v = Committee::after_election(
+            &internal,
+            &elected(&election.slots, order),
+            &staking,
+            Dec::percent(49),
+        )
+        .unwrap();
+        let members: Vec<Address> = v.members.iter().map(|m| m.address).collect();
+        assert_eq!(members[..2], addresses[..2]);
+        let mut sorted = members[2..].to_vec();
+        sorted.sort();
+        assert_eq!(sorted, addresses[2..], "the same elected validators");
+        for m in &v.members {
+            let before = c.members.iter().find(|b| b.address == m.address).unwrap();
+            assert_eq!((m.power, m.keys.len()), (before.power, before.keys.len()));
+        }
+        // The order is the state crate's seat order, which rewards read certificates with.
+        let seats = elected(&election.slots, order).seats(&[
+            BlsKey::from(internal.keys[0].public_key.to_bytes()),
+            BlsKey::from(internal.keys[1].public_key.to_bytes()),
+        ]);
+        let seat_keys: Vec<[u8; 48]> = seats.iter().map(|s| s.key.0).collect();
+        let committee_keys: Vec<[u8; 48]> =
+            v.keys.iter().map(|k| k.public_key.to_bytes()).collect();
+        assert_eq!(seat_keys, committee_keys);
+        orders.insert(members);
+    }
+    assert!(
+        orders.len() > 1,
+        "different outputs order the committee differently"
+    );
 }

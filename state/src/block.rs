@@ -215,6 +215,12 @@ impl Header {
         (self.vrf.len() == VRF_BYTES).then(|| B256::from_slice(&self.vrf[..32]))
     }
 
+    /// The epoch VDF's output, when this header carries the proof: sha256 of `y`, the first
+    /// half of `y ‖ π` (checked when the block was executed).
+    pub fn vdf_output(&self) -> Option<B256> {
+        (!self.vdf.is_empty()).then(|| vdf_output_of(&self.vdf))
+    }
+
     pub fn encode_to_vec(&self) -> Vec<u8> {
         alloy_rlp::encode(self)
     }
@@ -423,6 +429,14 @@ pub struct CommitCertificate {
 /// The base fee of the block after `parent`.
 pub fn next_base_fee_after(parent: &Header) -> u64 {
     crate::fees::next_base_fee(parent.gas_used, parent.gas_limit, parent.base_fee)
+}
+
+/// sha256 of the first half of a `vdf` field (`y ‖ π`): the VDF output.
+pub fn vdf_output_of(field: &[u8]) -> B256 {
+    use sha2::Digest;
+    B256::from(<[u8; 32]>::from(sha2::Sha256::digest(
+        &field[..field.len() / 2],
+    )))
 }
 
 #[cfg(test)]

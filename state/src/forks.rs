@@ -22,6 +22,10 @@ pub const FEE_SPLIT: &str = "fee_split";
 /// (`economics.hip30_emission`).
 pub const HIP30: &str = "hip30";
 
+/// The epoch VDF: its proof in the header of every epoch's last block, over the VRFs of the
+/// epoch's first half; its output orders the next committee (needs `vrf` and `staking`).
+pub const VDF: &str = "vdf";
+
 /// Every fork this node implements.
 pub const KNOWN: &[&str] = &[
     PRIORITY_FEE_TO_LEADER,
@@ -31,6 +35,7 @@ pub const KNOWN: &[&str] = &[
     REWARDS,
     FEE_SPLIT,
     HIP30,
+    VDF,
 ];
 
 /// The header version blocks of `epoch` carry under `forks`.

@@ -26,5 +26,5 @@ pub use block::{
     decode_exact, transactions_root, Block, BlockTemplate, Body, CommitCertificate, Header,
     HeaderError, HeaderV2, EMPTY_ROOT, GAS_LIMIT, HEADER_VERSION, MAX_HEADER_VERSION, VRF_BYTES,
 };
-pub use spec::{ChainSpec, GenesisAccount, SpecError, Validator, ValidatorKey};
+pub use spec::{ChainSpec, GenesisAccount, SpecError, Validator, ValidatorKey, VdfParams};
 pub mod db;

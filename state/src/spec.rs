@@ -45,6 +45,10 @@ pub struct ChainSpec {
     /// numbers by default). Left out of the canonical form while default.
     #[serde(default, skip_serializing_if = "is_default_economics")]
     pub economics: crate::staking::EconomicsParams,
+    /// The epoch VDF (`[vdf]`, from the `vdf` fork). Left out of the canonical form while
+    /// default.
+    #[serde(default, skip_serializing_if = "is_default_vdf")]
+    pub vdf: VdfParams,
     /// Genesis allocation: accounts (0x addresses) with balance, and optionally nonce, code
     /// and storage, that exist in block 0's state.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -62,6 +66,32 @@ pub struct GenesisAccount {
     pub code: Bytes,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub storage: BTreeMap<U256, U256>,
+}
+
+/// The epoch VDF's difficulty: squarings in a class group whose discriminant comes from the
+/// epoch's seed (chiavdf's construction, `accel::vdf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VdfParams {
+    /// Sequential squarings (Harmony's difficulty: 50,000). They must finish within half an
+    /// epoch on the slowest validator: about 120,000 a second at 1,024 bits
+    /// (`benches/README.md`).
+    pub iterations: u64,
+    /// Discriminant size in bits: a multiple of 8, at most 1,024.
+    pub discriminant_bits: usize,
+}
+
+impl Default for VdfParams {
+    fn default() -> Self {
+        Self {
+            iterations: 50_000,
+            discriminant_bits: 1024,
+        }
+    }
+}
+
+fn is_default_vdf(p: &VdfParams) -> bool {
+    *p == VdfParams::default()
 }
 
 fn is_default_economics(p: &crate::staking::EconomicsParams) -> bool {
@@ -252,6 +282,32 @@ impl ChainSpec {
             }
         }
         self.check_economics()?;
+        if let Some(&v) = self.forks.get(crate::forks::VDF) {
+            for needs in [crate::forks::VRF, crate::forks::STAKING] {
+                if self.forks.get(needs).is_none_or(|&n| n > v) {
+                    return Err(field(
+                        "forks.vdf",
+                        format!("the epoch VDF needs {needs} active at or before its epoch"),
+                    ));
+                }
+            }
+            if self.epoch_blocks < 4 {
+                return Err(field(
+                    "epoch_blocks",
+                    "the epoch VDF needs at least 4 blocks an epoch (its seed is the first half)",
+                ));
+            }
+        }
+        let bits = self.vdf.discriminant_bits;
+        if bits == 0 || !bits.is_multiple_of(8) || bits > accel::vdf::MAX_DISCRIMINANT_BITS {
+            return Err(field(
+                "vdf.discriminant_bits",
+                "must be a positive multiple of 8, at most 1024",
+            ));
+        }
+        if self.vdf.iterations == 0 {
+            return Err(field("vdf.iterations", "must be at least 1"));
+        }
         if self.chain_id == 0 || HARMONY_CHAIN_IDS.contains(&self.chain_id) {
             return Err(field(
                 "chain_id",
@@ -432,6 +488,7 @@ mod tests {
             forks: BTreeMap::from([("header_v2".to_string(), 5), ("staking".to_string(), 5)]),
             staking: Default::default(),
             economics: Default::default(),
+            vdf: Default::default(),
             alloc: BTreeMap::new(),
             validators: (1..=2u8)
                 .map(|i| Validator {

@@ -160,16 +160,12 @@ fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
     let early = double_sign(1, 2, 1, reporter); // epoch 0: v was not in the committee
     let future = double_sign(1, EPOCH_BLOCKS + 5, 1, reporter);
     let parent = tip(&leader);
-    let (block, executed) = exec::build_with_evidence(
-        &leader,
-        &cfg,
-        &parent,
-        template(&parent),
-        vec![],
-        vec![],
-        vec![early, evidence.clone(), evidence.clone(), future],
-    )
-    .unwrap();
+    let extras = exec::BlockExtras {
+        evidence: vec![early, evidence.clone(), evidence.clone(), future],
+        ..Default::default()
+    };
+    let (block, executed) =
+        exec::build_full(&leader, &cfg, &parent, template(&parent), vec![], extras).unwrap();
     let reasons: Vec<&String> = executed
         .staking
         .rejected_slashes
@@ -225,4 +221,103 @@ fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
     let err = exec::verify(&follower, &cfg, &tip(&follower), &bad).unwrap_err();
     assert!(err.to_string().contains("slash record 0"), "{err}");
     assert!(err.to_string().contains("second vote"), "{err}");
+}
+
+#[test]
+fn the_epoch_vdf_is_required_on_the_last_block_verified_and_orders_the_committee() {
+    let mut spec = spec();
+    spec.forks.insert(state::forks::VRF.into(), 0);
+    spec.forks.insert(state::forks::VDF.into(), 0);
+    spec.vdf = state::VdfParams {
+        iterations: 2_000,
+        discriminant_bits: 512,
+    };
+    let cfg = ExecConfig::from_spec(&spec);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
+    // Two validators registered in the epoch's first half; the seed is fixed by block 1.
+    step(
+        &leader,
+        &follower,
+        &cfg,
+        vec![
+            staking_tx(0, 0, create(0, 1)),
+            staking_tx(1, 0, create(1, 2)),
+        ],
+    );
+    assert_eq!(exec::epoch_vdf::seed_block(0, EPOCH_BLOCKS), 1);
+    let build = |vdf: Bytes| {
+        let parent = tip(&leader);
+        let extras = exec::BlockExtras {
+            vdf,
+            ..Default::default()
+        };
+        exec::build_full(&leader, &cfg, &parent, template(&parent), vec![], extras)
+    };
+    // Block 2 is no epoch end: a VDF there is refused.
+    let err = build(Bytes::from(vec![1; 8])).unwrap_err();
+    assert!(err.to_string().contains("must not carry a VDF"), "{err}");
+    step(&leader, &follower, &cfg, vec![]);
+    assert_eq!(tip(&leader).number, EPOCH_BLOCKS - 2);
+
+    // Block 3 ends the epoch: without its proof, or with one for another seed, it is refused.
+    let err = build(Bytes::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("must carry its VDF proof"),
+        "{err}"
+    );
+    let wrong = exec::epoch_vdf::prove(&spec.vdf, &[9; 32]).unwrap();
+    let err = build(wrong).unwrap_err();
+    // Another seed, another discriminant: its forms do not even parse in this one.
+    assert!(err.to_string().starts_with("VDF: "), "{err}");
+    let seed = {
+        let ro = leader.db().tx().unwrap();
+        exec::epoch_vdf::seed(&ro, EPOCH_BLOCKS, 0).unwrap()
+    };
+    // The right seed, one squaring short: it parses, and does not verify.
+    let short = state::VdfParams {
+        iterations: spec.vdf.iterations - 1,
+        ..spec.vdf
+    };
+    let err = build(exec::epoch_vdf::prove(&short, &seed).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    let proof = exec::epoch_vdf::prove(&spec.vdf, &seed).unwrap();
+    let (block, executed) = build(proof.clone()).unwrap();
+    leader
+        .commit_executed(&block, Some(&cert(&block)), executed.writes())
+        .unwrap();
+    // The follower checks it (a few milliseconds: the squarings are not redone).
+    let checked = exec::verify(&follower, &cfg, &tip(&follower), &block).unwrap();
+    follower
+        .commit_executed(&block, Some(&cert(&block)), checked.writes())
+        .unwrap();
+    // A header whose proof was swapped after building is refused by the follower too.
+    let mut forged = block.clone();
+    forged.header.vdf = exec::epoch_vdf::prove(&spec.vdf, &[7; 32]).unwrap();
+    let d3 = tempfile::tempdir().unwrap();
+    let third = open(d3.path(), &spec);
+    for n in 1..EPOCH_BLOCKS - 1 {
+        let b = leader.block(n).unwrap().unwrap();
+        let e = exec::verify(&third, &cfg, &tip(&third), &b).unwrap();
+        third
+            .commit_executed(&b, Some(&cert(&b)), e.writes())
+            .unwrap();
+    }
+    let err = exec::verify(&third, &cfg, &tip(&third), &forged).unwrap_err();
+    assert!(err.to_string().contains("VDF"), "{err}");
+
+    // Its output orders the next committee: both validators elected, seated by it.
+    let elected = Elected::of(&block.header).unwrap();
+    assert_eq!(elected.slots.len(), 2);
+    assert_eq!(elected.order, Some(state::block::vdf_output_of(&proof)));
+    let by_vdf: Vec<Address> = elected
+        .seats(&[])
+        .iter()
+        .map(|s| s.validator.unwrap())
+        .collect();
+    let rank =
+        |a: &Address| state::keccak256([elected.order.unwrap().as_slice(), a.as_slice()].concat());
+    let mut expected = by_vdf.clone();
+    expected.sort_by_key(rank);
+    assert_eq!(by_vdf, expected);
 }

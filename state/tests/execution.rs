@@ -65,6 +65,7 @@ fn spec(accounts: u64, forks: BTreeMap<String, u64>) -> ChainSpec {
         forks,
         staking: Default::default(),
         economics: Default::default(),
+        vdf: Default::default(),
         validators: vec![],
         alloc,
     }

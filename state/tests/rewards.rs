@@ -92,7 +92,7 @@ fn signers_share_by_stake_commission_first_then_delegations_dust_to_the_operator
     let v2 = validator(2, 20, 1, 0, &[(2, 1000)]);
     let mut s = StakingState::from_validators([v1.clone(), v2.clone()]);
     // Internal key 0xaa first, then v1 (stake 3), v2 (stake 1).
-    let seats = seats(&[key(0xaa)], &[slot(&v1, 0, 3), slot(&v2, 0, 1)]);
+    let seats = seats(&[key(0xaa)], &[slot(&v1, 0, 3), slot(&v2, 0, 1)], None);
     assert_eq!(seats.len(), 3);
     assert_eq!(seats[0].validator, None);
     let mut balances = BTreeMap::new();
@@ -126,7 +126,7 @@ fn signers_share_by_stake_commission_first_then_delegations_dust_to_the_operator
     // An amount that does not divide: the dust stays with the operator, nothing is lost.
     let mut s = StakingState::from_validators([validator(3, 30, 1, 33, &[(3, 1), (8, 2)])]);
     let v3 = s.validator(&addr(3)).unwrap().clone();
-    let seats = state::staking::seats(&[], &[slot(&v3, 0, 1)]);
+    let seats = state::staking::seats(&[], &[slot(&v3, 0, 1)], None);
     let paid = s.reward_block(
         &seats,
         &bits(1, &[0]),
@@ -143,7 +143,7 @@ fn signers_share_by_stake_commission_first_then_delegations_dust_to_the_operator
 fn the_hip30_split_pays_its_recipient_and_the_cap_holds_within_a_year() {
     let v = validator(1, 10, 2, 0, &[(1, 100)]);
     let mut s = StakingState::from_validators([v.clone()]);
-    let seats = seats(&[], &[slot(&v, 0, 1), slot(&v, 1, 1)]);
+    let seats = seats(&[], &[slot(&v, 0, 1), slot(&v, 1, 1)], None);
     let mut balances = BTreeMap::new();
     let fund = addr(0xf0);
     let r = BlockReward {
@@ -185,7 +185,7 @@ fn availability_at_or_below_the_threshold_makes_a_validator_inactive() {
     let b = validator(2, 20, 1, 0, &[(2, 100)]);
     let c = validator(3, 30, 1, 0, &[(3, 100)]);
     let mut s = StakingState::from_validators([a.clone(), b.clone(), c.clone()]);
-    let seats = seats(&[], &[slot(&a, 0, 1), slot(&b, 0, 1)]);
+    let seats = seats(&[], &[slot(&a, 0, 1), slot(&b, 0, 1)], None);
     let mut balances = BTreeMap::new();
     // a signs 3 of 3; b signs exactly 2 of 3 (at the threshold); c was not elected.
     for signed in [&[0, 1][..], &[0, 1], &[0]] {
@@ -259,7 +259,7 @@ proptest! {
             validators.push(v);
         }
         let mut s = StakingState::from_validators(validators);
-        let seats = seats(&[key(0xee)], &slots);
+        let seats = seats(&[key(0xee)], &slots, None);
         let fund = addr(0xf0);
         let mut balances = BTreeMap::new();
         let mut year = 0u64;

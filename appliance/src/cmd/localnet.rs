@@ -65,6 +65,9 @@ pub struct LocalnetArgs {
     /// Blocks each leader proposes before the next one takes over (Harmony HET-8).
     #[arg(long, default_value_t = 10)]
     pub blocks_per_leader: u64,
+    /// Squarings of each epoch's VDF (1,024-bit discriminant, about 120,000 a second).
+    #[arg(long, default_value_t = 20_000)]
+    pub vdf_iterations: u64,
     /// Blocks per epoch. Short by default so an election (at each epoch's last block) comes
     /// within a minute at 2-second blocks; mainnet Harmony uses 32,768.
     #[arg(long, default_value_t = 30)]
@@ -249,13 +252,14 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
         epoch_blocks: args.epoch_blocks,
         genesis_timestamp_ms: crate::chain::now_ms(),
         // New networks start on the newest header version, with staking, the leader's VRF in
-        // every header and block rewards (Harmony's numbers). Development
+        // every header, block rewards (Harmony's numbers) and the epoch VDF. Development
         // accounts hold 10,000 ETH: the minimum self-delegation is lowered to fit.
         forks: [
             (state::forks::HEADER_V2.to_string(), 0),
             (state::forks::STAKING.to_string(), 0),
             (state::forks::VRF.to_string(), 0),
             (state::forks::REWARDS.to_string(), 0),
+            (state::forks::VDF.to_string(), 0),
         ]
         .into(),
         // The spec's validators keep 70% of the voting power after elections (Harmony:
@@ -267,6 +271,12 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
             ..Default::default()
         },
         economics: Default::default(),
+        // A lighter epoch VDF than Harmony's 50,000 squarings, so that test networks with
+        // 300 ms blocks and 10-block epochs (half an epoch: 1.5 s) have room on two cores.
+        vdf: state::VdfParams {
+            iterations: args.vdf_iterations,
+            ..Default::default()
+        },
         alloc: dev_accounts()?
             .into_iter()
             .map(|(address, _)| {

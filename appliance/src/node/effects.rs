@@ -241,12 +241,25 @@ impl Driver {
         let exec = self.ctx.exec.clone();
         let done = self.builds.clone();
         let (number, view) = (template.number, template.view);
+        let vdfs = self.vdfs.clone();
+        let vdf_seconds = self.ctx.metrics.vdf_seconds.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = state::exec::build_with_evidence(
-                &store, &exec, &parent, template, candidates, staking, evidence,
-            )
-            .map_err(|e| e.to_string());
+            // The epoch's last block carries its VDF (computed since the seed block, or now).
+            let vdf = if state::exec::epoch_vdf::carries_vdf(&exec, number) {
+                vdfs.proof(&store, &exec, number / exec.epoch_blocks, &vdf_seconds)
+            } else {
+                Ok(Default::default())
+            };
+            let result = vdf.and_then(|vdf| {
+                let extras = state::exec::BlockExtras {
+                    staking,
+                    evidence,
+                    vdf,
+                };
+                state::exec::build_full(&store, &exec, &parent, template, candidates, extras)
+                    .map_err(|e| e.to_string())
+            });
             let _ = done.send(Built {
                 number,
                 view,

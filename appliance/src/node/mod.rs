@@ -32,6 +32,7 @@ mod gossip;
 mod status;
 mod sync;
 mod sync_peers;
+mod vdf;
 
 /// Everything the loop needs, assembled by `run`.
 pub struct NodeContext {
@@ -111,6 +112,8 @@ struct Driver {
     /// Double-sign evidence pooled for the blocks this node leads.
     evidence: evidence::EvidencePool,
     evidence_checked: mpsc::UnboundedSender<evidence::EvidenceChecked>,
+    /// The epoch VDF proofs this node computed (for the blocks it leads).
+    vdfs: Arc<vdf::EpochVdfs>,
 }
 
 /// A block this node built (executed on a blocking thread), for (number, view).
@@ -198,6 +201,7 @@ pub async fn run(
         my_validator: None,
         evidence: Default::default(),
         evidence_checked: evidence_tx,
+        vdfs: Default::default(),
     };
     d.refresh_peers();
     d.publish_validator();
@@ -311,6 +315,7 @@ impl Driver {
             self.refresh_peers();
         }
         self.prune_applied_evidence(block);
+        self.maybe_start_vdf(block.number());
         self.publish_validator();
     }
 

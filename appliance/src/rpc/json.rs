@@ -38,6 +38,8 @@ pub fn block(h: &Header, txs: Vec<Value>, size: usize) -> Value {
         // PREVRANDAO: β of the leader's VRF (the parent hash before the `vrf` fork).
         "mixHash": h.vrf_output().unwrap_or(h.parent_hash),
         "vrf": h.vrf,
+        // The epoch VDF's y ‖ π on each epoch's last block under the `vdf` fork; else empty.
+        "vdf": h.vdf,
         "difficulty": "0x0",
         "totalDifficulty": "0x0",
         "nonce": "0x0000000000000000",

@@ -52,6 +52,7 @@ pub fn spec(keys_per_member: &[usize], blocks_per_leader: u64) -> ChainSpec {
         forks: Default::default(),
         staking: Default::default(),
         economics: Default::default(),
+        vdf: Default::default(),
         alloc: Default::default(),
         validators,
     };

@@ -41,6 +41,9 @@ pub struct ExecConfig {
     pub hip30_from: Option<u64>,
     /// Block 0's timestamp: issuance years count from it.
     pub genesis_timestamp_ms: u64,
+    /// From this epoch on, each epoch's last block carries its VDF proof (`vdf`).
+    pub vdf_from: Option<u64>,
+    pub vdf: crate::spec::VdfParams,
     pub economics: std::sync::Arc<crate::staking::EconomicsParams>,
     /// The chain spec's BLS keys in committee order: the internal seats of every committee.
     pub internal_keys: std::sync::Arc<[crate::staking::BlsKey]>,
@@ -63,6 +66,10 @@ impl ExecConfig {
 
     pub fn rewards_active(&self, epoch: u64) -> bool {
         self.rewards_from.is_some_and(|from| epoch >= from)
+    }
+
+    pub fn vdf_active(&self, epoch: u64) -> bool {
+        self.vdf_from.is_some_and(|from| epoch >= from)
     }
 
     pub fn fee_split_active(&self, epoch: u64) -> bool {
@@ -107,6 +114,8 @@ pub struct BlockInputs {
     /// The signer bitmap of the parent's commit certificate, which this block carries (empty
     /// without one): who earns this block's reward.
     pub last_commit_bitmap: alloy_primitives::Bytes,
+    /// The header's `vdf` field (the epoch's proof on its last block under the `vdf` fork).
+    pub vdf: alloy_primitives::Bytes,
 }
 
 impl BlockInputs {

@@ -10,6 +10,7 @@
 //! by re-executing, and on finality [`ChainStore::commit_executed`] writes block and state in
 //! one MDBX transaction, so the chain and its state never disagree after a crash.
 
+pub mod epoch_vdf;
 pub mod execute;
 pub mod precompile;
 pub mod staking;
@@ -54,6 +55,8 @@ impl ExecConfig {
             fee_split_from: spec.forks.get(crate::forks::FEE_SPLIT).copied(),
             hip30_from: spec.forks.get(crate::forks::HIP30).copied(),
             genesis_timestamp_ms: spec.genesis_timestamp_ms,
+            vdf_from: spec.forks.get(crate::forks::VDF).copied(),
+            vdf: spec.vdf,
             economics: std::sync::Arc::new(spec.economics.clone()),
             // A validated spec has only well-formed keys; the internal seats are its keys.
             internal_keys: spec
@@ -140,6 +143,8 @@ pub enum BlockError {
     },
     #[error("slash record {index} cannot be applied: {reason}")]
     Slash { index: usize, reason: String },
+    #[error("VDF: {0}")]
+    Vdf(String),
     #[error("the store failed while executing: {0}")]
     Store(String),
     #[error("block #{number} does not extend the stored tip #{tip}")]
@@ -161,6 +166,7 @@ pub fn inputs_of(header: &Header) -> BlockInputs {
         prevrandao: header.vrf_output().unwrap_or(header.parent_hash),
         parent_staking_root: crate::block::EMPTY_ROOT,
         last_commit_bitmap: header.last_commit_bitmap.clone(),
+        vdf: header.vdf.clone(),
     }
 }
 
@@ -200,6 +206,7 @@ pub fn run(
     strict: bool,
 ) -> Result<ExecutedBlock, BlockError> {
     let ro = store.db().tx()?;
+    epoch_vdf::check_field(&ro, cfg, inputs.number, &inputs.vdf).map_err(BlockError::Vdf)?;
     let reader = StateReader::new(&ro);
     let calls = staking_calls(cfg, inputs.epoch, &ro);
     let mut execution = execute(StateReader::new(&ro), cfg, inputs, txs, strict, calls).map_err(
@@ -307,31 +314,49 @@ pub fn build_with_staking(
     candidates: Vec<SignedTx>,
     staking_candidates: Vec<crate::staking::SignedStakingTx>,
 ) -> Result<(Block, ExecutedBlock), BlockError> {
-    build_with_evidence(
+    build_full(
         store,
         cfg,
         parent,
         template,
         candidates,
-        staking_candidates,
-        Vec::new(),
+        BlockExtras {
+            staking: staking_candidates,
+            ..Default::default()
+        },
     )
 }
 
-/// [`build_with_staking`] with double-sign evidence to include (left out when it cannot be
-/// applied: see `ExecutedBlock::staking.rejected_slashes`).
-pub fn build_with_evidence(
+/// What a block carries besides its EVM transactions.
+#[derive(Debug, Clone, Default)]
+pub struct BlockExtras {
+    /// Staking transaction candidates (left out when they cannot be included).
+    pub staking: Vec<crate::staking::SignedStakingTx>,
+    /// Double-sign evidence to include (left out when it cannot be applied: see
+    /// `ExecutedBlock::staking.rejected_slashes`).
+    pub evidence: Vec<crate::staking::DoubleSign>,
+    /// The epoch's VDF proof, on an epoch's last block under the `vdf` fork.
+    pub vdf: Bytes,
+}
+
+/// [`build`] with everything else a block may carry.
+pub fn build_full(
     store: &ChainStore,
     cfg: &ExecConfig,
     parent: &Header,
     template: BlockTemplate,
     candidates: Vec<SignedTx>,
-    staking_candidates: Vec<crate::staking::SignedStakingTx>,
-    evidence: Vec<crate::staking::DoubleSign>,
+    extras: BlockExtras,
 ) -> Result<(Block, ExecutedBlock), BlockError> {
+    let BlockExtras {
+        staking: staking_candidates,
+        evidence,
+        vdf,
+    } = extras;
     let version = cfg.header_version(template.epoch);
     let mut block = template.build_version(version);
     block.header.base_fee = next_base_fee_after(parent);
+    block.header.vdf = vdf;
     let inputs = inputs_on(&block.header, parent);
     let evidence = if cfg.staking_active(inputs.epoch) {
         evidence

@@ -27,8 +27,8 @@ use crate::changes::{AccountInfoLite, StateChanges};
 use crate::db::DbError;
 use crate::staking::rewards;
 use crate::staking::{
-    elect, seats, Balances, DoubleSign, Issuance, Payout, Seat, SignedStakingTx, SlashError,
-    Slashed, Slot, StakeMsg, StakingState, Validator,
+    elect, Balances, DoubleSign, Elected, Issuance, Payout, Seat, SignedStakingTx, SlashError,
+    Slashed, StakeMsg, StakingState, Validator,
 };
 use crate::types::{StoredReceipt, EMPTY_CODE_HASH};
 use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
@@ -101,7 +101,7 @@ fn check_evidence<K: TransactionKind>(
     let epoch = e.number / cfg.epoch_blocks.max(1);
     let elected = elected_for(tx, cfg, epoch).map_err(|x| x.to_string())?;
     for k in &e.keys {
-        if !elected.iter().any(|s| s.key == *k) {
+        if !elected.slots.iter().any(|s| s.key == *k) {
             return Err(SlashError::NotInCommittee {
                 key: *k,
                 number: e.number,
@@ -396,18 +396,18 @@ pub fn parent_seats<K: TransactionKind>(
     number: u64,
 ) -> Result<Vec<Seat>, DbError> {
     let epoch = number.saturating_sub(1) / cfg.epoch_blocks.max(1);
-    Ok(seats(&cfg.internal_keys, &elected_for(tx, cfg, epoch)?))
+    Ok(elected_for(tx, cfg, epoch)?.seats(&cfg.internal_keys))
 }
 
-/// The slots elected for `epoch`: the `committee` of the previous epoch's last header (empty
-/// before the first election).
+/// What was elected for `epoch`: from the previous epoch's last header (nothing before the
+/// first election).
 pub fn elected_for<K: TransactionKind>(
     tx: &crate::db::Tx<'_, K>,
     cfg: &ExecConfig,
     epoch: u64,
-) -> Result<Vec<Slot>, DbError> {
+) -> Result<Elected, DbError> {
     if epoch == 0 || !cfg.staking_active(epoch - 1) {
-        return Ok(Vec::new());
+        return Ok(Elected::default());
     }
     let last = epoch * cfg.epoch_blocks - 1;
     let corrupt = |reason: String| DbError::Corrupt {
@@ -418,11 +418,7 @@ pub fn elected_for<K: TransactionKind>(
     let header = tx
         .get::<crate::db::Headers>(&last)?
         .ok_or_else(|| corrupt("the election block of the epoch is not stored".into()))?;
-    match header.v2 {
-        Some(v2) if !v2.committee.is_empty() => crate::block::decode_exact(&v2.committee)
-            .map_err(|e| corrupt(format!("the elected committee does not decode: {e}"))),
-        _ => Ok(Vec::new()),
-    }
+    Elected::of(&header).map_err(|e| corrupt(format!("the elected committee does not decode: {e}")))
 }
 
 /// The account a staking receipt names as `to`: the validator acted on.

@@ -37,7 +37,7 @@ pub use params::{
     EconomicsParams, EmissionSplit, FeeCollector, SlashRates, StakingParams, ONE, YEAR_MS,
 };
 pub use rewards::Payout;
-pub use seats::{seats, Seat};
+pub use seats::{seats, Elected, Seat};
 pub use slash::{DoubleSign, SignedVote, SlashError, Slashed};
 pub use types::{
     BlsKey, BlsSig, CommissionRates, Counters, Delegation, Description, Issuance, Undelegation,

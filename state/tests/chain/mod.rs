@@ -38,6 +38,7 @@ pub fn spec() -> ChainSpec {
         ]),
         staking: Default::default(),
         economics: Default::default(),
+        vdf: Default::default(),
         validators: vec![],
         alloc: (0..3)
             .map(|i| {
