@@ -126,6 +126,9 @@ pub struct ConsensusConfig {
     /// outside the double-sign guard and broadcast it, so peers catch and slash this node.
     /// `run` refuses it outside localnet and with any key backend but `keystore`.
     pub double_sign_for_tests: bool,
+    /// Test only: as leader, put a VRF signed by a key that is not the leader's in every block
+    /// (well formed, wrong signature), so peers refuse them. Refused outside localnet.
+    pub forge_vrf_for_tests: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -246,6 +249,7 @@ impl Default for ConsensusConfig {
             view_timeout_ms: 0,
             announce_headers_only: false,
             double_sign_for_tests: false,
+            forge_vrf_for_tests: false,
         }
     }
 }

@@ -653,57 +653,9 @@ fn bench_workload(c: &mut Criterion, w: Workload) {
     g.finish();
 }
 
-/// 1,000 validators, 4 keys each, 10 delegations each with one undelegation made at epoch 0.
-fn staking_state() -> state::staking::StakingState {
-    use state::staking::*;
-    let validators = (0..1000u32).map(|i| {
-        let mut a = [0u8; 20];
-        a[..4].copy_from_slice(&i.to_be_bytes());
-        let address = Address::from(a);
-        let delegations = (0..10u32)
-            .map(|j| {
-                let mut d = [0xd0u8; 20];
-                d[..4].copy_from_slice(&(i * 10 + j).to_be_bytes());
-                let delegator = if j == 0 { address } else { Address::from(d) };
-                let mut del =
-                    Delegation::new(delegator, U256::from(ONE) * U256::from(10_000 + i * 7 + j));
-                del.undelegations.push(Undelegation {
-                    amount: U256::from(ONE),
-                    epoch: 0,
-                });
-                del
-            })
-            .collect();
-        Validator {
-            address,
-            bls_keys: (0..4u32)
-                .map(|k| {
-                    let mut key = [0u8; 48];
-                    key[..4].copy_from_slice(&(i * 4 + k).to_be_bytes());
-                    BlsKey::from(key)
-                })
-                .collect(),
-            transport_key: B256::repeat_byte(1),
-            endpoint: "10.0.0.1:9000".into(),
-            min_self_delegation: U256::from(ONE) * U256::from(10_000),
-            max_total_delegation: U256::MAX,
-            status: ValidatorStatus::Active,
-            commission: CommissionRates::default(),
-            epoch_start_rate: Dec::ZERO,
-            description: Description::default(),
-            creation_epoch: 0,
-            delegations,
-            lifetime: Default::default(),
-            epoch_counters: Default::default(),
-            lifetime_reward: U256::ZERO,
-        }
-    });
-    StakingState::from_validators(validators)
-}
-
 fn bench_epoch_end(c: &mut Criterion) {
     use state::staking::{elect, StakingParams};
-    let staking = staking_state();
+    let staking = benches::staking_state(1000, 4, 10);
     let params = StakingParams::default();
     let t = Instant::now();
     let e = elect(&staking, &params);

@@ -115,15 +115,20 @@ async fn run_async(
     // mismatch is a misconfigured data dir). Any other node runs: it observes until its keys
     // are elected (registered with `staking create-validator`).
     let signer = node_signer.signer;
-    let double_signer = if cfg.consensus.double_sign_for_tests {
-        if spec.chain_id != super::localnet::LOCALNET_CHAIN_ID {
+    for (on, name) in [
+        (cfg.consensus.double_sign_for_tests, "double_sign_for_tests"),
+        (cfg.consensus.forge_vrf_for_tests, "forge_vrf_for_tests"),
+    ] {
+        if on && spec.chain_id != super::localnet::LOCALNET_CHAIN_ID {
             bail!(
-                "consensus.double_sign_for_tests makes this node sign conflicting votes on \
-                 purpose, to be slashed; it is refused outside localnet (chain id {}, not {})",
+                "consensus.{name} makes this node misbehave on purpose, to be caught; it is \
+                 refused outside localnet (chain id {}, not {})",
                 super::localnet::LOCALNET_CHAIN_ID,
                 spec.chain_id
             );
         }
+    }
+    let double_signer = if cfg.consensus.double_sign_for_tests {
         tracing::warn!(target: "signer", "TEST MODE: this node signs a conflicting commit after every commit, outside the guard");
         Some(super::keys::unguarded_keystore_signer(
             &data_dir, &cfg.keys,
@@ -277,6 +282,7 @@ async fn run_async(
         events,
         announce_headers_only: cfg.consensus.announce_headers_only,
         double_signer,
+        forge_vrf: cfg.consensus.forge_vrf_for_tests,
     };
     let result = node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await;
     drop(_rpc);

@@ -227,7 +227,10 @@ impl Driver {
     /// The leader's block: the pool's best transactions, executed on the tip.
     /// Picks the block's transactions from the pool here, then executes them on a blocking
     /// thread; the block comes back through `on_built` as the proposal.
-    pub(super) fn build_block(&mut self, template: BlockTemplate) -> Result<(), String> {
+    pub(super) fn build_block(&mut self, mut template: BlockTemplate) -> Result<(), String> {
+        if self.ctx.forge_vrf && !template.vrf.is_empty() {
+            template.vrf = forged_vrf(&self.ctx.exec, &template);
+        }
         let store = self.ctx.store.clone();
         let parent = tip_header(&store)?;
         let base_fee = state::exec::next_base_fee_after(&parent);
@@ -391,4 +394,14 @@ impl Driver {
         tracing::warn!(target: "signer", number = fake.number, view = fake.view, "TEST MODE: signed a conflicting commit");
         self.mesh.broadcast(Message::Commit(vote).encode());
     }
+}
+
+/// The test-only forged VRF: well formed (β = sha256(π), π a valid signature over this block's
+/// VRF request), signed by a key that is not the leader's.
+fn forged_vrf(exec: &ExecConfig, t: &BlockTemplate) -> state::Bytes {
+    let key = accel::SecretKey::from_ikm(&[0x66; 32]).expect("32 bytes of key material");
+    let req =
+        consensus::rules::vrf_request(exec.chain_id, exec.shard, t.number, t.view, t.parent_hash);
+    tracing::warn!(target: "consensus", number = t.number, view = t.view, "TEST MODE: proposing with a forged VRF");
+    consensus::rules::vrf_field(&key.sign(&hsm::payload(&req)))
 }

@@ -64,6 +64,8 @@ pub struct NodeContext {
     pub announce_headers_only: bool,
     /// The test-only double-signing mode: the node's keys outside the guard.
     pub double_signer: Option<Arc<dyn Signer>>,
+    /// The test-only forged-VRF mode (`consensus.forge_vrf_for_tests`).
+    pub forge_vrf: bool,
 }
 
 /// This node's shard: the key of its consensus safety record.
