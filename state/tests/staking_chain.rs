@@ -198,25 +198,6 @@ fn the_staking_pool_checks_rules_at_admission() {
     drop(d2);
 }
 
-/// An EVM transaction from `from` to `to` with `input`.
-fn evm_tx(from: u8, nonce: u64, to: Address, input: Vec<u8>) -> state::exec::SignedTx {
-    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-    use alloy_eips::eip2718::Encodable2718;
-    let tx = TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 200_000,
-        max_fee_per_gas: 10 * GAS_PRICE,
-        max_priority_fee_per_gas: GAS_PRICE,
-        to: alloy_primitives::TxKind::Call(to),
-        input: input.into(),
-        ..Default::default()
-    };
-    let sig = signer(from).sign_hash_sync(&tx.signature_hash()).unwrap();
-    let env: TxEnvelope = tx.into_signed(sig).into();
-    state::exec::SignedTx::decode(&env.encoded_2718(), CHAIN_ID).unwrap()
-}
-
 fn abi_delegate(delegator: Address, validator: Address, amount: U256) -> Vec<u8> {
     use alloy_sol_types::SolCall;
     state::exec::precompile::DelegateCall {

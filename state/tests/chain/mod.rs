@@ -291,3 +291,22 @@ pub fn double_sign(key_seed: u8, number: u64, view: u64, reporter: Address) -> D
         reporter,
     }
 }
+
+/// An EVM transaction from `from` to `to` with `input`.
+pub fn evm_tx(from: u8, nonce: u64, to: Address, input: Vec<u8>) -> state::exec::SignedTx {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 200_000,
+        max_fee_per_gas: 10 * GAS_PRICE,
+        max_priority_fee_per_gas: GAS_PRICE,
+        to: alloy_primitives::TxKind::Call(to),
+        input: input.into(),
+        ..Default::default()
+    };
+    let sig = signer(from).sign_hash_sync(&tx.signature_hash()).unwrap();
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    state::exec::SignedTx::decode(&env.encoded_2718(), CHAIN_ID).unwrap()
+}
