@@ -62,29 +62,41 @@ async fn balance(c: &HttpClient, a: Address) -> U256 {
     U256::from(support::quantity(&b))
 }
 
+/// Development account 6 registers the fifth node as validator `name` (2,000 ONE of its own),
+/// and development account 7 delegates 500 ONE to it.
+fn register_and_delegate(
+    dir: &std::path::Path,
+    net: &std::path::Path,
+    offset: u16,
+    rpcs: &[String],
+    name: &str,
+) {
+    let (bls, transport) = support::node_identity(&net.join(format!("node{EARNER}")));
+    let endpoint = format!("127.0.0.1:{}", 9000 + offset + EARNER as u16);
+    let mut args = support::create_validator_args(name, &bls, &transport, &endpoint, "2000");
+    args.extend(["--dev-account".into(), "6".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    staking_ok(dir, rpcs, &args);
+    let delegate = [
+        "delegate",
+        "--validator",
+        DEV6,
+        "--amount",
+        "500",
+        "--dev-account",
+        "7",
+    ];
+    staking_ok(dir, rpcs, &delegate);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validators_and_delegators_earn_collect_and_an_absent_validator_is_made_inactive() {
     let tmp = tempfile::tempdir().unwrap();
     let net = tmp.path().join("net");
     let offset = support::port_offset(3600);
-    support::generate(
-        &net,
-        offset,
-        &[
-            "--block-time-ms",
-            "300",
-            "--blocks-per-leader",
-            "2",
-            "--epoch-blocks",
-            &EPOCH_BLOCKS.to_string(),
-            "--observers",
-            "1",
-        ],
-    );
+    support::generate_fast(&net, offset, EPOCH_BLOCKS, 1);
     let mut nodes = support::Nodes::start(&net, VALIDATORS + 1, "info");
-    let rpcs: Vec<String> = (0..VALIDATORS)
-        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
-        .collect();
+    let rpcs = support::rpc_urls(offset, VALIDATORS);
     let rpc = |i: usize| support::client(9500 + offset + i as u16);
     let metric = |i: usize, name: &'static str| support::metric(offset, i, name);
     let (operator, delegator): (Address, Address) = (DEV6.parse().unwrap(), DEV7.parse().unwrap());
@@ -101,25 +113,7 @@ async fn validators_and_delegators_earn_collect_and_an_absent_validator_is_made_
     );
 
     // Its operator registers it; a wallet delegates 500 ONE.
-    let (bls, transport) = support::node_identity(&net.join(format!("node{EARNER}")));
-    let endpoint = format!("127.0.0.1:{}", 9000 + offset + EARNER as u16);
-    let mut args = support::create_validator_args("earner", &bls, &transport, &endpoint, "2000");
-    args.extend(["--dev-account".into(), "6".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    staking_ok(tmp.path(), &rpcs, &args);
-    staking_ok(
-        tmp.path(),
-        &rpcs,
-        &[
-            "delegate",
-            "--validator",
-            DEV6,
-            "--amount",
-            "500",
-            "--dev-account",
-            "7",
-        ],
-    );
+    register_and_delegate(tmp.path(), &net, offset, &rpcs, "earner");
 
     // Elected, it signs, and both earn: 90% of its 7 ONE a block is shared 2000:500.
     wait_for(
@@ -258,20 +252,7 @@ async fn a_double_signing_validator_is_reported_slashed_and_banned() {
     let tmp = tempfile::tempdir().unwrap();
     let net = tmp.path().join("net");
     let offset = support::port_offset(3700);
-    support::generate(
-        &net,
-        offset,
-        &[
-            "--block-time-ms",
-            "300",
-            "--blocks-per-leader",
-            "2",
-            "--epoch-blocks",
-            &EPOCH_BLOCKS.to_string(),
-            "--observers",
-            "1",
-        ],
-    );
+    support::generate_fast(&net, offset, EPOCH_BLOCKS, 1);
     // The fifth node signs a conflicting commit after each of its commits, outside its guard.
     support::edit_config(
         &net,
@@ -282,9 +263,7 @@ async fn a_double_signing_validator_is_reported_slashed_and_banned() {
         )],
     );
     let mut nodes = support::Nodes::start(&net, VALIDATORS + 1, "info");
-    let rpcs: Vec<String> = (0..VALIDATORS)
-        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
-        .collect();
+    let rpcs = support::rpc_urls(offset, VALIDATORS);
     let rpc = |i: usize| support::client(9500 + offset + i as u16);
     let (operator, delegator): (Address, Address) = (DEV6.parse().unwrap(), DEV7.parse().unwrap());
     let spec = state::ChainSpec::load(&net.join("chain-spec.toml")).unwrap();
@@ -297,25 +276,7 @@ async fn a_double_signing_validator_is_reported_slashed_and_banned() {
         async || height(&rpc(EARNER)).await >= 3,
     )
     .await;
-    let (bls, transport) = support::node_identity(&net.join(format!("node{EARNER}")));
-    let endpoint = format!("127.0.0.1:{}", 9000 + offset + EARNER as u16);
-    let mut args = support::create_validator_args("cheat", &bls, &transport, &endpoint, "2000");
-    args.extend(["--dev-account".into(), "6".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    staking_ok(tmp.path(), &rpcs, &args);
-    staking_ok(
-        tmp.path(),
-        &rpcs,
-        &[
-            "delegate",
-            "--validator",
-            DEV6,
-            "--amount",
-            "500",
-            "--dev-account",
-            "7",
-        ],
-    );
+    register_and_delegate(tmp.path(), &net, offset, &rpcs, "cheat");
     let reporters_before = balances(&rpc(0), &reporters).await;
     // Nothing else pays the spec validators here (priority fees are burnt on localnet).
 

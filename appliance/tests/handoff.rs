@@ -69,24 +69,9 @@ async fn an_observer_registers_is_elected_signs_and_a_restarted_node_catches_up(
 
     let net = tmp.path().join("net");
     let offset = support::port_offset(3000);
-    support::generate(
-        &net,
-        offset,
-        &[
-            "--block-time-ms",
-            "300",
-            "--blocks-per-leader",
-            "2",
-            "--epoch-blocks",
-            &EPOCH_BLOCKS.to_string(),
-            "--observers",
-            "1",
-        ],
-    );
+    support::generate_fast(&net, offset, EPOCH_BLOCKS, 1);
     let mut nodes = support::Nodes::start(&net, VALIDATORS + 1, "info");
-    let rpcs: Vec<String> = (0..=OBSERVER)
-        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
-        .collect();
+    let rpcs = support::rpc_urls(offset, OBSERVER + 1);
     let rpc = |i: usize| support::client(9500 + offset + i as u16);
     let guard_records = |i: usize| support::metric(offset, i, "harmony_signer_guard_records_total");
 

@@ -23,18 +23,7 @@ async fn a_forged_vrf_is_refused_and_every_stored_vrf_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let net = tmp.path().join("net");
     let offset = support::port_offset(3800);
-    support::generate(
-        &net,
-        offset,
-        &[
-            "--block-time-ms",
-            "300",
-            "--blocks-per-leader",
-            "2",
-            "--epoch-blocks",
-            &EPOCH_BLOCKS.to_string(),
-        ],
-    );
+    support::generate_fast(&net, offset, EPOCH_BLOCKS, 0);
     support::edit_config(
         &net,
         0,

@@ -19,30 +19,9 @@ fn certified_blocks_pay_their_signers_and_supply_moves_only_by_issuance_and_burn
     let cfg = ExecConfig::from_spec(&spec);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
-    let (v, d) = (signer(0).address(), signer(1).address());
     let genesis_supply = supply(&leader);
-
     // Epoch 0: v registers (10% commission, 20,000 ONE), d delegates 5,000; v is elected.
-    step(
-        &leader,
-        &follower,
-        &cfg,
-        vec![staking_tx(0, 0, create(0, 1))],
-    );
-    let delegate = Delegate {
-        delegator_address: d,
-        validator_address: v,
-        amount: one(5_000),
-    };
-    step(
-        &leader,
-        &follower,
-        &cfg,
-        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
-    );
-    while tip(&leader).number < EPOCH_BLOCKS - 1 {
-        step(&leader, &follower, &cfg, vec![]);
-    }
+    let (v, d) = elect_one_validator(&leader, &follower, &cfg);
     // Block 4 carries block 3's certificate: epoch 0 had no elected seat, nothing is paid.
     let b4 = step_certified(&leader, &follower, &cfg, vec![], vec![], Some(&[1]));
     assert_eq!(
@@ -165,28 +144,8 @@ fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
     let cfg = ExecConfig::from_spec(&spec);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (leader, follower) = (open(d1.path(), &spec), open(d2.path(), &spec));
-    let (v, d, reporter) = (
-        signer(0).address(),
-        signer(1).address(),
-        signer(2).address(),
-    );
-    step(
-        &leader,
-        &follower,
-        &cfg,
-        vec![staking_tx(0, 0, create(0, 1))],
-    );
-    let delegate = Delegate {
-        delegator_address: d,
-        validator_address: v,
-        amount: one(5_000),
-    };
-    step(
-        &leader,
-        &follower,
-        &cfg,
-        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
-    );
+    let reporter = signer(2).address();
+    let (v, d) = elect_one_validator(&leader, &follower, &cfg);
     while tip(&leader).number < EPOCH_BLOCKS + 1 {
         step(&leader, &follower, &cfg, vec![]);
     }

@@ -362,3 +362,30 @@ pub fn node_identity(node_dir: &Path) -> (String, String) {
         .to_string();
     (bls, transport)
 }
+
+/// A test network of 300 ms blocks, two per leader, `epoch_blocks` an epoch, with `observers`
+/// extra nodes (see `localnet --observers`).
+pub fn generate_fast(dir: &Path, offset: u16, epoch_blocks: u64, observers: usize) {
+    let (epochs, observers) = (epoch_blocks.to_string(), observers.to_string());
+    generate(
+        dir,
+        offset,
+        &[
+            "--block-time-ms",
+            "300",
+            "--blocks-per-leader",
+            "2",
+            "--epoch-blocks",
+            &epochs,
+            "--observers",
+            &observers,
+        ],
+    );
+}
+
+/// JSON-RPC URLs of nodes `0..n`.
+pub fn rpc_urls(offset: u16, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("http://127.0.0.1:{}", 9500 + offset + i as u16))
+        .collect()
+}

@@ -310,3 +310,30 @@ pub fn evm_tx(from: u8, nonce: u64, to: Address, input: Vec<u8>) -> state::exec:
     let env: TxEnvelope = tx.into_signed(sig).into();
     state::exec::SignedTx::decode(&env.encoded_2718(), CHAIN_ID).unwrap()
 }
+
+/// Epoch 0 on both stores: signer 0 registers validator `v` (10% commission, 20,000 ONE, BLS
+/// key seed 1), signer 1 delegates 5,000 ONE to it, and the epoch's last block elects it.
+/// Returns (v, the delegator).
+pub fn elect_one_validator(
+    leader: &ChainStore,
+    follower: &ChainStore,
+    cfg: &ExecConfig,
+) -> (Address, Address) {
+    let (v, d) = (signer(0).address(), signer(1).address());
+    step(leader, follower, cfg, vec![staking_tx(0, 0, create(0, 1))]);
+    let delegate = Delegate {
+        delegator_address: d,
+        validator_address: v,
+        amount: one(5_000),
+    };
+    step(
+        leader,
+        follower,
+        cfg,
+        vec![staking_tx(1, 0, StakeMsg::Delegate(delegate))],
+    );
+    while tip(leader).number < EPOCH_BLOCKS - 1 {
+        step(leader, follower, cfg, vec![]);
+    }
+    (v, d)
+}
