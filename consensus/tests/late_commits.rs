@@ -209,7 +209,7 @@ fn a_forged_larger_tip_certificate_is_refused_and_faulted() {
 }
 
 #[test]
-fn two_commit_votes_of_one_member_for_different_blocks_are_reported_once() {
+fn two_commit_votes_of_one_member_for_different_blocks_are_reported_even_after_junk() {
     let mut c = Cluster::new(&[1, 1, 1, 1], 1);
     c.start();
     c.run_until(2, 100_000);
@@ -237,13 +237,23 @@ fn two_commit_votes_of_one_member_for_different_blocks_are_reported_once() {
         alloy_primitives::B256::repeat_byte(0xb),
         alloy_primitives::B256::repeat_byte(0xc),
     );
+    // A junk vote first (its signature is another height's), then the real two.
+    let junk = match vote(3, x) {
+        Message::Commit(mut v) => {
+            v.hash = alloy_primitives::B256::repeat_byte(0xd);
+            Message::Commit(v)
+        }
+        _ => unreachable!(),
+    };
     let mut evidence = vec![];
+    let b_vote = vote(3, b);
+    let b_again = b_vote.clone();
     let msgs = [
+        (3, junk),
         (3, vote(3, a)),
         (3, vote(3, a)),
         (2, vote(2, a)),
-        (3, vote(3, b)),
-        (3, vote(3, x)),
+        (3, b_vote),
     ];
     for (m, msg) in msgs {
         let from = peer(m);
@@ -253,8 +263,14 @@ fn two_commit_votes_of_one_member_for_different_blocks_are_reported_once() {
             }
         }
     }
-    assert_eq!(evidence.len(), 1, "one report per offence: {evidence:?}");
-    let e = &evidence[0];
+    // Each new vote is paired with every earlier one of that member: junk–a, junk–b, a–b.
+    assert_eq!(evidence.len(), 3, "{evidence:?}");
+    let valid: Vec<_> = evidence
+        .iter()
+        .filter(|e| e.check_signatures(CHAIN_ID, 0).is_ok())
+        .collect();
+    assert_eq!(valid.len(), 1, "only the real pair convicts");
+    let e = valid[0];
     assert_eq!((e.number, e.view), (number, view));
     assert_eq!((e.first.hash, e.second.hash), (a, b));
     assert_eq!(
@@ -264,7 +280,15 @@ fn two_commit_votes_of_one_member_for_different_blocks_are_reported_once() {
         )]
     );
     assert_eq!(e.reporter, c.committee.members[0].address);
-    assert_eq!(e.check_signatures(CHAIN_ID, 0), Ok(()));
+    // The same pair again is not reported twice.
+    let again = c.nodes[0].fbft.step(
+        c.now_ms,
+        Input::Message {
+            from: peer(3),
+            msg: b_again,
+        },
+    );
+    assert!(!again.iter().any(|e| matches!(e, Effect::Evidence(_))));
     // An honest run reports nobody.
     assert!(c.nodes.iter().all(|n| n.evidence.is_empty()));
 }

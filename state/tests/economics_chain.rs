@@ -149,6 +149,33 @@ fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
     while tip(&leader).number < EPOCH_BLOCKS + 1 {
         step(&leader, &follower, &cfg, vec![]);
     }
+    // After the offence v swaps the key out (and could hand it to a validator with no stake):
+    // the evidence still falls on v, who held it in the committee of the offence.
+    let sk = accel::SecretKey::from_ikm(&[0x42; 32]).unwrap();
+    let swap = StakeMsg::EditValidator(EditValidator {
+        validator_address: v,
+        description: Default::default(),
+        commission_rate: Opt(None),
+        min_self_delegation: Opt(None),
+        max_total_delegation: Opt(None),
+        slot_key_to_remove: Opt(Some(BlsKey::from(
+            accel::SecretKey::from_ikm(&[1; 32])
+                .unwrap()
+                .public_key()
+                .to_bytes(),
+        ))),
+        slot_key_to_add: Opt(Some(BlsKey::from(sk.public_key().to_bytes()))),
+        slot_key_to_add_sig: Opt(Some(BlsSig::from(sk.prove_possession().to_bytes()))),
+        status: Opt(None),
+        transport_key: Opt(None),
+        endpoint: Opt(None),
+    });
+    let b = step(&leader, &follower, &cfg, vec![staking_tx(0, 1, swap)]);
+    assert_eq!(
+        b.body.staking_transactions.len(),
+        1,
+        "the key swap is included"
+    );
     let reporter_before = balance(&leader, reporter);
     let supply_before = supply(&leader);
 
@@ -170,10 +197,7 @@ fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
         .map(|r| &r.1)
         .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
-    assert!(
-        reasons[0].contains("did not sit in the committee"),
-        "{reasons:?}"
-    );
+    assert!(reasons[0].contains("was not elected"), "{reasons:?}");
     assert!(reasons[1].contains("already banned"), "{reasons:?}");
     assert!(
         reasons[2].contains("is not before this block"),
@@ -196,7 +220,11 @@ fn double_sign_evidence_in_a_header_slashes_bans_and_pays_the_reporter() {
     let val = state.validator(&v).unwrap();
     assert_eq!(val.status, ValidatorStatus::Banned);
     assert_eq!(val.self_delegation(), one(10_000));
-    assert_eq!(val.delegation_of(d).unwrap().amount, U256::ZERO);
+    // (An emptied delegation is dropped at the epoch's end, which this block is.)
+    assert_eq!(
+        val.delegation_of(d).map_or(U256::ZERO, |d| d.amount),
+        U256::ZERO
+    );
     assert_eq!(balance(&leader, reporter), reporter_before + one(7_500));
     assert_eq!(supply(&leader), supply_before - one(7_500));
     assert_eq!(supply(&follower), supply(&leader));

@@ -4,7 +4,7 @@
 //! apply (its offender is banned already, or its keys were not elected at that height).
 
 use super::*;
-use state::staking::{BlsKey, DoubleSign, SlashError};
+use state::staking::{BlsKey, DoubleSign};
 use std::collections::BTreeSet;
 
 /// Most records pooled at once (each is a validator caught double signing: rare).
@@ -27,7 +27,46 @@ pub(super) struct EvidenceChecked {
     /// The peer that relayed it (None: this node's consensus detected it).
     from: Option<usize>,
     evidence: DoubleSign,
-    result: Result<(), SlashError>,
+    verdict: Verdict,
+}
+
+/// What to do with checked evidence.
+enum Verdict {
+    /// It convicts a validator the next block may slash.
+    Pool,
+    /// It holds but cannot apply any more (its offender is banned already: remember it), or
+    /// this node could not tell (its store: it may come again): drop it, blame nobody.
+    Drop { why: String, remember: bool },
+    /// It does not hold: its signatures, or its keys were not elected at that height.
+    Invalid(String),
+}
+
+/// The same checks as a block that carries `e` (state::exec::staking::evidence_offender), on
+/// this node's tip.
+fn verdict(store: &ChainStore, exec: &ExecConfig, e: &DoubleSign) -> Verdict {
+    use state::exec::staking::{evidence_offender, EvidenceError};
+    let check = || -> Result<Verdict, state::db::DbError> {
+        let ro = store.db().tx()?;
+        let tip = store.tip()?.map_or(0, |(n, _)| n);
+        Ok(match evidence_offender(&ro, exec, tip + 1, e) {
+            Ok(offender) => match store.validator(&offender)? {
+                Some(v) if v.status == state::staking::ValidatorStatus::Banned => Verdict::Drop {
+                    why: format!("{offender} is banned already"),
+                    remember: true,
+                },
+                _ => Verdict::Pool,
+            },
+            Err(EvidenceError::Refused(r)) => Verdict::Invalid(r.to_string()),
+            Err(EvidenceError::Store(e)) => Verdict::Drop {
+                why: e.to_string(),
+                remember: false,
+            },
+        })
+    };
+    check().unwrap_or_else(|e| Verdict::Drop {
+        why: e.to_string(),
+        remember: false,
+    })
 }
 
 impl Driver {
@@ -41,14 +80,14 @@ impl Driver {
         {
             return;
         }
-        let (chain_id, shard) = (self.ctx.exec.chain_id, self.ctx.exec.shard);
+        let (store, exec) = (self.ctx.store.clone(), self.ctx.exec.clone());
         let done = self.evidence_checked.clone();
         tokio::task::spawn_blocking(move || {
-            let result = e.check_signatures(chain_id, shard);
+            let verdict = verdict(&store, &exec, &e);
             let _ = done.send(EvidenceChecked {
                 from,
                 evidence: e,
-                result,
+                verdict,
             });
         });
     }
@@ -56,18 +95,28 @@ impl Driver {
     pub(super) fn on_evidence_checked(&mut self, c: EvidenceChecked) {
         let offence = c.evidence.offence();
         self.evidence.checking.remove(&offence);
-        if let Err(e) = c.result {
-            match c.from {
-                Some(peer) => self.fault(
-                    peer,
-                    FaultKind::BadSignature,
-                    &format!("relayed double-sign evidence: {e}"),
-                ),
-                None => {
-                    tracing::warn!(target: "consensus", error = %e, "conflicting votes did not verify as evidence")
+        match c.verdict {
+            Verdict::Pool => {}
+            Verdict::Drop { why, remember } => {
+                tracing::debug!(target: "consensus", %why, "double-sign evidence dropped");
+                if remember {
+                    self.evidence.known.insert(offence);
                 }
+                return;
             }
-            return;
+            Verdict::Invalid(e) => {
+                match c.from {
+                    Some(peer) => self.fault(
+                        peer,
+                        FaultKind::BadSignature,
+                        &format!("relayed double-sign evidence: {e}"),
+                    ),
+                    None => {
+                        tracing::debug!(target: "consensus", error = %e, "conflicting votes did not make evidence")
+                    }
+                }
+                return;
+            }
         }
         let pool = &mut self.evidence;
         if !pool.known.insert(offence) {

@@ -114,9 +114,16 @@ impl Fbft {
             } => self.resume_view_change(from, *vc, bitmap, signature, all_ok, out),
             Check::LateCommit {
                 from,
+                number,
+                hash,
                 bitmap,
                 signature,
-            } => self.resume_late_commit(from, bitmap, signature, all_ok, out),
+            } => {
+                let current = self.late.as_ref().map(|l| (l.number, l.hash));
+                if current == Some((number, hash)) {
+                    self.resume_late_commit(from, bitmap, signature, all_ok, out)
+                }
+            }
             Check::TipCertificate { cert, from } => {
                 self.resume_tip_certificate(cert, from, all_ok, out)
             }
@@ -316,7 +323,7 @@ impl Fbft {
         if !all_ok {
             return Self::fault(
                 out,
-                self.peer(from),
+                late.committee.members[from].transport_key,
                 FaultKind::BadSignature,
                 "invalid Commit signature",
             );

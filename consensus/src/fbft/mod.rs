@@ -713,13 +713,17 @@ impl Fbft {
         // height may come from a member of a later epoch's committee, though: it still tells
         // us we are behind (catch-up checks what it fetches), and is kept for that height.
         let member = self.committee.member_by_transport_key(&peer);
-        if let (Message::Commit(v), Some(from)) = (&msg, member) {
-            self.note_commit(from, v, out);
+        if let Message::Commit(v) = &msg {
+            self.note_commit(&peer, v, out);
         }
         if number <= self.tip.number {
             match msg {
                 Message::Commit(v) => {
-                    if let Some(from) = member {
+                    // Late commits are the certifying committee's (the tip's).
+                    let late = self.late.as_ref();
+                    if let Some(from) =
+                        late.and_then(|l| l.committee.member_by_transport_key(&peer))
+                    {
                         self.on_late_commit(from, v, out);
                     }
                 }

@@ -91,6 +91,9 @@ pub(super) enum Check {
     },
     LateCommit {
         from: usize,
+        /// The certified block the vote is for: a result for another is dropped.
+        number: u64,
+        hash: B256,
         bitmap: Bitmap,
         signature: Signature,
     },
@@ -124,6 +127,8 @@ pub(super) struct LateCommits {
     /// Whether the enlarged certificate is scheduled for broadcast ([`Timer::LateCommits`]),
     /// or already went out.
     pub(super) relay: Relay,
+    /// The committee that certified the block (the round's then; the tip's now).
+    pub(super) committee: Arc<Committee>,
 }
 
 /// Where the broadcast of a leader's enlarged commit certificate stands.

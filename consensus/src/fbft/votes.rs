@@ -266,6 +266,7 @@ impl Fbft {
                         .filter(|&m| committee.members[m].keys.clone().all(|k| bitmap.get(k)))
                         .collect(),
                     relay: Relay::Idle,
+                    committee: committee.clone(),
                 });
                 let block = self.round.block.clone().expect("certified a block we hold");
                 out.push(Effect::Finalize { block, cert });
@@ -356,6 +357,8 @@ impl Fbft {
     }
 
     /// A commit vote for the tip this node certified as leader: verify and fold it in.
+    /// `from` is a member of the committee that certified it (`late.committee`), which is not
+    /// the round's once the tip ended an epoch.
     pub(super) fn on_late_commit(&mut self, from: usize, vote: Vote, out: &mut Vec<Effect>) {
         let Some(late) = self.late.as_mut() else {
             return;
@@ -367,13 +370,15 @@ impl Fbft {
         {
             return;
         }
-        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, self.committee.key_count()) else {
+        let committee = late.committee.clone();
+        let peer = committee.members[from].transport_key;
+        let Some(bitmap) = Bitmap::from_bytes(&vote.bitmap, committee.key_count()) else {
             return;
         };
-        if !self.committee.bitmap_owned_by(&bitmap, from) {
+        if !committee.bitmap_owned_by(&bitmap, from) {
             return Self::fault(
                 out,
-                self.peer(from),
+                peer,
                 FaultKind::Protocol,
                 "vote bitmap names keys the sender does not own",
             );
@@ -381,7 +386,7 @@ impl Fbft {
         let Ok(signature) = Signature::decode(&vote.signature) else {
             return Self::fault(
                 out,
-                self.peer(from),
+                peer,
                 FaultKind::Malformed,
                 "undecodable commit signature",
             );
@@ -389,8 +394,7 @@ impl Fbft {
         late.voted.insert(from);
         let (number, view, hash) = (late.number, late.view, late.hash);
         let req = self.sign_request(MsgKind::Commit, number, view, hash);
-        let public_key = self
-            .committee
+        let public_key = committee
             .aggregate_key(&bitmap)
             .expect("non-empty checked bitmap");
         self.verify(
@@ -403,6 +407,8 @@ impl Fbft {
             )],
             Check::LateCommit {
                 from,
+                number,
+                hash,
                 bitmap,
                 signature,
             },
@@ -432,10 +438,10 @@ impl Fbft {
     /// A late commit was folded into the tip's certificate: relay it now if nobody is missing,
     /// else schedule the relay.
     pub(super) fn after_late_fold(&mut self, out: &mut Vec<Effect>) {
-        let members = self.tip_committee.members.len();
         let Some(late) = self.late.as_mut() else {
             return;
         };
+        let members = late.committee.members.len();
         let number = late.number;
         if late.voted.len() >= members {
             self.relay_late_commits(number, out);

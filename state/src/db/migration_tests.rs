@@ -80,3 +80,56 @@ fn a_damaged_schema_4_record_stops_the_migration_naming_it() {
     let db = Db::open_raw(dir.path()).unwrap();
     assert_eq!(db.schema_version().unwrap(), Some(4));
 }
+
+/// The record as schema 4 encoded it, field by field (independent of the new type).
+#[derive(alloy_rlp::RlpEncodable)]
+struct ValidatorV4 {
+    address: Address,
+    bls_keys: Vec<BlsKey>,
+    transport_key: B256,
+    endpoint: String,
+    min_self_delegation: U256,
+    max_total_delegation: U256,
+    status: ValidatorStatus,
+    commission: CommissionRates,
+    epoch_start_rate: Dec,
+    description: Description,
+    creation_epoch: u64,
+    delegations: Vec<Delegation>,
+}
+
+#[test]
+fn a_record_without_rewards_hashes_as_before_the_rewards_fields() {
+    let v = record();
+    let old = ValidatorV4 {
+        address: v.address,
+        bls_keys: v.bls_keys.clone(),
+        transport_key: v.transport_key,
+        endpoint: v.endpoint.clone(),
+        min_self_delegation: v.min_self_delegation,
+        max_total_delegation: v.max_total_delegation,
+        status: v.status,
+        commission: v.commission,
+        epoch_start_rate: v.epoch_start_rate,
+        description: v.description.clone(),
+        creation_epoch: v.creation_epoch,
+        delegations: v.delegations.clone(),
+    };
+    assert_eq!(super::staking::leaf(&v), alloy_rlp::encode(&old));
+    assert_eq!(schema_4_bytes(&v), alloy_rlp::encode(&old));
+    let mut hb = alloy_trie::HashBuilder::default();
+    hb.add_leaf(
+        alloy_trie::Nibbles::unpack(alloy_primitives::keccak256(v.address)),
+        &alloy_rlp::encode(&old),
+    );
+    let state = StakingState::from_validators([v.clone()]);
+    assert_eq!(super::staking::root(&state), hb.root());
+    // Once it has counted a block, the record is hashed whole.
+    let mut counted = v;
+    counted.lifetime.to_sign = 1;
+    assert_eq!(super::staking::leaf(&counted), alloy_rlp::encode(&counted));
+    assert_ne!(
+        super::staking::root(&StakingState::from_validators([counted])),
+        hb.root()
+    );
+}

@@ -64,11 +64,37 @@ pub fn write(
     Ok(())
 }
 
+/// The trie leaf of a validator record: its RLP, without the `rewards` fork's three trailing
+/// fields while they are zero, so the roots of chains (and blocks) before rewards are the ones
+/// they were before those fields existed.
+pub fn leaf(v: &Validator) -> Vec<u8> {
+    let full = alloy_rlp::encode(v);
+    if v.lifetime != Default::default()
+        || v.epoch_counters != Default::default()
+        || !v.lifetime_reward.is_zero()
+    {
+        return full;
+    }
+    // Two empty counters (0xc2 0x80 0x80 each) and a zero reward (0x80) end the list.
+    const ZERO_TAIL: usize = 7;
+    let mut body = full.as_slice();
+    let header = alloy_rlp::Header::decode(&mut body).expect("our own encoding");
+    let payload = &body[..header.payload_length - ZERO_TAIL];
+    let mut out = Vec::with_capacity(payload.len() + 9);
+    alloy_rlp::Header {
+        list: true,
+        payload_length: payload.len(),
+    }
+    .encode(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
 /// The staking root of `state`.
 pub fn root(state: &StakingState) -> B256 {
     let mut leaves: Vec<(B256, Vec<u8>)> = state
         .validators()
-        .map(|v| (keccak256(v.address), alloy_rlp::encode(v)))
+        .map(|v| (keccak256(v.address), leaf(v)))
         .collect();
     // Chains without rewards keep the root they had: the record joins once it is not zero.
     let issuance = state.issuance();

@@ -79,37 +79,61 @@ pub enum Refused {
     Db(String),
 }
 
-/// Whether `e` may be applied by block `inputs.number`: the offence is in the past, its
-/// signatures verify, every key sat in that block's committee as an elected key, and they
-/// all belong to one validator that is not banned yet. Returns the offender.
+/// Whether `e` may be applied by block `inputs.number`: [`evidence_offender`], and that
+/// offender not banned yet (by an earlier block, or by earlier evidence in this one).
 fn check_evidence<K: TransactionKind>(
     tx: &crate::db::Tx<'_, K>,
     cfg: &ExecConfig,
     inputs: &BlockInputs,
     staking: &StakingState,
     e: &DoubleSign,
-) -> Result<Address, String> {
-    if e.number >= inputs.number {
+) -> Result<Address, Refused> {
+    let refused = |reason: String| Refused::Slash { index: 0, reason };
+    let offender = match evidence_offender(tx, cfg, inputs.number, e) {
+        Ok(o) => o,
+        Err(EvidenceError::Store(e)) => return Err(Refused::Db(e.to_string())),
+        Err(EvidenceError::Refused(e)) => return Err(refused(e.to_string())),
+    };
+    staking
+        .check_not_banned(offender)
+        .map_err(|e| refused(e.to_string()))?;
+    Ok(offender)
+}
+
+/// Why evidence does not hold: a rule, or this node's store.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error(transparent)]
+    Refused(#[from] SlashError),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+/// The validator `e` convicts, for a block `number` that would carry it: the offence is
+/// before that block, both signatures verify, and every key was elected for one validator in
+/// the committee of the offence's height (read from stored headers). What a node checks before
+/// pooling evidence, and execution before applying it.
+pub fn evidence_offender<K: TransactionKind>(
+    tx: &crate::db::Tx<'_, K>,
+    cfg: &ExecConfig,
+    number: u64,
+    e: &DoubleSign,
+) -> Result<Address, EvidenceError> {
+    if e.number >= number {
         return Err(SlashError::NotPast {
             number: e.number,
-            now: inputs.number,
+            now: number,
         }
-        .to_string());
+        .into());
     }
-    e.check_signatures(cfg.chain_id, cfg.shard)
-        .map_err(|x| x.to_string())?;
+    e.check_signatures(cfg.chain_id, cfg.shard)?;
     let epoch = e.number / cfg.epoch_blocks.max(1);
-    let elected = elected_for(tx, cfg, epoch).map_err(|x| x.to_string())?;
-    for k in &e.keys {
-        if !elected.slots.iter().any(|s| s.key == *k) {
-            return Err(SlashError::NotInCommittee {
-                key: *k,
-                number: e.number,
-            }
-            .to_string());
-        }
-    }
-    staking.offender(&e.keys).map_err(|x| x.to_string())
+    let elected = elected_for(tx, cfg, epoch)?;
+    Ok(crate::staking::slash::offender_in(
+        &elected.slots,
+        &e.keys,
+        e.number,
+    )?)
 }
 
 /// The intrinsic gas of a staking message carried in `raw`: its base plus the data gas.
@@ -342,6 +366,7 @@ pub fn apply<K: TransactionKind>(
     }
     for (index, evidence) in slashes.into_iter().enumerate() {
         match check_evidence(tx, cfg, inputs, &staking, &evidence) {
+            Err(Refused::Db(e)) => return Err(Refused::Db(e)),
             Ok(offender) => {
                 let offence_epoch = evidence.number / cfg.epoch_blocks.max(1);
                 let rates = cfg.economics.slash_rates();
@@ -350,8 +375,12 @@ pub fn apply<K: TransactionKind>(
                 out.slashed.push(slashed);
                 out.slashes.push(evidence);
             }
-            Err(reason) if strict => return Err(Refused::Slash { index, reason }),
-            Err(reason) => out.rejected_slashes.push((evidence, reason)),
+            Err(Refused::Slash { reason, .. } | Refused::Tx { reason, .. }) if strict => {
+                return Err(Refused::Slash { index, reason })
+            }
+            Err(Refused::Slash { reason, .. } | Refused::Tx { reason, .. }) => {
+                out.rejected_slashes.push((evidence, reason))
+            }
         }
     }
     if let Some(seats) = certified {
@@ -365,7 +394,10 @@ pub fn apply<K: TransactionKind>(
             cfg.genesis_timestamp_ms,
             inputs.timestamp_ms,
         );
-        out.payout = staking.reward_block(&seats, &signed, reward, &mut p);
+        // The parent ended the previous epoch: its signers were counted there (or not at all).
+        let eb = cfg.epoch_blocks.max(1);
+        let count = (inputs.number - 1) / eb == inputs.number / eb;
+        out.payout = staking.reward_block(&seats, &signed, count, reward, &mut p);
     }
     if epoch_end {
         if cfg.rewards_active(inputs.epoch) {

@@ -59,13 +59,15 @@ pub struct BlockReward {
 }
 
 impl StakingState {
-    /// Counts the certificate `signed` of a block whose committee sat in `seats`, and pays
-    /// `reward` to the elected keys that signed. `signed` shorter than the seats (or absent
-    /// bits) count as not signed.
+    /// Pays `reward` to the elected keys that signed certificate `signed` of a block whose
+    /// committee sat in `seats`, and, with `count`, counts it (`signed` shorter than the seats,
+    /// or absent bits, count as not signed). The certificate of an epoch's last block arrives
+    /// in the next epoch, after that epoch's counts were closed: it is paid, not counted.
     pub fn reward_block(
         &mut self,
         seats: &[Seat],
         signed: &Bitmap,
+        count: bool,
         reward: BlockReward,
         balances: &mut impl Balances,
     ) -> Payout {
@@ -79,9 +81,11 @@ impl StakingState {
                 continue;
             };
             let did = signed.get(i);
-            for c in [&mut v.lifetime, &mut v.epoch_counters] {
-                c.to_sign += 1;
-                c.signed += u64::from(did);
+            if count {
+                for c in [&mut v.lifetime, &mut v.epoch_counters] {
+                    c.to_sign += 1;
+                    c.signed += u64::from(did);
+                }
             }
             if did {
                 signers.push((address, seat.effective_stake));

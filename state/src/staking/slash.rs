@@ -58,14 +58,34 @@ pub enum SlashError {
     BadSignature(&'static str),
     #[error("the offence at block #{number} is not before this block #{now}")]
     NotPast { number: u64, now: u64 },
-    #[error("key {0} belongs to no validator")]
-    UnknownKey(BlsKey),
-    #[error("the keys belong to more than one validator ({0} and {1})")]
+    #[error("the keys were elected for more than one validator ({0} and {1})")]
     SeveralValidators(Address, Address),
-    #[error("key {key} did not sit in the committee of block #{number}")]
+    #[error("key {key} was not elected in the committee of block #{number}")]
     NotInCommittee { key: BlsKey, number: u64 },
     #[error("validator {0} is already banned (its double signing was slashed)")]
     AlreadyBanned(Address),
+}
+
+/// The validator that held every key of `keys` in the committee `elected` (the election of
+/// the offence's epoch): whoever holds the keys now, the slash falls on who signed with them.
+pub fn offender_in(
+    elected: &[super::Slot],
+    keys: &[BlsKey],
+    number: u64,
+) -> Result<Address, SlashError> {
+    let mut offender: Option<Address> = None;
+    for k in keys {
+        let owner = elected
+            .iter()
+            .find(|s| s.key == *k)
+            .map(|s| s.validator)
+            .ok_or(SlashError::NotInCommittee { key: *k, number })?;
+        match offender {
+            Some(o) if o != owner => return Err(SlashError::SeveralValidators(o, owner)),
+            _ => offender = Some(owner),
+        }
+    }
+    offender.ok_or(SlashError::KeyCount(0))
 }
 
 impl DoubleSign {
@@ -126,24 +146,14 @@ pub struct Slashed {
 }
 
 impl StakingState {
-    /// The validator whose keys `keys` are (all of them), if not banned already.
-    pub fn offender(&self, keys: &[BlsKey]) -> Result<Address, SlashError> {
-        let mut offender: Option<Address> = None;
-        for k in keys {
-            let owner = self.owner_of(k).ok_or(SlashError::UnknownKey(*k))?;
-            match offender {
-                Some(o) if o != owner => return Err(SlashError::SeveralValidators(o, owner)),
-                _ => offender = Some(owner),
+    /// Refuses evidence against a validator already banned (an offence is paid once).
+    pub fn check_not_banned(&self, offender: Address) -> Result<(), SlashError> {
+        match self.validator(&offender) {
+            Some(v) if v.status == ValidatorStatus::Banned => {
+                Err(SlashError::AlreadyBanned(offender))
             }
+            _ => Ok(()),
         }
-        let offender = offender.ok_or(SlashError::KeyCount(0))?;
-        if self
-            .validator(&offender)
-            .is_some_and(|v| v.status == ValidatorStatus::Banned)
-        {
-            return Err(SlashError::AlreadyBanned(offender));
-        }
-        Ok(offender)
     }
 
     /// Applies checked evidence of an offence in `offence_epoch` against `offender`.
