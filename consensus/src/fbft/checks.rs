@@ -355,7 +355,7 @@ impl Fbft {
         out: &mut Vec<Effect>,
     ) {
         if !all_ok {
-            let peer = self.peer_of(&self.tip_committee.clone(), from);
+            let peer = self.tip_committee.members[from].transport_key;
             return Self::fault(
                 out,
                 peer,

@@ -451,11 +451,6 @@ impl Fbft {
         self.committee.members[member].transport_key
     }
 
-    /// The transport key of `member` of `committee` (the tip's, for its certificate).
-    fn peer_of(&self, committee: &Committee, member: usize) -> PeerId {
-        committee.members[member].transport_key
-    }
-
     fn leader_of(&self, view: u64) -> usize {
         self.committee.keys[self.leader_key_of(view)].member
     }

@@ -472,7 +472,7 @@ impl Fbft {
             ),
             Err(reason) => Self::fault(
                 out,
-                self.peer_of(&committee, from),
+                committee.members[from].transport_key,
                 FaultKind::Protocol,
                 format!("commit certificate of the tip #{}: {reason}", cert.number),
             ),
