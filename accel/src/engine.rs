@@ -35,6 +35,16 @@ impl std::str::FromStr for Backend {
     }
 }
 
+impl Backend {
+    /// The name `--accel` takes (and metrics report).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reference => "reference",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
 /// One vote on a known message: the (possibly aggregated) key of its signers and its signature.
 #[derive(Debug, Clone)]
 pub struct Vote {

@@ -66,6 +66,14 @@ pub struct PeerBook {
 }
 
 impl PeerBook {
+    /// Each peer with a score other than clean (0), for metrics.
+    pub fn scores(&self) -> impl Iterator<Item = (usize, i32)> + '_ {
+        self.scores
+            .iter()
+            .filter(|(_, s)| s.points != 0)
+            .map(|(p, s)| (*p, s.points))
+    }
+
     /// Records a fault of `kind`; true when the peer has just been banned.
     pub fn fault(&mut self, peer: usize, kind: FaultKind, now: Instant) -> bool {
         let s = self.scores.entry(peer).or_default();

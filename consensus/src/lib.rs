@@ -20,7 +20,10 @@ pub use certificate::{
 };
 pub use committee::{Committee, CommitteeError, CommitteeKey, Member};
 pub use fault::FaultKind;
-pub use fbft::{Committees, Config, Effect, Fbft, Input, PeerId, QuorumJob, Timer, Tip, VerifyJob};
+pub use fbft::{
+    Committees, Config, Effect, Fbft, Input, PeerId, QuorumJob, Timer, Tip, VerifyJob,
+    ViewChangeReason,
+};
 pub use jobs::{run_quorum_job, run_verify_job};
 pub use message::{
     Announce, CompactAnnounce, CompactAnnounceError, Message, MessageError, NewView, PreparedProof,

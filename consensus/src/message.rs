@@ -289,7 +289,9 @@ impl Message {
     }
 }
 
-fn kind_name(kind: u8) -> &'static str {
+/// The name of a message kind byte (the first byte of every encoded message), for logs and
+/// metric labels; `unknown` for a byte no message uses.
+pub fn kind_name(kind: u8) -> &'static str {
     match kind {
         1 => "announce",
         2 => "prepare",

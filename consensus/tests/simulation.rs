@@ -676,7 +676,7 @@ impl Sim {
                     }
                 }
             }
-            Effect::ViewChanged { number, view } => {
+            Effect::ViewChanged { number, view, .. } => {
                 self.stats.view_changes += 1;
                 if std::env::var("SIM_TRACE").is_ok() {
                     eprintln!(

@@ -80,4 +80,8 @@ impl Signer for GuardedSigner {
     fn sign(&self, req: &SignRequest) -> Result<Signatures, SignError> {
         self.sign_decided(req).map(|(s, _)| s)
     }
+
+    fn probe(&self) -> Result<(), SignError> {
+        self.inner.probe()
+    }
 }

@@ -47,6 +47,11 @@ pub trait Signer: Send + Sync {
     fn public_keys(&self) -> &[PublicKey];
     /// Signs `req` with every key the node holds. The signer builds the signed bytes itself.
     fn sign(&self, req: &SignRequest) -> Result<Signatures, SignError>;
+    /// Checks that the backend answers (an HSM round trip); backends with nothing remote to
+    /// reach answer at once. The node probes periodically for `harmony_signer_up`.
+    fn probe(&self) -> Result<(), SignError> {
+        Ok(())
+    }
 }
 
 impl<S: Signer + ?Sized> Signer for Box<S> {
@@ -55,5 +60,8 @@ impl<S: Signer + ?Sized> Signer for Box<S> {
     }
     fn sign(&self, req: &SignRequest) -> Result<Signatures, SignError> {
         (**self).sign(req)
+    }
+    fn probe(&self) -> Result<(), SignError> {
+        (**self).probe()
     }
 }

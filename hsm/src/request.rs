@@ -40,6 +40,17 @@ impl MsgKind {
         tag
     }
 
+    /// Lower-case name for logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            MsgKind::Prepare => "prepare",
+            MsgKind::Commit => "commit",
+            MsgKind::ViewChange => "viewchange",
+            MsgKind::NewView => "newview",
+            MsgKind::Vrf => "vrf",
+        }
+    }
+
     pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             1 => Self::Prepare,

@@ -189,6 +189,12 @@ async fn run_async(
     })?;
 
     let metrics = Metrics::new();
+    metrics.set_backend(engine.backend().name());
+    mesh.count_traffic(crate::net::Traffic {
+        messages: metrics.sent_messages.clone(),
+        bytes: metrics.sent_bytes.clone(),
+        kind: consensus::message::kind_name,
+    });
     if cfg.metrics.enabled {
         let addr = crate::metrics::serve(cfg.metrics.listen, metrics.clone())
             .await
@@ -240,6 +246,7 @@ async fn run_async(
             heavy: Arc::new(tokio::sync::Semaphore::new(
                 cfg.rpc.max_concurrent_heavy as usize,
             )),
+            metrics: metrics.clone(),
         };
         let (addr, handle) = rpc_runtime
             .spawn(async move { rpc::serve(&rpc_cfg, context).await })
@@ -261,6 +268,18 @@ async fn run_async(
         accel = ?backend,
         "harmony-appliance started"
     );
+    let notifier = Arc::new(crate::systemd::Notifier::from_env());
+    if let Some(w) = notifier.watchdog() {
+        let tick = Duration::from_millis(cfg.network.status_interval_ms);
+        if w < tick * 2 {
+            return Err(eyre!(
+                "systemd's WatchdogSec ({w:?}) is shorter than two status ticks \
+                 (network.status_interval_ms = {} ms): the loop could not pet it in time. Raise \
+                 WatchdogSec in the unit or lower the interval",
+                tick.as_millis()
+            ));
+        }
+    }
     let ctx = NodeContext {
         committees: Arc::new(crate::committees::CommitteeBook::new(&spec, committee)),
         directory,
@@ -283,8 +302,11 @@ async fn run_async(
         announce_headers_only: cfg.consensus.announce_headers_only,
         double_signer,
         forge_vrf: cfg.consensus.forge_vrf_for_tests,
+        notifier: notifier.clone(),
     };
+    notifier.notify("READY=1\nSTATUS=consensus loop starting");
     let result = node::run(ctx, mesh.clone(), inbound, shutdown_signal()).await;
+    notifier.notify("STOPPING=1");
     drop(_rpc);
     // A runtime may not be dropped from async code; its threads end on their own.
     rpc_runtime.shutdown_background();

@@ -25,7 +25,7 @@ impl Driver {
                     self.mesh.send(to, m.encode());
                 }
             }
-            Effect::Sign(req) => match self.ctx.signer.sign(&req) {
+            Effect::Sign(req) => match self.sign_observed(&req) {
                 Ok(signatures) => {
                     if req.kind == hsm::MsgKind::Commit {
                         self.double_sign_for_tests(req);
@@ -75,8 +75,13 @@ impl Driver {
                     let engine = self.ctx.engine.clone();
                     let known = self.pooled(&block);
                     let done = self.validations.clone();
+                    let histogram = self.ctx.metrics.block_seconds.clone();
                     tokio::task::spawn_blocking(move || {
+                        let started = Instant::now();
                         let result = execute_block(&engine, &store, &exec, &block, &known);
+                        histogram
+                            .with_label_values(&["validate"])
+                            .observe(started.elapsed().as_secs_f64());
                         let number = block.number();
                         let _ = done.send(Validation {
                             number,
@@ -135,9 +140,13 @@ impl Driver {
                 }
             }
             Effect::Evidence(e) => self.check_evidence(None, *e),
-            Effect::ViewChanged { number, view } => {
-                self.ctx.metrics.view_changes.inc();
-                tracing::warn!(target: "consensus", number, view, leader = self.fbft.round().2, "view change");
+            Effect::ViewChanged {
+                number,
+                view,
+                reason,
+            } => {
+                self.observe_view_change(number, view, reason);
+                tracing::warn!(target: "consensus", number, view, reason = reason.name(), leader = self.fbft.round().2, "view change");
             }
             Effect::Finalize { block, cert } => {
                 let hash = block.hash();
@@ -166,6 +175,7 @@ impl Driver {
                 self.started
                     .retain(|_, t| t.elapsed() < Duration::from_secs(60));
                 self.ctx.metrics.blocks_finalized.inc();
+                self.observe_finalized(&block);
                 tracing::info!(target: "consensus", number = block.number(), %hash, view = block.header.view, "finalized");
                 let committees = self.committees_around(block.number())?;
                 self.after_persisted(&block);
@@ -196,6 +206,10 @@ impl Driver {
         }
         let result = match v.result {
             Ok(executed) => {
+                self.ctx
+                    .metrics
+                    .state_root_seconds
+                    .observe(executed.root_time.as_secs_f64());
                 self.executed.insert(v.hash, executed);
                 Ok(())
             }
@@ -300,6 +314,13 @@ impl Driver {
             }
         }
         self.prune_evidence(&executed.staking);
+        let m = &self.ctx.metrics;
+        m.block_seconds
+            .with_label_values(&["build"])
+            .observe(built.started.elapsed().as_secs_f64());
+        m.state_root_seconds
+            .observe(executed.root_time.as_secs_f64());
+        m.blocks_proposed.inc();
         tracing::debug!(target: "consensus", number = block.number(), txs = block.body.transactions.len(), gas = block.header.gas_used, ms = built.started.elapsed().as_millis() as u64, "built block");
         self.executed.insert(block.hash(), executed);
         self.started.insert(block.hash(), Instant::now());
@@ -324,9 +345,15 @@ impl Driver {
                 &self.pooled(block),
             )?,
         };
+        let started = Instant::now();
         self.ctx
             .store
             .commit_executed(block, Some(cert), executed.writes())?;
+        self.ctx
+            .metrics
+            .storage_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.ctx.metrics.gas_used.inc_by(block.header.gas_used);
         // Every other executed block was a competitor at this height: stale now.
         self.executed.clear();
         {

@@ -49,6 +49,7 @@ pub(super) fn spawn_gossip_worker(
     pool: SharedPool,
     engine: Engine,
     chain_id: u64,
+    recovery_seconds: prometheus::Histogram,
     done: mpsc::UnboundedSender<GossipChecked>,
 ) -> std::io::Result<GossipQueue> {
     use std::sync::atomic::Ordering::Relaxed;
@@ -69,7 +70,9 @@ pub(super) fn spawn_gossip_worker(
                 }
                 let mut undecodable: HashMap<usize, usize> = HashMap::new();
                 let mut decoded = Vec::with_capacity(raws.len());
+                let started = Instant::now();
                 let recovered = engine.run(|| SignedTx::decode_all(&raws, chain_id));
+                recovery_seconds.observe(started.elapsed().as_secs_f64());
                 for (r, peer) in recovered.into_iter().zip(&peers) {
                     match r {
                         Ok(tx) => decoded.push(tx),

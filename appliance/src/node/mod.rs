@@ -29,6 +29,7 @@ mod announce;
 mod effects;
 mod evidence;
 mod gossip;
+mod observe;
 mod status;
 mod sync;
 mod sync_peers;
@@ -66,6 +67,13 @@ pub struct NodeContext {
     pub double_signer: Option<Arc<dyn Signer>>,
     /// The test-only forged-VRF mode (`consensus.forge_vrf_for_tests`).
     pub forge_vrf: bool,
+    /// systemd's notify socket and watchdog (petted from the status tick).
+    pub notifier: Arc<crate::systemd::Notifier>,
+}
+
+/// This node's clock minus a proposal's timestamp, in seconds (either sign).
+fn skew_s(timestamp_ms: u64) -> f64 {
+    (now_ms() as f64 - timestamp_ms as f64) / 1000.0
 }
 
 /// This node's shard: the key of its consensus safety record.
@@ -116,6 +124,8 @@ struct Driver {
     evidence_checked: mpsc::UnboundedSender<evidence::EvidenceChecked>,
     /// The epoch VDF proofs this node computed (for the blocks it leads).
     vdfs: Arc<vdf::EpochVdfs>,
+    /// Bookkeeping for the operator's metrics (signing, leader slots, phases, samples).
+    observed: observe::Observed,
 }
 
 /// A block this node built (executed on a blocking thread), for (number, view).
@@ -179,6 +189,7 @@ pub async fn run(
         ctx.pool.clone(),
         ctx.engine.clone(),
         ctx.exec.chain_id,
+        ctx.metrics.sender_recovery_seconds.clone(),
         gossip_tx,
     )?;
     let mut status_tick = tokio::time::interval(ctx.status_interval);
@@ -204,6 +215,7 @@ pub async fn run(
         evidence: Default::default(),
         evidence_checked: evidence_tx,
         vdfs: Default::default(),
+        observed: Default::default(),
     };
     d.refresh_peers();
     d.publish_validator();
@@ -255,11 +267,19 @@ impl Driver {
                 return;
             }
         };
-        self.ctx
-            .metrics
-            .messages_received
+        let m = &self.ctx.metrics;
+        m.messages_received.with_label_values(&[msg.name()]).inc();
+        m.received_bytes
             .with_label_values(&[msg.name()])
-            .inc();
+            .inc_by(inb.payload.len() as u64);
+        match &msg {
+            Message::Prepare(v) | Message::Commit(v) if v.number <= self.fbft.tip().number => {
+                m.late_votes.inc()
+            }
+            Message::Announce(a) => m.clock_skew.set(skew_s(a.block.header.timestamp_ms)),
+            Message::CompactAnnounce(c) => m.clock_skew.set(skew_s(c.header.timestamp_ms)),
+            _ => {}
+        }
         match msg {
             Message::Status(s) => self.on_peer_status(inb.from, s),
             Message::SyncRequest(r) => self.on_sync_request(inb.from, r),

@@ -3,14 +3,6 @@
 use super::*;
 use crate::lock::LockExt;
 
-/// Raises a Prometheus counter to `value` (the guard keeps its own monotonic counters).
-fn sync_counter(c: &prometheus::IntCounter, value: u64) {
-    let now = c.get();
-    if value > now {
-        c.inc_by(value - now);
-    }
-}
-
 /// Wei in ONE, for gauges (f64 holds what an operator reads).
 fn in_one(wei: alloy_primitives::U256) -> f64 {
     f64::from(wei) / 1e18
@@ -74,7 +66,7 @@ impl Driver {
         }
     }
 
-    pub(super) fn publish_status(&self) {
+    pub(super) fn publish_status(&mut self) {
         let (number, view, leader) = self.fbft.round();
         let m = &self.ctx.metrics;
         m.chain_height.set(self.fbft.tip().number as i64);
@@ -85,11 +77,14 @@ impl Driver {
         m.committee_members
             .set(self.fbft.committee().members.len() as i64);
         m.in_committee.set(self.fbft.me_index().is_some() as i64);
+        let leads = Some(leader) == self.fbft.me_index();
         let mut s = self.ctx.board.status.locked();
         s.block_number = number - 1;
         s.view_id = view;
         s.leader = leader;
-        s.is_leader = Some(leader) == self.fbft.me_index();
+        s.is_leader = leads;
+        drop(s);
+        self.note_leading(number, view, leads);
     }
 
     pub(super) fn on_status_tick(&mut self) {
@@ -129,21 +124,19 @@ impl Driver {
             .blocked_peers
             .set(self.mesh.blocked().len() as i64);
         if let Some(g) = &self.ctx.guard_stats {
-            use std::sync::atomic::Ordering::Relaxed;
-            let m = &self.ctx.metrics;
-            let refusals = &m.guard_refusals;
-            sync_counter(
-                &refusals.with_label_values(&["conflict"]),
-                g.conflicts.load(Relaxed),
-            );
-            sync_counter(
-                &refusals.with_label_values(&["below_watermark"]),
-                g.below_watermark.load(Relaxed),
-            );
-            sync_counter(&m.guard_records, g.records.load(Relaxed));
+            super::observe::sync_guard(&self.ctx.metrics, g);
         }
+        self.sample();
         let peers = self.mesh.connected_peers();
         self.ctx.metrics.connected_peers.set(peers.len() as i64);
+        let (number, view, _) = self.fbft.round();
+        let finalized = self.fbft.tip().number;
+        self.ctx.notifier.pet(|| {
+            format!(
+                "finalized {finalized}, round {number} view {view}, {} peers",
+                peers.len()
+            )
+        });
         self.ctx.board.status.locked().connected_peers = peers;
     }
 }

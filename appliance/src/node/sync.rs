@@ -310,7 +310,9 @@ impl Driver {
             self.syncs.clone(),
         );
         let engine = self.ctx.engine.clone();
+        let histogram = self.ctx.metrics.block_seconds.clone();
         tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             let vrf_ok = vrf.is_none_or(|(payload, vote)| {
                 engine.verify_votes(&payload, std::slice::from_ref(&vote))[0]
             });
@@ -321,6 +323,9 @@ impl Driver {
             } else {
                 Err("the leader's VRF does not verify".to_string())
             };
+            histogram
+                .with_label_values(&["sync"])
+                .observe(started.elapsed().as_secs_f64());
             let _ = done.send(SyncStep::Executed {
                 block: Box::new(block),
                 cert,

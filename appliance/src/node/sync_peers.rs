@@ -26,6 +26,11 @@ impl SyncPeers {
         self.claimed.insert(peer, number);
     }
 
+    /// The highest height any peer has claimed.
+    pub(super) fn highest_claim(&self) -> Option<u64> {
+        self.claimed.values().copied().max()
+    }
+
     /// Whether a request is in flight and not yet timed out.
     pub(super) fn waiting(&self, now: Instant) -> bool {
         self.asked

@@ -13,6 +13,7 @@ mod eth;
 pub mod json;
 mod logs;
 pub mod origin;
+pub mod observe;
 mod params;
 mod staking;
 mod subscribe;
@@ -46,6 +47,7 @@ pub struct RpcContext {
     pub limits: RpcConfig,
     /// Permits for costly requests (`rpc.max_concurrent_heavy`).
     pub heavy: Arc<tokio::sync::Semaphore>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl RpcContext {
@@ -55,6 +57,7 @@ impl RpcContext {
         &self,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorObjectOwned> {
         self.heavy.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.rpc_refused.with_label_values(&["busy"]).inc();
             ErrorObject::owned(
                 LIMIT_EXCEEDED,
                 format!(
@@ -241,14 +244,25 @@ pub async fn serve(
             )
         })?
     };
+    let metrics = ctx.metrics.clone();
     let http = tower::ServiceBuilder::new()
+        .layer(observe::RefusalCountLayer {
+            counter: metrics.rpc_refused.clone(),
+        })
         .layer(host_filter)
         .layer(origin::OriginFilterLayer::new(&cfg.allowed_origins));
+    let module = module(ctx);
+    let methods: Arc<std::collections::HashSet<&'static str>> =
+        Arc::new(module.method_names().collect());
+    let rpc = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |service| {
+        observe::RpcMetrics::new(service, methods.clone(), metrics.clone())
+    });
     let server = Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http)
+        .set_rpc_middleware(rpc)
         .build(cfg.listen)
         .await?;
     let addr = server.local_addr()?;
-    Ok((addr, server.start(module(ctx))))
+    Ok((addr, server.start(module)))
 }

@@ -93,6 +93,7 @@ where
             let response = HttpResponse::builder()
                 .status(403)
                 .header("content-type", "text/plain")
+                .header(super::observe::REFUSED_BY, "origin")
                 .body(HttpBody::from(
                     "origin not allowed: add it to rpc.allowed_origins in the node's config\n",
                 ))

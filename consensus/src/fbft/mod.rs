@@ -212,6 +212,28 @@ pub enum Input {
     },
 }
 
+/// Why a node moved to a new view (for metrics: a node that mostly *joins* view changes has a
+/// network problem or a slow clock; one that mostly *times out* sees stalled leaders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewChangeReason {
+    /// Its own view timer ran out.
+    Timeout,
+    /// More than 1/3 of the committee's power had already moved to the view.
+    Joined,
+    /// A valid NewView for a later view arrived.
+    NewView,
+}
+
+impl ViewChangeReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Joined => "joined",
+            Self::NewView => "new_view",
+        }
+    }
+}
+
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
@@ -256,6 +278,7 @@ pub enum Effect {
     ViewChanged {
         number: u64,
         view: u64,
+        reason: ViewChangeReason,
     },
     /// Two commit votes of one member for one (number, view) and different blocks, as they
     /// came (signatures unchecked): the caller checks them (`DoubleSign::check_signatures`),

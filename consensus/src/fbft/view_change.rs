@@ -17,14 +17,14 @@ impl Fbft {
     /// no view would then commit).
     pub(super) fn on_view_timeout(&mut self, view: u64, out: &mut Vec<Effect>) {
         if !self.round.in_view_change {
-            return self.start_view_change(view + 1, out);
+            return self.start_view_change(view + 1, ViewChangeReason::Timeout, out);
         }
         self.note_quorum();
         let grace = self.view_timeout(view).as_millis() as u64 / 2;
         if let Some(since) = self.round.quorum_since_ms {
             let waited = self.now_ms.saturating_sub(since);
             if waited >= grace {
-                return self.start_view_change(view + 1, out);
+                return self.start_view_change(view + 1, ViewChangeReason::Timeout, out);
             }
             return self.arm_view_clock(Duration::from_millis(grace - waited), out);
         }
@@ -86,7 +86,12 @@ impl Fbft {
     }
 
     /// Leaves the current view for `view`: sign a view change carrying the lock.
-    pub(super) fn start_view_change(&mut self, view: u64, out: &mut Vec<Effect>) {
+    pub(super) fn start_view_change(
+        &mut self,
+        view: u64,
+        reason: ViewChangeReason,
+        out: &mut Vec<Effect>,
+    ) {
         let r = &mut self.round;
         r.view = view;
         r.in_view_change = true;
@@ -100,7 +105,11 @@ impl Fbft {
         r.new_view_groups = None;
         self.round.leader = self.leader_of(view);
         let number = self.round.number;
-        out.push(Effect::ViewChanged { number, view });
+        out.push(Effect::ViewChanged {
+            number,
+            view,
+            reason,
+        });
         self.sign(MsgKind::ViewChange, view, self.lock_digest(), out);
         self.arm_view_timer(view, out);
     }
@@ -266,7 +275,7 @@ impl Fbft {
             .map(|e| committee.power_of(&e.bitmap))
             .sum();
         if view > self.round.view && (power as u128) * 3 > committee.total_power as u128 {
-            self.start_view_change(view, out);
+            self.start_view_change(view, ViewChangeReason::Joined, out);
             return;
         }
         // Our own view change must be among them: it carries our lock, which the NewView
@@ -525,6 +534,7 @@ impl Fbft {
             out.push(Effect::ViewChanged {
                 number: nv.number,
                 view: nv.view,
+                reason: ViewChangeReason::NewView,
             });
         }
         // The view begins now, whenever we entered it: a full timeout from here.

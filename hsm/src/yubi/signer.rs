@@ -57,6 +57,16 @@ impl Signer for HsmSigner {
         let msg = payload(req);
         Ok(self.keys.keys().iter().map(|k| k.sign(&msg)).collect())
     }
+
+    /// An echo through the open session: the transport key's TLS signatures need the HSM.
+    fn probe(&self) -> Result<(), SignError> {
+        const PING: &[u8] = b"harmony-appliance probe";
+        match self.client.echo(PING) {
+            Ok(back) if back == PING => Ok(()),
+            Ok(_) => Err(SignError::Backend("the HSM echoed other bytes".into())),
+            Err(e) => Err(SignError::Backend(format!("HSM unreachable: {e}"))),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -116,6 +116,16 @@ fn move_safety_record_to_its_table(tx: &RwTx<'_>) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Disk use of the environment: its file, and its pages (used up to the last page, and those
+/// on the free list that later writes reuse before the file grows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub file_bytes: u64,
+    pub page_size: u64,
+    pub used_pages: u64,
+    pub free_pages: u64,
+}
+
 /// The chain database: one MDBX environment with the tables of [`TABLES`].
 pub struct Db {
     env: libmdbx::Database<NoWriteMap>,
@@ -296,6 +306,27 @@ impl Db {
     #[cfg(test)]
     pub(crate) fn env(&self) -> &libmdbx::Database<NoWriteMap> {
         &self.env
+    }
+
+    /// How much of the disk the database uses (for metrics and `doctor`).
+    pub fn usage(&self) -> Result<Usage, DbError> {
+        let failed = |source| DbError::Mdbx {
+            path: self.path.clone(),
+            op: "reading the environment's usage".into(),
+            source,
+        };
+        let info = self.env.info().map_err(failed)?;
+        let stat = self.env.stat().map_err(failed)?;
+        let free_pages = self.env.freelist().map_err(failed)? as u64;
+        let file_bytes = std::fs::metadata(self.path.join("mdbx.dat"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(Usage {
+            file_bytes,
+            page_size: u64::from(stat.page_size()),
+            used_pages: info.last_pgno() as u64 + 1,
+            free_pages,
+        })
     }
 
     /// The directory holding the database.

@@ -28,7 +28,7 @@ pub use chain::{ChainStore, StateWrites};
 pub use codec::{rlp_decode_value, CodecError, KeyCodec, ValueCodec};
 pub use env::{
     Db, RoTx, RwTx, Tx, GROWTH_STEP, MAX_READERS, MAX_SIZE, MAX_TABLES, RO, RW, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY,
+    SCHEMA_VERSION_KEY, Usage,
 };
 pub use error::DbError;
 pub use tables::{

@@ -96,6 +96,8 @@ pub struct ExecutedBlock {
     pub outcome: Outcome,
     /// The account-trie writes that give `outcome.state_root`, for the commit.
     pub trie: trie::TrieDiff,
+    /// Time spent computing the account trie's new root (the node's metrics).
+    pub root_time: std::time::Duration,
 }
 
 impl ExecutedBlock {
@@ -264,7 +266,9 @@ pub fn run(
         staking::pay_fee_collectors(&reader, &mut execution.changes, cfg, inputs, gas);
     }
     drop(ro);
+    let root_started = std::time::Instant::now();
     let trie = store.trie_diff_after(&execution.changes)?;
+    let root_time = root_started.elapsed();
     let state_root = trie.root;
     let raws: Vec<Bytes> = execution.txs.iter().map(|t| t.raw.clone()).collect();
     let staking_raws: Vec<Bytes> = staking.txs.iter().map(|t| t.raw.clone()).collect();
@@ -290,6 +294,7 @@ pub fn run(
         staking,
         outcome,
         trie,
+        root_time,
     })
 }
 

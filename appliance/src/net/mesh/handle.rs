@@ -39,6 +39,11 @@ impl MeshHandle {
         }
     }
 
+    /// Counts what is queued for peers from now on (once; later calls are ignored).
+    pub fn count_traffic(&self, traffic: Traffic) {
+        let _ = self.inner.traffic.set(traffic);
+    }
+
     /// Makes `peers` the known set: new peers are dialled and accepted from now on, a peer
     /// whose endpoint changed is redialled there, and peers left out are dropped (their
     /// connections closed, their queued messages discarded). An entry with this node's own
@@ -170,8 +175,14 @@ impl MeshHandle {
             warn!(target: "harmony::net", peer = to, "message to unknown peer index ignored");
             return;
         };
+        let (kind, len) = (payload.first().copied().unwrap_or(0), payload.len() as u64);
         match slot.queue.try_send(payload) {
             Ok(()) => {
+                if let Some(t) = self.inner.traffic.get() {
+                    let kind = (t.kind)(kind);
+                    t.messages.with_label_values(&[kind]).inc();
+                    t.bytes.with_label_values(&[kind]).inc_by(len);
+                }
                 if slot.dropping.swap(false, Ordering::Relaxed) {
                     info!(target: "harmony::net", peer = to, "send queue has room again");
                 }

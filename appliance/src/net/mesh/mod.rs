@@ -131,6 +131,15 @@ pub struct Inbound {
     pub payload: Vec<u8>,
 }
 
+/// Counters of outgoing messages and bytes by kind, counted per peer as they are queued.
+#[derive(Clone)]
+pub struct Traffic {
+    pub messages: prometheus::IntCounterVec,
+    pub bytes: prometheus::IntCounterVec,
+    /// Names a payload's kind from its first byte.
+    pub kind: fn(u8) -> &'static str,
+}
+
 /// A snapshot of the mesh counters (all monotonic since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MeshStats {
@@ -281,6 +290,7 @@ impl Mesh {
             spec_hash: cfg.spec_hash,
             shutdown_rx,
             counters,
+            traffic: Default::default(),
             shutdown_tx,
             tasks: Mutex::new(vec![accept_task]),
         });
@@ -418,6 +428,8 @@ struct Inner {
     spec_hash: [u8; 32],
     shutdown_rx: watch::Receiver<bool>,
     counters: Arc<Counters>,
+    /// Per-kind counters of what is queued for peers, once the node attaches them.
+    traffic: std::sync::OnceLock<Traffic>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }

@@ -1,12 +1,17 @@
 //! Prometheus metrics: one registry, served as text on `/metrics`.
 //! Names follow `harmony_<area>_<what>_<unit>`; the catalogue is `docs/metrics.md`.
 
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod serve;
+pub use serve::serve;
+
+/// The git commit this binary was built from (`build.rs`; `unknown` outside a checkout).
+pub const GIT_COMMIT: &str = env!("HARMONY_GIT_COMMIT");
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -22,7 +27,7 @@ pub struct Metrics {
     pub relay_dropped: IntCounter,
     pub gossip_dropped: IntCounter,
     pub compact_announces: IntCounterVec,
-    pub view_changes: IntCounter,
+    pub view_changes: IntCounterVec,
     pub peer_faults: IntCounterVec,
     pub messages_received: IntCounterVec,
     pub messages_invalid: IntCounter,
@@ -45,9 +50,79 @@ pub struct Metrics {
     pub issued: Gauge,
     pub evidence: IntCounterVec,
     pub vdf_seconds: Gauge,
+    pub build_info: IntGaugeVec,
+    pub signatures: IntCounterVec,
+    pub signer_errors: IntCounterVec,
+    pub sign_seconds: Histogram,
+    pub signer_up: IntGauge,
+    pub signer_probe_seconds: Gauge,
+    pub blocks_signed: IntCounterVec,
+    pub blocks_missed: IntCounterVec,
+    pub blocks_proposed: IntCounter,
+    pub leader_views_missed: IntCounter,
+    pub phase_seconds: HistogramVec,
+    pub late_votes: IntCounter,
+    pub clock_skew: Gauge,
+    pub block_seconds: HistogramVec,
+    pub gas_used: IntCounter,
+    pub state_root_seconds: Histogram,
+    pub sender_recovery_seconds: Histogram,
+    pub sent_messages: IntCounterVec,
+    pub sent_bytes: IntCounterVec,
+    pub received_bytes: IntCounterVec,
+    pub dropped_messages: IntCounterVec,
+    pub handshakes_refused: IntCounter,
+    pub quic_retries: IntCounter,
+    pub peer_score: IntGaugeVec,
+    pub peer_height: IntGauge,
+    pub storage_size: IntGauge,
+    pub storage_pages: IntGaugeVec,
+    pub storage_commit_seconds: Histogram,
+    pub disk_free: IntGauge,
+    pub rpc_requests: IntCounterVec,
+    pub rpc_seconds: HistogramVec,
+    pub rpc_refused: IntCounterVec,
 }
 
 /// Statuses `harmony_validator_status` reports, one series each.
+/// Buckets for work that takes from a fraction of a millisecond to seconds.
+const FAST: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+fn int_gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("valid metric")
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric")
+}
+
+fn histogram_vec(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
+        .expect("valid metric")
+}
+
+/// A BLS key as a metric label: `0x` and its first 8 bytes (unique enough for an operator's
+/// handful of keys, short enough for a dashboard legend).
+pub fn key_label(key: &accel::PublicKey) -> String {
+    format!("0x{}", hex::encode(&key.to_bytes()[..8]))
+}
+
 pub const VALIDATOR_STATUSES: [&str; 4] = ["active", "inactive", "banned", "unregistered"];
 
 impl Metrics {
@@ -124,11 +199,11 @@ impl Metrics {
                 &["outcome"],
             )
             .unwrap(),
-            view_changes: IntCounter::new(
+            view_changes: counter_vec(
                 "harmony_consensus_view_changes_total",
-                "Views this node moved to because a leader stalled",
-            )
-            .unwrap(),
+                "Views this node moved to, by reason (timeout, joined, new_view)",
+                &["reason"],
+            ),
             peer_faults: IntCounterVec::new(
                 Opts::new(
                     "harmony_network_peer_faults_total",
@@ -250,11 +325,171 @@ impl Metrics {
                 "Time this node took to evaluate and prove the last epoch VDF (must stay well under half an epoch)",
             )
             .unwrap(),
+            build_info: gauge_vec(
+                "harmony_build_info",
+                "Always 1; labels name the version, git commit and verification backend",
+                &["version", "commit", "backend"],
+            ),
+            signatures: counter_vec(
+                "harmony_signer_signatures_total",
+                "Signatures this node's signer produced, by BLS key and message kind",
+                &["key", "kind"],
+            ),
+            signer_errors: counter_vec(
+                "harmony_signer_errors_total",
+                "Signing requests that produced no signature, by reason (refused, guard, backend)",
+                &["reason"],
+            ),
+            sign_seconds: histogram(
+                "harmony_signer_sign_seconds",
+                "One signing request for all keys, durable guard record included",
+                FAST,
+            ),
+            signer_up: int_gauge(
+                "harmony_signer_up",
+                "1 while the signer's backend answers (last signing request or probe succeeded)",
+            ),
+            signer_probe_seconds: Gauge::new(
+                "harmony_signer_probe_seconds",
+                "Round trip of the last signer health probe (an HSM echo with the yubihsm backend)",
+            )
+            .unwrap(),
+            blocks_signed: counter_vec(
+                "harmony_validator_blocks_signed_total",
+                "Blocks whose certificate (as carried in the next header) holds this key's signature",
+                &["key"],
+            ),
+            blocks_missed: counter_vec(
+                "harmony_validator_blocks_missed_total",
+                "Blocks whose certificate (as carried in the next header) lacks this key's signature",
+                &["key"],
+            ),
+            blocks_proposed: counter(
+                "harmony_consensus_blocks_proposed_total",
+                "Blocks this node built and proposed as leader",
+            ),
+            leader_views_missed: counter(
+                "harmony_consensus_leader_views_missed_total",
+                "Views this node led that ended in a view change",
+            ),
+            phase_seconds: histogram_vec(
+                "harmony_consensus_phase_seconds",
+                "Consensus phases as seen by this node: prepare (proposal to prepared), commit (prepared to finalized)",
+                &["phase"],
+                FAST,
+            ),
+            late_votes: counter(
+                "harmony_consensus_late_votes_total",
+                "Prepare and commit votes received for a height already finalized here",
+            ),
+            clock_skew: Gauge::new(
+                "harmony_consensus_proposal_clock_skew_seconds",
+                "This node's clock minus the last received proposal's timestamp, at receipt",
+            )
+            .unwrap(),
+            block_seconds: histogram_vec(
+                "harmony_execution_block_seconds",
+                "Executing one block, by path (build, validate, sync)",
+                &["path"],
+                FAST,
+            ),
+            gas_used: counter(
+                "harmony_execution_gas_used_total",
+                "Gas used by the blocks this node stored",
+            ),
+            state_root_seconds: histogram(
+                "harmony_execution_state_root_seconds",
+                "Computing one block's state root after execution",
+                FAST,
+            ),
+            sender_recovery_seconds: histogram(
+                "harmony_execution_sender_recovery_seconds",
+                "Recovering the senders of one batch of transactions",
+                FAST,
+            ),
+            sent_messages: counter_vec(
+                "harmony_network_sent_messages_total",
+                "Messages handed to the mesh, by kind (a broadcast counts once per peer)",
+                &["kind"],
+            ),
+            sent_bytes: counter_vec(
+                "harmony_network_sent_bytes_total",
+                "Payload bytes handed to the mesh, by kind (per peer)",
+                &["kind"],
+            ),
+            received_bytes: counter_vec(
+                "harmony_network_received_bytes_total",
+                "Payload bytes of decoded messages received, by kind",
+                &["kind"],
+            ),
+            dropped_messages: counter_vec(
+                "harmony_network_dropped_messages_total",
+                "Messages the mesh dropped, by reason (queue_full, send_failed, oversized, invalid_frame)",
+                &["reason"],
+            ),
+            handshakes_refused: counter(
+                "harmony_network_handshakes_refused_total",
+                "QUIC handshakes refused by this node or its peer for a TLS reason",
+            ),
+            quic_retries: counter(
+                "harmony_network_quic_retries_total",
+                "Handshakes answered with a QUIC Retry because many arrived at once",
+            ),
+            peer_score: gauge_vec(
+                "harmony_network_peer_score",
+                "Fault score of each peer with faults (0 is clean), by peer index",
+                &["peer"],
+            ),
+            peer_height: int_gauge(
+                "harmony_sync_peer_height_blocks",
+                "Highest finalized height a peer has claimed",
+            ),
+            storage_size: int_gauge(
+                "harmony_storage_size_bytes",
+                "Size of the MDBX database file",
+            ),
+            storage_pages: gauge_vec(
+                "harmony_storage_pages",
+                "MDBX pages: used (up to the last page) and free (on the free list)",
+                &["kind"],
+            ),
+            storage_commit_seconds: histogram(
+                "harmony_storage_commit_seconds",
+                "One block's MDBX write transaction, durable commit included",
+                FAST,
+            ),
+            disk_free: int_gauge(
+                "harmony_storage_disk_free_bytes",
+                "Bytes available to this node on the data directory's filesystem",
+            ),
+            rpc_requests: counter_vec(
+                "harmony_rpc_requests_total",
+                "JSON-RPC calls by method and outcome (ok, error)",
+                &["method", "status"],
+            ),
+            rpc_seconds: histogram_vec(
+                "harmony_rpc_request_seconds",
+                "Time to answer one JSON-RPC call, by method",
+                &["method"],
+                FAST,
+            ),
+            rpc_refused: counter_vec(
+                "harmony_rpc_refused_total",
+                "RPC requests refused before a method ran (host, origin, busy)",
+                &["reason"],
+            ),
             registry,
         };
         for c in m.collectors() {
             m.registry.register(c).expect("metric names are unique");
         }
+        // CPU, RSS, file descriptors and threads of this process (Linux /proc).
+        m.registry
+            .register(Box::new(ProcessCollector::for_self()))
+            .expect("process metric names are unique");
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_COMMIT, "unknown"])
+            .set(1);
         m
     }
 
@@ -296,7 +531,47 @@ impl Metrics {
             Box::new(m.issued.clone()),
             Box::new(m.evidence.clone()),
             Box::new(m.vdf_seconds.clone()),
+            Box::new(m.build_info.clone()),
+            Box::new(m.signatures.clone()),
+            Box::new(m.signer_errors.clone()),
+            Box::new(m.sign_seconds.clone()),
+            Box::new(m.signer_up.clone()),
+            Box::new(m.signer_probe_seconds.clone()),
+            Box::new(m.blocks_signed.clone()),
+            Box::new(m.blocks_missed.clone()),
+            Box::new(m.blocks_proposed.clone()),
+            Box::new(m.leader_views_missed.clone()),
+            Box::new(m.phase_seconds.clone()),
+            Box::new(m.late_votes.clone()),
+            Box::new(m.clock_skew.clone()),
+            Box::new(m.block_seconds.clone()),
+            Box::new(m.gas_used.clone()),
+            Box::new(m.state_root_seconds.clone()),
+            Box::new(m.sender_recovery_seconds.clone()),
+            Box::new(m.sent_messages.clone()),
+            Box::new(m.sent_bytes.clone()),
+            Box::new(m.received_bytes.clone()),
+            Box::new(m.dropped_messages.clone()),
+            Box::new(m.handshakes_refused.clone()),
+            Box::new(m.quic_retries.clone()),
+            Box::new(m.peer_score.clone()),
+            Box::new(m.peer_height.clone()),
+            Box::new(m.storage_size.clone()),
+            Box::new(m.storage_pages.clone()),
+            Box::new(m.storage_commit_seconds.clone()),
+            Box::new(m.disk_free.clone()),
+            Box::new(m.rpc_requests.clone()),
+            Box::new(m.rpc_seconds.clone()),
+            Box::new(m.rpc_refused.clone()),
         ]
+    }
+
+    /// Names the verification backend in `harmony_build_info` (known once the engine is up).
+    pub fn set_backend(&self, backend: &str) {
+        self.build_info.reset();
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_COMMIT, backend])
+            .set(1);
     }
 
     pub fn render(&self) -> String {
@@ -314,48 +589,6 @@ impl Default for Metrics {
     }
 }
 
-/// Serves `GET /metrics` (anything else is 404) until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = match tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    sock.read(&mut buf),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-                let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) =
-                    if req.starts_with("GET /metrics ") || req.starts_with("GET /metrics?") {
-                        ("200 OK", metrics.render())
-                    } else {
-                        (
-                            "404 Not Found",
-                            "only /metrics is served here\n".to_string(),
-                        )
-                    };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    Ok(local)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,12 +597,15 @@ mod tests {
     /// metric that does not exist.
     #[test]
     fn the_catalogue_matches_the_registry() {
+        let process: Box<dyn prometheus::core::Collector> =
+            Box::new(ProcessCollector::for_self());
         let names: std::collections::BTreeSet<String> = Metrics::new()
             .collectors()
             .iter()
+            .chain([&process])
             .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
             .collect();
-        let doc = include_str!("../../docs/metrics.md");
+        let doc = include_str!("../../../docs/metrics.md");
         let documented: std::collections::BTreeSet<String> = doc
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
