@@ -4,7 +4,8 @@ BIN := target/debug/harmony-appliance
 # Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
 ARGS ?=
 
-.PHONY: deps peers build localnet test fmt-check module-graph clippy unit bench fuzz contracts clean
+.PHONY: deps peers build localnet test fmt-check module-graph clippy unit bench fuzz contracts observability clean \
+	package package-check
 
 deps:
 	@scripts/ensure-deps.sh
@@ -41,6 +42,14 @@ clippy:
 unit:
 	$(CARGO) test --workspace
 
+## Alert rules (and their promtool unit tests), the Prometheus config and the Grafana
+## dashboards; needs promtool (Debian: prometheus). See deploy/grafana/README.md.
+observability:
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
+	python3 scripts/observability.py check
+
 ## Benchmarks (criterion and the finality-latency histogram); results go in benches/README.md.
 bench: deps peers
 	$(CARGO) build --release -p appliance --bin harmony-appliance
@@ -53,6 +62,18 @@ fuzz:
 	cd fuzz && for t in message block transactions economics; do \
 		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 	cd accel/fuzz && cargo +nightly fuzz run point_decoders -- -max_total_time=$(FUZZ_SECONDS)
+
+## Debian package of the debug binary into target/debian/ (deploy/debian/build-deb.sh; for a
+## release package run the script with target/release/harmony-appliance).
+DEB_VERSION = $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB = target/debian/harmony-appliance_$(DEB_VERSION)_$(DEB_ARCH).deb
+package: build
+	deploy/debian/build-deb.sh $(BIN) target/debian
+
+## Check that package: contents, unit hardening score, maintainer scripts in a fake root.
+package-check: package
+	deploy/debian/test-deb.sh $(DEB)
 
 ## Rebuild contracts/build/*.json from contracts/*.sol with the pinned npm solc (needs node/npm).
 contracts:

@@ -23,9 +23,15 @@ pub fn disk_free_bytes(path: &Path) -> std::io::Result<u64> {
 /// the estimated error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClockState {
-    pub synchronized: bool,
+    pub sync: ClockSync,
     /// The kernel's maximum error estimate, in seconds.
     pub max_error_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSync {
+    Synchronized,
+    Unsynchronized,
 }
 
 /// Reads the clock state with `adjtimex` (read only: `modes = 0` changes nothing).
@@ -37,7 +43,11 @@ pub fn clock_state() -> std::io::Result<ClockState> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(ClockState {
-        synchronized: state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0,
+        sync: if state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0 {
+            ClockSync::Synchronized
+        } else {
+            ClockSync::Unsynchronized
+        },
         max_error_s: tx.maxerror as f64 / 1e6,
     })
 }

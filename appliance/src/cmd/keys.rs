@@ -405,8 +405,22 @@ pub fn node_signer(
     k: &KeysConfig,
     allow_new_guard_history: bool,
 ) -> eyre::Result<NodeSigner> {
-    let mut transport = None;
-    let inner: Box<dyn Signer> = match k.backend.as_str() {
+    let (inner, transport) = open_backend(dir, k)?;
+    let guard = Arc::new(open_guard(dir, k)?);
+    let signer = GuardedSigner::new(inner, guard, allow_new_guard_history)?;
+    Ok(NodeSigner {
+        signer: Arc::new(signer),
+        transport,
+    })
+}
+
+/// The configured key backend without its guard: keystores decrypted, or the HSM session
+/// open with its BLS keys unsealed and its transport key (then returned) found.
+pub fn open_backend(
+    dir: &Path,
+    k: &KeysConfig,
+) -> eyre::Result<(Box<dyn Signer>, Option<TransportIdentity>)> {
+    Ok(match k.backend.as_str() {
         "keystore" => {
             let pw = keystore_password(dir, k)?;
             let files = keystore_files(&resolve(dir, &k.keystore_dir)).map_err(|e| eyre!(e))?;
@@ -414,23 +428,20 @@ pub fn node_signer(
             if !s.memory_locked() {
                 tracing::warn!(target: "signer", "could not mlock the BLS keys (raise LimitMEMLOCK); they may be swapped out");
             }
-            Box::new(s)
+            (Box::new(s), None)
         }
-        "local" => Box::new(LocalSigner::from_file(&resolve(dir, &k.bls_key_file))?),
+        "local" => (
+            Box::new(LocalSigner::from_file(&resolve(dir, &k.bls_key_file))?),
+            None,
+        ),
         _ => {
             let (client, profile) = hsm_client(dir, k)?;
             let files = yubi::sealed_files(&resolve(dir, &k.sealed_dir))?;
             let s = yubi::HsmSigner::open(client.clone(), &files)?;
             let key = HsmEd25519Key::open(client, profile.transport_key.id)?;
-            transport = Some(TransportIdentity::from_signing_key(Arc::new(key))?);
-            Box::new(s)
+            let transport = TransportIdentity::from_signing_key(Arc::new(key))?;
+            (Box::new(s), Some(transport))
         }
-    };
-    let guard = Arc::new(open_guard(dir, k)?);
-    let signer = GuardedSigner::new(inner, guard, allow_new_guard_history)?;
-    Ok(NodeSigner {
-        signer: Arc::new(signer),
-        transport,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Every subcommand takes `--data-dir` and `--config`.
 
 pub mod config;
+pub mod doctor;
 pub mod hsm;
 pub mod keys;
 pub mod loadgen;
@@ -60,6 +61,9 @@ pub enum Command {
     /// development key), sent, and its receipt printed.
     #[command(subcommand)]
     Staking(Box<staking::StakingCmd>),
+    /// Check this node's setup: config, chain spec, database, keys and guard, clock, ports,
+    /// disk, CPU, GPU and peers; one line per check with a fix for each failure.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn dispatch(cli: Cli) -> eyre::Result<()> {
@@ -72,6 +76,7 @@ pub fn dispatch(cli: Cli) -> eyre::Result<()> {
         Command::Vdf(c) => vdf::run(c),
         Command::Loadgen(a) => loadgen::run(a.clone()),
         Command::Staking(c) => staking::run(c),
+        Command::Doctor(a) => doctor::run(&cli, a),
     }
 }
 
