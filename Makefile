@@ -26,8 +26,8 @@ peers: .venv/.peers-stamp
 	.venv/bin/pip install -q -r requirements/peers.txt
 	touch $@
 
-## The whole suite: format, lints, every test.
-test: deps fmt-check module-graph clippy peers unit
+## The whole suite: format, lints, every test, the alert rules and dashboards, the package.
+test: deps fmt-check module-graph clippy peers unit observability package-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

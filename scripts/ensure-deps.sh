@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs (as root), or prints the exact command.
 set -euo pipefail
-PKGS=(libclang-dev pkg-config build-essential libusb-1.0-0-dev libgmp-dev python3 python3-venv iproute2 curl)
+# prometheus (with promtool) and prometheus-node-exporter: the observability tests start them;
+# systemd: systemd-analyze scores the unit; dpkg-dev, fakeroot, binutils: the package.
+PKGS=(libclang-dev pkg-config build-essential libusb-1.0-0-dev libgmp-dev python3 python3-venv
+  iproute2 curl prometheus prometheus-node-exporter systemd dpkg-dev fakeroot binutils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

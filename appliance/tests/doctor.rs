@@ -56,7 +56,10 @@ fn assert_fails(result: &(bool, Vec<Value>), check: &str, advice: &str) {
     let f = finding(&result.1, check);
     assert_eq!(f["status"], "fail", "{check}: {f}");
     let fix = f["fix"].as_str().unwrap_or_default();
-    assert!(fix.contains(advice), "{check}: fix {fix:?} lacks {advice:?}");
+    assert!(
+        fix.contains(advice),
+        "{check}: fix {fix:?} lacks {advice:?}"
+    );
     assert!(!result.0, "doctor exited 0 with a failed check");
 }
 
@@ -101,7 +104,11 @@ fn a_config_with_an_unknown_field_fails() {
 fn a_missing_chain_spec_fails() {
     let (dir, node) = network(8020);
     std::fs::remove_file(dir.path().join("chain-spec.toml")).unwrap();
-    assert_fails(&doctor(&node, &["--skip", "peers"]), "chain-spec", "chain spec");
+    assert_fails(
+        &doctor(&node, &["--skip", "peers"]),
+        "chain-spec",
+        "chain spec",
+    );
 }
 
 #[test]
@@ -126,7 +133,11 @@ fn keys_without_their_guard_history_fail() {
     let (_dir, node) = network(8050);
     std::fs::remove_dir_all(node.join("guard")).unwrap();
     std::fs::create_dir(node.join("guard")).unwrap();
-    assert_fails(&doctor(&node, &["--skip", "peers"]), "guard", "import-guard");
+    assert_fails(
+        &doctor(&node, &["--skip", "peers"]),
+        "guard",
+        "import-guard",
+    );
 }
 
 #[test]
@@ -154,7 +165,11 @@ fn a_port_in_use_fails() {
         .split("[rpc]")
         .nth(1)
         .and_then(|s| s.lines().find(|l| l.starts_with("listen = ")))
-        .map(|l| l.trim_start_matches("listen = ").trim_matches('"').to_string())
+        .map(|l| {
+            l.trim_start_matches("listen = ")
+                .trim_matches('"')
+                .to_string()
+        })
         .unwrap();
     let _held = std::net::TcpListener::bind(&rpc).unwrap();
     let r = doctor(&node, &["--skip", "peers"]);
@@ -181,7 +196,10 @@ fn an_unknown_check_name_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no such check") && err.contains("peers"), "{err}");
+    assert!(
+        err.contains("no such check") && err.contains("peers"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -193,7 +211,11 @@ fn a_running_node_is_examined_without_taking_its_database_or_ports() {
         .split("[rpc]")
         .nth(1)
         .and_then(|s| s.lines().find(|l| l.starts_with("listen = ")))
-        .map(|l| l.trim_start_matches("listen = ").trim_matches('"').to_string())
+        .map(|l| {
+            l.trim_start_matches("listen = ")
+                .trim_matches('"')
+                .to_string()
+        })
         .unwrap();
     wait_port(&rpc, std::time::Duration::from_secs(60));
     // Give the two nodes a moment to connect.

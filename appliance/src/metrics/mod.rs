@@ -113,8 +113,11 @@ fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
 }
 
 fn histogram_vec(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
-    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
-        .expect("valid metric")
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid metric")
 }
 
 /// A BLS key as a metric label: `0x` and its first 8 bytes (unique enough for an operator's
@@ -597,8 +600,7 @@ mod tests {
     /// metric that does not exist.
     #[test]
     fn the_catalogue_matches_the_registry() {
-        let process: Box<dyn prometheus::core::Collector> =
-            Box::new(ProcessCollector::for_self());
+        let process: Box<dyn prometheus::core::Collector> = Box::new(ProcessCollector::for_self());
         let names: std::collections::BTreeSet<String> = Metrics::new()
             .collectors()
             .iter()

@@ -36,7 +36,9 @@ pub use frame::{
     MIN_WIRE_VERSION, WIRE_VERSION,
 };
 pub use identity::{spec_dns_name, IdentityError, TransportIdentity};
-pub use mesh::{Inbound, Mesh, MeshConfig, MeshHandle, MeshStats, NetError, PeerInfo, Traffic, ALPN};
+pub use mesh::{
+    Inbound, Mesh, MeshConfig, MeshHandle, MeshStats, NetError, PeerInfo, Traffic, ALPN,
+};
 pub use verify::{PinRejection, PinnedClientVerifier, PinnedServerVerifier};
 
 #[cfg(test)]

@@ -46,10 +46,18 @@ impl Driver {
             Ok(_) => {
                 m.signer_up.set(1);
                 if self.observed.keys.is_empty() {
-                    self.observed.keys = self.ctx.signer.public_keys().iter().map(key_label).collect();
+                    self.observed.keys = self
+                        .ctx
+                        .signer
+                        .public_keys()
+                        .iter()
+                        .map(key_label)
+                        .collect();
                 }
                 for key in &self.observed.keys {
-                    m.signatures.with_label_values(&[key, req.kind.name()]).inc();
+                    m.signatures
+                        .with_label_values(&[key, req.kind.name()])
+                        .inc();
                 }
                 if req.kind == hsm::MsgKind::Commit {
                     self.note_prepared(B256::from(req.hash));
@@ -146,13 +154,22 @@ impl Driver {
         let m = &self.ctx.metrics;
         let s = self.mesh.stats();
         let dropped = &m.dropped_messages;
-        sync_counter(&dropped.with_label_values(&["queue_full"]), s.dropped_queue_full);
-        sync_counter(&dropped.with_label_values(&["send_failed"]), s.dropped_send_failed);
+        sync_counter(
+            &dropped.with_label_values(&["queue_full"]),
+            s.dropped_queue_full,
+        );
+        sync_counter(
+            &dropped.with_label_values(&["send_failed"]),
+            s.dropped_send_failed,
+        );
         sync_counter(
             &dropped.with_label_values(&["oversized"]),
             s.dropped_oversized_outgoing,
         );
-        sync_counter(&dropped.with_label_values(&["invalid_frame"]), s.dropped_invalid);
+        sync_counter(
+            &dropped.with_label_values(&["invalid_frame"]),
+            s.dropped_invalid,
+        );
         sync_counter(&m.handshakes_refused, s.handshake_refused);
         sync_counter(&m.quic_retries, s.retries_sent);
         m.peer_score.reset();
@@ -172,7 +189,11 @@ impl Driver {
             self.observed.storage_sampled = Some(Instant::now());
             self.sample_storage();
         }
-        if self.observed.probed.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+        if self
+            .observed
+            .probed
+            .is_none_or(|t| t.elapsed() >= PROBE_EVERY)
+        {
             self.observed.probed = Some(Instant::now());
             let (signer, m) = (self.ctx.signer.clone(), self.ctx.metrics.clone());
             tokio::task::spawn_blocking(move || {
@@ -200,11 +221,15 @@ impl Driver {
                     .with_label_values(&["free"])
                     .set(u.free_pages as i64);
             }
-            Err(e) => tracing::warn!(target: "storage", error = %e, "could not read the database's usage"),
+            Err(e) => {
+                tracing::warn!(target: "storage", error = %e, "could not read the database's usage")
+            }
         }
         match crate::host::disk_free_bytes(db.path()) {
             Ok(free) => m.disk_free.set(free as i64),
-            Err(e) => tracing::warn!(target: "storage", path = %db.path().display(), error = %e, "could not read the free disk space"),
+            Err(e) => {
+                tracing::warn!(target: "storage", path = %db.path().display(), error = %e, "could not read the free disk space")
+            }
         }
     }
 }

@@ -12,8 +12,8 @@
 mod eth;
 pub mod json;
 mod logs;
-pub mod origin;
 pub mod observe;
+pub mod origin;
 mod params;
 mod staking;
 mod subscribe;
@@ -254,9 +254,10 @@ pub async fn serve(
     let module = module(ctx);
     let methods: Arc<std::collections::HashSet<&'static str>> =
         Arc::new(module.method_names().collect());
-    let rpc = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |service| {
-        observe::RpcMetrics::new(service, methods.clone(), metrics.clone())
-    });
+    let rpc =
+        jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |service| {
+            observe::RpcMetrics::new(service, methods.clone(), metrics.clone())
+        });
     let server = Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http)

@@ -27,8 +27,8 @@ mod tests;
 pub use chain::{ChainStore, StateWrites};
 pub use codec::{rlp_decode_value, CodecError, KeyCodec, ValueCodec};
 pub use env::{
-    Db, RoTx, RwTx, Tx, GROWTH_STEP, MAX_READERS, MAX_SIZE, MAX_TABLES, RO, RW, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, Usage,
+    Db, RoTx, RwTx, Tx, Usage, GROWTH_STEP, MAX_READERS, MAX_SIZE, MAX_TABLES, RO, RW,
+    SCHEMA_VERSION, SCHEMA_VERSION_KEY,
 };
 pub use error::DbError;
 pub use tables::{

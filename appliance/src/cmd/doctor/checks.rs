@@ -73,17 +73,16 @@ impl Doctor {
             .config_path
             .as_ref()
             .map_or("built-in defaults".to_string(), |p| p.display().to_string());
-        let cfg = match NodeConfig::load(self.config_path.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                return Finding::fail(
+        let cfg =
+            match NodeConfig::load(self.config_path.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return Finding::fail(
                     "config",
                     format!("{shown}: {e}"),
                     "correct the file (the message names the field); `harmony-appliance config \
                      show` prints the defaults with every field",
-                )
-            }
-        };
+                ),
+            };
         if let Err(e) = cfg.check() {
             return Finding::fail(
                 "config",
@@ -204,23 +203,22 @@ impl Doctor {
         match super::super::keys::open_backend(&self.data_dir, k) {
             Ok((signer, transport)) => {
                 let n = signer.public_keys().len();
-                let identity = match transport {
-                    Some(t) => t,
-                    None => {
-                        let p = resolve(&self.data_dir, &k.transport_key_file);
-                        match TransportIdentity::from_pkcs8_file(&p) {
-                            Ok(t) => t,
-                            Err(e) => {
-                                return Finding::fail(
+                let identity =
+                    match transport {
+                        Some(t) => t,
+                        None => {
+                            let p = resolve(&self.data_dir, &k.transport_key_file);
+                            match TransportIdentity::from_pkcs8_file(&p) {
+                                Ok(t) => t,
+                                Err(e) => return Finding::fail(
                                     "keys",
                                     format!("transport key {}: {e}", p.display()),
                                     "restore the node's transport key file (PKCS#8 Ed25519), or \
                                      point keys.transport_key_file at it",
-                                )
+                                ),
                             }
                         }
-                    }
-                };
+                    };
                 let detail = format!(
                     "backend `{}`: {n} BLS key(s) open, transport key {}",
                     k.backend,
@@ -232,13 +230,17 @@ impl Doctor {
             }
             Err(e) => {
                 let fix = match k.backend.as_str() {
-                    "keystore" => "check the keystore password (file keys.password_file, or the \
+                    "keystore" => {
+                        "check the keystore password (file keys.password_file, or the \
                                    systemd credential `keystore-password`) and that \
-                                   keys.keystore_dir holds the node's EIP-2335 keystores",
-                    _ => "check that the YubiHSM 2 is plugged in and its connector reachable at \
+                                   keys.keystore_dir holds the node's EIP-2335 keystores"
+                    }
+                    _ => {
+                        "check that the YubiHSM 2 is plugged in and its connector reachable at \
                           keys.hsm_connector, the auth key id and password (credential \
                           `hsm-password`), and that keys.sealed_dir holds the sealed BLS keys \
-                          (`harmony-appliance hsm verify`)",
+                          (`harmony-appliance hsm verify`)"
+                    }
                 };
                 Finding::fail("keys", format!("backend `{}`: {e:#}", k.backend), fix)
             }
@@ -461,7 +463,10 @@ async fn peers_of_running_node(url: &str, validators: usize) -> Finding {
                      that this node's endpoint in the chain spec is the address they reach",
                 )
             } else {
-                Finding::ok("peers", format!("the running node is connected to {n} peer(s)"))
+                Finding::ok(
+                    "peers",
+                    format!("the running node is connected to {n} peer(s)"),
+                )
             }
         }
         Err(e) => Finding::warn(
@@ -645,7 +650,12 @@ mod tests {
 
     #[test]
     fn missing_cpu_features_warn_and_name_them() {
-        let f = cpu(&[("adx", false), ("bmi2", true), ("avx2", true), ("sha", false)]);
+        let f = cpu(&[
+            ("adx", false),
+            ("bmi2", true),
+            ("avx2", true),
+            ("sha", false),
+        ]);
         assert_eq!(f.status, Status::Warn);
         assert!(f.detail.contains("missing adx, sha"), "{}", f.detail);
         assert!(f.fix.unwrap().contains("ADX"));
@@ -657,7 +667,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("version");
         assert!(gpu(&p).detail.contains("no NVIDIA driver"));
-        std::fs::write(&p, "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54\n").unwrap();
+        std::fs::write(
+            &p,
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54\n",
+        )
+        .unwrap();
         assert!(gpu(&p).detail.contains("550.54"));
     }
 
