@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 /// What RPC and the status line read about consensus.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct NodeStatus {
     pub block_number: u64,
     #[serde(rename = "viewID")]
@@ -22,6 +22,26 @@ pub struct NodeStatus {
     pub is_leader: bool,
     pub last_finality_ms: Option<f64>,
     pub connected_peers: Vec<usize>,
+    /// The last block stored (the round in progress is `block_number`).
+    pub finalized: u64,
+    pub epoch: u64,
+    /// The highest height a peer claimed (catch-up target).
+    pub peer_height: u64,
+    /// Transactions waiting in the pool.
+    pub mempool: usize,
+    pub in_committee: bool,
+    pub committee_members: usize,
+    /// This node's keys: blocks whose carried certificate holds or lacks each one's
+    /// signature, since the node started (as the metrics count them).
+    pub keys: Vec<KeySigning>,
+}
+
+/// One of this node's BLS keys and how it signed, for `hmy_consensusStatus` and `status`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct KeySigning {
+    pub key: String,
+    pub signed: u64,
+    pub missed: u64,
 }
 
 #[derive(Default)]

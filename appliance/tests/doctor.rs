@@ -234,6 +234,40 @@ fn a_running_node_is_examined_without_taking_its_database_or_ports() {
     assert_eq!(peers["status"], "ok", "{peers}");
     assert!(peers["detail"].as_str().unwrap().contains("running node"));
     assert!(ok, "{findings:?}");
+
+    // `status --once` renders the same node from its RPC.
+    let out = Command::new(BIN)
+        .args(["status", "--once", "--rpc", &format!("http://{rpc}")])
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // Two of four nodes hold no quorum: height 0, node 0 leading or waiting in its view.
+    for want in ["finalized #0", "this node: ", "peers 1 connected"] {
+        assert!(screen.contains(want), "missing {want:?}:\n{screen}");
+    }
+    assert!(!screen.contains("observer"), "{screen}");
     nodes.kill(0);
     nodes.kill(1);
+}
+
+#[test]
+fn status_once_on_a_node_that_does_not_answer_says_so_and_fails() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args([
+            "status",
+            "--once",
+            "--rpc",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("The node does not answer"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rpc.enabled"));
 }

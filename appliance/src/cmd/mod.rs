@@ -8,6 +8,7 @@ pub mod loadgen;
 pub mod localnet;
 pub mod run;
 pub mod staking;
+pub mod status;
 pub mod vdf;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +65,9 @@ pub enum Command {
     /// Check this node's setup: config, chain spec, database, keys and guard, clock, ports,
     /// disk, CPU, GPU and peers; one line per check with a fix for each failure.
     Doctor(doctor::DoctorArgs),
+    /// A live terminal screen of a running node (from its RPC): height and finality, view and
+    /// leader, this node's keys' signing, peers, pool, catch-up progress. `q` quits.
+    Status(status::StatusArgs),
 }
 
 pub fn dispatch(cli: Cli) -> eyre::Result<()> {
@@ -77,6 +81,7 @@ pub fn dispatch(cli: Cli) -> eyre::Result<()> {
         Command::Loadgen(a) => loadgen::run(a.clone()),
         Command::Staking(c) => staking::run(c),
         Command::Doctor(a) => doctor::run(&cli, a),
+        Command::Status(a) => status::run(a),
     }
 }
 

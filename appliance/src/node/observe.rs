@@ -115,7 +115,9 @@ impl Driver {
         else {
             return;
         };
+        let mut board = Vec::new();
         for key in self.ctx.signer.public_keys() {
+            let label = key_label(key);
             let Some(i) = committee.keys.iter().position(|k| k.public_key == *key) else {
                 continue;
             };
@@ -124,8 +126,14 @@ impl Driver {
             } else {
                 &m.blocks_missed
             };
-            counter.with_label_values(&[&key_label(key)]).inc();
+            counter.with_label_values(&[&label]).inc();
+            board.push(crate::chain::KeySigning {
+                signed: m.blocks_signed.with_label_values(&[&label]).get(),
+                missed: m.blocks_missed.with_label_values(&[&label]).get(),
+                key: label,
+            });
         }
+        self.ctx.board.status.locked().keys = board;
     }
 
     /// A view change: by reason, and a missed slot when this node led the view it left.
@@ -179,8 +187,9 @@ impl Driver {
                 .set(i64::from(points));
         }
         let tip = self.fbft.tip().number;
-        m.peer_height
-            .set(self.sync_peers.highest_claim().unwrap_or(tip).max(tip) as i64);
+        let peer_height = self.sync_peers.highest_claim().unwrap_or(tip).max(tip);
+        m.peer_height.set(peer_height as i64);
+        self.ctx.board.status.locked().peer_height = peer_height;
         if self
             .observed
             .storage_sampled

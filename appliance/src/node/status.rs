@@ -79,6 +79,11 @@ impl Driver {
         m.in_committee.set(self.fbft.me_index().is_some() as i64);
         let leads = Some(leader) == self.fbft.me_index();
         let mut s = self.ctx.board.status.locked();
+        s.finalized = self.fbft.tip().number;
+        s.epoch = number / self.ctx.spec.epoch_blocks;
+        s.in_committee = self.fbft.me_index().is_some();
+        s.committee_members = self.fbft.committee().members.len();
+        s.mempool = self.ctx.metrics.mempool_size.get().max(0) as usize;
         s.block_number = number - 1;
         s.view_id = view;
         s.leader = leader;
