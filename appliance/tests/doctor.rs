@@ -144,9 +144,8 @@ fn keys_without_their_guard_history_fail() {
 fn another_validators_bls_keys_fail_membership() {
     let (dir, node) = network(8060);
     let other = dir.path().join("node1/keys");
-    for f in ["keystore-password"] {
-        std::fs::copy(other.join(f), node.join("keys").join(f)).unwrap();
-    }
+    let pw = "keystore-password";
+    std::fs::copy(other.join(pw), node.join("keys").join(pw)).unwrap();
     std::fs::remove_dir_all(node.join("keys/keystores")).unwrap();
     std::fs::create_dir(node.join("keys/keystores")).unwrap();
     for e in std::fs::read_dir(other.join("keystores")).unwrap() {

@@ -3,6 +3,28 @@
 
 use super::*;
 
+/// Why a node moved to a new view (for metrics: a node that mostly *joins* view changes has a
+/// network problem or a slow clock; one that mostly *times out* sees stalled leaders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewChangeReason {
+    /// Its own view timer ran out.
+    Timeout,
+    /// More than 1/3 of the committee's power had already moved to the view.
+    Joined,
+    /// A valid NewView for a later view arrived.
+    NewView,
+}
+
+impl ViewChangeReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Joined => "joined",
+            Self::NewView => "new_view",
+        }
+    }
+}
+
 impl Fbft {
     // ---- view change -------------------------------------------------------------------
 
