@@ -175,7 +175,8 @@ pub struct AccelConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// `human` or `json`.
+    /// `human`, `json`, or `journald` (the journal's native protocol, structured fields; JSON
+    /// on stderr when no journal socket is there).
     pub format: String,
     /// tracing filter, e.g. `info` or `info,consensus=debug`.
     pub filter: String,
@@ -327,9 +328,9 @@ impl NodeConfig {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        if !matches!(self.log.format.as_str(), "human" | "json") {
+        if !matches!(self.log.format.as_str(), "human" | "json" | "journald") {
             return Err(format!(
-                "field `log.format`: `{}` is not `human` or `json`",
+                "field `log.format`: `{}` is not `human`, `json` or `journald`",
                 self.log.format
             ));
         }

@@ -29,7 +29,7 @@ pub struct Cli {
     /// otherwise built-in defaults.
     #[arg(long, global = true, env = "HARMONY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format: `human` or `json` (overrides the config's `log.format`).
+    /// Log format: `human`, `json` or `journald` (overrides the config's `log.format`).
     #[arg(long, global = true)]
     pub log_format: Option<String>,
     #[command(subcommand)]
