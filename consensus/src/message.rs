@@ -235,6 +235,19 @@ impl Message {
         }
     }
 
+    /// The (height, view) a consensus message is about; None for the other kinds (status,
+    /// sync, transactions), which are the node's business.
+    pub fn position(&self) -> Option<(u64, Option<u64>)> {
+        Some(match self {
+            Message::Announce(a) => (a.block.header.number, Some(a.block.header.view)),
+            Message::Prepare(v) | Message::Commit(v) => (v.number, None),
+            Message::Prepared(c) | Message::Committed(c) => (c.number, None),
+            Message::ViewChange(v) => (v.number, Some(v.view)),
+            Message::NewView(v) => (v.number, Some(v.view)),
+            _ => return None,
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         kind_name(self.kind_byte())
     }

@@ -595,3 +595,53 @@ fn a_late_announce_check_does_not_prepare_in_a_new_view() {
         "prepared the old view's block in the new view: {eff:?}"
     );
 }
+
+/// A peer outside every committee this node knows, voting at the round's height or the tip's,
+/// is forging (and is faulted); at a later height it may be a later epoch's member and is only
+/// ignored.
+#[test]
+fn votes_from_outside_the_committee_are_faults_where_membership_is_known() {
+    let spec = spec(&[1, 1, 1, 1], 1);
+    let committee = Arc::new(consensus::Committee::from_spec(&spec).unwrap());
+    let mut v = fresh(&spec, &committee, 1);
+    let now = 1_000;
+    v.step(now, Input::Start);
+    let outsider = [0xee; 32];
+    let vote = |number| consensus::Vote {
+        number,
+        view: 1,
+        hash: [7; 32].into(),
+        bitmap: Bytes::from_static(&[0x0f]),
+        signature: Bytes::from(vec![0u8; 192]),
+    };
+    for (number, msg) in [
+        (1, Message::Prepare(vote(1))),
+        (1, Message::Commit(vote(1))),
+        (0, Message::Commit(vote(0))),
+    ] {
+        let eff = v.step(
+            now,
+            Input::Message {
+                from: outsider,
+                msg,
+            },
+        );
+        assert!(
+            matches!(&eff[..], [Effect::PeerFault { peer, kind: consensus::FaultKind::Protocol, reason }]
+                if *peer == outsider && reason.contains("outside the committee") && reason.contains(&format!("#{number}"))),
+            "{eff:?}"
+        );
+    }
+    // A later height: no blame (a member of a later epoch may be ahead of this node).
+    let eff = v.step(
+        now,
+        Input::Message {
+            from: outsider,
+            msg: Message::Prepare(vote(5)),
+        },
+    );
+    assert!(
+        !eff.iter().any(|e| matches!(e, Effect::PeerFault { .. })),
+        "{eff:?}"
+    );
+}

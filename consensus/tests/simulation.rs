@@ -658,6 +658,14 @@ impl Sim {
                         node_of(&peer)
                     );
                 }
+                // Membership faults are certain: an honest node never speaks at a height
+                // whose committee it is not in (epoch hand-offs and benched nodes included).
+                let accused = node_of(&peer);
+                assert!(
+                    !(reason.contains("outside the committee") && self.honest(accused)),
+                    "seed {}: honest node {accused} faulted by node {i}: {reason}",
+                    self.seed
+                );
             }
             Effect::Evidence(e) => {
                 self.stats.evidence += 1;

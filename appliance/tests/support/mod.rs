@@ -77,6 +77,11 @@ impl Nodes {
         self.children[i] = Some(child);
     }
 
+    /// The process id of running node `i`.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.children[i].as_ref().map(|c| c.id())
+    }
+
     /// Kills node `i` (SIGKILL: no clean shutdown).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.children[i].take() {

@@ -690,26 +690,33 @@ impl Fbft {
         true
     }
 
-    fn message_position(msg: &Message) -> Option<(u64, Option<u64>)> {
-        Some(match msg {
-            Message::Announce(a) => (a.block.header.number, Some(a.block.header.view)),
-            Message::Prepare(v) | Message::Commit(v) => (v.number, None),
-            Message::Prepared(c) | Message::Committed(c) => (c.number, None),
-            Message::ViewChange(v) => (v.number, Some(v.view)),
-            Message::NewView(v) => (v.number, Some(v.view)),
-            _ => return None,
-        })
-    }
-
     fn on_message(&mut self, now_ms: u64, peer: PeerId, msg: Message, out: &mut Vec<Effect>) {
         // Status and sync are the caller's business.
-        let Some((number, view)) = Self::message_position(&msg) else {
+        let Some((number, view)) = msg.position() else {
             return;
         };
         // Only members of the round's committee speak in its consensus. A message of a later
         // height may come from a member of a later epoch's committee, though: it still tells
         // us we are behind (catch-up checks what it fetches), and is kept for that height.
         let member = self.committee.member_by_transport_key(&peer);
+        // At the tip's height and the round's, who may speak is known: the tip's committee
+        // (late commits, the enlarged certificate) and the round's. Anyone else there is
+        // forging; older and later heights are dropped or kept without blame (a member of a
+        // later epoch may be ahead of us).
+        let outsider = member.is_none()
+            && self.tip_committee.member_by_transport_key(&peer).is_none()
+            && (number == self.tip.number || number == self.round.number);
+        if outsider {
+            return Self::fault(
+                out,
+                peer,
+                FaultKind::Protocol,
+                format!(
+                    "{} for #{number} from a peer outside the committee",
+                    msg.name()
+                ),
+            );
+        }
         if let Message::Commit(v) = &msg {
             self.note_commit(&peer, v, out);
         }

@@ -1,0 +1,338 @@
+//! The node under attack from a peer it knows: a live 4-node localnet, and an attacker that
+//! holds an observer's pinned transport key (so its handshakes succeed) and speaks the wire
+//! protocol badly on purpose. For each attack: finality keeps its pace (p99 at most twice the
+//! idle figure, with a floor for a 2-core machine's scheduling noise), the attacked node's
+//! memory stays bounded, and the attacker is scored down or refused. Figures are printed and
+//! recorded in benches/README.md ("under attack").
+
+mod support;
+
+use appliance::net::{Mesh, MeshConfig, MeshHandle, PeerInfo, TransportIdentity};
+use consensus::{Message, SyncRequest, TxBatch, Vote};
+use rand::RngCore;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::*;
+
+const VALIDATORS: usize = 4;
+/// One fresh observer key per attack: an attacker banned in one attack would be refused at
+/// the door in the next.
+const ATTACKS: usize = 5;
+/// 15 s of 250 ms blocks: about 60 samples, so the p99 is the second-worst block rather than
+/// the single worst (one scheduling hiccup of a 2-core machine).
+const WINDOW: Duration = Duration::from_secs(15);
+/// The idle baseline runs longer, for a steadier p99.
+const IDLE_WINDOW: Duration = Duration::from_secs(24);
+/// The p99 bound is 2× idle, but never below this: a 2-core CI machine runs four nodes, the
+/// attacker and the test at once, and idle p99s of 60–130 ms were seen there.
+const P99_FLOOR_MS: f64 = 100.0;
+/// Growth of the attacked node's resident memory allowed during one attack.
+const RSS_GROWTH_MIB: u64 = 192;
+
+/// The attacker: a mesh with observer `k`'s key, dialing the four validators.
+struct Attacker {
+    mesh: MeshHandle,
+}
+
+fn attacker(dir: &Path, k: usize) -> Attacker {
+    let spec = state::ChainSpec::load(&dir.join("chain-spec.toml")).unwrap();
+    let identity = TransportIdentity::from_pkcs8_file(
+        dir.join(format!("node{}/keys/transport.pk8", VALIDATORS + k)),
+    )
+    .unwrap();
+    let peers: Vec<PeerInfo> = appliance::directory::PeerDirectory::new(&spec, &[])
+        .peer_infos()
+        .into_iter()
+        .take(VALIDATORS)
+        .collect();
+    let (mesh, _inbound) = Mesh::start(MeshConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        identity,
+        peers,
+        spec_hash: spec.hash().0,
+        max_message_bytes: appliance::net::MAX_MESSAGE_BYTES,
+    })
+    .unwrap();
+    Attacker { mesh }
+}
+
+impl Attacker {
+    fn to_all(&self, payload: Vec<u8>) {
+        self.mesh.broadcast(payload);
+    }
+}
+
+fn random(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    b
+}
+
+/// The finality samples (µs) node 0 recorded for blocks in `from..=to`.
+async fn finality(c: &jsonrpsee::http_client::HttpClient, from: u64, to: u64) -> Vec<u64> {
+    use jsonrpsee::core::client::ClientT;
+    let ring: Vec<(u64, u64)> = c
+        .request("hmy_finalityStats", jsonrpsee::rpc_params![])
+        .await
+        .unwrap();
+    ring.into_iter()
+        .filter(|(n, _)| (from..=to).contains(n))
+        .map(|(_, us)| us)
+        .collect()
+}
+
+fn p99_ms(mut us: Vec<u64>) -> f64 {
+    assert!(
+        us.len() >= 10,
+        "too few blocks finalized to measure: {}",
+        us.len()
+    );
+    us.sort_unstable();
+    us[((us.len() - 1) as f64 * 0.99).round() as usize] as f64 / 1000.0
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Node 0's count of faults and score bans (what the attacker earns).
+async fn punishment(offset: u16) -> (f64, f64) {
+    (
+        metric(offset, 0, "harmony_network_peer_faults_total").await,
+        metric(
+            offset,
+            0,
+            "harmony_network_peer_bans_total{reason=\"score\"}",
+        )
+        .await,
+    )
+}
+
+struct Measured {
+    p99_ms: f64,
+    blocks: usize,
+    rss_max_mib: u64,
+}
+
+/// Runs `attack` in a loop for one window (or only waits when it is None) and measures.
+async fn window(
+    client: &jsonrpsee::http_client::HttpClient,
+    tip: &AtomicU64,
+    pid: u32,
+    attack: Option<Attack>,
+    length: Duration,
+) -> Measured {
+    let from = height(client).await + 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = attack.map(|mut attack| {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                attack(round);
+                round += 1;
+            }
+        })
+    });
+    let started = Instant::now();
+    let mut rss_max = rss_mib(pid);
+    while started.elapsed() < length {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        rss_max = rss_max.max(rss_mib(pid));
+        tip.store(height(client).await, Ordering::Relaxed);
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = task {
+        t.await.unwrap();
+    }
+    let to = height(client).await;
+    let samples = finality(client, from, to).await;
+    Measured {
+        blocks: samples.len(),
+        p99_ms: p99_ms(samples),
+        rss_max_mib: rss_max,
+    }
+}
+
+/// Paces a loop to about `per_s` iterations a second.
+fn pace(per_s: u64) {
+    std::thread::sleep(Duration::from_micros(1_000_000 / per_s));
+}
+
+/// One attack step, called in a loop with its round number.
+type Attack = Box<dyn FnMut(u64) + Send>;
+
+/// The attacks; `tip` follows node 0's height (the forger aims at the round in progress).
+fn attacks(dir: &Path, tip: Arc<AtomicU64>) -> Vec<(&'static str, Attack)> {
+    let a: Vec<Attacker> = (0..ATTACKS).map(|k| attacker(dir, k)).collect();
+    let mut a = a.into_iter();
+    let garbage = a.next().unwrap();
+    let duplicates = a.next().unwrap();
+    let forged = a.next().unwrap();
+    let sync = a.next().unwrap();
+    let storm_dir = dir.to_path_buf();
+    drop(a);
+    // One transaction-shaped blob, copied 10,000 times in every batch.
+    let blob = random(110);
+    vec![
+        (
+            "undecodable messages (1 KiB, 1,000/s)",
+            Box::new(move |_| {
+                let mut m = vec![0xee];
+                m.extend(random(1024));
+                garbage.to_all(m);
+                pace(1000);
+            }),
+        ),
+        (
+            "duplicated transactions (10,000 copies a batch, 20 batches/s)",
+            Box::new(move |_| {
+                let batch = TxBatch {
+                    transactions: vec![blob.clone().into(); 10_000],
+                };
+                duplicates.to_all(Message::Transactions(batch).encode());
+                pace(20);
+            }),
+        ),
+        (
+            "forged prepare and commit votes at the tip and the round (2,000/s)",
+            Box::new(move |round| {
+                let vote = Vote {
+                    number: tip.load(Ordering::Relaxed) + round % 2,
+                    view: 1,
+                    hash: random(32).as_slice().try_into().unwrap(),
+                    bitmap: vec![0x0f].into(),
+                    signature: random(192).into(),
+                };
+                let msg = if round % 2 == 0 {
+                    Message::Prepare(vote)
+                } else {
+                    Message::Commit(vote)
+                };
+                forged.to_all(msg.encode());
+                pace(2000);
+            }),
+        ),
+        (
+            "sync requests for 64 blocks (500/s)",
+            Box::new(move |_| {
+                let req = SyncRequest { from: 0, count: 64 };
+                sync.to_all(Message::SyncRequest(req).encode());
+                pace(500);
+            }),
+        ),
+        (
+            "reconnect storm (a new connection every 50 ms)",
+            Box::new(move |_| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let a = attacker(&storm_dir, ATTACKS - 1);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    a.mesh.shutdown().await;
+                });
+            }),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finality_memory_and_scores_hold_under_each_attack() {
+    // On tmpfs when there is one: fsync spikes of a shared VM disk would otherwise dominate
+    // the p99 of both windows; what is measured here is the network and CPU cost of attacks.
+    let dir = if Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm").unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let offset = port_offset(8700);
+    generate(
+        dir.path(),
+        offset,
+        &[
+            "--block-time-ms",
+            "250",
+            "--observers",
+            &ATTACKS.to_string(),
+        ],
+    );
+    // The validators only: the observers' keys belong to the attacker.
+    let nodes = Nodes::start(dir.path(), VALIDATORS, "warn");
+    let pid = nodes.pid(0).unwrap();
+    let client = client(9500 + offset);
+    wait_for("block 8", Duration::from_secs(60), async || {
+        height(&client).await >= 8
+    })
+    .await;
+
+    let tip = Arc::new(AtomicU64::new(0));
+    let cpu_idle = cpu_s(pid);
+    let idle = window(&client, &tip, pid, None, IDLE_WINDOW).await;
+    let cpu_idle = (cpu_s(pid) - cpu_idle) * WINDOW.as_secs_f64() / IDLE_WINDOW.as_secs_f64();
+    let bound = (2.0 * idle.p99_ms).max(P99_FLOOR_MS);
+    println!(
+        "idle: p99 {:.1} ms over {} blocks, RSS {} MiB, CPU node 0 {cpu_idle:.1} s per {} s; bound under attack: p99 {:.1} ms",
+        idle.p99_ms, idle.blocks, idle.rss_max_mib, WINDOW.as_secs(), bound
+    );
+    let mut report = Vec::new();
+    // `ATTACK=<word>` runs only the attacks whose name contains it (for investigating one).
+    let only = std::env::var("ATTACK").ok();
+    for (name, attack) in attacks(dir.path(), tip.clone()) {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
+        let cpu_before = (cpu_s(pid), cpu_s(std::process::id()));
+        let before = punishment(offset).await;
+        let rss_before = rss_mib(pid);
+        let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
+        let after = punishment(offset).await;
+        let line = format!(
+            "{name}: p99 {:.1} ms over {} blocks (idle {:.1}), RSS {} → max {} MiB, attacker faults +{}, bans +{}; CPU node 0 {:.1} s, attacker {:.1} s",
+            m.p99_ms,
+            m.blocks,
+            idle.p99_ms,
+            rss_before,
+            m.rss_max_mib,
+            after.0 - before.0,
+            after.1 - before.1,
+            cpu_s(pid) - cpu_before.0,
+            cpu_s(std::process::id()) - cpu_before.1,
+        );
+        println!("{line}");
+        report.push(line.clone());
+        assert!(m.p99_ms <= bound, "finality slowed: {line}");
+        assert!(
+            m.rss_max_mib <= rss_before + RSS_GROWTH_MIB,
+            "memory grew: {line}"
+        );
+        assert!(
+            after.0 > before.0 || after.1 > before.1 || name.starts_with("reconnect"),
+            "the attacker was not scored down: {line}"
+        );
+    }
+    println!("under attack, summary:\n{}", report.join("\n"));
+}
