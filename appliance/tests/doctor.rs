@@ -44,6 +44,20 @@ fn doctor(node: &Path, extra: &[&str]) -> (bool, Vec<Value>) {
     (out.status.success(), findings)
 }
 
+/// The `rpc.listen` address of a generated node's config.
+fn rpc_listen(node: &Path) -> String {
+    let cfg = std::fs::read_to_string(node.join("config.toml")).unwrap();
+    cfg.split("[rpc]")
+        .nth(1)
+        .and_then(|s| s.lines().find(|l| l.starts_with("listen = ")))
+        .map(|l| {
+            l.trim_start_matches("listen = ")
+                .trim_matches('"')
+                .to_string()
+        })
+        .unwrap()
+}
+
 fn finding<'a>(findings: &'a [Value], check: &str) -> &'a Value {
     findings
         .iter()
@@ -159,17 +173,7 @@ fn another_validators_bls_keys_fail_membership() {
 #[test]
 fn a_port_in_use_fails() {
     let (_dir, node) = network(8070);
-    let cfg = std::fs::read_to_string(node.join("config.toml")).unwrap();
-    let rpc = cfg
-        .split("[rpc]")
-        .nth(1)
-        .and_then(|s| s.lines().find(|l| l.starts_with("listen = ")))
-        .map(|l| {
-            l.trim_start_matches("listen = ")
-                .trim_matches('"')
-                .to_string()
-        })
-        .unwrap();
+    let rpc = rpc_listen(&node);
     let _held = std::net::TcpListener::bind(&rpc).unwrap();
     let r = doctor(&node, &["--skip", "peers"]);
     assert_fails(&r, "ports", "ss -lntup");
@@ -205,17 +209,7 @@ fn an_unknown_check_name_is_refused() {
 fn a_running_node_is_examined_without_taking_its_database_or_ports() {
     let (dir, node) = network(8090);
     let mut nodes = Nodes::start(dir.path(), 2, "warn");
-    let cfg = std::fs::read_to_string(node.join("config.toml")).unwrap();
-    let rpc = cfg
-        .split("[rpc]")
-        .nth(1)
-        .and_then(|s| s.lines().find(|l| l.starts_with("listen = ")))
-        .map(|l| {
-            l.trim_start_matches("listen = ")
-                .trim_matches('"')
-                .to_string()
-        })
-        .unwrap();
+    let rpc = rpc_listen(&node);
     wait_port(&rpc, std::time::Duration::from_secs(60));
     // Give the two nodes a moment to connect.
     std::thread::sleep(std::time::Duration::from_secs(3));

@@ -334,5 +334,76 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
             "the attacker was not scored down: {line}"
         );
     }
+    // The RPC attacker: costly calls from four connections at once against node 0's port.
+    if only.as_ref().is_none_or(|o| "rpc".contains(o.as_str())) {
+        let name = "RPC: endless eth_call loops, whole-chain eth_feeHistory, 1,000-address eth_getLogs (4 clients)";
+        let refused_before = metric(offset, 0, "harmony_rpc_refused_total").await
+            + metric(
+                offset,
+                0,
+                "harmony_rpc_requests_total{method=\"eth_call\",status=\"error\"}",
+            )
+            .await;
+        let rss_before = rss_mib(pid);
+        let cpu_before = cpu_s(pid);
+        let port = 9500 + offset;
+        let attack: Attack = Box::new(move |round| {
+            let bodies = [
+                r#"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"data":"0x5b600056","gas":"0x3b9aca00"},"latest"]}"#.to_string(),
+                r#"{"jsonrpc":"2.0","id":1,"method":"eth_feeHistory","params":["0x400","latest",[1,50,99]]}"#.to_string(),
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{{"fromBlock":"0x0","toBlock":"latest","address":[{}]}}]}}"#,
+                    (0..1000).map(|i| format!("\"0x{i:040x}\"")).collect::<Vec<_>>().join(",")
+                ),
+            ];
+            std::thread::scope(|s| {
+                for c in 0..4 {
+                    let body = &bodies[(round as usize + c) % bodies.len()];
+                    s.spawn(move || rpc_post(port, body));
+                }
+            });
+        });
+        let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
+        let refused = metric(offset, 0, "harmony_rpc_refused_total").await
+            + metric(
+                offset,
+                0,
+                "harmony_rpc_requests_total{method=\"eth_call\",status=\"error\"}",
+            )
+            .await
+            - refused_before;
+        let line = format!(
+            "{name}: p99 {:.1} ms over {} blocks (idle {:.1}), RSS {} → max {} MiB, refused or failed calls +{refused}; CPU node 0 {:.1} s",
+            m.p99_ms,
+            m.blocks,
+            idle.p99_ms,
+            rss_before,
+            m.rss_max_mib,
+            cpu_s(pid) - cpu_before,
+        );
+        println!("{line}");
+        report.push(line.clone());
+        assert!(m.p99_ms <= bound, "finality slowed: {line}");
+        assert!(
+            m.rss_max_mib <= rss_before + RSS_GROWTH_MIB,
+            "memory grew: {line}"
+        );
+        assert!(refused > 0.0, "no call was refused or capped: {line}");
+    }
     println!("under attack, summary:\n{}", report.join("\n"));
+}
+
+/// One JSON-RPC POST over a fresh connection; the answer is read and dropped.
+fn rpc_post(port: u16, body: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = s.read_to_end(&mut Vec::new());
 }
