@@ -170,6 +170,10 @@ fn suite_mockhsm_connector() {
         Box::new(yubi::HsmSigner::open(client.clone(), &files).unwrap())
     });
 
+    // The health probe (`harmony_signer_up`) is an echo through the open session.
+    let probed = yubi::HsmSigner::open(client.clone(), &files).unwrap();
+    hsm::Signer::probe(&probed).unwrap();
+
     // The transport key signs through the HSM and verifies with its public key.
     let t = yubi::HsmEd25519Key::open(client.clone(), profile.transport_key.id).unwrap();
     let sig = t.sign(b"hello").unwrap();
