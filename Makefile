@@ -59,7 +59,7 @@ bench: deps peers
 ## cargo-fuzz`): each target for FUZZ_SECONDS, corpora in fuzz/corpus and accel/fuzz/corpus.
 FUZZ_SECONDS ?= 600
 fuzz:
-	cd fuzz && for t in message block transactions economics; do \
+	cd fuzz && for t in message block transactions economics frame rpc_params; do \
 		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 	cd accel/fuzz && cargo +nightly fuzz run point_decoders -- -max_total_time=$(FUZZ_SECONDS)
 

@@ -205,6 +205,24 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     m
 }
 
+/// Entry points for `cargo fuzz` (`fuzz/fuzz_targets/rpc_params.rs`): every parser that turns
+/// request JSON into typed parameters before any chain read. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use serde_json::Value;
+
+    /// Runs each parameter parser on `v` (they must refuse, never panic).
+    pub fn parse_all(v: &Value) {
+        let _ = super::params::call_request(v);
+        let _ = super::logs::Filter::parse_criteria(v);
+        let _ = super::params::parse_hash(v, "hash");
+        let _ = super::params::parse_address(v, "address");
+        let _ = super::params::quantity_u64(v, "quantity");
+        let _ = super::params::quantity_u256(v, "quantity");
+        let _ = super::params::is_tip_tag(v.as_str().unwrap_or_default());
+    }
+}
+
 /// Subscription ids as Ethereum clients issue them: 0x-prefixed random hex.
 #[derive(Debug)]
 struct HexIdProvider;
