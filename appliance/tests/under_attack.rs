@@ -323,13 +323,8 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
             cpu_s(pid) - cpu_before.0,
             cpu_s(std::process::id()) - cpu_before.1,
         );
-        println!("{line}");
+        check_held(&m, bound, rss_before, &line);
         report.push(line.clone());
-        assert!(m.p99_ms <= bound, "finality slowed: {line}");
-        assert!(
-            m.rss_max_mib <= rss_before + RSS_GROWTH_MIB,
-            "memory grew: {line}"
-        );
         assert!(
             after.0 > before.0 || after.1 > before.1 || name.starts_with("reconnect"),
             "the attacker was not scored down: {line}"
@@ -338,25 +333,20 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
     // The RPC attacker: costly calls from four connections at once against node 0's port.
     if only.as_ref().is_none_or(|o| "rpc".contains(o.as_str())) {
         let name = "RPC: endless eth_call loops, whole-chain eth_feeHistory, 1,000-address eth_getLogs (4 clients)";
-        let refused_before = metric(offset, 0, "harmony_rpc_refused_total").await
-            + metric(
-                offset,
-                0,
-                "harmony_rpc_requests_total{method=\"eth_call\",status=\"error\"}",
-            )
-            .await;
+        let refused_before = rpc_refusals(offset).await;
         let rss_before = rss_mib(pid);
         let cpu_before = cpu_s(pid);
         let port = 9500 + offset;
+        let addresses: Vec<String> = (0..1000).map(|i| format!("\"0x{i:040x}\"")).collect();
+        let bodies = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"data":"0x5b600056","gas":"0x3b9aca00"},"latest"]}"#.to_string(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_feeHistory","params":["0x400","latest",[1,50,99]]}"#.to_string(),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{{"fromBlock":"0x0","toBlock":"latest","address":[{}]}}]}}"#,
+                addresses.join(",")
+            ),
+        ];
         let attack: Attack = Box::new(move |round| {
-            let bodies = [
-                r#"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[{"data":"0x5b600056","gas":"0x3b9aca00"},"latest"]}"#.to_string(),
-                r#"{"jsonrpc":"2.0","id":1,"method":"eth_feeHistory","params":["0x400","latest",[1,50,99]]}"#.to_string(),
-                format!(
-                    r#"{{"jsonrpc":"2.0","id":1,"method":"eth_getLogs","params":[{{"fromBlock":"0x0","toBlock":"latest","address":[{}]}}]}}"#,
-                    (0..1000).map(|i| format!("\"0x{i:040x}\"")).collect::<Vec<_>>().join(",")
-                ),
-            ];
             std::thread::scope(|s| {
                 for c in 0..4 {
                     let body = &bodies[(round as usize + c) % bodies.len()];
@@ -365,14 +355,7 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
             });
         });
         let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
-        let refused = metric(offset, 0, "harmony_rpc_refused_total").await
-            + metric(
-                offset,
-                0,
-                "harmony_rpc_requests_total{method=\"eth_call\",status=\"error\"}",
-            )
-            .await
-            - refused_before;
+        let refused = rpc_refusals(offset).await - refused_before;
         let line = format!(
             "{name}: p99 {:.1} ms over {} blocks (idle {:.1}), RSS {} → max {} MiB, refused or failed calls +{refused}; CPU node 0 {:.1} s",
             m.p99_ms,
@@ -382,16 +365,32 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
             m.rss_max_mib,
             cpu_s(pid) - cpu_before,
         );
-        println!("{line}");
+        check_held(&m, bound, rss_before, &line);
         report.push(line.clone());
-        assert!(m.p99_ms <= bound, "finality slowed: {line}");
-        assert!(
-            m.rss_max_mib <= rss_before + RSS_GROWTH_MIB,
-            "memory grew: {line}"
-        );
         assert!(refused > 0.0, "no call was refused or capped: {line}");
     }
     println!("under attack, summary:\n{}", report.join("\n"));
+}
+
+/// Prints an attack's figures and asserts that finality and memory held.
+fn check_held(m: &Measured, bound: f64, rss_before: u64, line: &str) {
+    println!("{line}");
+    assert!(m.p99_ms <= bound, "finality slowed: {line}");
+    assert!(
+        m.rss_max_mib <= rss_before + RSS_GROWTH_MIB,
+        "memory grew: {line}"
+    );
+}
+
+/// Node 0's RPC calls refused (host, origin, busy) or failed (`eth_call` out of capped gas).
+async fn rpc_refusals(offset: u16) -> f64 {
+    metric(offset, 0, "harmony_rpc_refused_total").await
+        + metric(
+            offset,
+            0,
+            "harmony_rpc_requests_total{method=\"eth_call\",status=\"error\"}",
+        )
+        .await
 }
 
 /// One JSON-RPC POST over a fresh connection; the answer is read and dropped.

@@ -193,6 +193,7 @@ pub async fn run(
         gossip_tx,
     )?;
     let mut status_tick = tokio::time::interval(ctx.status_interval);
+    let observed = observe::Observed::for_keys(ctx.signer.public_keys());
     let mut d = Driver {
         ctx,
         mesh,
@@ -215,7 +216,7 @@ pub async fn run(
         evidence: Default::default(),
         evidence_checked: evidence_tx,
         vdfs: Default::default(),
-        observed: Default::default(),
+        observed,
     };
     d.refresh_peers();
     d.publish_validator();

@@ -24,6 +24,16 @@ pub(super) struct Observed {
     probed: Option<Instant>,
 }
 
+impl Observed {
+    /// For a signer holding `keys` (their labels are computed once, here).
+    pub(super) fn for_keys(keys: &[accel::PublicKey]) -> Self {
+        Self {
+            keys: keys.iter().map(key_label).collect(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Raises a Prometheus counter to `value` (for monotonic counters kept elsewhere).
 pub(super) fn sync_counter(c: &prometheus::IntCounter, value: u64) {
     let now = c.get();
@@ -45,15 +55,6 @@ impl Driver {
         match &result {
             Ok(_) => {
                 m.signer_up.set(1);
-                if self.observed.keys.is_empty() {
-                    self.observed.keys = self
-                        .ctx
-                        .signer
-                        .public_keys()
-                        .iter()
-                        .map(key_label)
-                        .collect();
-                }
                 for key in &self.observed.keys {
                     m.signatures
                         .with_label_values(&[key, req.kind.name()])
@@ -116,8 +117,8 @@ impl Driver {
             return;
         };
         let mut board = Vec::new();
-        for key in self.ctx.signer.public_keys() {
-            let label = key_label(key);
+        let keys = self.ctx.signer.public_keys().iter();
+        for (key, label) in keys.zip(&self.observed.keys) {
             let Some(i) = committee.keys.iter().position(|k| k.public_key == *key) else {
                 continue;
             };
@@ -126,11 +127,11 @@ impl Driver {
             } else {
                 &m.blocks_missed
             };
-            counter.with_label_values(&[&label]).inc();
+            counter.with_label_values(&[label]).inc();
             board.push(crate::chain::KeySigning {
-                signed: m.blocks_signed.with_label_values(&[&label]).get(),
-                missed: m.blocks_missed.with_label_values(&[&label]).get(),
-                key: label,
+                signed: m.blocks_signed.with_label_values(&[label]).get(),
+                missed: m.blocks_missed.with_label_values(&[label]).get(),
+                key: label.clone(),
             });
         }
         self.ctx.board.status.locked().keys = board;

@@ -19,9 +19,13 @@ pub struct Doctor {
     peer_timeout: Duration,
     cfg: Option<NodeConfig>,
     spec: Option<ChainSpec>,
+    /// The spec's committee (built once by the chain-spec check).
+    committee: Option<consensus::Committee>,
     /// A node process holds the database (so it also holds the guard and the ports).
     running: bool,
     backend: Option<Box<dyn Signer>>,
+    /// The backend's BLS public keys (the guard check consumes the backend itself).
+    bls_keys: Option<Vec<accel::PublicKey>>,
     identity: Option<TransportIdentity>,
 }
 
@@ -35,8 +39,10 @@ impl Doctor {
             peer_timeout: Duration::from_millis(args.peer_timeout_ms),
             cfg: None,
             spec: None,
+            committee: None,
             running: false,
             backend: None,
+            bls_keys: None,
             identity: None,
         }
     }
@@ -110,13 +116,17 @@ impl Doctor {
                 )
             }
         };
-        if let Err(e) = consensus::Committee::from_spec(&spec) {
-            return Finding::fail(
-                "chain-spec",
-                format!("{}: its committee is invalid: {e}", path.display()),
-                "get the network's published chain spec again; this file is damaged or altered",
-            );
-        }
+        let committee = match consensus::Committee::from_spec(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                return Finding::fail(
+                    "chain-spec",
+                    format!("{}: its committee is invalid: {e}", path.display()),
+                    "get the network's published chain spec again; this file is damaged or \
+                     altered",
+                )
+            }
+        };
         let f = Finding::ok(
             "chain-spec",
             format!(
@@ -129,6 +139,7 @@ impl Doctor {
             ),
         );
         self.spec = Some(spec);
+        self.committee = Some(committee);
         f
     }
 
@@ -224,6 +235,7 @@ impl Doctor {
                     k.backend,
                     hex::encode(identity.public_key())
                 );
+                self.bls_keys = Some(signer.public_keys().to_vec());
                 self.backend = Some(signer);
                 self.identity = Some(identity);
                 Finding::ok("keys", detail)
@@ -286,12 +298,10 @@ impl Doctor {
     }
 
     fn membership(&mut self) -> Finding {
-        let (Some(spec), Some(identity)) = (&self.spec, &self.identity) else {
+        let (Some(committee), Some(identity), Some(mine)) =
+            (&self.committee, &self.identity, &self.bls_keys)
+        else {
             return Finding::skip("membership", "needs the chain spec and the keys");
-        };
-        let committee = match consensus::Committee::from_spec(spec) {
-            Ok(c) => c,
-            Err(e) => return Finding::skip("membership", format!("committee: {e}")),
         };
         let Some(me) = committee.member_by_transport_key(&identity.public_key()) else {
             return Finding::ok(
@@ -306,18 +316,7 @@ impl Doctor {
                 format!("validator {me} of the chain spec (BLS keys checked by the running node)"),
             );
         }
-        let mine = match &self.backend {
-            Some(s) => s.public_keys().to_vec(),
-            // The guard check took the signer; its keys are the ones it opened.
-            None => match super::super::keys::open_backend(
-                &self.data_dir,
-                &self.cfg.as_ref().expect("checked").keys,
-            ) {
-                Ok((s, _)) => s.public_keys().to_vec(),
-                Err(e) => return Finding::skip("membership", format!("keys: {e}")),
-            },
-        };
-        if mine != consensus::fbft::member_keys(&committee, me) {
+        if *mine != consensus::fbft::member_keys(committee, me) {
             return Finding::fail(
                 "membership",
                 format!(
@@ -343,8 +342,9 @@ impl Doctor {
         let quic = cfg.network.listen.or_else(|| {
             let spec = self.spec.as_ref()?;
             let id = self.identity.as_ref()?;
-            let c = consensus::Committee::from_spec(spec).ok()?;
-            c.member_by_transport_key(&id.public_key())
+            self.committee
+                .as_ref()?
+                .member_by_transport_key(&id.public_key())
                 .map(|me| spec.validators[me].endpoint)
         });
         if let Some(q) = quic {
