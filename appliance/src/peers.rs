@@ -24,6 +24,10 @@ pub fn penalty(kind: FaultKind) -> i32 {
 pub const BAN_THRESHOLD: i32 = -100;
 /// How long a ban lasts.
 pub const BAN_TIME: Duration = Duration::from_secs(60);
+/// Incoming connections one peer may complete per status interval. An honest peer connects
+/// once and redials at most every 200 ms after a loss (with back-off); each connection past
+/// this costs a protocol fault, so a reconnect storm is banned within a second or two.
+pub const CONNECTIONS_PER_INTERVAL: u32 = 4;
 /// Points regained per status interval (good behaviour heals).
 pub const RECOVERY_PER_TICK: i32 = 2;
 
@@ -76,8 +80,16 @@ impl PeerBook {
 
     /// Records a fault of `kind`; true when the peer has just been banned.
     pub fn fault(&mut self, peer: usize, kind: FaultKind, now: Instant) -> bool {
+        self.faults(peer, kind, 1, now)
+    }
+
+    /// Records `times` faults of `kind` at once (transport reports come in counts); true when
+    /// the peer has just been banned.
+    pub fn faults(&mut self, peer: usize, kind: FaultKind, times: u32, now: Instant) -> bool {
         let s = self.scores.entry(peer).or_default();
-        s.points -= penalty(kind);
+        // Past a ban's worth the count no longer matters; the cap keeps the product small.
+        let times = times.min((-BAN_THRESHOLD / FAULT_PENALTY) as u32) as i32;
+        s.points = s.points.saturating_sub(penalty(kind) * times);
         if s.points <= BAN_THRESHOLD && s.banned_until.is_none() {
             s.banned_until = Some(now + BAN_TIME);
             return true;
@@ -202,5 +214,22 @@ mod tests {
         assert!(!b.received(2, 3), "reported once per interval");
         b.tick(t);
         assert!(!b.received(2, 3));
+    }
+
+    #[test]
+    fn counted_faults_weigh_like_single_ones_and_cap_at_a_ban() {
+        let t = Instant::now();
+        let mut b = PeerBook::default();
+        assert!(!b.faults(1, FaultKind::Protocol, 9, t));
+        assert!(
+            b.faults(1, FaultKind::Protocol, 1, t),
+            "the 10th fault bans"
+        );
+        let mut c = PeerBook::default();
+        assert!(
+            c.faults(2, FaultKind::Malformed, u32::MAX, t),
+            "a huge count bans, without overflow"
+        );
+        assert_eq!(c.scores().collect::<Vec<_>>(), vec![(2, BAN_THRESHOLD)]);
     }
 }

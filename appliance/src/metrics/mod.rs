@@ -427,7 +427,7 @@ impl Metrics {
             ),
             dropped_messages: counter_vec(
                 "harmony_network_dropped_messages_total",
-                "Messages the mesh dropped, by reason (queue_full, send_failed, oversized, invalid_frame)",
+                "Messages the mesh dropped, by reason (queue_full, send_failed, oversized, invalid_frame, stalled)",
                 &["reason"],
             ),
             handshakes_refused: counter(

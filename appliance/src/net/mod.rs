@@ -29,6 +29,7 @@
 pub mod frame;
 pub mod identity;
 pub mod mesh;
+pub mod raw;
 pub mod verify;
 
 pub use frame::{
@@ -37,7 +38,7 @@ pub use frame::{
 };
 pub use identity::{spec_dns_name, IdentityError, TransportIdentity};
 pub use mesh::{
-    Inbound, Mesh, MeshConfig, MeshHandle, MeshStats, NetError, PeerInfo, Traffic, ALPN,
+    Inbound, Mesh, MeshConfig, MeshHandle, MeshStats, NetError, PeerInfo, PeerReport, Traffic, ALPN,
 };
 pub use verify::{PinRejection, PinnedClientVerifier, PinnedServerVerifier};
 

@@ -366,13 +366,18 @@ impl Driver {
     }
 
     fn fault(&mut self, peer: usize, kind: FaultKind, reason: &str) {
-        tracing::warn!(target: "net", peer, %kind, %reason, "rejected message from peer");
+        self.fault_times(peer, kind, 1, reason)
+    }
+
+    /// `times` faults of one kind and reason, logged once.
+    fn fault_times(&mut self, peer: usize, kind: FaultKind, times: u32, reason: &str) {
+        tracing::warn!(target: "net", peer, %kind, times, %reason, "rejected message from peer");
         self.ctx
             .metrics
             .peer_faults
             .with_label_values(&[&peer.to_string()])
-            .inc();
-        if self.peers.fault(peer, kind, Instant::now()) {
+            .inc_by(u64::from(times));
+        if self.peers.faults(peer, kind, times, Instant::now()) {
             tracing::warn!(target: "net", peer, ban_secs = crate::peers::BAN_TIME.as_secs(), "peer scored too low; disconnecting");
             self.ctx
                 .metrics

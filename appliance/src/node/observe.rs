@@ -179,6 +179,7 @@ impl Driver {
             &dropped.with_label_values(&["invalid_frame"]),
             s.dropped_invalid,
         );
+        sync_counter(&dropped.with_label_values(&["stalled"]), s.stalled_writes);
         sync_counter(&m.handshakes_refused, s.handshake_refused);
         sync_counter(&m.quic_retries, s.retries_sent);
         m.peer_score.reset();

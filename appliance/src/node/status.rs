@@ -118,6 +118,7 @@ impl Driver {
             })
             .encode(),
         );
+        self.score_transport();
         for peer in self.peers.tick(Instant::now()) {
             if !self.ctx.operator_blocks.locked().contains(&peer) {
                 tracing::info!(target: "net", peer, "ban expired; accepting the peer again");
@@ -143,5 +144,41 @@ impl Driver {
             )
         });
         self.ctx.board.status.locked().connected_peers = peers;
+    }
+
+    /// Scores what peers did at the transport level this interval: invalid frames, more
+    /// connections than [`crate::peers::CONNECTIONS_PER_INTERVAL`] (a reconnect storm), and
+    /// writes they left without progress (a slow reader).
+    fn score_transport(&mut self) {
+        use crate::peers::CONNECTIONS_PER_INTERVAL;
+        for (peer, r) in self.mesh.take_reports() {
+            if r.invalid_frames > 0 {
+                self.fault_times(
+                    peer,
+                    FaultKind::Malformed,
+                    r.invalid_frames,
+                    "invalid frames (version, length, truncated, trailing data or too slow)",
+                );
+            }
+            if r.connections > CONNECTIONS_PER_INTERVAL {
+                self.fault_times(
+                    peer,
+                    FaultKind::Protocol,
+                    r.connections - CONNECTIONS_PER_INTERVAL,
+                    &format!(
+                        "reconnect storm: {} connections in one status interval (at most {CONNECTIONS_PER_INTERVAL})",
+                        r.connections
+                    ),
+                );
+            }
+            if r.stalled > 0 {
+                self.fault_times(
+                    peer,
+                    FaultKind::Protocol,
+                    r.stalled,
+                    "slow reader: left a message unread for the write stall timeout",
+                );
+            }
+        }
     }
 }

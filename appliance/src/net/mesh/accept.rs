@@ -10,6 +10,7 @@ pub(super) struct Acceptor {
     /// Peers refused at the door (operator block or bad score); shared with the handle.
     pub(super) blocked: Arc<Blocklist>,
     pub(super) counters: Arc<Counters>,
+    pub(super) reports: Reports,
     pub(super) inbound: mpsc::Sender<Inbound>,
     pub(super) max_message_bytes: usize,
 }
@@ -97,6 +98,7 @@ pub(super) async fn handle_incoming(
         conn.close(VarInt::from_u32(CLOSE_BLOCKED), b"blocked");
         return;
     }
+    report(&acceptor.reports, from, |r| r.connections += 1);
     let older = acceptor
         .blocked
         .incoming
@@ -175,6 +177,7 @@ pub(super) async fn read_one(
         }
         Err(e) => {
             bump(&acceptor.counters.dropped_invalid);
+            report(&acceptor.reports, from, |r| r.invalid_frames += 1);
             warn!(
                 target: "harmony::net",
                 peer = from,

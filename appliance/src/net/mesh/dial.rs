@@ -9,12 +9,14 @@ pub(super) struct Dialer {
     pub(super) server_name: String,
     pub(super) endpoint: quinn::Endpoint,
     pub(super) counters: Arc<Counters>,
+    pub(super) reports: Reports,
     pub(super) connected: Arc<AtomicBool>,
 }
 
-/// A message being sent, and whether it already failed once.
+/// A message being sent (still charged to the queue's byte budget), and whether it already
+/// failed once.
 pub(super) struct Outgoing {
-    pub(super) payload: Arc<Vec<u8>>,
+    pub(super) queued: Queued,
     pub(super) retried: bool,
 }
 
@@ -28,11 +30,15 @@ pub(super) enum DialFailure {
 pub(super) enum PumpEnd {
     Shutdown,
     Lost(ConnectionError),
+    /// The peer left a write without progress for [`WRITE_STALL_TIMEOUT`].
+    Stalled,
 }
 
 pub(super) enum WriteFailure {
     /// The connection is gone.
     Connection(ConnectionError),
+    /// No progress for [`WRITE_STALL_TIMEOUT`].
+    Stalled,
     /// The peer refused this stream; the connection may be fine.
     Stream(String),
 }
@@ -40,7 +46,7 @@ pub(super) enum WriteFailure {
 impl Dialer {
     pub(super) async fn run(
         self,
-        mut queue: mpsc::Receiver<Arc<Vec<u8>>>,
+        mut queue: mpsc::Receiver<Queued>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut backoff = RECONNECT_BACKOFF_MIN;
@@ -69,6 +75,18 @@ impl Dialer {
                         PumpEnd::Shutdown => {
                             conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
                             return;
+                        }
+                        PumpEnd::Stalled => {
+                            bump(&self.counters.stalled);
+                            report(&self.reports, self.peer, |r| r.stalled += 1);
+                            conn.close(VarInt::from_u32(CLOSE_STALLED), b"stalled");
+                            warn!(
+                                target: "harmony::net",
+                                peer = self.peer,
+                                addr = %self.addr,
+                                stall_secs = WRITE_STALL_TIMEOUT.as_secs(),
+                                "peer reads nothing: connection closed; redialling",
+                            );
                         }
                         PumpEnd::Lost(e) if is_tls_refusal(&e) => {
                             bump(&self.counters.handshake_refused);
@@ -188,7 +206,7 @@ impl Dialer {
     pub(super) async fn pump(
         &self,
         conn: &quinn::Connection,
-        queue: &mut mpsc::Receiver<Arc<Vec<u8>>>,
+        queue: &mut mpsc::Receiver<Queued>,
         shutdown: &mut watch::Receiver<bool>,
         pending: &mut Option<Outgoing>,
     ) -> PumpEnd {
@@ -200,13 +218,15 @@ impl Dialer {
                     _ = stopped(shutdown) => return PumpEnd::Shutdown,
                     e = conn.closed() => return PumpEnd::Lost(e),
                     m = queue.recv() => match m {
-                        Some(payload) => Outgoing { payload, retried: false },
+                        Some(queued) => Outgoing { queued, retried: false },
                         None => return PumpEnd::Shutdown,
                     },
                 },
             };
-            match write_message(conn, &msg.payload).await {
+            match write_message(conn, &msg.queued.payload).await {
                 Ok(()) => bump(&self.counters.sent),
+                // The message is dropped: a peer that reads nothing gets no second try.
+                Err(WriteFailure::Stalled) => return PumpEnd::Stalled,
                 Err(WriteFailure::Stream(e)) => {
                     bump(&self.counters.send_failed);
                     warn!(
@@ -238,20 +258,33 @@ impl Dialer {
     }
 }
 
+/// Bytes written per step; each step must finish within [`WRITE_STALL_TIMEOUT`].
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Writes one framed message on a new stream. Every step (the stream, each chunk) must make
+/// progress within [`WRITE_STALL_TIMEOUT`]: a peer that grants no stream or no credit would
+/// otherwise hold this dialler, and its queue, for ever.
 pub(super) async fn write_message(
     conn: &quinn::Connection,
     payload: &[u8],
 ) -> Result<(), WriteFailure> {
-    let mut stream = conn.open_uni().await.map_err(WriteFailure::Connection)?;
+    async fn step<T>(
+        f: impl std::future::Future<Output = Result<T, WriteFailure>>,
+    ) -> Result<T, WriteFailure> {
+        tokio::time::timeout(WRITE_STALL_TIMEOUT, f)
+            .await
+            .unwrap_or(Err(WriteFailure::Stalled))
+    }
+    let mut stream =
+        step(async { conn.open_uni().await.map_err(WriteFailure::Connection) }).await?;
     let map = |e: quinn::WriteError| match e {
         quinn::WriteError::ConnectionLost(c) => WriteFailure::Connection(c),
         other => WriteFailure::Stream(other.to_string()),
     };
-    stream
-        .write_all(&frame::encode_header(WIRE_VERSION, payload.len()))
-        .await
-        .map_err(map)?;
-    stream.write_all(payload).await.map_err(map)?;
+    let header = frame::encode_header(WIRE_VERSION, payload.len());
+    for chunk in std::iter::once(&header[..]).chain(payload.chunks(WRITE_CHUNK)) {
+        step(async { stream.write_all(chunk).await.map_err(map) }).await?;
+    }
     stream
         .finish()
         .map_err(|e| WriteFailure::Stream(e.to_string()))?;

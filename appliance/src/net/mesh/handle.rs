@@ -111,6 +111,7 @@ impl MeshHandle {
             server_name: inner.server_name.clone(),
             endpoint: inner.endpoint.clone(),
             counters: inner.counters.clone(),
+            reports: inner.reports.clone(),
             connected: connected.clone(),
         };
         let task = tokio::spawn(dialer.run(queue_rx, inner.shutdown_rx.clone()));
@@ -119,6 +120,7 @@ impl MeshHandle {
         tasks.push(task);
         Ok(PeerSlot {
             queue: queue_tx,
+            queued_bytes: Arc::default(),
             key: p.transport_key,
             endpoint: p.endpoint,
             connected,
@@ -176,8 +178,17 @@ impl MeshHandle {
             return;
         };
         let (kind, len) = (payload.first().copied().unwrap_or(0), payload.len() as u64);
-        match slot.queue.try_send(payload) {
-            Ok(()) => {
+        use mpsc::error::TrySendError;
+        let budget = queue_budget(self.inner.max_message_bytes);
+        // Over the byte budget is the same outcome as a full queue.
+        let sent = Charge::take(&slot.queued_bytes, payload.len(), budget).map(|charge| {
+            slot.queue.try_send(Queued {
+                payload,
+                _charge: charge,
+            })
+        });
+        match sent {
+            Some(Ok(())) => {
                 if let Some(t) = self.inner.traffic.get() {
                     let kind = (t.kind)(kind);
                     t.messages.with_label_values(&[kind]).inc();
@@ -187,13 +198,15 @@ impl MeshHandle {
                     info!(target: "harmony::net", peer = to, "send queue has room again");
                 }
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            None | Some(Err(TrySendError::Full(_))) => {
                 bump(&self.inner.counters.dropped_queue_full);
                 if !slot.dropping.swap(true, Ordering::Relaxed) {
                     warn!(
                         target: "harmony::net",
                         peer = to,
                         capacity = PEER_QUEUE_CAPACITY,
+                        queued_bytes = slot.queued_bytes.load(Ordering::Relaxed),
+                        budget,
                         connected = slot.connected.load(Ordering::Relaxed),
                         "send queue full: dropping messages to this peer until it drains"
                     );
@@ -201,7 +214,7 @@ impl MeshHandle {
                     debug!(target: "harmony::net", peer = to, "send queue full: message dropped");
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Some(Err(TrySendError::Closed(_))) => {
                 debug!(target: "harmony::net", peer = to, "mesh stopped: message dropped");
             }
         }
@@ -236,7 +249,18 @@ impl MeshHandle {
             dropped_send_failed: l(&c.send_failed),
             dropped_oversized_outgoing: l(&c.oversized_outgoing),
             retries_sent: l(&c.retries),
+            stalled_writes: l(&c.stalled),
         }
+    }
+
+    /// What each peer did at the transport level since the last call (invalid frames,
+    /// connections, stalled writes), for scoring; peers with nothing to report are left out.
+    pub fn take_reports(&self) -> Vec<(usize, PeerReport)> {
+        let mut v: Vec<_> = std::mem::take(&mut *self.inner.reports.locked())
+            .into_iter()
+            .collect();
+        v.sort_unstable_by_key(|(p, _)| *p);
+        v
     }
 
     /// Stops dialling and accepting, closes every connection and waits (a bounded time) for

@@ -29,9 +29,16 @@
 //!
 //! Memory: per incoming connection, frames being read (or waiting for room in the inbound
 //! channel) hold at most `2 * max_message_bytes` payload bytes ([`read_budget`]); the inbound
-//! channel holds at most [`INBOUND_CHANNEL_CAPACITY`] messages and each send queue
-//! [`PEER_QUEUE_CAPACITY`]. When the consumer of the inbound channel is slow, readers wait and
-//! QUIC flow control pushes back on the senders; nothing inbound is dropped for that reason.
+//! channel holds at most [`INBOUND_CHANNEL_CAPACITY`] messages, and each send queue at most
+//! [`PEER_QUEUE_CAPACITY`] messages *and* [`queue_budget`] bytes (a queue of large sync
+//! answers to a peer that reads nothing must not grow to a thousand maximal messages). When
+//! the consumer of the inbound channel is slow, readers wait and QUIC flow control pushes back
+//! on the senders; nothing inbound is dropped for that reason.
+//!
+//! Slow readers: a message whose stream makes no progress for [`WRITE_STALL_TIMEOUT`] (the
+//! peer grants no stream or no flow-control credit) ends the connection; the dialler redials
+//! with backoff. Such stalls, invalid frames and reconnections are reported per peer
+//! ([`MeshHandle::take_reports`]) so the node can score the peer: the mesh itself only counts.
 //!
 //! Handshake floods: past [`RETRY_ABOVE_PER_SECOND`] incoming handshakes in a second, clients
 //! must complete a QUIC Retry (address validation) first, so spoofed sources cost no TLS
@@ -45,7 +52,7 @@
 use crate::lock::LockExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +72,10 @@ use super::verify::{cert_ed25519_key, PinSet, PinnedClientVerifier, PinnedServer
 pub const ALPN: &[u8] = b"harmony-fbft/1";
 /// Messages queued per peer before new ones are dropped.
 pub const PEER_QUEUE_CAPACITY: usize = 1024;
+/// A message write that makes no progress for this long (no stream granted, no flow-control
+/// credit) ends the connection to that peer. geth's frame write deadline is 20 s; a validator
+/// on a data-centre link drains a 64 KiB chunk in far less than this.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Capacity, in messages, of the channel returned by [`Mesh::start`].
 pub const INBOUND_CHANNEL_CAPACITY: usize = 4096;
 /// Keep-alive period on every connection.
@@ -161,6 +172,31 @@ pub struct MeshStats {
     /// Handshakes answered with a QUIC Retry (address validation) because more than
     /// [`RETRY_ABOVE_PER_SECOND`] arrived in one second.
     pub retries_sent: u64,
+    /// Outgoing connections closed because a write made no progress for
+    /// [`WRITE_STALL_TIMEOUT`].
+    pub stalled_writes: u64,
+}
+
+/// What one peer did at the transport level since the last [`MeshHandle::take_reports`]:
+/// the node turns these into score (the mesh has no notion of score).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerReport {
+    /// Frames from it dropped as invalid (version, length, truncation, trailing data, too
+    /// slow to arrive).
+    pub invalid_frames: u32,
+    /// Incoming connections it completed (a handshake that passed the pin check).
+    pub connections: u32,
+    /// Our connections to it closed because it left a write without progress.
+    pub stalled: u32,
+}
+
+/// Reports per peer index, shared by the acceptor, the diallers and the handle.
+type Reports = Arc<Mutex<HashMap<usize, PeerReport>>>;
+
+fn report(reports: &Reports, peer: usize, f: impl FnOnce(&mut PeerReport)) {
+    let mut r = reports.locked();
+    let e = r.entry(peer).or_default();
+    f(e);
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +209,7 @@ struct Counters {
     send_failed: AtomicU64,
     oversized_outgoing: AtomicU64,
     retries: AtomicU64,
+    stalled: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -266,10 +303,12 @@ impl Mesh {
         let known: KnownPeers = Default::default();
 
         let blocked = Arc::new(Blocklist::default());
+        let reports: Reports = Default::default();
         let acceptor = Arc::new(Acceptor {
             known: known.clone(),
             blocked: blocked.clone(),
             counters: counters.clone(),
+            reports: reports.clone(),
             inbound: inbound_tx,
             max_message_bytes: max,
         });
@@ -290,6 +329,7 @@ impl Mesh {
             spec_hash: cfg.spec_hash,
             shutdown_rx,
             counters,
+            reports,
             traffic: Default::default(),
             shutdown_tx,
             tasks: Mutex::new(vec![accept_task]),
@@ -384,9 +424,44 @@ fn peer_key(conn: &quinn::Connection) -> Option<[u8; 32]> {
     cert_ed25519_key(certs.first()?).ok()
 }
 
+/// A message in a peer's send queue, with its share of the queue's byte budget.
+struct Queued {
+    payload: Arc<Vec<u8>>,
+    _charge: Charge,
+}
+
+/// Bytes charged to a send queue; given back when the message is sent or dropped.
+struct Charge {
+    queued: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Charges `bytes` to `queued` unless that would pass `budget`.
+    fn take(queued: &Arc<AtomicUsize>, bytes: usize, budget: usize) -> Option<Self> {
+        queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                q.checked_add(bytes).filter(|n| *n <= budget)
+            })
+            .ok()?;
+        Some(Self {
+            queued: queued.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 struct PeerSlot {
     /// Dropping the slot closes the queue, which ends its dialler.
-    queue: mpsc::Sender<Arc<Vec<u8>>>,
+    queue: mpsc::Sender<Queued>,
+    /// Payload bytes queued (or being written), at most [`queue_budget`].
+    queued_bytes: Arc<AtomicUsize>,
     key: [u8; 32],
     endpoint: SocketAddr,
     connected: Arc<AtomicBool>,
@@ -413,6 +488,8 @@ impl Blocklist {
 const CLOSE_BLOCKED: u32 = 0x4b;
 /// Close code sent on a peer's older connection when it opens a newer one.
 pub const CLOSE_REPLACED: u32 = 0x4c;
+/// Close code sent to a peer that left one of our writes without progress.
+pub const CLOSE_STALLED: u32 = 0x4d;
 
 struct Inner {
     blocked: Arc<Blocklist>,
@@ -428,6 +505,7 @@ struct Inner {
     spec_hash: [u8; 32],
     shutdown_rx: watch::Receiver<bool>,
     counters: Arc<Counters>,
+    reports: Reports,
     /// Per-kind counters of what is queued for peers, once the node attaches them.
     traffic: std::sync::OnceLock<Traffic>,
     shutdown_tx: watch::Sender<bool>,

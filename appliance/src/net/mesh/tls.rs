@@ -80,3 +80,9 @@ pub fn read_budget(max_message_bytes: usize) -> usize {
         .saturating_mul(2)
         .min(Semaphore::MAX_PERMITS)
 }
+
+/// Per-peer budget for queued outgoing payload bytes: room for two maximal messages, as for
+/// reading. Broadcast payloads are shared between queues, so this over-counts, never under.
+pub fn queue_budget(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(2)
+}
