@@ -246,6 +246,9 @@ async fn run_async(
             heavy: Arc::new(tokio::sync::Semaphore::new(
                 cfg.rpc.max_concurrent_heavy as usize,
             )),
+            subscribed_filters: Arc::new(tokio::sync::Semaphore::new(
+                rpc::subscribe::MAX_SUBSCRIBED_FILTER_ENTRIES,
+            )),
             metrics: metrics.clone(),
         };
         let (addr, handle) = rpc_runtime

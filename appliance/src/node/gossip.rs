@@ -109,6 +109,24 @@ impl Driver {
     /// state-dependent refusals (nonce too low after a block, say) are ordinary races and are
     /// not.
     pub(super) fn on_transactions(&mut self, peer: usize, batch: consensus::TxBatch) {
+        // A relay batch never names one transaction twice; a batch that does is built to make
+        // this node decode and recover the same bytes over and over. Dropped whole, unread.
+        let mut distinct = HashSet::with_capacity(batch.transactions.len());
+        if !batch
+            .transactions
+            .iter()
+            .all(|raw| distinct.insert(&raw[..]))
+        {
+            return self.fault(
+                peer,
+                FaultKind::Protocol,
+                &format!(
+                    "relayed batch of {} transactions names one more than once",
+                    batch.transactions.len()
+                ),
+            );
+        }
+        drop(distinct);
         if let Some(p) = self.pending_announce.as_mut().filter(|p| p.from == peer) {
             // Relayed transactions from the leader may arrive before its answer: every batch
             // from it fills what is missing, whatever the pool later thinks of each one (the

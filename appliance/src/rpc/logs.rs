@@ -15,6 +15,16 @@ pub struct Filter {
     pub to: u64,
     pub addresses: Vec<Address>,
     pub topics: Vec<Option<Vec<B256>>>,
+    /// keccak256 of each address and topic, computed on the first bloom test: a filter is
+    /// tested against every block (a subscription for as long as it lives), and hashing 1,000
+    /// addresses per block per subscription is what made a subscription storm cost two cores.
+    bloom_keys: std::sync::OnceLock<BloomKeys>,
+}
+
+#[derive(Debug, Clone)]
+struct BloomKeys {
+    addresses: Vec<B256>,
+    topics: Vec<Option<Vec<B256>>>,
 }
 
 /// Most addresses one filter may name, and most alternatives at one topic position: every
@@ -123,17 +133,26 @@ impl Filter {
 
     /// Whether a block with this bloom can hold a matching log.
     pub fn bloom_may_match(&self, bloom: &Bloom) -> bool {
-        let addr_ok = self.addresses.is_empty()
-            || self
+        let keys = self.bloom_keys.get_or_init(|| BloomKeys {
+            addresses: self
                 .addresses
                 .iter()
-                .any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())));
-        addr_ok
-            && self.topics.iter().all(|pos| match pos {
+                .map(alloy_primitives::keccak256)
+                .collect(),
+            topics: self
+                .topics
+                .iter()
+                .map(|pos| {
+                    pos.as_ref()
+                        .map(|o| o.iter().map(alloy_primitives::keccak256).collect())
+                })
+                .collect(),
+        });
+        let has = |h: &B256| bloom.contains_input(BloomInput::Hash(*h));
+        (keys.addresses.is_empty() || keys.addresses.iter().any(has))
+            && keys.topics.iter().all(|pos| match pos {
                 None => true,
-                Some(options) => options
-                    .iter()
-                    .any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice()))),
+                Some(options) => options.iter().any(has),
             })
     }
 
@@ -193,5 +212,45 @@ impl Filter {
             }
         }
         Ok(Value::Array(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bloom_of(items: &[&[u8]]) -> Bloom {
+        let mut b = Bloom::ZERO;
+        for i in items {
+            b.accrue(BloomInput::Raw(i));
+        }
+        b
+    }
+
+    #[test]
+    fn bloom_test_with_cached_hashes_matches_the_raw_test() {
+        let (a, other) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let (t, u) = (B256::repeat_byte(3), B256::repeat_byte(4));
+        let bloom = bloom_of(&[a.as_slice(), t.as_slice()]);
+        let filter = |addresses: Vec<Address>, topics: Vec<Option<Vec<B256>>>| Filter {
+            addresses,
+            topics,
+            ..Filter::default()
+        };
+        let cases = [
+            (filter(vec![], vec![]), true),
+            (filter(vec![a], vec![]), true),
+            (filter(vec![other], vec![]), false),
+            (filter(vec![other, a], vec![Some(vec![u, t])]), true),
+            (filter(vec![a], vec![None, Some(vec![u])]), false),
+        ];
+        for (f, want) in cases {
+            // Twice: the second answer comes from the cached hashes.
+            assert_eq!(f.bloom_may_match(&bloom), want, "{f:?}");
+            assert_eq!(f.bloom_may_match(&bloom), want, "{f:?} (cached)");
+            assert!(
+                !f.bloom_may_match(&Bloom::ZERO) || (f.addresses.is_empty() && f.topics.is_empty())
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ pub mod observe;
 pub mod origin;
 mod params;
 mod staking;
-mod subscribe;
+pub mod subscribe;
 
 use crate::chain::{BlockEvents, SharedPool, StatusBoard};
 use crate::config::RpcConfig;
@@ -47,6 +47,9 @@ pub struct RpcContext {
     pub limits: RpcConfig,
     /// Permits for costly requests (`rpc.max_concurrent_heavy`).
     pub heavy: Arc<tokio::sync::Semaphore>,
+    /// Addresses and topics held by live `logs` subscriptions, all connections together
+    /// ([`subscribe::MAX_SUBSCRIBED_FILTER_ENTRIES`]).
+    pub subscribed_filters: Arc<tokio::sync::Semaphore>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -223,6 +226,11 @@ pub mod fuzzing {
     }
 }
 
+/// Messages waiting for one WebSocket client; past this its subscriptions wait (and skip
+/// blocks) instead of the node buffering for a client that does not read. jsonrpsee's default
+/// is 1,024, which is 100 MiB across 100 stalled connections.
+pub const WS_MESSAGE_BUFFER: u32 = 64;
+
 /// Subscription ids as Ethereum clients issue them: 0x-prefixed random hex.
 #[derive(Debug)]
 struct HexIdProvider;
@@ -244,6 +252,7 @@ pub async fn serve(
         .max_response_body_size(16 << 20)
         .max_connections(cfg.max_connections)
         .max_subscriptions_per_connection(cfg.max_subscriptions_per_connection)
+        .set_message_buffer_capacity(WS_MESSAGE_BUFFER)
         .set_batch_request_config(BatchRequestConfig::Limit(cfg.max_batch_len))
         .set_id_provider(HexIdProvider)
         .build();

@@ -10,9 +10,18 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
+/// Addresses and topic alternatives that live `logs` subscriptions may hold, all connections
+/// together (each costs 52 bytes with its hash, and a bloom test per block): 100 connections
+/// of 64 subscriptions naming 1,000 addresses each would otherwise hold 330 MiB.
+pub const MAX_SUBSCRIBED_FILTER_ENTRIES: usize = 65_536;
+
 enum Kind {
     NewHeads,
-    Logs(Filter),
+    /// The filter, and its share of [`MAX_SUBSCRIBED_FILTER_ENTRIES`] until it ends.
+    Logs {
+        filter: Filter,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
 }
 
 pub fn register(m: &mut RpcModule<RpcContext>) {
@@ -38,7 +47,31 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                     match Filter::parse_criteria(
                         v.get(1).unwrap_or(&Value::Object(Default::default())),
                     ) {
-                        Ok(f) => Kind::Logs(f),
+                        Ok(f) => {
+                            let entries = 1 + f.addresses.len()
+                                + f.topics.iter().flatten().map(Vec::len).sum::<usize>();
+                            match c.subscribed_filters.clone().try_acquire_many_owned(
+                                entries.try_into().unwrap_or(u32::MAX),
+                            ) {
+                                Ok(permit) => Kind::Logs {
+                                    filter: f,
+                                    _permit: permit,
+                                },
+                                Err(_) => {
+                                    c.metrics.rpc_refused.with_label_values(&["busy"]).inc();
+                                    pending
+                                        .reject(jsonrpsee::types::ErrorObject::owned(
+                                            super::LIMIT_EXCEEDED,
+                                            format!(
+                                                "limit exceeded: live logs subscriptions already name {MAX_SUBSCRIBED_FILTER_ENTRIES} addresses and topics on this node; narrow the filter or retry later"
+                                            ),
+                                            None::<()>,
+                                        ))
+                                        .await;
+                                    return Ok(());
+                                }
+                            }
+                        }
                         Err(e) => {
                             pending.reject(e).await;
                             return Ok(());
@@ -68,7 +101,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 };
                 let items = match &kind {
                     Kind::NewHeads => vec![super::json::block(&block.header, vec![], 0)],
-                    Kind::Logs(f) => f.block_logs(&block.header, &block.receipts),
+                    Kind::Logs { filter, .. } => filter.block_logs(&block.header, &block.receipts),
                 };
                 for item in items {
                     let msg =
