@@ -17,15 +17,17 @@
 // Unsafe code only where a module allows it and says why (FFI to blst, GMP, libc).
 #![deny(unsafe_code)]
 
+mod backend;
 mod bls;
 mod engine;
 mod quorum;
 pub mod vdf;
 
+pub use backend::{Backend, Selection, CUDA_NOT_BUILT};
 pub use bls::{
     decode_g1_point, decode_g2_point, AggregatePublicKey, AggregateSignature, BlsError, PublicKey,
     SecretKey, Signature, DST_POP, DST_SIG, PUBLIC_KEY_BYTES, PUBLIC_KEY_UNCOMPRESSED_BYTES,
     SECRET_KEY_BYTES, SIGNATURE_BYTES, SIGNATURE_UNCOMPRESSED_BYTES,
 };
-pub use engine::{Backend, BatchItem, Engine, Vote};
+pub use engine::{BatchItem, Engine, Vote};
 pub use quorum::{encode_vote, QuorumOutcome, QuorumPolicy, VoteStatus, WireVote, WIRE_VOTE_BYTES};

@@ -6,11 +6,8 @@
 //! every aggregate that is accepted (and on each single vote isolated by bisection), not on
 //! each vote: see docs/adr/0004-quorum-verification.md for why that is sound.
 
-use crate::bls::{
-    core_verify, BlsError, PublicKey, Signature, DST_SIG, SIGNATURE_UNCOMPRESSED_BYTES,
-};
-use crate::engine::{chunk_len, sum_public_keys, sum_signatures, Backend, Engine};
-use rayon::prelude::*;
+use crate::bls::{BlsError, PublicKey, Signature, SIGNATURE_UNCOMPRESSED_BYTES};
+use crate::engine::Engine;
 
 /// Bytes of a vote with an uncompressed signature.
 pub const WIRE_VOTE_BYTES: usize = 4 + SIGNATURE_UNCOMPRESSED_BYTES;
@@ -90,10 +87,11 @@ impl QuorumOutcome {
     }
 }
 
-struct Candidate {
-    input: usize,
-    pk: PublicKey,
-    sig: Signature,
+/// A vote whose signature decoded, with its signer's key.
+pub(crate) struct Candidate {
+    pub(crate) input: usize,
+    pub(crate) pk: PublicKey,
+    pub(crate) sig: Signature,
 }
 
 impl Engine {
@@ -101,7 +99,8 @@ impl Engine {
     ///
     /// `reference` decodes and verifies each vote on its own (the naive path); `cpu` decodes
     /// in parallel, checks all votes as one aggregate with one pairing, and on failure finds
-    /// the bad ones by bisection.
+    /// the bad ones by bisection. Duplicate and unknown signers are sorted out here, the same
+    /// for every backend.
     pub fn verify_quorum(
         &self,
         msg: &[u8],
@@ -122,7 +121,7 @@ impl Engine {
                 }
             }
         }
-        let decode = |&i: &usize| -> Result<Candidate, (usize, BlsError)> {
+        let decode = |i: usize| -> Result<Candidate, (usize, BlsError)> {
             let v = &votes[i];
             Signature::decode(v.signature)
                 .map(|sig| Candidate {
@@ -132,15 +131,7 @@ impl Engine {
                 })
                 .map_err(|e| (i, e))
         };
-        let decoded: Vec<Result<Candidate, (usize, BlsError)>> = match self.backend() {
-            Backend::Reference => wanted.iter().map(decode).collect(),
-            Backend::Cpu => self.run(|| {
-                wanted
-                    .par_chunks(chunk_len(wanted.len()).max(16))
-                    .flat_map_iter(|c| c.iter().map(decode))
-                    .collect()
-            }),
-        };
+        let decoded = self.backend.decode_votes(&wanted, &decode);
         let mut cands = Vec::with_capacity(decoded.len());
         for d in decoded {
             match d {
@@ -148,36 +139,7 @@ impl Engine {
                 Err((i, e)) => status[i] = VoteStatus::Malformed(e),
             }
         }
-
-        let mut ok = vec![false; cands.len()];
-        let mut aggregate = None;
-        match self.backend() {
-            Backend::Reference => {
-                for (c, o) in cands.iter().zip(ok.iter_mut()) {
-                    *o = core_verify(&c.pk, &c.sig, msg, DST_SIG, true);
-                }
-                let valid: Vec<Signature> = cands
-                    .iter()
-                    .zip(&ok)
-                    .filter(|(_, o)| **o)
-                    .map(|(c, _)| c.sig)
-                    .collect();
-                aggregate = sum_signatures(&valid).ok();
-            }
-            Backend::Cpu => self.run(|| {
-                let mut pre = vec![true; cands.len()];
-                if policy.subgroup_check_each {
-                    pre = cands.par_iter().map(|c| c.sig.subgroup_check()).collect();
-                }
-                let kept: Vec<usize> = (0..cands.len()).filter(|&k| pre[k]).collect();
-                let sub: Vec<&Candidate> = kept.iter().map(|&k| &cands[k]).collect();
-                let mut sub_ok = vec![false; sub.len()];
-                aggregate = bisect_wire(msg, &sub, &mut sub_ok);
-                for (k, o) in kept.iter().zip(sub_ok) {
-                    ok[*k] = o;
-                }
-            }),
-        }
+        let (ok, aggregate) = self.backend.check_candidates(msg, &cands, policy);
 
         for (c, o) in cands.iter().zip(&ok) {
             if *o {
@@ -193,35 +155,5 @@ impl Engine {
             aggregate,
             signers,
         }
-    }
-}
-
-/// Marks in `out` the candidates that are part of an accepted aggregate and returns the sum
-/// of their signatures (in G2), so the caller never aggregates twice.
-fn bisect_wire(msg: &[u8], cands: &[&Candidate], out: &mut [bool]) -> Option<Signature> {
-    match cands.len() {
-        0 => return None,
-        1 => {
-            out[0] = core_verify(&cands[0].pk, &cands[0].sig, msg, DST_SIG, true);
-            return out[0].then_some(cands[0].sig);
-        }
-        _ => {}
-    }
-    let sigs: Vec<Signature> = cands.iter().map(|c| c.sig).collect();
-    let pks: Vec<PublicKey> = cands.iter().map(|c| c.pk).collect();
-    let (sig, apk) = rayon::join(|| sum_signatures(&sigs), || sum_public_keys(&pks));
-    if let (Ok(sig), Ok(apk)) = (sig, apk) {
-        // The subgroup check of the aggregate is part of core_verify (groupcheck = true).
-        if core_verify(&apk, &sig, msg, DST_SIG, true) {
-            out.iter_mut().for_each(|o| *o = true);
-            return Some(sig);
-        }
-    }
-    let mid = cands.len() / 2;
-    let (lc, rc) = cands.split_at(mid);
-    let (lo, ro) = out.split_at_mut(mid);
-    match rayon::join(|| bisect_wire(msg, lc, lo), || bisect_wire(msg, rc, ro)) {
-        (Some(l), Some(r)) => sum_signatures(&[l, r]).ok(),
-        (l, r) => l.or(r),
     }
 }

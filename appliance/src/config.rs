@@ -166,7 +166,8 @@ pub struct KeysConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccelConfig {
-    /// `reference`, `cpu` or `auto`.
+    /// `reference`, `cpu`, `cuda` (refused with the reason when this binary or machine has no
+    /// CUDA) or `auto` (CUDA when present, else `cpu`, with the reason in the log).
     pub backend: String,
     /// Threads of the verification pool; 0 = one per core.
     pub threads: usize,
@@ -336,7 +337,8 @@ impl NodeConfig {
         }
         self.accel
             .backend
-            .parse::<accel::Backend>()
+            .parse::<accel::Selection>()
+            .and_then(|s| s.resolve())
             .map_err(|e| format!("field `accel.backend`: {e}"))?;
         if self.rpc.enabled && self.rpc.admin_methods && !self.rpc.listen.ip().is_loopback() {
             return Err(format!(

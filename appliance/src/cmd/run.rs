@@ -164,7 +164,13 @@ async fn run_async(
             .thread_name(|i| format!("accel-{i}"))
             .build()?,
     );
-    let backend: accel::Backend = cfg.accel.backend.parse().map_err(|e: String| eyre!(e))?;
+    let selection: accel::Selection = cfg.accel.backend.parse().map_err(|e: String| eyre!(e))?;
+    let (backend, why) = selection
+        .resolve()
+        .map_err(|e| eyre!("config field `accel.backend` (or --accel): {e}"))?;
+    if let Some(why) = why {
+        tracing::info!(target: "accel", backend = backend.name(), "{why}");
+    }
     let engine = accel::Engine::new(backend, pool);
 
     let listen = match (cfg.network.listen, genesis_member) {
