@@ -4,15 +4,9 @@
 
 use crate::backend::{cpu::CpuBackend, reference::ReferenceBackend, Backend, VerifyBackend};
 use crate::bls::{core_verify, PublicKey, Signature, DST_SIG};
+pub use crate::job::{BatchItem, Vote};
 use rayon::ThreadPool;
 use std::sync::Arc;
-
-/// One vote on a known message: the (possibly aggregated) key of its signers and its signature.
-#[derive(Debug, Clone)]
-pub struct Vote {
-    pub public_key: PublicKey,
-    pub signature: Signature,
-}
 
 /// Verification engine. Cheap to clone; the backend and the pool are shared.
 #[derive(Clone)]
@@ -25,14 +19,6 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Engine({:?})", self.backend.kind())
     }
-}
-
-/// One (public key, message, signature) triple of a batch.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchItem<'a> {
-    pub public_key: &'a PublicKey,
-    pub message: &'a [u8],
-    pub signature: &'a Signature,
 }
 
 impl Engine {

@@ -20,6 +20,7 @@
 mod backend;
 mod bls;
 mod engine;
+mod job;
 mod quorum;
 pub mod vdf;
 

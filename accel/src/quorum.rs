@@ -8,6 +8,8 @@
 
 use crate::bls::{BlsError, PublicKey, Signature, SIGNATURE_UNCOMPRESSED_BYTES};
 use crate::engine::Engine;
+use crate::job::Candidate;
+pub use crate::job::QuorumPolicy;
 
 /// Bytes of a vote with an uncompressed signature.
 pub const WIRE_VOTE_BYTES: usize = 4 + SIGNATURE_UNCOMPRESSED_BYTES;
@@ -59,14 +61,6 @@ pub enum VoteStatus {
     Duplicate,
 }
 
-/// Which per-vote checks run before aggregation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuorumPolicy {
-    /// Check subgroup membership of every vote (costly; not needed for soundness, see the
-    /// ADR). Off by default.
-    pub subgroup_check_each: bool,
-}
-
 /// The result of [`Engine::verify_quorum`].
 #[derive(Debug, Clone)]
 pub struct QuorumOutcome {
@@ -85,13 +79,6 @@ impl QuorumOutcome {
             .map(|s| *s == VoteStatus::Valid)
             .collect()
     }
-}
-
-/// A vote whose signature decoded, with its signer's key.
-pub(crate) struct Candidate {
-    pub(crate) input: usize,
-    pub(crate) pk: PublicKey,
-    pub(crate) sig: Signature,
 }
 
 impl Engine {

@@ -9,8 +9,7 @@
 //! bad indices); the engine's tests and `accel/tests/` hold them to it.
 
 use crate::bls::{BlsError, PublicKey, Signature};
-use crate::engine::{BatchItem, Vote};
-use crate::quorum::{Candidate, QuorumPolicy};
+use crate::job::{BatchItem, Candidate, QuorumPolicy, Vote};
 
 pub(crate) mod cpu;
 pub(crate) mod reference;

@@ -5,8 +5,7 @@ use super::{Backend, VerifyBackend};
 use crate::bls::{
     core_verify, AggregatePublicKey, AggregateSignature, BlsError, PublicKey, Signature, DST_SIG,
 };
-use crate::engine::{BatchItem, Vote};
-use crate::quorum::{Candidate, QuorumPolicy};
+use crate::job::{BatchItem, Candidate, QuorumPolicy, Vote};
 
 #[derive(Debug)]
 pub(crate) struct ReferenceBackend;
