@@ -515,17 +515,18 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
         let rss_before = rss_mib(pid);
         let m = window(&client, &tip, pid, Some(attack), length).await;
         let after = punishment(offset, peer).await;
-        let line = format!(
-            "{name}: p99 {:.1} ms over {} blocks (idle {:.1}), RSS {} → max {} MiB, attacker faults +{}, bans (all) +{}; CPU node 0 {:.1} s, attacker {:.1} s",
-            m.p99_ms,
-            m.blocks,
+        let line = describe(
+            name,
+            &m,
             idle.p99_ms,
             rss_before,
-            m.rss_max_mib,
-            after.0 - before.0,
-            after.1 - before.1,
-            cpu_s(pid) - cpu_before.0,
-            cpu_s(std::process::id()) - cpu_before.1,
+            &format!(
+                "attacker faults +{}, bans (all) +{}; CPU node 0 {:.1} s, attacker {:.1} s",
+                after.0 - before.0,
+                after.1 - before.1,
+                cpu_s(pid) - cpu_before.0,
+                cpu_s(std::process::id()) - cpu_before.1,
+            ),
         );
         check_held(&m, bound, rss_before, &line);
         report.push(line.clone());
@@ -560,14 +561,15 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
         });
         let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
         let refused = rpc_refusals(offset).await - refused_before;
-        let line = format!(
-            "{name}: p99 {:.1} ms over {} blocks (idle {:.1}), RSS {} → max {} MiB, refused or failed calls +{refused}; CPU node 0 {:.1} s",
-            m.p99_ms,
-            m.blocks,
+        let line = describe(
+            name,
+            &m,
             idle.p99_ms,
             rss_before,
-            m.rss_max_mib,
-            cpu_s(pid) - cpu_before,
+            &format!(
+                "refused or failed calls +{refused}; CPU node 0 {:.1} s",
+                cpu_s(pid) - cpu_before
+            ),
         );
         check_held(&m, bound, rss_before, &line);
         report.push(line.clone());
@@ -584,15 +586,16 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
         let (attack, refused_connections) = ws_storm(9500 + offset);
         let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
         let refused = subscribe_errors(offset).await - before;
-        let line = format!(
-            "{name}: p99 {:.1} ms over {} blocks (idle {:.1}), RSS {} → max {} MiB, subscriptions refused +{refused}, connections refused {}; CPU node 0 {:.1} s",
-            m.p99_ms,
-            m.blocks,
+        let line = describe(
+            name,
+            &m,
             idle.p99_ms,
             rss_before,
-            m.rss_max_mib,
-            refused_connections.load(Ordering::Relaxed),
-            cpu_s(pid) - cpu_before,
+            &format!(
+                "subscriptions refused +{refused}, connections refused {}; CPU node 0 {:.1} s",
+                refused_connections.load(Ordering::Relaxed),
+                cpu_s(pid) - cpu_before
+            ),
         );
         check_held(&m, bound, rss_before, &line);
         report.push(line.clone());
@@ -671,6 +674,14 @@ fn ws_storm(port: u16) -> (Attack, Arc<AtomicU64>) {
         std::thread::sleep(Duration::from_millis(200));
     });
     (attack, refused)
+}
+
+/// One attack's figures, as printed and recorded in benches/README.md.
+fn describe(name: &str, m: &Measured, idle_p99_ms: f64, rss_before: u64, tail: &str) -> String {
+    format!(
+        "{name}: p99 {:.1} ms over {} blocks (idle {idle_p99_ms:.1}), RSS {rss_before} → max {} MiB, {tail}",
+        m.p99_ms, m.blocks, m.rss_max_mib,
+    )
 }
 
 /// Prints an attack's figures and asserts that finality and memory held.
