@@ -221,6 +221,8 @@ fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
     let (status, _) = request(port, &own, &req.to_string());
     assert_eq!(status, 200);
 
+    logs_subscriptions_share_one_budget(port);
+
     // Still finalizing.
     let h = height(port);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -228,4 +230,77 @@ fn bad_and_oversized_requests_are_refused_and_the_node_goes_on() {
         assert!(Instant::now() < deadline, "node stopped finalizing");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Issue 14: live `logs` subscriptions on all connections together name at most 65,536
+/// addresses and topics; past that a subscription is refused with -32005, and the entries come
+/// back when subscriptions end.
+fn logs_subscriptions_share_one_budget(port: u16) {
+    use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+    use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let addresses: Vec<String> = (0..1000).map(|i| format!("0x{i:040x}")).collect();
+        let filter = json!({ "address": addresses });
+        let url = format!("ws://127.0.0.1:{port}");
+        async fn subscribe(
+            c: &WsClient,
+            filter: &Value,
+        ) -> Result<Subscription<Value>, jsonrpsee::core::ClientError> {
+            c.subscribe(
+                "eth_subscribe",
+                jsonrpsee::rpc_params!["logs", filter.clone()],
+                "eth_unsubscribe",
+            )
+            .await
+        }
+        let first = WsClientBuilder::default().build(&url).await.unwrap();
+        let second = WsClientBuilder::default().build(&url).await.unwrap();
+        // Each costs 1 + 1,000 entries: 64 on one connection (its own limit), one more on
+        // another still fits (65,065), the next does not.
+        let mut held: Vec<Subscription<Value>> = Vec::new();
+        for i in 0..64 {
+            held.push(
+                subscribe(&first, &filter)
+                    .await
+                    .unwrap_or_else(|e| panic!("subscription {i}: {e}")),
+            );
+        }
+        held.push(
+            subscribe(&second, &filter)
+                .await
+                .expect("65,065 entries fit"),
+        );
+        let err = subscribe(&second, &filter).await.unwrap_err().to_string();
+        assert!(
+            err.contains("-32005") || err.contains("limit exceeded"),
+            "{err}"
+        );
+        assert!(err.contains("65536 addresses and topics"), "{err}");
+        // newHeads holds no filter: still served.
+        let heads = second
+            .subscribe::<Value, _>(
+                "eth_subscribe",
+                jsonrpsee::rpc_params!["newHeads"],
+                "eth_unsubscribe",
+            )
+            .await
+            .expect("newHeads is not limited by filter entries");
+        drop(heads);
+        // Ending subscriptions gives their entries back.
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match subscribe(&second, &filter).await {
+                Ok(_) => break,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "entries never came back: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
 }
