@@ -304,11 +304,12 @@ async fn a_double_signing_validator_is_reported_slashed_and_banned() {
                     == who
             })
             .map(|d| wei(&d["amount"]))
-            .unwrap()
     };
-    // Half of its 2,000 ONE; the delegator owed 80% of that (800) and held 500 staked.
-    assert_eq!(amount_of(operator), U256::from(1000 * ONE), "{i}");
-    assert_eq!(amount_of(delegator), U256::ZERO, "{i}");
+    // Half of its 2,000 ONE; the delegator owed 80% of that (800) and held 500 staked. An
+    // emptied delegation is pruned when the epoch ends, so by the time this node answers the
+    // delegator may be gone rather than listed at zero (a cold-clone CI run saw it gone).
+    assert_eq!(amount_of(operator), Some(U256::from(1000 * ONE)), "{i}");
+    assert_eq!(amount_of(delegator).unwrap_or_default(), U256::ZERO, "{i}");
     // Half of what was taken (1,000 + 500 + whatever rewards the delegator had, at most 800
     // from it) went to the reporter.
     let paid = balances(&rpc(0), &reporters).await - reporters_before;
