@@ -4,7 +4,8 @@ BIN := target/debug/harmony-appliance
 # Extra arguments for localnet, e.g. `make localnet ARGS="--reset --block-time-ms 1000"`.
 ARGS ?=
 
-.PHONY: deps peers build localnet test fmt-check module-graph clippy unit bench fuzz contracts observability clean \
+.PHONY: deps peers build localnet test fmt-check module-graph clippy unit cuda-check bench fuzz contracts \
+	observability clean \
 	package package-check
 
 deps:
@@ -27,7 +28,7 @@ peers: .venv/.peers-stamp
 	touch $@
 
 ## The whole suite: format, lints, every test, the alert rules and dashboards, the package.
-test: deps fmt-check module-graph clippy peers unit observability package-check
+test: deps fmt-check module-graph clippy peers unit cuda-check observability package-check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -41,6 +42,13 @@ clippy:
 
 unit:
 	$(CARGO) test --workspace
+
+## accel's `cuda` feature on a machine without a GPU or toolkit: PTX from the nvcc wheel, a
+## stub driver library (scripts/cuda-toolchain.sh); the GPU tests print why they skip.
+cuda-check:
+	eval "$$(scripts/cuda-toolchain.sh)" && \
+	$(CARGO) clippy -p accel --features cuda --all-targets -- -D warnings && \
+	LD_LIBRARY_PATH="$$ACCEL_CUDA_STUB_LIB" $(CARGO) test -p accel --features cuda
 
 ## Alert rules (and their promtool unit tests), the Prometheus config and the Grafana
 ## dashboards; needs promtool (Debian: prometheus). See deploy/grafana/README.md.

@@ -4,6 +4,7 @@
 
 use crate::backend::{cpu::CpuBackend, reference::ReferenceBackend, Backend, VerifyBackend};
 use crate::bls::{core_verify, PublicKey, Signature, DST_SIG};
+use crate::device::DeviceBackend;
 pub use crate::job::{BatchItem, Vote};
 use rayon::ThreadPool;
 use std::sync::Arc;
@@ -38,11 +39,47 @@ impl Engine {
         }
     }
 
-    pub fn new(backend: Backend, pool: Arc<ThreadPool>) -> Self {
+    /// The engine for a resolved backend ([`Selection::resolve`](crate::Selection)); the
+    /// CUDA backend can still fail here (context creation, loading its kernels), with the
+    /// reason.
+    pub fn new(backend: Backend, pool: Arc<ThreadPool>) -> Result<Self, String> {
         match backend {
-            Backend::Reference => Self::reference(),
-            Backend::Cpu => Self::cpu(pool),
+            Backend::Reference => Ok(Self::reference()),
+            Backend::Cpu => Ok(Self::cpu(pool)),
+            Backend::DeviceTwin => Ok(Self::device_twin(pool)),
+            Backend::Cuda => Self::cuda(pool),
         }
+    }
+
+    /// The device backend with the kernels run on the host (ADR 0023): for tests and
+    /// benches of the device path on machines without a GPU.
+    #[doc(hidden)]
+    pub fn device_twin(pool: Arc<ThreadPool>) -> Self {
+        let kernels = Box::new(crate::device::twin::HostTwin::new(pool.clone()));
+        Self {
+            backend: Arc::new(DeviceBackend::new(kernels, pool.clone())),
+            pool: Some(pool),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda(pool: Arc<ThreadPool>) -> Result<Self, String> {
+        let kernels = Box::new(crate::device::cuda::CudaKernels::start()?);
+        Ok(Self {
+            backend: Arc::new(DeviceBackend::new(kernels, pool.clone())),
+            pool: Some(pool),
+        })
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda(_pool: Arc<ThreadPool>) -> Result<Self, String> {
+        Err(crate::selection::CUDA_NOT_BUILT.to_string())
+    }
+
+    /// Batches a device failed and the CPU answered instead (0 for host backends); a rising
+    /// count means the GPU is unwell.
+    pub fn device_fallbacks(&self) -> u64 {
+        self.backend.device_fallbacks()
     }
 
     pub fn backend(&self) -> Backend {
@@ -178,14 +215,18 @@ mod tests {
 
     #[test]
     fn selection_parses_and_auto_says_why_it_chose_the_cpu() {
-        use crate::backend::{Selection, CUDA_NOT_BUILT};
+        use crate::selection::Selection;
         let resolve = |s: &str| s.parse::<Selection>().unwrap().resolve();
         assert_eq!(resolve("reference").unwrap(), (Backend::Reference, None));
         assert_eq!(resolve("cpu").unwrap(), (Backend::Cpu, None));
-        let (backend, why) = resolve("auto").unwrap();
-        assert_eq!(backend, Backend::Cpu);
-        assert!(why.unwrap().contains(CUDA_NOT_BUILT));
-        assert!(resolve("cuda").unwrap_err().contains("feature `cuda`"));
+        // With the feature, what auto picks depends on the machine (tests/cuda.rs).
+        #[cfg(not(feature = "cuda"))]
+        {
+            let (backend, why) = resolve("auto").unwrap();
+            assert_eq!(backend, Backend::Cpu);
+            assert!(why.unwrap().contains(crate::selection::CUDA_NOT_BUILT));
+            assert!(resolve("cuda").unwrap_err().contains("feature `cuda`"));
+        }
         assert!("gpu"
             .parse::<Selection>()
             .unwrap_err()

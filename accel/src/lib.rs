@@ -19,12 +19,14 @@
 
 mod backend;
 mod bls;
+mod device;
 mod engine;
 mod job;
 mod quorum;
+mod selection;
 pub mod vdf;
 
-pub use backend::{Backend, Selection, CUDA_NOT_BUILT};
+pub use backend::Backend;
 pub use bls::{
     decode_g1_point, decode_g2_point, AggregatePublicKey, AggregateSignature, BlsError, PublicKey,
     SecretKey, Signature, DST_POP, DST_SIG, PUBLIC_KEY_BYTES, PUBLIC_KEY_UNCOMPRESSED_BYTES,
@@ -32,3 +34,4 @@ pub use bls::{
 };
 pub use engine::{BatchItem, Engine, Vote};
 pub use quorum::{encode_vote, QuorumOutcome, QuorumPolicy, VoteStatus, WireVote, WIRE_VOTE_BYTES};
+pub use selection::{Selection, CUDA_NOT_BUILT};

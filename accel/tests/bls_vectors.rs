@@ -175,15 +175,25 @@ fn bls_vectors() {
     // Written to stderr directly, so the counts show even when the test harness captures.
     let mut log = std::io::stderr();
     writeln!(log, "BLS vectors from {}", root.display()).ok();
-    let engines = [
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap(),
+    );
+    // The device backend runs its kernels on the host everywhere, and on a GPU where this
+    // binary has the `cuda` feature and the machine a device.
+    let mut engines = vec![
         Engine::reference(),
-        Engine::cpu(Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap(),
-        )),
+        Engine::cpu(pool.clone()),
+        Engine::device_twin(pool.clone()),
     ];
+    match accel::Selection::Cuda.resolve() {
+        Ok((backend, _)) => engines.push(Engine::new(backend, pool).expect("the cuda backend")),
+        Err(why) => {
+            writeln!(log, "BLS vectors: not run on the cuda backend: {why}").ok();
+        }
+    }
     let mut passed: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for kind in KINDS {

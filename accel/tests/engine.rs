@@ -23,6 +23,16 @@ fn cpu(threads: usize) -> Engine {
     ))
 }
 
+/// The device backend with its kernels run on the host (ADR 0023).
+fn device_twin() -> Engine {
+    Engine::device_twin(Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap(),
+    ))
+}
+
 fn committee(n: usize) -> (Vec<SecretKey>, Vec<PublicKey>) {
     let sks: Vec<_> = (0..n).map(key).collect();
     let pks = sks.iter().map(|k| k.public_key()).collect();
@@ -49,7 +59,7 @@ fn quorum_classifies_every_kind_of_bad_vote() {
     let votes: Vec<WireVote> = frames.iter().map(|f| WireVote::parse(f).unwrap()).collect();
 
     let want_valid: Vec<bool> = (0..14).map(|i| i < 12 && ![3, 7, 9].contains(&i)).collect();
-    for engine in [Engine::reference(), cpu(1), cpu(2)] {
+    for engine in [Engine::reference(), cpu(1), cpu(2), device_twin()] {
         for each in [false, true] {
             let out = engine.verify_quorum(
                 msg,
@@ -106,7 +116,7 @@ fn batch_and_aggregate_verify_agree_across_backends() {
     let bad = items(&bad_sigs);
     let msg_refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
     let agg = AggregateSignature::aggregate(&sigs).unwrap().to_signature();
-    for engine in [Engine::reference(), cpu(1), cpu(2)] {
+    for engine in [Engine::reference(), cpu(1), cpu(2), device_twin()] {
         let b = |v: &[(PublicKey, Vec<u8>, Signature)]| {
             let items: Vec<BatchItem> = v
                 .iter()
@@ -244,6 +254,9 @@ proptest! {
         let want = bad.is_none_or(|b| b >= n);
         prop_assert_eq!(Engine::reference().batch_verify(&items), want);
         prop_assert_eq!(cpu(threads).batch_verify(&items), want);
+        let twin = device_twin();
+        prop_assert_eq!(twin.batch_verify(&items), want);
+        prop_assert_eq!(twin.device_fallbacks(), 0);
     }
 
     /// verify_votes (decoded votes): cpu equals reference.

@@ -22,6 +22,11 @@ pub enum Backend {
     /// Optimistic aggregation (one pairing for a whole quorum), bisection to find bad votes,
     /// random-linear-combination batches; parallel on the caller's thread pool.
     Cpu,
+    /// RLC batches on a CUDA device (feature `cuda`), everything else as `Cpu`.
+    Cuda,
+    /// The CUDA backend's kernels compiled for the host and run on the pool: how the device
+    /// path is tested on machines without a GPU. Slow, and not selectable by operators.
+    DeviceTwin,
 }
 
 impl Backend {
@@ -30,55 +35,8 @@ impl Backend {
         match self {
             Self::Reference => "reference",
             Self::Cpu => "cpu",
-        }
-    }
-}
-
-/// What the operator asked for (`accel.backend`, `--accel`): a backend, or `auto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
-    Reference,
-    Cpu,
-    /// The CUDA backend: refused with a reason when this binary or machine cannot run it.
-    Cuda,
-    /// CUDA when this binary has it and a device is present, otherwise the CPU backend (the
-    /// reason is returned for the log).
-    Auto,
-}
-
-impl std::str::FromStr for Selection {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "reference" => Ok(Self::Reference),
-            "cpu" => Ok(Self::Cpu),
-            "cuda" => Ok(Self::Cuda),
-            "auto" => Ok(Self::Auto),
-            other => Err(format!(
-                "unknown accel backend `{other}`: expected reference, cpu, cuda or auto"
-            )),
-        }
-    }
-}
-
-/// Why the CUDA backend cannot run here (this binary is built without it).
-pub const CUDA_NOT_BUILT: &str = "the cuda backend is not built into this binary (it needs the \
-     cargo feature `cuda` and the CUDA toolkit at build time); use `cpu` or `auto`";
-
-impl Selection {
-    /// The backend to run, and for `auto` the reason it settled on the CPU; `cuda` where it
-    /// cannot run is an error that says why.
-    pub fn resolve(self) -> Result<(Backend, Option<String>), String> {
-        match self {
-            Self::Reference => Ok((Backend::Reference, None)),
-            Self::Cpu => Ok((Backend::Cpu, None)),
-            Self::Cuda => Err(CUDA_NOT_BUILT.to_string()),
-            Self::Auto => Ok((
-                Backend::Cpu,
-                Some(format!(
-                    "auto: using the multicore CPU backend, because {CUDA_NOT_BUILT}"
-                )),
-            )),
+            Self::Cuda => "cuda",
+            Self::DeviceTwin => "device-twin",
         }
     }
 }
@@ -87,6 +45,11 @@ impl Selection {
 /// list, no empty batch, signers deduplicated.
 pub(crate) trait VerifyBackend: Send + Sync {
     fn kind(&self) -> Backend;
+
+    /// Jobs a device failed and the CPU answered instead (0 for host backends).
+    fn device_fallbacks(&self) -> u64 {
+        0
+    }
 
     /// Σ of validated public keys.
     fn sum_keys(&self, pks: &[PublicKey]) -> Result<PublicKey, BlsError>;

@@ -171,7 +171,8 @@ async fn run_async(
     if let Some(why) = why {
         tracing::info!(target: "accel", backend = backend.name(), "{why}");
     }
-    let engine = accel::Engine::new(backend, pool);
+    let engine = accel::Engine::new(backend, pool)
+        .map_err(|e| eyre!("accel backend `{}`: {e}", backend.name()))?;
 
     let listen = match (cfg.network.listen, genesis_member) {
         (Some(l), _) => l,

@@ -1,0 +1,153 @@
+//! The device backend: batches on the device's kernels, everything else on the CPU backend.
+// blst's C API for hashing to G2, one Miller loop and the final exponentiation.
+#![allow(unsafe_code)]
+
+use super::{DeviceError, Kernels};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, VerifyBackend};
+use crate::bls::{BlsError, PublicKey, Signature, DST_SIG};
+use crate::job::{BatchItem, Candidate, QuorumPolicy, Vote};
+use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
+use rand::RngCore;
+use rayon::prelude::*;
+use rayon::ThreadPool;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub(crate) struct DeviceBackend {
+    kernels: Box<dyn Kernels>,
+    cpu: CpuBackend,
+    pool: Arc<ThreadPool>,
+    /// Jobs the device failed and the CPU answered instead.
+    fallbacks: AtomicU64,
+}
+
+impl DeviceBackend {
+    pub(crate) fn new(kernels: Box<dyn Kernels>, pool: Arc<ThreadPool>) -> Self {
+        Self {
+            kernels,
+            cpu: CpuBackend::new(pool.clone()),
+            pool,
+            fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    fn device_batch(&self, items: &[BatchItem<'_>]) -> Result<bool, DeviceError> {
+        let rands = random_scalars(items.len());
+        let sigs: Vec<blst_p2_affine> = items.iter().map(|it| *it.signature.affine()).collect();
+        let (in_group, sum) = self.kernels.sig_sum(&sigs, &rands)?;
+        if !in_group {
+            return Ok(false);
+        }
+        let pks: Vec<blst_p1_affine> = items.iter().map(|it| *it.public_key.affine()).collect();
+        let hashes: Vec<blst_p2_affine> = self
+            .pool
+            .install(|| items.par_iter().map(|it| hash_to_g2(it.message)).collect());
+        let product = self.kernels.pair_product(&pks, &hashes, &rands)?;
+        Ok(closes_to_one(&product, &sum))
+    }
+}
+
+/// Non-zero 64-bit scalars (a zero would drop its triple from the check), so a batch with an
+/// invalid triple passes with probability at most 2^-64, as on the CPU backend.
+fn random_scalars(n: usize) -> Vec<u64> {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| loop {
+            let r = rng.next_u64();
+            if r != 0 {
+                break r;
+            }
+        })
+        .collect()
+}
+
+fn hash_to_g2(msg: &[u8]) -> blst_p2_affine {
+    let mut p = blst_p2::default();
+    let mut out = blst_p2_affine::default();
+    // SAFETY: blst reads `msg` and the DST for the lengths given and writes `p`, then `out`.
+    unsafe {
+        blst::blst_hash_to_g2(
+            &mut p,
+            msg.as_ptr(),
+            msg.len(),
+            DST_SIG.as_ptr(),
+            DST_SIG.len(),
+            std::ptr::null(),
+            0,
+        );
+        blst::blst_p2_to_affine(&mut out, &p);
+    }
+    out
+}
+
+/// Whether FinalExp(product · e(-g₁, sum)) = 1, i.e. e(g₁, Σ rᵢσᵢ) = Π e(rᵢpkᵢ, H(mᵢ)).
+fn closes_to_one(product: &blst_fp12, sum: &blst_p2) -> bool {
+    let mut acc = *product;
+    // SAFETY: plain values of blst's layout; every output is a distinct local.
+    unsafe {
+        if !blst::blst_p2_is_inf(sum) {
+            let mut sum_affine = blst_p2_affine::default();
+            blst::blst_p2_to_affine(&mut sum_affine, sum);
+            let mut neg_g1 = *blst::blst_p1_affine_generator();
+            let y = neg_g1.y;
+            blst::blst_fp_cneg(&mut neg_g1.y, &y, true);
+            let mut m = blst_fp12::default();
+            blst::blst_miller_loop(&mut m, &sum_affine, &neg_g1);
+            let prev = acc;
+            blst::blst_fp12_mul(&mut acc, &prev, &m);
+        }
+        let mut out = blst_fp12::default();
+        blst::blst_final_exp(&mut out, &acc);
+        blst::blst_fp12_is_one(&out)
+    }
+}
+
+impl VerifyBackend for DeviceBackend {
+    fn kind(&self) -> Backend {
+        self.kernels.kind()
+    }
+
+    fn device_fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    fn sum_keys(&self, pks: &[PublicKey]) -> Result<PublicKey, BlsError> {
+        self.cpu.sum_keys(pks)
+    }
+
+    fn miller_loops(&self, pairs: &[(&PublicKey, &[u8])]) -> Option<blst::Pairing<'static>> {
+        self.cpu.miller_loops(pairs)
+    }
+
+    fn batch_verify(&self, items: &[BatchItem<'_>]) -> bool {
+        match self.device_batch(items) {
+            Ok(ok) => ok,
+            Err(_) => {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.cpu.batch_verify(items)
+            }
+        }
+    }
+
+    fn verify_votes(&self, msg: &[u8], votes: &[Vote]) -> Vec<bool> {
+        self.cpu.verify_votes(msg, votes)
+    }
+
+    fn decode_votes(
+        &self,
+        wanted: &[usize],
+        decode: &(dyn Fn(usize) -> Result<Candidate, (usize, BlsError)> + Sync),
+    ) -> Vec<Result<Candidate, (usize, BlsError)>> {
+        self.cpu.decode_votes(wanted, decode)
+    }
+
+    fn check_candidates(
+        &self,
+        msg: &[u8],
+        cands: &[Candidate],
+        policy: QuorumPolicy,
+    ) -> (Vec<bool>, Option<Signature>) {
+        self.cpu.check_candidates(msg, cands, policy)
+    }
+}

@@ -1,0 +1,282 @@
+//! The CUDA executor (feature `cuda`): one thread owns the CUDA context, the kernels' module
+//! (PTX built from `accel/cuda/kernels.cu` by build.rs) and a stream; jobs reach it over a
+//! channel and each answer comes back on the job's own channel, so callers on any pool thread
+//! share one device without sharing the context.
+//!
+//! Buffers cross as 64-bit words: every value is a blst-layout struct of limbs (`blst_p2` is
+//! 36 words, `blst_fp12` 72), which is also how the kernels read them.
+// Views of blst's repr(C) limb structs as words, and kernel launches.
+#![allow(unsafe_code)]
+
+use super::{DeviceError, Kernels};
+use crate::backend::Backend;
+use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
+use cust::context::Context;
+use cust::device::Device;
+use cust::memory::{CopyDestination, DeviceBuffer};
+use cust::module::Module;
+use cust::stream::{Stream, StreamFlags};
+use cust::{launch, CudaFlags};
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+
+/// Threads per block: the Miller loop holds an Fp12 and a G2 point per thread, so blocks
+/// stay small enough for the registers they need.
+const BLOCK: u32 = 64;
+/// Items each thread folds per reduction round.
+const SLICE: usize = 32;
+
+/// The first device's name, or why CUDA cannot run here (no driver, no device).
+pub(crate) fn probe() -> Result<String, String> {
+    cust::init(CudaFlags::empty()).map_err(|e| {
+        format!("the CUDA driver did not initialize ({e:?}); is the NVIDIA driver installed?")
+    })?;
+    let count = Device::num_devices().map_err(|e| format!("counting CUDA devices: {e:?}"))?;
+    if count == 0 {
+        return Err("no CUDA device is present".to_string());
+    }
+    let device = Device::get_device(0).map_err(|e| format!("opening CUDA device 0: {e:?}"))?;
+    device
+        .name()
+        .map_err(|e| format!("reading CUDA device 0's name: {e:?}"))
+}
+
+type Reply<T> = mpsc::Sender<Result<T, DeviceError>>;
+
+enum Job {
+    SigSum {
+        sigs: Vec<u64>,
+        r: Vec<u64>,
+        reply: Reply<(bool, blst_p2)>,
+    },
+    PairProduct {
+        pks: Vec<u64>,
+        hashes: Vec<u64>,
+        r: Vec<u64>,
+        reply: Reply<blst_fp12>,
+    },
+}
+
+pub(crate) struct CudaKernels {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl CudaKernels {
+    /// Starts the device thread: context, module and stream, or the reason they failed.
+    pub(crate) fn start() -> Result<Self, String> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (ready, started) = mpsc::channel::<Result<String, String>>();
+        std::thread::Builder::new()
+            .name("accel-cuda".to_string())
+            .spawn(move || device_thread(inbox, ready))
+            .map_err(|e| format!("spawning the CUDA thread: {e:?}"))?;
+        match started.recv() {
+            Ok(Ok(_name)) => Ok(Self {
+                jobs: Mutex::new(jobs),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("the CUDA thread ended while starting".to_string()),
+        }
+    }
+
+    fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, DeviceError> {
+        let (reply, answer) = mpsc::channel();
+        self.jobs
+            .lock()
+            .map_err(|_| DeviceError("the CUDA job queue is poisoned".to_string()))?
+            .send(job(reply))
+            .map_err(|_| DeviceError("the CUDA thread has stopped".to_string()))?;
+        answer
+            .recv()
+            .map_err(|_| DeviceError("the CUDA thread dropped a job".to_string()))?
+    }
+}
+
+impl Kernels for CudaKernels {
+    fn kind(&self) -> Backend {
+        Backend::Cuda
+    }
+
+    fn sig_sum(&self, sigs: &[blst_p2_affine], r: &[u64]) -> Result<(bool, blst_p2), DeviceError> {
+        let sigs = words(sigs);
+        self.submit(|reply| Job::SigSum {
+            sigs,
+            r: r.to_vec(),
+            reply,
+        })
+    }
+
+    fn pair_product(
+        &self,
+        pks: &[blst_p1_affine],
+        hashes: &[blst_p2_affine],
+        r: &[u64],
+    ) -> Result<blst_fp12, DeviceError> {
+        let (pks, hashes) = (words(pks), words(hashes));
+        self.submit(|reply| Job::PairProduct {
+            pks,
+            hashes,
+            r: r.to_vec(),
+            reply,
+        })
+    }
+}
+
+/// The words of a slice of blst limb structs (each a multiple of 8 bytes, 8-aligned).
+fn words<T: Copy>(items: &[T]) -> Vec<u64> {
+    let n = std::mem::size_of_val(items) / 8;
+    // SAFETY: T is one of blst's repr(C) structs of u64 limbs: size a multiple of 8, alignment
+    // 8, no padding, every bit pattern a valid u64.
+    unsafe { std::slice::from_raw_parts(items.as_ptr() as *const u64, n).to_vec() }
+}
+
+/// One blst limb struct from its words.
+fn from_words<T: Copy + Default>(w: &[u64]) -> T {
+    let mut out = T::default();
+    assert_eq!(std::mem::size_of::<T>(), w.len() * 8);
+    // SAFETY: as in `words`; the sizes match.
+    unsafe {
+        std::ptr::copy_nonoverlapping(w.as_ptr(), &mut out as *mut T as *mut u64, w.len());
+    }
+    out
+}
+
+fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, String>>) {
+    let setup = || -> Result<(Context, Module, Stream, String), String> {
+        let name = probe()?;
+        let device = Device::get_device(0).map_err(|e| format!("opening CUDA device 0: {e:?}"))?;
+        let ctx = Context::new(device).map_err(|e| format!("creating a CUDA context: {e:?}"))?;
+        let module = Module::from_ptx(PTX, &[])
+            .map_err(|e| format!("loading accel's kernels (PTX) on {name}: {e:?}"))?;
+        let stream = Stream::new(StreamFlags::NON_BLOCKING, None)
+            .map_err(|e| format!("creating a CUDA stream: {e:?}"))?;
+        Ok((ctx, module, stream, name))
+    };
+    let (_ctx, module, stream, name) = match setup() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(name));
+    for job in inbox {
+        match job {
+            Job::SigSum { sigs, r, reply } => {
+                let _ = reply.send(sig_sum(&module, &stream, &sigs, &r).map_err(device_error));
+            }
+            Job::PairProduct {
+                pks,
+                hashes,
+                r,
+                reply,
+            } => {
+                let out = pair_product(&module, &stream, &pks, &hashes, &r);
+                let _ = reply.send(out.map_err(device_error));
+            }
+        }
+    }
+}
+
+fn device_error(e: cust::error::CudaError) -> DeviceError {
+    DeviceError(format!("CUDA: {e:?}"))
+}
+
+fn grid(n: usize) -> u32 {
+    (n as u32).div_ceil(BLOCK)
+}
+
+const P2_WORDS: usize = std::mem::size_of::<blst_p2>() / 8;
+const FP12_WORDS: usize = std::mem::size_of::<blst_fp12>() / 8;
+
+fn sig_sum(
+    module: &Module,
+    stream: &Stream,
+    sigs: &[u64],
+    r: &[u64],
+) -> cust::error::CudaResult<(bool, blst_p2)> {
+    let n = r.len();
+    let d_sigs = DeviceBuffer::from_slice(sigs)?;
+    let d_r = DeviceBuffer::from_slice(r)?;
+    let mut d_terms = DeviceBuffer::<u64>::zeroed(n * P2_WORDS)?;
+    let d_group = DeviceBuffer::<u8>::zeroed(n)?;
+    // SAFETY: the kernel reads n items of each input and writes n items of each output, all
+    // sized above; arguments match kernels.cu's signature.
+    unsafe {
+        launch!(module.sig_terms<<<grid(n), BLOCK, 0, stream>>>(
+            d_sigs.as_device_ptr(),
+            d_r.as_device_ptr(),
+            d_terms.as_device_ptr(),
+            d_group.as_device_ptr(),
+            n as i32
+        ))?;
+    }
+    let mut m = n;
+    while m > 1 {
+        let outs = m.div_ceil(SLICE);
+        let d_out = DeviceBuffer::<u64>::zeroed(outs * P2_WORDS)?;
+        // SAFETY: `outs` threads each fold SLICE of the m points into their own output.
+        unsafe {
+            launch!(module.sum_g2<<<grid(outs), BLOCK, 0, stream>>>(
+                d_out.as_device_ptr(),
+                d_terms.as_device_ptr(),
+                m as i32,
+                SLICE as i32
+            ))?;
+        }
+        d_terms = d_out;
+        m = outs;
+    }
+    stream.synchronize()?;
+    let mut group = vec![0u8; n];
+    d_group.copy_to(&mut group)?;
+    let mut sum = vec![0u64; P2_WORDS];
+    d_terms.index(..P2_WORDS).copy_to(&mut sum)?;
+    Ok((group.iter().all(|&g| g == 1), from_words(&sum)))
+}
+
+fn pair_product(
+    module: &Module,
+    stream: &Stream,
+    pks: &[u64],
+    hashes: &[u64],
+    r: &[u64],
+) -> cust::error::CudaResult<blst_fp12> {
+    let n = r.len();
+    let d_pks = DeviceBuffer::from_slice(pks)?;
+    let d_hashes = DeviceBuffer::from_slice(hashes)?;
+    let d_r = DeviceBuffer::from_slice(r)?;
+    let mut d_loops = DeviceBuffer::<u64>::zeroed(n * FP12_WORDS)?;
+    // SAFETY: as in `sig_sum`.
+    unsafe {
+        launch!(module.pair_terms<<<grid(n), BLOCK, 0, stream>>>(
+            d_pks.as_device_ptr(),
+            d_hashes.as_device_ptr(),
+            d_r.as_device_ptr(),
+            d_loops.as_device_ptr(),
+            n as i32
+        ))?;
+    }
+    let mut m = n;
+    while m > 1 {
+        let outs = m.div_ceil(SLICE);
+        let d_out = DeviceBuffer::<u64>::zeroed(outs * FP12_WORDS)?;
+        // SAFETY: as in `sig_sum`'s reduction.
+        unsafe {
+            launch!(module.product_fp12<<<grid(outs), BLOCK, 0, stream>>>(
+                d_out.as_device_ptr(),
+                d_loops.as_device_ptr(),
+                m as i32,
+                SLICE as i32
+            ))?;
+        }
+        d_loops = d_out;
+        m = outs;
+    }
+    stream.synchronize()?;
+    let mut out = vec![0u64; FP12_WORDS];
+    d_loops.index(..FP12_WORDS).copy_to(&mut out)?;
+    Ok(from_words(&out))
+}
