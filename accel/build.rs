@@ -11,6 +11,8 @@ const SOURCES: &[&str] = &[
     "fp12.cuh",
     "curve.cuh",
     "pairing.cuh",
+    "h2c_constants.cuh",
+    "hash_to_g2.cuh",
     "batch.cuh",
     "host_twin.cpp",
     "kernels.cu",

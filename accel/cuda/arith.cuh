@@ -4,6 +4,7 @@
 // (kernels.cu, with ACCEL_HD = __host__ __device__) and by the host C++ compiler for
 // host_twin.cpp, which `make test` checks against blst on every machine (ADR 0023).
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 // ACCEL_HD for small routines, inlined where they are used; ACCEL_CALL for the large ones

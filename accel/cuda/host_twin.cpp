@@ -70,6 +70,12 @@ void accel_twin_g2_mul(g2 *out, const g2_affine *p, const u64 *k, int words) {
     *out = mul_scalar(*p, k, words);
 }
 
+void accel_twin_map_to_g2(g2 *out, const fp2 *u0, const fp2 *u1) { *out = map_to_g2(*u0, *u1); }
+
+void accel_twin_hash_to_g2(g2_affine *out, const uint8_t *uniform) {
+    *out = hash_to_g2_expanded(uniform);
+}
+
 void accel_twin_miller_loop(fp12 *out, const g1_affine *p, const g2_affine *q) {
     *out = miller_loop(*p, *q);
 }
@@ -80,9 +86,9 @@ void accel_twin_sig_terms(const g2_affine *sigs, const u64 *r, g2 *terms, uint8_
     for (int i = 0; i < n; i++) in_group[i] = sig_term(sigs[i], r[i], terms[i]);
 }
 
-void accel_twin_pair_terms(const g1_affine *pks, const g2_affine *hashes, const u64 *r,
+void accel_twin_pair_terms(const g1_affine *pks, const uint8_t *uniform, const u64 *r,
                            fp12 *out, int n) {
-    for (int i = 0; i < n; i++) out[i] = pair_term(pks[i], hashes[i], r[i]);
+    for (int i = 0; i < n; i++) out[i] = pair_term(pks[i], uniform + 256 * (size_t)i, r[i]);
 }
 
 void accel_twin_sum_g2(g2 *out, const g2 *in, int n) { *out = sum_range(in, 0, n); }

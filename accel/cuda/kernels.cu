@@ -11,10 +11,11 @@ extern "C" __global__ void sig_terms(const g2_affine *sigs, const u64 *r, g2 *te
     if (i < n) in_group[i] = sig_term(sigs[i], r[i], terms[i]);
 }
 
-extern "C" __global__ void pair_terms(const g1_affine *pks, const g2_affine *hashes,
+// uniform: 256 bytes per item, expand_message_xmd of its message.
+extern "C" __global__ void pair_terms(const g1_affine *pks, const uint8_t *uniform,
                                       const u64 *r, fp12 *out, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = pair_term(pks[i], hashes[i], r[i]);
+    if (i < n) out[i] = pair_term(pks[i], uniform + 256 * (size_t)i, r[i]);
 }
 
 // out[t] = in[t * slice] + ... + in[min(n, (t + 1) * slice) - 1]

@@ -2,7 +2,7 @@
 // blst's C API for hashing to G2, one Miller loop and the final exponentiation.
 #![allow(unsafe_code)]
 
-use super::{DeviceError, Kernels};
+use super::{DeviceError, Expanded, Kernels};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, VerifyBackend};
 use crate::bls::{BlsError, PublicKey, Signature, DST_SIG};
@@ -40,10 +40,10 @@ impl DeviceBackend {
             return Ok(false);
         }
         let pks: Vec<blst_p1_affine> = items.iter().map(|it| *it.public_key.affine()).collect();
-        let hashes: Vec<blst_p2_affine> = self
+        let uniform: Vec<Expanded> = self
             .pool
-            .install(|| items.par_iter().map(|it| hash_to_g2(it.message)).collect());
-        let product = self.kernels.pair_product(&pks, &hashes, &rands)?;
+            .install(|| items.par_iter().map(|it| expand(it.message)).collect());
+        let product = self.kernels.pair_product(&pks, &uniform, &rands)?;
         Ok(closes_to_one(&product, &sum))
     }
 }
@@ -62,22 +62,20 @@ fn random_scalars(n: usize) -> Vec<u64> {
         .collect()
 }
 
-fn hash_to_g2(msg: &[u8]) -> blst_p2_affine {
-    let mut p = blst_p2::default();
-    let mut out = blst_p2_affine::default();
-    // SAFETY: blst reads `msg` and the DST for the lengths given and writes `p`, then `out`.
+/// expand_message_xmd(msg, DST_SIG, 256) (RFC 9380 section 5.3.1), hash-to-G2's first step.
+pub(crate) fn expand(msg: &[u8]) -> Expanded {
+    let mut out = [0u8; 256];
+    // SAFETY: blst writes 256 bytes and reads `msg` and the DST for the lengths given.
     unsafe {
-        blst::blst_hash_to_g2(
-            &mut p,
+        blst::blst_expand_message_xmd(
+            out.as_mut_ptr(),
+            out.len(),
             msg.as_ptr(),
             msg.len(),
             DST_SIG.as_ptr(),
             DST_SIG.len(),
-            std::ptr::null(),
-            0,
-        );
-        blst::blst_p2_to_affine(&mut out, &p);
-    }
+        )
+    };
     out
 }
 

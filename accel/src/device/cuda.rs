@@ -8,7 +8,7 @@
 // Views of blst's repr(C) limb structs as words, and kernel launches.
 #![allow(unsafe_code)]
 
-use super::{DeviceError, Kernels};
+use super::{DeviceError, Expanded, Kernels};
 use crate::backend::Backend;
 use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
 use cust::context::Context;
@@ -53,7 +53,7 @@ enum Job {
     },
     PairProduct {
         pks: Vec<u64>,
-        hashes: Vec<u64>,
+        uniform: Vec<u8>,
         r: Vec<u64>,
         reply: Reply<blst_fp12>,
     },
@@ -111,13 +111,14 @@ impl Kernels for CudaKernels {
     fn pair_product(
         &self,
         pks: &[blst_p1_affine],
-        hashes: &[blst_p2_affine],
+        uniform: &[Expanded],
         r: &[u64],
     ) -> Result<blst_fp12, DeviceError> {
-        let (pks, hashes) = (words(pks), words(hashes));
+        let pks = words(pks);
+        let uniform = uniform.concat();
         self.submit(|reply| Job::PairProduct {
             pks,
-            hashes,
+            uniform,
             r: r.to_vec(),
             reply,
         })
@@ -169,11 +170,11 @@ fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, 
             }
             Job::PairProduct {
                 pks,
-                hashes,
+                uniform,
                 r,
                 reply,
             } => {
-                let out = pair_product(&module, &stream, &pks, &hashes, &r);
+                let out = pair_product(&module, &stream, &pks, &uniform, &r);
                 let _ = reply.send(out.map_err(device_error));
             }
         }
@@ -241,19 +242,19 @@ fn pair_product(
     module: &Module,
     stream: &Stream,
     pks: &[u64],
-    hashes: &[u64],
+    uniform: &[u8],
     r: &[u64],
 ) -> cust::error::CudaResult<blst_fp12> {
     let n = r.len();
     let d_pks = DeviceBuffer::from_slice(pks)?;
-    let d_hashes = DeviceBuffer::from_slice(hashes)?;
+    let d_uniform = DeviceBuffer::from_slice(uniform)?;
     let d_r = DeviceBuffer::from_slice(r)?;
     let mut d_loops = DeviceBuffer::<u64>::zeroed(n * FP12_WORDS)?;
     // SAFETY: as in `sig_sum`.
     unsafe {
         launch!(module.pair_terms<<<grid(n), BLOCK, 0, stream>>>(
             d_pks.as_device_ptr(),
-            d_hashes.as_device_ptr(),
+            d_uniform.as_device_ptr(),
             d_r.as_device_ptr(),
             d_loops.as_device_ptr(),
             n as i32

@@ -506,3 +506,41 @@ fn device_batches_refuse_what_the_cpu_refuses() {
     }
     assert_eq!(twin.device_fallbacks(), 0);
 }
+
+#[test]
+fn hash_to_g2_matches_blst() {
+    let mut rng = rng();
+    // map_to_g2 on random field elements, zero (SWU's exceptional case) included.
+    let zero = blst_fp2::default();
+    let mut pairs = vec![(zero, zero), (zero, random_fp2(&mut rng))];
+    pairs.extend((0..6).map(|_| (random_fp2(&mut rng), random_fp2(&mut rng))));
+    for (u0, u1) in &pairs {
+        let mut want = blst_p2::default();
+        // SAFETY: plain values.
+        unsafe { blst_map_to_g2(&mut want, u0, u1) };
+        assert!(g2_eq(&twin::map_to_g2(u0, u1), &want), "map_to_g2");
+    }
+    // The whole hash, from expanded bytes, against blst's hash_to_g2 with the signature DST.
+    for len in [0usize, 1, 32, 77, 300] {
+        let msg: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        let uniform = super::backend::expand(&msg);
+        let mut want = blst_p2::default();
+        // SAFETY: blst reads the message and DST for the lengths given.
+        unsafe {
+            blst_hash_to_g2(
+                &mut want,
+                msg.as_ptr(),
+                msg.len(),
+                crate::DST_SIG.as_ptr(),
+                crate::DST_SIG.len(),
+                std::ptr::null(),
+                0,
+            )
+        };
+        assert_eq!(
+            twin::hash_to_g2(&uniform),
+            g2_affine(&want),
+            "hash of {len} bytes"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 // FFI into the twin; every pointer is to a blst-layout value the twin reads or writes whole.
 #![allow(unsafe_code)]
 
-use super::{DeviceError, Kernels};
+use super::{DeviceError, Expanded, Kernels};
 use crate::backend::Backend;
 use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
 use rayon::prelude::*;
@@ -24,7 +24,7 @@ mod ffi {
         );
         pub fn accel_twin_pair_terms(
             pks: *const blst_p1_affine,
-            hashes: *const blst_p2_affine,
+            uniform: *const u8,
             r: *const u64,
             out: *mut blst_fp12,
             n: i32,
@@ -102,14 +102,14 @@ impl Kernels for HostTwin {
     fn pair_product(
         &self,
         pks: &[blst_p1_affine],
-        hashes: &[blst_p2_affine],
+        uniform: &[Expanded],
         r: &[u64],
     ) -> Result<blst_fp12, DeviceError> {
         check_len(pks.len())?;
         let len = chunk_len(&self.pool, pks.len());
         let products: Vec<blst_fp12> = self.pool.install(|| {
             pks.par_chunks(len)
-                .zip(hashes.par_chunks(len))
+                .zip(uniform.par_chunks(len))
                 .zip(r.par_chunks(len))
                 .map(|((p, h), r)| {
                     let mut loops = vec![blst_fp12::default(); p.len()];
@@ -119,7 +119,7 @@ impl Kernels for HostTwin {
                     unsafe {
                         ffi::accel_twin_pair_terms(
                             p.as_ptr(),
-                            h.as_ptr(),
+                            h.as_ptr() as *const u8,
                             r.as_ptr(),
                             loops.as_mut_ptr(),
                             p.len() as i32,
@@ -191,6 +191,12 @@ pub(crate) mod math {
                 k: *const u64,
                 words: i32,
             );
+            pub fn accel_twin_map_to_g2(
+                out: *mut blst_p2,
+                u0: *const blst_fp2,
+                u1: *const blst_fp2,
+            );
+            pub fn accel_twin_hash_to_g2(out: *mut blst_p2_affine, uniform: *const u8);
             pub fn accel_twin_miller_loop(
                 out: *mut blst_fp12,
                 p: *const blst_p1_affine,
@@ -324,6 +330,21 @@ pub(crate) mod math {
         let mut out = blst_p2::default();
         // SAFETY: the twin reads `k.len()` words.
         unsafe { ffi::accel_twin_g2_mul(&mut out, p, k.as_ptr(), k.len() as i32) };
+        out
+    }
+
+    pub(crate) fn map_to_g2(u0: &blst_fp2, u1: &blst_fp2) -> blst_p2 {
+        let mut out = blst_p2::default();
+        // SAFETY: plain values.
+        unsafe { ffi::accel_twin_map_to_g2(&mut out, u0, u1) };
+        out
+    }
+
+    /// H(m) from expand_message_xmd(m, DST, 256).
+    pub(crate) fn hash_to_g2(uniform: &[u8; 256]) -> blst_p2_affine {
+        let mut out = blst_p2_affine::default();
+        // SAFETY: the twin reads 256 bytes.
+        unsafe { ffi::accel_twin_hash_to_g2(&mut out, uniform.as_ptr()) };
         out
     }
 
