@@ -42,34 +42,39 @@ ACCEL_CALL fp2 inverse(const fp2 &a) {
     return fp2{mul(a.c0, t), neg(mul(a.c1, t))};
 }
 
-ACCEL_CALL fp2 pow(const fp2 &a, const u64 *e, int words) {
-    fp2 r = fp2_one();
-    for (int i = words * 64 - 1; i >= 0; i--) {
-        r = sqr(r);
-        if ((e[i / 64] >> (i % 64)) & 1) r = mul(r, a);
-    }
-    return r;
-}
-
-// A square root of a, if there is one (Adj and Rodriguez-Henriquez, algorithm 9, for
-// p = 3 mod 4); the result is checked by squaring, so a non-residue returns false.
+// A square root of a, if there is one, through the norm: with n = a0^2 + a1^2 = s^2, a root is
+// x0 + x1 u with x0^2 = t = (a0 + s)/2 (or (a0 - s)/2) and x1 = a1 / (2 x0). One power
+// c = t^((p-3)/4) gives both x0 = c t and 1/x0 = c, so the whole root costs two or three
+// exponentiations in Fp, no inversion. The result is checked by squaring, so a non-residue
+// returns false.
 ACCEL_CALL bool sqrt(fp2 &out, const fp2 &a) {
+    if (is_zero(a.c1)) {
+        fp r;
+        if (sqrt(r, a.c0)) {
+            out = fp2{r, fp_zero()};
+        } else {
+            sqrt(r, neg(a.c0));  // a0 is a non-residue, so -a0 is a residue: (r u)^2 = a0
+            out = fp2{fp_zero(), r};
+        }
+        return eq(sqr(out), a);
+    }
     const u64 p_minus_3_over_4[6] = {0xee7fbfffffffeaaaull, 0x07aaffffac54ffffull,
                                      0xd9cc34a83dac3d89ull, 0xd91dd2e13ce144afull,
                                      0x92c6e9ed90d2eb35ull, 0x0680447a8e5ff9a6ull};
-    const u64 p_minus_1_over_2[6] = {0xdcff7fffffffd555ull, 0x0f55ffff58a9ffffull,
-                                     0xb39869507b587b12ull, 0xb23ba5c279c2895full,
-                                     0x258dd3db21a5d66bull, 0x0d0088f51cbff34dull};
-    fp2 a1 = pow(a, p_minus_3_over_4, 6);
-    fp2 alpha = mul(sqr(a1), a);
-    fp2 x0 = mul(a1, a);
-    fp2 minus_one = neg(fp2_one());
-    if (eq(alpha, minus_one)) {
-        out = fp2{neg(x0.c1), x0.c0};  // u * x0
-    } else {
-        fp2 b = pow(add(fp2_one(), alpha), p_minus_1_over_2, 6);
-        out = mul(b, x0);
+    // 1/2: (p + 1)/2 in Montgomery form.
+    const fp half = {{0x1804000000015554ull, 0x855000053ab00001ull, 0x633cb57c253c276full,
+                      0x6e22d1ec31ebb502ull, 0xd3916126f2d14ca2ull, 0x17fbb8571a006596ull}};
+    fp s;
+    if (!sqrt(s, add(sqr(a.c0), sqr(a.c1)))) return false;
+    fp t = mul(add(a.c0, s), half);
+    fp c = pow(t, p_minus_3_over_4, 6);
+    fp x0 = mul(c, t);
+    if (!eq(sqr(x0), t)) {
+        t = mul(sub(a.c0, s), half);
+        c = pow(t, p_minus_3_over_4, 6);
+        x0 = mul(c, t);
     }
+    out = fp2{x0, mul(mul(a.c1, c), half)};
     return eq(sqr(out), a);
 }
 
