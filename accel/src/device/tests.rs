@@ -283,7 +283,16 @@ fn group_arithmetic_matches_blst() {
 
 /// A point on the curve outside G2: x = i for the first i whose right-hand side is a square.
 fn g2_off_subgroup() -> blst_p2_affine {
+    g2_curve_points(1).remove(0)
+}
+
+/// The first `n` points on the G2 curve outside G2, with x = (i, 0) for i = 1, 2, ...
+fn g2_curve_points(n: usize) -> Vec<blst_p2_affine> {
+    let mut out = Vec::new();
     for i in 1u64.. {
+        if out.len() == n {
+            break;
+        }
         let mut x = blst_fp2::default();
         // SAFETY: plain values.
         unsafe { blst_fp_from_uint64(&mut x.fp[0], [i, 0, 0, 0, 0, 0].as_ptr()) };
@@ -297,11 +306,11 @@ fn g2_off_subgroup() -> blst_p2_affine {
             let p = blst_p2_affine { x, y };
             assert!(unsafe { blst_p2_affine_on_curve(&p) });
             if !unsafe { blst_p2_affine_in_g2(&p) } {
-                return p;
+                out.push(p);
             }
         }
     }
-    unreachable!()
+    out
 }
 
 fn g1_off_subgroup() -> blst_p1_affine {
@@ -322,6 +331,43 @@ fn g1_off_subgroup() -> blst_p1_affine {
         }
     }
     unreachable!()
+}
+
+/// The endomorphism test ψ(P) = [x]P against blst on points with every kind of order: off the
+/// subgroup, of small order only ([r]P), and G2 points shifted by a small-order point.
+#[test]
+fn g2_subgroup_check_matches_blst_on_points_of_every_order() {
+    let r: [u64; 4] = [
+        0xffffffff00000001,
+        0x53bda402fffe5bfe,
+        0x3339d80809a1d805,
+        0x73eda753299d7d48,
+    ];
+    let mut rng = rng();
+    let mut points = Vec::new();
+    for p in g2_curve_points(12) {
+        points.push(p);
+        let small = twin::g2_mul(&p, &r); // order divides the cofactor
+        points.push(twin::g2_to_affine(&small));
+        let g = g2_point(&random_scalar(&mut rng));
+        points.push(twin::g2_to_affine(&twin::g2_add(&g, &small)));
+        points.push(g2_affine(&g));
+    }
+    let (mut inside, mut outside) = (0, 0);
+    for p in &points {
+        // SAFETY: plain values.
+        let want = unsafe { blst_p2_affine_in_g2(p) };
+        assert_eq!(twin::g2_in_subgroup(p), want, "{p:?}");
+        if want {
+            inside += 1
+        } else {
+            outside += 1
+        }
+    }
+    assert!(
+        inside >= 12 && outside >= 24,
+        "{inside} inside, {outside} outside"
+    );
 }
 
 #[test]
