@@ -151,7 +151,9 @@ fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, 
         let ctx = Context::new(device).map_err(|e| format!("creating a CUDA context: {e:?}"))?;
         let module = Module::from_ptx(PTX, &[])
             .map_err(|e| format!("loading accel's kernels (PTX) on {name}: {e:?}"))?;
-        let stream = Stream::new(StreamFlags::NON_BLOCKING, None)
+        // A blocking stream: it waits for the synchronous copies and memsets that cust issues
+        // on the legacy stream, so a kernel never starts before its inputs have landed.
+        let stream = Stream::new(StreamFlags::DEFAULT, None)
             .map_err(|e| format!("creating a CUDA stream: {e:?}"))?;
         Ok((ctx, module, stream, name))
     };

@@ -101,6 +101,8 @@ struct Driver {
     executed: HashMap<B256, ExecutedBlock>,
     /// A compact announce whose missing transactions were asked of its sender.
     pending_announce: Option<announce::PendingAnnounce>,
+    /// Batches the GPU failed and the CPU answered, as last reported (warned on increase).
+    device_fallbacks: u64,
     /// Blocks being re-executed off the loop (ADR 0002: prepare goes out on receipt, commit
     /// after execution); results come back through `validations`.
     validating: HashSet<B256>,
@@ -204,6 +206,7 @@ pub async fn run(
         peers: PeerBook::default(),
         executed: HashMap::new(),
         pending_announce: None,
+        device_fallbacks: 0,
         validating: HashSet::new(),
         validations: validation_tx,
         builds: build_tx,

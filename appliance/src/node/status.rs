@@ -119,6 +119,11 @@ impl Driver {
             .encode(),
         );
         self.score_transport();
+        let fallbacks = self.ctx.engine.device_fallbacks();
+        if fallbacks > self.device_fallbacks {
+            tracing::warn!(target: "accel", new = fallbacks - self.device_fallbacks, total = fallbacks, "the GPU failed verification batches; the CPU answered them instead (check the device and its driver)");
+            self.device_fallbacks = fallbacks;
+        }
         for peer in self.peers.tick(Instant::now()) {
             if !self.ctx.operator_blocks.locked().contains(&peer) {
                 tracing::info!(target: "net", peer, "ban expired; accepting the peer again");
