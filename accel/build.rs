@@ -19,6 +19,7 @@ const SOURCES: &[&str] = &[
 ];
 
 fn main() {
+    println!("cargo::rustc-check-cfg=cfg(accel_cuda_fatbin)");
     let dir = Path::new("cuda");
     for s in SOURCES {
         println!("cargo:rerun-if-changed=cuda/{s}");
@@ -38,29 +39,58 @@ fn main() {
     }
 }
 
-/// nvcc -ptx cuda/kernels.cu -> $OUT_DIR/kernels.ptx. nvcc comes from `NVCC`, then PATH,
-/// then the PyPI wheel `nvidia-cuda-nvcc` (scripts/cuda-toolchain.sh installs it).
+/// nvcc -ptx cuda/kernels.cu -> $OUT_DIR/kernels.ptx, which the driver compiles for the GPU
+/// it finds when the module loads (JIT, cached by the driver). With `ACCEL_CUDA_SASS` set to
+/// a list of architectures (e.g. `sm_80,sm_90`), also a fatbin with machine code for each
+/// and the PTX for any other, loaded instead: no JIT at the first start on those GPUs, at the
+/// price of about a minute of build time per architecture. nvcc comes from `NVCC`, then
+/// PATH (scripts/cuda-toolchain.sh installs one from PyPI).
 fn build_ptx(dir: &Path) {
     println!("cargo:rerun-if-env-changed=NVCC");
     println!("cargo:rerun-if-env-changed=ACCEL_CUDA_ARCH");
+    println!("cargo:rerun-if-env-changed=ACCEL_CUDA_SASS");
     let nvcc = std::env::var_os("NVCC")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("nvcc"));
     let arch = std::env::var("ACCEL_CUDA_ARCH").unwrap_or_else(|_| "sm_80".to_string());
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let ptx = out.join("kernels.ptx");
-    let status = Command::new(&nvcc)
-        .arg("-ptx")
-        .arg(format!("-arch={arch}"))
+    run_nvcc(
+        &nvcc,
+        &[&format!("-arch={arch}"), "-ptx"],
+        &out.join("kernels.ptx"),
+        dir,
+    );
+    let sass = std::env::var("ACCEL_CUDA_SASS").unwrap_or_default();
+    let sass: Vec<&str> = sass
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !sass.is_empty() {
+        let virt = arch.replace("sm_", "compute_");
+        let mut args = vec!["-fatbin".to_string()];
+        for sm in &sass {
+            args.push(format!("-gencode=arch={virt},code={sm}"));
+        }
+        args.push(format!("-gencode=arch={virt},code={virt}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_nvcc(&nvcc, &args, &out.join("kernels.fatbin"), dir);
+        println!("cargo:rustc-cfg=accel_cuda_fatbin");
+    }
+}
+
+fn run_nvcc(nvcc: &Path, mode: &[&str], output: &Path, dir: &Path) {
+    let status = Command::new(nvcc)
+        .args(mode)
         .arg("-O3")
         .arg("-std=c++14")
         .arg("-o")
-        .arg(&ptx)
+        .arg(output)
         .arg(dir.join("kernels.cu"))
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => panic!("nvcc failed ({s}) compiling accel/cuda/kernels.cu to PTX"),
+        Ok(s) => panic!("nvcc failed ({s}) compiling accel/cuda/kernels.cu ({mode:?})"),
         Err(e) => panic!(
             "the `cuda` feature needs nvcc to build accel's kernels, and `{}` could not run \
              ({e}); install the CUDA toolkit, or run scripts/cuda-toolchain.sh and set NVCC \

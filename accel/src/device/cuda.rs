@@ -20,7 +20,18 @@ use cust::{launch, CudaFlags};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
+#[cfg(not(accel_cuda_fatbin))]
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+/// Machine code for the architectures in `ACCEL_CUDA_SASS` at build time, and PTX for others.
+#[cfg(accel_cuda_fatbin)]
+const FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernels.fatbin"));
+
+fn load_module() -> cust::error::CudaResult<Module> {
+    #[cfg(accel_cuda_fatbin)]
+    return Module::from_fatbin(FATBIN, &[]);
+    #[cfg(not(accel_cuda_fatbin))]
+    Module::from_ptx(PTX, &[])
+}
 
 /// Threads per block: the Miller loop holds an Fp12 and a G2 point per thread, so blocks
 /// stay small enough for the registers they need.
@@ -149,8 +160,8 @@ fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, 
         let name = probe()?;
         let device = Device::get_device(0).map_err(|e| format!("opening CUDA device 0: {e:?}"))?;
         let ctx = Context::new(device).map_err(|e| format!("creating a CUDA context: {e:?}"))?;
-        let module = Module::from_ptx(PTX, &[])
-            .map_err(|e| format!("loading accel's kernels (PTX) on {name}: {e:?}"))?;
+        let module =
+            load_module().map_err(|e| format!("loading accel's kernels on {name}: {e:?}"))?;
         // A blocking stream: it waits for the synchronous copies and memsets that cust issues
         // on the legacy stream, so a kernel never starts before its inputs have landed.
         let stream = Stream::new(StreamFlags::DEFAULT, None)
