@@ -8,11 +8,10 @@
 
 using namespace bls;
 
-extern "C" {
-
 // Field operations, selected by `op`: 0 add, 1 sub, 2 mul, 3 sqr, 4 neg, 5 inverse, 6 sqrt
 // (returns whether a root exists). Other ops return -1.
-int accel_twin_fp(int op, fp *out, const fp *a, const fp *b) {
+template <class F>
+static int field_op(int op, F *out, const F *a, const F *b) {
     switch (op) {
         case 0: *out = add(*a, *b); return 0;
         case 1: *out = sub(*a, *b); return 0;
@@ -25,17 +24,12 @@ int accel_twin_fp(int op, fp *out, const fp *a, const fp *b) {
     }
 }
 
+extern "C" {
+
+int accel_twin_fp(int op, fp *out, const fp *a, const fp *b) { return field_op(op, out, a, b); }
+
 int accel_twin_fp2(int op, fp2 *out, const fp2 *a, const fp2 *b) {
-    switch (op) {
-        case 0: *out = add(*a, *b); return 0;
-        case 1: *out = sub(*a, *b); return 0;
-        case 2: *out = mul(*a, *b); return 0;
-        case 3: *out = sqr(*a); return 0;
-        case 4: *out = neg(*a); return 0;
-        case 5: *out = inverse(*a); return 0;
-        case 6: return sqrt(*out, *a) ? 1 : 0;
-        default: return -1;
-    }
+    return field_op(op, out, a, b);
 }
 
 // 0 mul, 1 sqr, 2 conjugate.

@@ -214,7 +214,7 @@ fn sig_sum(
     let n = r.len();
     let d_sigs = DeviceBuffer::from_slice(sigs)?;
     let d_r = DeviceBuffer::from_slice(r)?;
-    let mut d_terms = DeviceBuffer::<u64>::zeroed(n * P2_WORDS)?;
+    let d_terms = DeviceBuffer::<u64>::zeroed(n * P2_WORDS)?;
     let d_group = DeviceBuffer::<u8>::zeroed(n)?;
     // SAFETY: the kernel reads n items of each input and writes n items of each output, all
     // sized above; arguments match kernels.cu's signature.
@@ -227,22 +227,7 @@ fn sig_sum(
             n as i32
         ))?;
     }
-    let mut m = n;
-    while m > 1 {
-        let outs = m.div_ceil(SLICE);
-        let d_out = DeviceBuffer::<u64>::zeroed(outs * P2_WORDS)?;
-        // SAFETY: `outs` threads each fold SLICE of the m points into their own output.
-        unsafe {
-            launch!(module.sum_g2<<<grid(outs), BLOCK, 0, stream>>>(
-                d_out.as_device_ptr(),
-                d_terms.as_device_ptr(),
-                m as i32,
-                SLICE as i32
-            ))?;
-        }
-        d_terms = d_out;
-        m = outs;
-    }
+    let d_terms = fold(module, stream, "sum_g2", d_terms, n, P2_WORDS)?;
     stream.synchronize()?;
     let mut group = vec![0u8; n];
     d_group.copy_to(&mut group)?;
@@ -262,7 +247,7 @@ fn pair_product(
     let d_pks = DeviceBuffer::from_slice(pks)?;
     let d_uniform = DeviceBuffer::from_slice(uniform)?;
     let d_r = DeviceBuffer::from_slice(r)?;
-    let mut d_loops = DeviceBuffer::<u64>::zeroed(n * FP12_WORDS)?;
+    let d_loops = DeviceBuffer::<u64>::zeroed(n * FP12_WORDS)?;
     // SAFETY: as in `sig_sum`.
     unsafe {
         launch!(module.pair_terms<<<grid(n), BLOCK, 0, stream>>>(
@@ -273,24 +258,40 @@ fn pair_product(
             n as i32
         ))?;
     }
-    let mut m = n;
-    while m > 1 {
-        let outs = m.div_ceil(SLICE);
-        let d_out = DeviceBuffer::<u64>::zeroed(outs * FP12_WORDS)?;
-        // SAFETY: as in `sig_sum`'s reduction.
-        unsafe {
-            launch!(module.product_fp12<<<grid(outs), BLOCK, 0, stream>>>(
-                d_out.as_device_ptr(),
-                d_loops.as_device_ptr(),
-                m as i32,
-                SLICE as i32
-            ))?;
-        }
-        d_loops = d_out;
-        m = outs;
-    }
+    let d_loops = fold(module, stream, "product_fp12", d_loops, n, FP12_WORDS)?;
     stream.synchronize()?;
     let mut out = vec![0u64; FP12_WORDS];
     d_loops.index(..FP12_WORDS).copy_to(&mut out)?;
     Ok(from_words(&out))
+}
+
+/// Folds n values of `words` words each down to one with a reduction kernel (`sum_g2`,
+/// `product_fp12`): each round, one thread per SLICE values writes their fold.
+fn fold(
+    module: &Module,
+    stream: &Stream,
+    kernel: &str,
+    mut values: DeviceBuffer<u64>,
+    n: usize,
+    words: usize,
+) -> cust::error::CudaResult<DeviceBuffer<u64>> {
+    let function = module.get_function(kernel)?;
+    let mut m = n;
+    while m > 1 {
+        let outs = m.div_ceil(SLICE);
+        let d_out = DeviceBuffer::<u64>::zeroed(outs * words)?;
+        // SAFETY: `outs` threads each fold SLICE of the m values into their own output, all
+        // sized above; arguments match kernels.cu's reduction signature.
+        unsafe {
+            launch!(function<<<grid(outs), BLOCK, 0, stream>>>(
+                d_out.as_device_ptr(),
+                values.as_device_ptr(),
+                m as i32,
+                SLICE as i32
+            ))?;
+        }
+        values = d_out;
+        m = outs;
+    }
+    Ok(values)
 }
