@@ -11,7 +11,7 @@
 use super::{DeviceError, Expanded, Kernels};
 use crate::backend::Backend;
 use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
-use cust::context::Context;
+use cust::context::{Context, CurrentContext, ResourceLimit};
 use cust::device::Device;
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::module::Module;
@@ -36,6 +36,8 @@ fn load_module() -> cust::error::CudaResult<Module> {
 /// Threads per block: the Miller loop holds an Fp12 and a G2 point per thread, so blocks
 /// stay small enough for the registers they need.
 const BLOCK: u32 = 64;
+/// Stack per GPU thread, with room over the largest frame ptxas reports.
+const STACK_BYTES: usize = 8 * 1024;
 /// Items each thread folds per reduction round.
 const SLICE: usize = 32;
 
@@ -160,6 +162,10 @@ fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, 
         let name = probe()?;
         let device = Device::get_device(0).map_err(|e| format!("opening CUDA device 0: {e:?}"))?;
         let ctx = Context::new(device).map_err(|e| format!("creating a CUDA context: {e:?}"))?;
+        // The kernels keep an Fp12 and points on the stack of each thread: ptxas reports up to
+        // 5.6 KB (pair_terms, sm_90), above the 1 KB default.
+        CurrentContext::set_resource_limit(ResourceLimit::StackSize, STACK_BYTES)
+            .map_err(|e| format!("raising the CUDA stack to {STACK_BYTES} bytes: {e:?}"))?;
         let module =
             load_module().map_err(|e| format!("loading accel's kernels on {name}: {e:?}"))?;
         // A blocking stream: it waits for the synchronous copies and memsets that cust issues
