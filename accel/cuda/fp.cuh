@@ -71,8 +71,8 @@ ACCEL_HD fp neg(const fp &a) { return sub(fp_zero(), a); }
 
 ACCEL_HD fp dbl(const fp &a) { return add(a, a); }
 
-// Montgomery product a*b/R mod p (CIOS).
-ACCEL_HD fp mul(const fp &a, const fp &b) {
+// Montgomery product a*b/R mod p (CIOS) on 64-bit words: the host's form.
+ACCEL_HD fp mul64(const fp &a, const fp &b) {
     const u64 p[6] = BLS_P;
     u64 t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int i = 0; i < 6; i++) {
@@ -92,6 +92,58 @@ ACCEL_HD fp mul(const fp &a, const fp &b) {
     fp r;
     for (int i = 0; i < 6; i++) r.l[i] = t[i];
     return reduce_once(r);
+}
+
+// The same product on 32-bit words (twelve limbs, same memory layout): on a GPU a 64-bit
+// multiply is emulated with several 32-bit ones and carries cost compares, while a 32x32->64
+// product is one wide multiply, so the device build uses this form (ADR 0023; define
+// ACCEL_FP_MUL64 to compare). The tests check it against blst on the host like the rest.
+ACCEL_CALL fp mul32(const fp &a, const fp &b) {
+    const u64 p64[6] = BLS_P;
+    uint32_t x[12], y[12], p[12], t[14];
+    for (int i = 0; i < 6; i++) {
+        x[2 * i] = (uint32_t)a.l[i];
+        x[2 * i + 1] = (uint32_t)(a.l[i] >> 32);
+        y[2 * i] = (uint32_t)b.l[i];
+        y[2 * i + 1] = (uint32_t)(b.l[i] >> 32);
+        p[2 * i] = (uint32_t)p64[i];
+        p[2 * i + 1] = (uint32_t)(p64[i] >> 32);
+    }
+    for (int i = 0; i < 14; i++) t[i] = 0;
+    const uint32_t inv = (uint32_t)BLS_P_INV;  // -p^-1 mod 2^32
+    for (int i = 0; i < 12; i++) {
+        u64 c = 0;
+        for (int j = 0; j < 12; j++) {
+            u64 s = (u64)x[j] * y[i] + t[j] + c;  // < 2^64: (2^32-1)^2 + 2 (2^32-1)
+            t[j] = (uint32_t)s;
+            c = s >> 32;
+        }
+        u64 s = (u64)t[12] + c;
+        t[12] = (uint32_t)s;
+        t[13] = (uint32_t)(s >> 32);
+        uint32_t m = t[0] * inv;
+        s = (u64)m * p[0] + t[0];
+        c = s >> 32;
+        for (int j = 1; j < 12; j++) {
+            s = (u64)m * p[j] + t[j] + c;
+            t[j - 1] = (uint32_t)s;
+            c = s >> 32;
+        }
+        s = (u64)t[12] + c;
+        t[11] = (uint32_t)s;
+        t[12] = t[13] + (uint32_t)(s >> 32);
+    }
+    fp r;
+    for (int i = 0; i < 6; i++) r.l[i] = (u64)t[2 * i] | ((u64)t[2 * i + 1] << 32);
+    return reduce_once(r);
+}
+
+ACCEL_HD fp mul(const fp &a, const fp &b) {
+#if defined(__CUDA_ARCH__) && !defined(ACCEL_FP_MUL64)
+    return mul32(a, b);
+#else
+    return mul64(a, b);
+#endif
 }
 
 ACCEL_HD fp sqr(const fp &a) { return mul(a, a); }

@@ -115,6 +115,7 @@ fn fp_matches_blst() {
             assert_eq!(twin::fp(FieldOp::Sub, a, b).0, want, "sub");
             unsafe { blst_fp_mul(&mut want, a, b) };
             assert_eq!(twin::fp(FieldOp::Mul, a, b).0, want, "mul");
+            assert_eq!(twin::fp(FieldOp::Mul32, a, b).0, want, "mul, 32-bit limbs");
         }
         let mut want = blst_fp::default();
         // SAFETY: plain values.
@@ -134,6 +135,19 @@ fn fp_matches_blst() {
                 "sqrt squares back"
             );
         }
+    }
+}
+
+/// The device's 32-bit-limb product, on many more random pairs than the other operations.
+#[test]
+fn fp_mul32_matches_blst() {
+    let mut rng = rng();
+    for _ in 0..20_000 {
+        let (a, b) = (random_fp(&mut rng), random_fp(&mut rng));
+        let mut want = blst_fp::default();
+        // SAFETY: plain values.
+        unsafe { blst_fp_mul(&mut want, &a, &b) };
+        assert_eq!(twin::fp(FieldOp::Mul32, &a, &b).0, want);
     }
 }
 

@@ -216,6 +216,8 @@ pub(crate) mod math {
         Inverse = 5,
         /// Returns whether a root exists.
         Sqrt = 6,
+        /// The 32-bit-limb product the device build uses (Fp only).
+        Mul32 = 7,
     }
 
     pub(crate) fn fp(op: FieldOp, a: &blst_fp, b: &blst_fp) -> (blst_fp, bool) {
