@@ -194,6 +194,118 @@ fn suite_mockhsm_connector() {
     assert!(yubi::open(&p.url, 1, b"password").is_err());
 }
 
+/// A TCP relay in front of the connector that can be cut (listener and open connections) and
+/// restored on the same port: the HSM "unplugged" and "plugged back".
+struct Relay {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(upstream: &str) -> Self {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        Self::serve(listener, upstream, up.clone());
+        Self { port, up }
+    }
+
+    fn serve(
+        listener: std::net::TcpListener,
+        upstream: String,
+        up: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::sync::atomic::Ordering::SeqCst;
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let mut open: Vec<std::net::TcpStream> = Vec::new();
+            while up.load(SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let server = std::net::TcpStream::connect(&upstream).unwrap();
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                        open.extend([client, server]);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+            for c in open {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        });
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        // Until the accept loop has seen the flag and dropped the listener.
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn restore(&mut self, upstream: &str) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        self.up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        Self::serve(
+            listener,
+            upstream.trim_start_matches("http://").to_string(),
+            self.up.clone(),
+        );
+    }
+}
+
+/// The health probe behind `harmony_signer_up`: it fails with a backend error, saying the HSM
+/// is unreachable, while the connector is gone, and succeeds again once it is back (the client
+/// reconnects on its own).
+#[test]
+fn probe_reports_an_unreachable_hsm_and_recovers() {
+    let profile = Profile::default_profile();
+    let p = provision(&profile);
+    let mut relay = Relay::start(&p.url);
+    let client = Arc::new(yubi::open(&relay.url(), 4, p.validator_pw.as_bytes()).unwrap());
+    let sealed_dir = tempfile::tempdir().unwrap();
+    let file = sealed_dir.path().join("bls-0.sealed.json");
+    SealedKey::seal(&client, profile.hmac_key.id, &keys(1)[0])
+        .unwrap()
+        .write(&file)
+        .unwrap();
+    let signer = yubi::HsmSigner::open(client, &[file]).unwrap();
+    hsm::Signer::probe(&signer).unwrap();
+
+    relay.cut();
+    match hsm::Signer::probe(&signer) {
+        Err(hsm::SignError::Backend(m)) => assert!(m.contains("HSM unreachable"), "{m}"),
+        other => panic!("a probe with the HSM gone must fail as a backend error: {other:?}"),
+    }
+
+    relay.restore(&p.url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match hsm::Signer::probe(&signer) {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("probe while reconnecting: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("the probe did not recover after the HSM came back: {e}"),
+        }
+    }
+}
+
 #[test]
 fn mockhsm_bad_inputs_are_clear_errors() {
     let profile = Profile::default_profile();
