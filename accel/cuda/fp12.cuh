@@ -61,10 +61,26 @@ ACCEL_CALL fp12 sqr(const fp12 &a) {
 
 ACCEL_HD fp12 conj(const fp12 &a) { return fp12{a.c0, neg(a.c1)}; }
 
-// By a line's value, which has only c0.c0, c0.c1 and c1.c1 set (see pairing.cuh).
+// c * (a0 + a1 v): five products in Fp2 (Karatsuba on the first two terms).
+ACCEL_HD fp6 mul_by_01(const fp6 &c, const fp2 &a0, const fp2 &a1) {
+    fp2 t0 = mul(c.c0, a0);
+    fp2 t1 = mul(c.c1, a1);
+    fp2 mid = sub(sub(mul(add(c.c0, c.c1), add(a0, a1)), t0), t1);
+    return fp6{add(t0, mul_by_xi(mul(c.c2, a1))), mid, add(t1, mul(c.c2, a0))};
+}
+
+// c * (b1 v) = (xi c2 b1, c0 b1, c1 b1).
+ACCEL_HD fp6 mul_by_1(const fp6 &c, const fp2 &b1) {
+    return fp6{mul_by_xi(mul(c.c2, b1)), mul(c.c0, b1), mul(c.c1, b1)};
+}
+
+// By a line's value l = (a0 + a1 v) + (b1 v) w, the only coefficients a line has (see
+// pairing.cuh): 13 products in Fp2 instead of a full product's 18.
 ACCEL_CALL fp12 mul_by_line(const fp12 &f, const fp2 &a0, const fp2 &a1, const fp2 &b1) {
-    fp12 l = {fp6{a0, a1, fp2_zero()}, fp6{fp2_zero(), b1, fp2_zero()}};
-    return mul(f, l);
+    fp6 t0 = mul_by_01(f.c0, a0, a1);
+    fp6 t1 = mul_by_1(f.c1, b1);
+    fp6 c1 = sub(sub(mul_by_01(add(f.c0, f.c1), a0, add(a1, b1)), t0), t1);
+    return fp12{add(t0, mul_by_v(t1)), c1};
 }
 
 }  // namespace bls
