@@ -55,6 +55,8 @@ pub struct Metrics {
     pub signer_errors: IntCounterVec,
     pub sign_seconds: Histogram,
     pub signer_up: IntGauge,
+    /// Verification batches the GPU failed and the CPU answered (accel's device backend).
+    pub accel_device_fallbacks: IntCounter,
     pub signer_probe_seconds: Gauge,
     pub blocks_signed: IntCounterVec,
     pub blocks_missed: IntCounterVec,
@@ -352,6 +354,10 @@ impl Metrics {
                 "harmony_signer_up",
                 "1 while the signer's backend answers (last signing request or probe succeeded)",
             ),
+            accel_device_fallbacks: counter(
+                "harmony_accel_device_fallbacks_total",
+                "Verification batches the GPU failed and the CPU backend answered instead",
+            ),
             signer_probe_seconds: Gauge::new(
                 "harmony_signer_probe_seconds",
                 "Round trip of the last signer health probe (an HSM echo with the yubihsm backend)",
@@ -539,6 +545,7 @@ impl Metrics {
             Box::new(m.signer_errors.clone()),
             Box::new(m.sign_seconds.clone()),
             Box::new(m.signer_up.clone()),
+            Box::new(m.accel_device_fallbacks.clone()),
             Box::new(m.signer_probe_seconds.clone()),
             Box::new(m.blocks_signed.clone()),
             Box::new(m.blocks_missed.clone()),

@@ -120,6 +120,7 @@ impl Driver {
         );
         self.score_transport();
         let fallbacks = self.ctx.engine.device_fallbacks();
+        super::observe::sync_counter(&self.ctx.metrics.accel_device_fallbacks, fallbacks);
         if fallbacks > self.device_fallbacks {
             tracing::warn!(target: "accel", new = fallbacks - self.device_fallbacks, total = fallbacks, "the GPU failed verification batches; the CPU answered them instead (check the device and its driver)");
             self.device_fallbacks = fallbacks;
