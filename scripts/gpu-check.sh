@@ -43,6 +43,13 @@ run)
     mkdir -p "$out"
     nvidia-smi -L | tee "$out/gpu.txt" || true
     export ACCEL_BLS_VECTORS="$PWD/accel/tests/vectors"
+    # PTX from the nvcc 13 wheel needs a CUDA 13 driver; with the machine's own nvcc the
+    # kernels match its driver whatever its version.
+    if command -v nvcc >/dev/null; then
+        nvcc -ptx -arch=sm_80 -O3 -std=c++14 -o "$out/kernels.ptx" accel/cuda/kernels.cu &&
+            export ACCEL_CUDA_PTX="$out/kernels.ptx"
+        nvcc --version | tail -n 2 >>"$out/gpu.txt"
+    fi
     status=0
     for t in "$dest"/test-*; do
         echo "== $t" | tee -a "$out/tests.txt"

@@ -63,7 +63,10 @@ ACCEL_CALL g2_affine map_to_curve_sswu(const fp2 &u) {
     return g2_affine{x, y};
 }
 
-ACCEL_HD fp2 horner(fp2 (*coeff)(int), int len, const fp2 &x) {
+// The coefficient table is a template argument, so the device code calls it directly (an
+// indirect call would leave ptxas unable to bound the stack).
+template <fp2 (*coeff)(int)>
+ACCEL_HD fp2 horner(int len, const fp2 &x) {
     fp2 acc = coeff(len - 1);
     for (int i = len - 2; i >= 0; i--) acc = add(mul(acc, x), coeff(i));
     return acc;
@@ -71,11 +74,11 @@ ACCEL_HD fp2 horner(fp2 (*coeff)(int), int len, const fp2 &x) {
 
 // The 3-isogeny E' -> E; a zero denominator gives the identity, as the RFC requires.
 ACCEL_CALL g2 iso_map(const g2_affine &p) {
-    fp2 xden = horner(iso_xden, ISO_XDEN_LEN, p.x);
-    fp2 yden = horner(iso_yden, ISO_YDEN_LEN, p.x);
+    fp2 xden = horner<iso_xden>(ISO_XDEN_LEN, p.x);
+    fp2 yden = horner<iso_yden>(ISO_YDEN_LEN, p.x);
     if (is_zero(xden) || is_zero(yden)) return infinity<fp2>();
-    fp2 x = mul(horner(iso_xnum, ISO_XNUM_LEN, p.x), inverse(xden));
-    fp2 y = mul(mul(p.y, horner(iso_ynum, ISO_YNUM_LEN, p.x)), inverse(yden));
+    fp2 x = mul(horner<iso_xnum>(ISO_XNUM_LEN, p.x), inverse(xden));
+    fp2 y = mul(mul(p.y, horner<iso_ynum>(ISO_YNUM_LEN, p.x)), inverse(yden));
     return g2{x, y, fp2_one()};
 }
 

@@ -62,11 +62,14 @@ impl Engine {
         }
     }
 
+    /// The CUDA backend, once its known-answer batches came back right.
     #[cfg(feature = "cuda")]
     fn cuda(pool: Arc<ThreadPool>) -> Result<Self, String> {
         let kernels = Box::new(crate::device::cuda::CudaKernels::start()?);
+        let backend = DeviceBackend::new(kernels, pool.clone());
+        backend.self_test()?;
         Ok(Self {
-            backend: Arc::new(DeviceBackend::new(kernels, pool.clone())),
+            backend: Arc::new(backend),
             pool: Some(pool),
         })
     }

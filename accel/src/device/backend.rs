@@ -11,16 +11,23 @@ use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
 use rand::RngCore;
 use rayon::prelude::*;
 use rayon::ThreadPool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub(crate) struct DeviceBackend {
     kernels: Box<dyn Kernels>,
     cpu: CpuBackend,
     pool: Arc<ThreadPool>,
-    /// Jobs the device failed and the CPU answered instead.
+    /// Jobs the device failed (or answered "invalid" where the CPU found the batch valid) and
+    /// the CPU answered instead.
     fallbacks: AtomicU64,
+    /// Device errors in a row; at [`GIVE_UP_AFTER`] the device is no longer tried (a CUDA
+    /// context that hit a sticky error fails every later call).
+    failures_in_a_row: AtomicU32,
 }
+
+/// Consecutive device errors after which every batch goes to the CPU until a restart.
+const GIVE_UP_AFTER: u32 = 3;
 
 impl DeviceBackend {
     pub(crate) fn new(kernels: Box<dyn Kernels>, pool: Arc<ThreadPool>) -> Self {
@@ -29,9 +36,42 @@ impl DeviceBackend {
             cpu: CpuBackend::new(pool.clone()),
             pool,
             fallbacks: AtomicU64::new(0),
+            failures_in_a_row: AtomicU32::new(0),
         }
     }
 
+    /// A known-answer check at start: a valid batch must pass on the device and the same batch
+    /// with one wrong message must fail, or the backend is refused (a kernel the driver
+    /// miscompiled must not decide anything).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))] // only CUDA runs it at start
+    pub(crate) fn self_test(&self) -> Result<(), String> {
+        let sks: Vec<crate::SecretKey> = (1..=5u8)
+            .map(|i| crate::SecretKey::from_ikm(&[i; 32]).expect("32 bytes of key material"))
+            .collect();
+        let pks: Vec<PublicKey> = sks.iter().map(|k| k.public_key()).collect();
+        let mut msgs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 40]).collect();
+        let sigs: Vec<Signature> = sks.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+        let run = |msgs: &[Vec<u8>]| {
+            let items: Vec<BatchItem> = (0..5)
+                .map(|i| BatchItem {
+                    public_key: &pks[i],
+                    message: &msgs[i],
+                    signature: &sigs[i],
+                })
+                .collect();
+            self.device_batch(&items)
+        };
+        let valid = run(&msgs).map_err(|e| format!("the known-answer batch failed: {}", e.0))?;
+        msgs[3][0] ^= 1;
+        let forged = run(&msgs).map_err(|e| format!("the known-answer batch failed: {}", e.0))?;
+        match (valid, forged) {
+            (true, false) => Ok(()),
+            _ => Err(format!(
+                "the device answered the known-answer batches wrongly (valid: {valid}, with a \
+                 wrong message: {forged}); refusing it"
+            )),
+        }
+    }
     fn device_batch(&self, items: &[BatchItem<'_>]) -> Result<bool, DeviceError> {
         let rands = random_scalars(items.len());
         let sigs: Vec<blst_p2_affine> = items.iter().map(|it| *it.signature.affine()).collect();
@@ -119,9 +159,27 @@ impl VerifyBackend for DeviceBackend {
     }
 
     fn batch_verify(&self, items: &[BatchItem<'_>]) -> bool {
+        if self.failures_in_a_row.load(Ordering::Relaxed) >= GIVE_UP_AFTER {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            return self.cpu.batch_verify(items);
+        }
         match self.device_batch(items) {
-            Ok(ok) => ok,
+            Ok(true) => {
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                true
+            }
+            // "Invalid" is rare (a lying peer) and final, so the CPU confirms it: a device
+            // that went wrong must not make the node refuse valid certificates.
+            Ok(false) => {
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                let valid = self.cpu.batch_verify(items);
+                if valid {
+                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+                valid
+            }
             Err(_) => {
+                self.failures_in_a_row.fetch_add(1, Ordering::Relaxed);
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
                 self.cpu.batch_verify(items)
             }

@@ -26,11 +26,39 @@ const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
 #[cfg(accel_cuda_fatbin)]
 const FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernels.fatbin"));
 
-fn load_module() -> cust::error::CudaResult<Module> {
+/// The kernels: PTX from the file `ACCEL_CUDA_PTX` names when set (built on the GPU machine by
+/// its own nvcc, for a driver older than the PTX built in), otherwise what build.rs built in.
+/// PTX from nvcc 13 (the PyPI wheel) needs a CUDA 13 driver (580 or newer) to load.
+fn load_module() -> Result<Module, String> {
+    let driver = cust::CudaApiVersion::get()
+        .map(|v| format!("{}.{}", v.major(), v.minor()))
+        .unwrap_or_else(|e| format!("unknown ({e:?})"));
+    if let Some(path) = std::env::var_os("ACCEL_CUDA_PTX") {
+        let ptx = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "reading the kernels' PTX from ACCEL_CUDA_PTX={}: {e}",
+                path.to_string_lossy()
+            )
+        })?;
+        return Module::from_ptx(ptx, &[]).map_err(|e| {
+            format!(
+                "loading the kernels' PTX from {} (driver supports CUDA {driver}): {e:?}",
+                path.to_string_lossy()
+            )
+        });
+    }
     #[cfg(accel_cuda_fatbin)]
-    return Module::from_fatbin(FATBIN, &[]);
+    let loaded = Module::from_fatbin(FATBIN, &[]);
     #[cfg(not(accel_cuda_fatbin))]
-    Module::from_ptx(PTX, &[])
+    let loaded = Module::from_ptx(PTX, &[]);
+    loaded.map_err(|e| {
+        format!(
+            "loading the built-in kernels (driver supports CUDA {driver}): {e:?}; PTX from a \
+             newer nvcc than the driver fails this way: update the driver, or build the PTX \
+             with the machine's nvcc (`nvcc -ptx -arch=sm_80 accel/cuda/kernels.cu`) and name \
+             it in ACCEL_CUDA_PTX"
+        )
+    })
 }
 
 /// Threads per block: the Miller loop holds an Fp12 and a G2 point per thread, so blocks
@@ -113,6 +141,10 @@ impl Kernels for CudaKernels {
     }
 
     fn sig_sum(&self, sigs: &[blst_p2_affine], r: &[u64]) -> Result<(bool, blst_p2), DeviceError> {
+        super::check_job(sigs.len(), &[r.len()])?;
+        if r.is_empty() {
+            return Ok((true, blst_p2::default()));
+        }
         let sigs = words(sigs);
         self.submit(|reply| Job::SigSum {
             sigs,
@@ -127,6 +159,11 @@ impl Kernels for CudaKernels {
         uniform: &[Expanded],
         r: &[u64],
     ) -> Result<blst_fp12, DeviceError> {
+        super::check_job(pks.len(), &[uniform.len(), r.len()])?;
+        if r.is_empty() {
+            // SAFETY: blst_fp12_one returns a pointer to a static value.
+            return Ok(unsafe { *blst::blst_fp12_one() });
+        }
         let pks = words(pks);
         let uniform = uniform.concat();
         self.submit(|reply| Job::PairProduct {
@@ -166,8 +203,7 @@ fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, 
         // to 8.9 KB (pair_terms, sm_90), far above the 1 KB default.
         CurrentContext::set_resource_limit(ResourceLimit::StackSize, STACK_BYTES)
             .map_err(|e| format!("raising the CUDA stack to {STACK_BYTES} bytes: {e:?}"))?;
-        let module =
-            load_module().map_err(|e| format!("loading accel's kernels on {name}: {e:?}"))?;
+        let module = load_module().map_err(|e| format!("{name}: {e}"))?;
         // A blocking stream: it waits for the synchronous copies and memsets that cust issues
         // on the legacy stream, so a kernel never starts before its inputs have landed.
         let stream = Stream::new(StreamFlags::DEFAULT, None)
@@ -211,6 +247,23 @@ fn grid(n: usize) -> u32 {
 const P2_WORDS: usize = std::mem::size_of::<blst_p2>() / 8;
 const FP12_WORDS: usize = std::mem::size_of::<blst_fp12>() / 8;
 
+/// Waits for the stream when dropped: declared after a job's device buffers, it outlives none
+/// of them, so no buffer is freed while a kernel launched on it may still run, on the error
+/// paths too.
+struct Synced<'a>(&'a Stream);
+
+impl Drop for Synced<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.synchronize();
+    }
+}
+
+/// A device buffer every element of which the next kernel writes.
+fn scratch<T: cust::memory::DeviceCopy>(len: usize) -> cust::error::CudaResult<DeviceBuffer<T>> {
+    // SAFETY: nothing reads the buffer before a kernel has written all `len` elements.
+    unsafe { DeviceBuffer::uninitialized(len) }
+}
+
 fn sig_sum(
     module: &Module,
     stream: &Stream,
@@ -220,10 +273,11 @@ fn sig_sum(
     let n = r.len();
     let d_sigs = DeviceBuffer::from_slice(sigs)?;
     let d_r = DeviceBuffer::from_slice(r)?;
-    let d_terms = DeviceBuffer::<u64>::zeroed(n * P2_WORDS)?;
-    let d_group = DeviceBuffer::<u8>::zeroed(n)?;
+    let d_terms = scratch::<u64>(n * P2_WORDS)?;
+    let d_group = scratch::<u8>(n)?;
+    let _synced = Synced(stream);
     // SAFETY: the kernel reads n items of each input and writes n items of each output, all
-    // sized above; arguments match kernels.cu's signature.
+    // sized above (the caller checked the input lengths); arguments match kernels.cu.
     unsafe {
         launch!(module.sig_terms<<<grid(n), BLOCK, 0, stream>>>(
             d_sigs.as_device_ptr(),
@@ -233,12 +287,9 @@ fn sig_sum(
             n as i32
         ))?;
     }
-    let d_terms = fold(module, stream, "sum_g2", d_terms, n, P2_WORDS)?;
-    stream.synchronize()?;
+    let sum = fold(module, stream, "sum_g2", d_terms, n, P2_WORDS)?;
     let mut group = vec![0u8; n];
     d_group.copy_to(&mut group)?;
-    let mut sum = vec![0u64; P2_WORDS];
-    d_terms.index(..P2_WORDS).copy_to(&mut sum)?;
     Ok((group.iter().all(|&g| g == 1), from_words(&sum)))
 }
 
@@ -253,7 +304,8 @@ fn pair_product(
     let d_pks = DeviceBuffer::from_slice(pks)?;
     let d_uniform = DeviceBuffer::from_slice(uniform)?;
     let d_r = DeviceBuffer::from_slice(r)?;
-    let d_loops = DeviceBuffer::<u64>::zeroed(n * FP12_WORDS)?;
+    let d_loops = scratch::<u64>(n * FP12_WORDS)?;
+    let _synced = Synced(stream);
     // SAFETY: as in `sig_sum`.
     unsafe {
         launch!(module.pair_terms<<<grid(n), BLOCK, 0, stream>>>(
@@ -264,40 +316,46 @@ fn pair_product(
             n as i32
         ))?;
     }
-    let d_loops = fold(module, stream, "product_fp12", d_loops, n, FP12_WORDS)?;
-    stream.synchronize()?;
-    let mut out = vec![0u64; FP12_WORDS];
-    d_loops.index(..FP12_WORDS).copy_to(&mut out)?;
-    Ok(from_words(&out))
+    let product = fold(module, stream, "product_fp12", d_loops, n, FP12_WORDS)?;
+    Ok(from_words(&product))
 }
 
 /// Folds n values of `words` words each down to one with a reduction kernel (`sum_g2`,
-/// `product_fp12`): each round, one thread per SLICE values writes their fold.
+/// `product_fp12`): each round, one thread per SLICE values writes their fold. Waits for each
+/// round before the buffer it read is freed, and returns the last value's words.
 fn fold(
     module: &Module,
     stream: &Stream,
     kernel: &str,
-    mut values: DeviceBuffer<u64>,
+    values: DeviceBuffer<u64>,
     n: usize,
     words: usize,
-) -> cust::error::CudaResult<DeviceBuffer<u64>> {
+) -> cust::error::CudaResult<Vec<u64>> {
     let function = module.get_function(kernel)?;
+    let mut values = values;
     let mut m = n;
     while m > 1 {
         let outs = m.div_ceil(SLICE);
-        let d_out = DeviceBuffer::<u64>::zeroed(outs * words)?;
+        let d_out = scratch::<u64>(outs * words)?;
         // SAFETY: `outs` threads each fold SLICE of the m values into their own output, all
         // sized above; arguments match kernels.cu's reduction signature.
-        unsafe {
+        let launched = unsafe {
             launch!(function<<<grid(outs), BLOCK, 0, stream>>>(
                 d_out.as_device_ptr(),
                 values.as_device_ptr(),
                 m as i32,
                 SLICE as i32
-            ))?;
-        }
+            ))
+        };
+        // The round must finish before `values`, which it reads, is freed (also on error).
+        let waited = stream.synchronize();
+        launched?;
+        waited?;
         values = d_out;
         m = outs;
     }
-    Ok(values)
+    stream.synchronize()?;
+    let mut out = vec![0u64; words];
+    values.index(..words).copy_to(&mut out)?;
+    Ok(out)
 }

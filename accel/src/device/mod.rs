@@ -48,3 +48,16 @@ pub(crate) trait Kernels: Send + Sync {
         r: &[u64],
     ) -> Result<blst_fp12, DeviceError>;
 }
+
+/// Refuses a job whose parallel inputs differ in length, or too large for the kernels' 32-bit
+/// item indices.
+pub(crate) fn check_job(n: usize, others: &[usize]) -> Result<(), DeviceError> {
+    if let Some(m) = others.iter().find(|&&m| m != n) {
+        return Err(DeviceError(format!(
+            "a job's inputs differ in length ({n} and {m} items)"
+        )));
+    }
+    i32::try_from(n)
+        .map(|_| ())
+        .map_err(|_| DeviceError(format!("a batch of {n} items is too large for one job")))
+}

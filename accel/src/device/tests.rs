@@ -604,3 +604,90 @@ fn hash_to_g2_matches_blst() {
         );
     }
 }
+
+/// The start-up known-answer check passes on the twin, and a broken executor fails it; a
+/// device error sends batches to the CPU, and after three in a row the device is not tried.
+#[test]
+fn known_answers_and_fallbacks() {
+    use super::{DeviceBackend, DeviceError, Expanded, Kernels};
+    use crate::backend::{Backend, VerifyBackend};
+    let pool = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap(),
+    );
+    let good = DeviceBackend::new(
+        Box::new(super::twin::HostTwin::new(pool.clone())),
+        pool.clone(),
+    );
+    good.self_test().unwrap();
+
+    /// Answers every job with an error, or with a wrong product.
+    struct Broken {
+        error: bool,
+        calls: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    }
+    impl Kernels for Broken {
+        fn kind(&self) -> Backend {
+            Backend::DeviceTwin
+        }
+        fn sig_sum(&self, _: &[blst_p2_affine], _: &[u64]) -> Result<(bool, blst_p2), DeviceError> {
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.error {
+                return Err(DeviceError("broken".into()));
+            }
+            Ok((true, blst_p2::default()))
+        }
+        fn pair_product(
+            &self,
+            _: &[blst_p1_affine],
+            _: &[Expanded],
+            _: &[u64],
+        ) -> Result<blst_fp12, DeviceError> {
+            Ok(random_fp12(&mut rng()))
+        }
+    }
+    let wrong = DeviceBackend::new(
+        Box::new(Broken {
+            error: false,
+            calls: Default::default(),
+        }),
+        pool.clone(),
+    );
+    let why = wrong.self_test().unwrap_err();
+    assert!(why.contains("wrongly"), "{why}");
+
+    // A wrong "invalid" is overruled by the CPU and counted.
+    let sk = crate::SecretKey::from_ikm(&[9; 32]).unwrap();
+    let (pk, sig) = (sk.public_key(), sk.sign(b"m"));
+    let items = [crate::BatchItem {
+        public_key: &pk,
+        message: b"m",
+        signature: &sig,
+    }];
+    assert!(wrong.batch_verify(&items));
+    assert_eq!(wrong.device_fallbacks(), 1);
+
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let failing = DeviceBackend::new(
+        Box::new(Broken {
+            error: true,
+            calls: calls.clone(),
+        }),
+        pool,
+    );
+    for round in 1..=5u64 {
+        assert!(
+            failing.batch_verify(&items),
+            "the CPU answers round {round}"
+        );
+        assert_eq!(failing.device_fallbacks(), round);
+    }
+    let tried = calls.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        tried, 3,
+        "the device is given up after three errors in a row"
+    );
+}

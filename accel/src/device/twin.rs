@@ -54,19 +54,13 @@ fn chunk_len(pool: &ThreadPool, n: usize) -> usize {
     n.div_ceil(tasks).max(1)
 }
 
-fn check_len(n: usize) -> Result<(), DeviceError> {
-    i32::try_from(n)
-        .map(|_| ())
-        .map_err(|_| DeviceError(format!("a batch of {n} items is too large for one job")))
-}
-
 impl Kernels for HostTwin {
     fn kind(&self) -> Backend {
         Backend::DeviceTwin
     }
 
     fn sig_sum(&self, sigs: &[blst_p2_affine], r: &[u64]) -> Result<(bool, blst_p2), DeviceError> {
-        check_len(sigs.len())?;
+        super::check_job(sigs.len(), &[r.len()])?;
         let len = chunk_len(&self.pool, sigs.len());
         let parts: Vec<(bool, blst_p2)> = self.pool.install(|| {
             sigs.par_chunks(len)
@@ -105,7 +99,7 @@ impl Kernels for HostTwin {
         uniform: &[Expanded],
         r: &[u64],
     ) -> Result<blst_fp12, DeviceError> {
-        check_len(pks.len())?;
+        super::check_job(pks.len(), &[uniform.len(), r.len()])?;
         let len = chunk_len(&self.pool, pks.len());
         let products: Vec<blst_fp12> = self.pool.install(|| {
             pks.par_chunks(len)
