@@ -535,12 +535,16 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
             "the attacker was not scored down: {line}"
         );
     }
+    let rpc = RpcTarget {
+        client: &client,
+        tip: &tip,
+        pid,
+        bound,
+        idle_p99_ms: idle.p99_ms,
+    };
     // The RPC attacker: costly calls from four connections at once against node 0's port.
     if only.as_ref().is_none_or(|o| "rpc".contains(o.as_str())) {
         let name = "RPC: endless eth_call loops, whole-chain eth_feeHistory, 1,000-address eth_getLogs (4 clients)";
-        let refused_before = rpc_refusals(offset).await;
-        let rss_before = rss_mib(pid);
-        let cpu_before = cpu_s(pid);
         let port = 9500 + offset;
         let addresses: Vec<String> = (0..1000).map(|i| format!("\"0x{i:040x}\"")).collect();
         let bodies = [
@@ -559,51 +563,43 @@ async fn finality_memory_and_scores_hold_under_each_attack() {
                 }
             });
         });
-        let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
-        let refused = rpc_refusals(offset).await - refused_before;
-        let line = describe(
-            name,
-            &m,
-            idle.p99_ms,
-            rss_before,
-            &format!(
-                "refused or failed calls +{refused}; CPU node 0 {:.1} s",
-                cpu_s(pid) - cpu_before
-            ),
-        );
-        check_held(&m, bound, rss_before, &line);
-        report.push(line.clone());
-        assert!(refused > 0.0, "no call was refused or capped: {line}");
+        let line = rpc
+            .attack(
+                name,
+                attack,
+                "refused or failed calls",
+                async || rpc_refusals(offset).await,
+                String::new,
+            )
+            .await;
+        report.push(line);
     }
     if only
         .as_ref()
         .is_none_or(|o| "websocket".contains(o.as_str()))
     {
         let name = "WebSocket storm: 120 connections churning, 70 subscriptions each (newHeads, 1,000-address logs)";
-        let before = subscribe_errors(offset).await;
-        let rss_before = rss_mib(pid);
-        let cpu_before = cpu_s(pid);
         let (attack, refused_connections) = ws_storm(9500 + offset);
-        let m = window(&client, &tip, pid, Some(attack), WINDOW).await;
-        let refused = subscribe_errors(offset).await - before;
-        let line = describe(
-            name,
-            &m,
-            idle.p99_ms,
-            rss_before,
-            &format!(
-                "subscriptions refused +{refused}, connections refused {}; CPU node 0 {:.1} s",
-                refused_connections.load(Ordering::Relaxed),
-                cpu_s(pid) - cpu_before
-            ),
-        );
-        check_held(&m, bound, rss_before, &line);
-        report.push(line.clone());
-        assert!(refused > 0.0, "no subscription was refused: {line}");
+        let connections = refused_connections.clone();
+        let line = rpc
+            .attack(
+                name,
+                attack,
+                "subscriptions refused",
+                async || subscribe_errors(offset).await,
+                move || {
+                    format!(
+                        ", connections refused {}",
+                        connections.load(Ordering::Relaxed)
+                    )
+                },
+            )
+            .await;
         assert!(
             refused_connections.load(Ordering::Relaxed) > 0,
             "no connection was refused: {line}"
         );
+        report.push(line);
     }
     println!("under attack, summary:\n{}", report.join("\n"));
 }
@@ -692,6 +688,49 @@ fn check_held(m: &Measured, bound: f64, rss_before: u64, line: &str) {
         m.rss_max_mib <= rss_before + RSS_GROWTH_MIB,
         "memory grew: {line}"
     );
+}
+
+/// What an attack on node 0's RPC port is measured against: the same finality window and bound
+/// as the peer attacks; the attacker is judged by a refusal counter instead of a peer score.
+struct RpcTarget<'a> {
+    client: &'a jsonrpsee::http_client::HttpClient,
+    tip: &'a AtomicU64,
+    pid: u32,
+    bound: f64,
+    idle_p99_ms: f64,
+}
+
+impl RpcTarget<'_> {
+    /// Runs `attack` for one window, prints and returns its line, and asserts that finality
+    /// and memory held and that `refusals` (a counter of node 0's) grew.
+    async fn attack(
+        &self,
+        name: &str,
+        attack: Attack,
+        refused_what: &str,
+        refusals: impl AsyncFn() -> f64,
+        detail: impl FnOnce() -> String,
+    ) -> String {
+        let refused_before = refusals().await;
+        let rss_before = rss_mib(self.pid);
+        let cpu_before = cpu_s(self.pid);
+        let m = window(self.client, self.tip, self.pid, Some(attack), WINDOW).await;
+        let refused = refusals().await - refused_before;
+        let line = describe(
+            name,
+            &m,
+            self.idle_p99_ms,
+            rss_before,
+            &format!(
+                "{refused_what} +{refused}{}; CPU node 0 {:.1} s",
+                detail(),
+                cpu_s(self.pid) - cpu_before
+            ),
+        );
+        check_held(&m, self.bound, rss_before, &line);
+        assert!(refused > 0.0, "nothing was refused: {line}");
+        line
+    }
 }
 
 /// Node 0's RPC calls refused (host, origin, busy) or failed (`eth_call` out of capped gas).
