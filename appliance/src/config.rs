@@ -339,7 +339,7 @@ impl NodeConfig {
             .backend
             .parse::<accel::Selection>()
             .and_then(|s| s.resolve())
-            .map_err(|e| format!("field `accel.backend`: {e}"))?;
+            .map_err(|e| format!("field `accel.backend` (or --accel): {e}"))?;
         if self.rpc.enabled && self.rpc.admin_methods && !self.rpc.listen.ip().is_loopback() {
             return Err(format!(
                 "field `rpc.admin_methods`: peer control would be open to anyone reaching {}; \

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Verification backend: reference, cpu or auto (overrides `accel.backend`).
+    /// Verification backend: reference, cpu, cuda or auto (overrides `accel.backend`). `cuda`
+    /// refuses to start, with the reason, where this binary or machine has no CUDA; `auto`
+    /// takes CUDA when it can run and otherwise the CPU, logging why.
     #[arg(long)]
     pub accel: Option<String>,
     /// Start an empty double-sign guard history for keys that have none. Only for keys that
