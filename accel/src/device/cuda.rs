@@ -11,7 +11,7 @@
 use super::{DeviceError, Expanded, Kernels};
 use crate::backend::Backend;
 use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
-use cust::context::{Context, CurrentContext, ResourceLimit};
+use cust::context::{Context, ContextFlags, CurrentContext, ResourceLimit};
 use cust::device::Device;
 use cust::memory::{CopyDestination, DeviceBuffer};
 use cust::module::Module;
@@ -198,6 +198,17 @@ fn device_thread(inbox: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<String, 
     let setup = || -> Result<(Context, Module, Stream, String), String> {
         let name = probe()?;
         let device = Device::get_device(0).map_err(|e| format!("opening CUDA device 0: {e:?}"))?;
+        // Waiting for a kernel blocks this thread instead of spinning a host core, which the
+        // CPU backend and the node need meanwhile. Set before the primary context starts; where
+        // the driver refuses (another user of the device started it first) only the waiting
+        // differs, so the refusal is not an error.
+        // SAFETY: a plain driver call on a valid device handle.
+        let _ = unsafe {
+            cust::sys::cuDevicePrimaryCtxSetFlags_v2(
+                device.as_raw(),
+                ContextFlags::SCHED_BLOCKING_SYNC.bits(),
+            )
+        };
         let ctx = Context::new(device).map_err(|e| format!("creating a CUDA context: {e:?}"))?;
         // The kernels keep Fp12 values and points on the stack of each thread: ptxas reports up
         // to 8.9 KB (pair_terms, sm_90), far above the 1 KB default.
@@ -331,8 +342,11 @@ fn fold(
     n: usize,
     words: usize,
 ) -> cust::error::CudaResult<Vec<u64>> {
-    let function = module.get_function(kernel)?;
     let mut values = values;
+    // Declared after `values`, so an early return (no such kernel, no memory for a round)
+    // waits for the kernel that wrote `values` before freeing it.
+    let _synced = Synced(stream);
+    let function = module.get_function(kernel)?;
     let mut m = n;
     while m > 1 {
         let outs = m.div_ceil(SLICE);

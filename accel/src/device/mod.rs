@@ -49,6 +49,9 @@ pub(crate) trait Kernels: Send + Sync {
     ) -> Result<blst_fp12, DeviceError>;
 }
 
+/// The most items one device job takes.
+pub(crate) const MAX_JOB_ITEMS: usize = 1 << 30;
+
 /// Refuses a job whose parallel inputs differ in length, or too large for the kernels' 32-bit
 /// item indices.
 pub(crate) fn check_job(n: usize, others: &[usize]) -> Result<(), DeviceError> {
@@ -57,7 +60,12 @@ pub(crate) fn check_job(n: usize, others: &[usize]) -> Result<(), DeviceError> {
             "a job's inputs differ in length ({n} and {m} items)"
         )));
     }
-    i32::try_from(n)
-        .map(|_| ())
-        .map_err(|_| DeviceError(format!("a batch of {n} items is too large for one job")))
+    // Kernels index items with an `int` thread index (block index × block size + lane), so a
+    // job stays well below i32::MAX for that sum not to wrap.
+    if n > MAX_JOB_ITEMS {
+        return Err(DeviceError(format!(
+            "a batch of {n} items is too large for one job (at most {MAX_JOB_ITEMS})"
+        )));
+    }
+    Ok(())
 }

@@ -691,3 +691,13 @@ fn known_answers_and_fallbacks() {
         "the device is given up after three errors in a row"
     );
 }
+
+#[test]
+fn jobs_are_checked_before_they_reach_a_device() {
+    assert!(super::check_job(3, &[3, 3]).is_ok());
+    let e = super::check_job(3, &[3, 2]).unwrap_err();
+    assert!(e.0.contains("differ in length (3 and 2"), "{}", e.0);
+    assert!(super::check_job(super::MAX_JOB_ITEMS, &[]).is_ok());
+    let e = super::check_job(super::MAX_JOB_ITEMS + 1, &[]).unwrap_err();
+    assert!(e.0.contains("too large for one job"), "{}", e.0);
+}
