@@ -48,7 +48,7 @@ run)
     # (580 or newer). Only an older driver gets PTX from the machine's own nvcc: a toolkit
     # newer than the driver would make PTX that loads nowhere, and the override would also
     # bypass a fatbin's machine code.
-    driver_cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\)\..*/\1/p' | head -n 1)
+    driver_cuda=$( (nvidia-smi 2>/dev/null || true) | sed -n 's/.*CUDA Version: *\([0-9]*\)\..*/\1/p' | head -n 1)
     echo "driver's CUDA version: ${driver_cuda:-unknown}" >>"$out/gpu.txt"
     if [ "${driver_cuda:-0}" -lt 13 ] && command -v nvcc >/dev/null; then
         nvcc -ptx -arch=sm_80 -O3 -std=c++14 -o "$out/kernels.ptx" accel/cuda/kernels.cu &&
