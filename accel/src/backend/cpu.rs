@@ -10,7 +10,6 @@ use crate::bls::{
 };
 use crate::job::{BatchItem, Candidate, QuorumPolicy, Vote};
 use blst::BLST_ERROR;
-use rand::RngCore;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use std::sync::Arc;
@@ -49,14 +48,10 @@ impl VerifyBackend for CpuBackend {
     /// a batch with an invalid triple passes with probability at most 2^-64), with Σ rᵢσᵢ by
     /// multi-scalar multiplication, in parallel.
     fn batch_verify(&self, items: &[BatchItem<'_>]) -> bool {
-        let mut rands = vec![[0u8; 8]; items.len()];
-        let mut rng = rand::thread_rng();
-        for r in rands.iter_mut() {
-            // A zero scalar would drop its triple from the check.
-            while *r == [0u8; 8] {
-                rng.fill_bytes(r);
-            }
-        }
+        let rands: Vec<[u8; 8]> = super::random_scalars(items.len())
+            .into_iter()
+            .map(u64::to_le_bytes)
+            .collect();
         self.pool.install(|| {
             // Per chunk: subgroup checks, Σ rᵢσᵢ by one multi-scalar multiplication
             // (Pippenger), and the Miller loops of e(rᵢ·pkᵢ, H(mᵢ)).

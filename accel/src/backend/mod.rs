@@ -78,3 +78,18 @@ pub(crate) trait VerifyBackend: Send + Sync {
         policy: QuorumPolicy,
     ) -> (Vec<bool>, Option<Signature>);
 }
+
+/// Non-zero 64-bit scalars for a random linear combination (a zero would drop its triple from
+/// the check), so a batch with an invalid triple passes with probability at most 2^-64.
+pub(crate) fn random_scalars(n: usize) -> Vec<u64> {
+    use rand::RngCore;
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| loop {
+            let r = rng.next_u64();
+            if r != 0 {
+                break r;
+            }
+        })
+        .collect()
+}

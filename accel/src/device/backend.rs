@@ -8,7 +8,6 @@ use crate::backend::{Backend, VerifyBackend};
 use crate::bls::{BlsError, PublicKey, Signature, DST_SIG};
 use crate::job::{BatchItem, Candidate, QuorumPolicy, Vote};
 use blst::{blst_fp12, blst_p1_affine, blst_p2, blst_p2_affine};
-use rand::RngCore;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -60,10 +59,11 @@ impl DeviceBackend {
                 })
                 .collect();
             self.device_batch(&items)
+                .map_err(|e| format!("the known-answer batch failed: {}", e.0))
         };
-        let valid = run(&msgs).map_err(|e| format!("the known-answer batch failed: {}", e.0))?;
+        let valid = run(&msgs)?;
         msgs[3][0] ^= 1;
-        let forged = run(&msgs).map_err(|e| format!("the known-answer batch failed: {}", e.0))?;
+        let forged = run(&msgs)?;
         match (valid, forged) {
             (true, false) => Ok(()),
             _ => Err(format!(
@@ -73,7 +73,7 @@ impl DeviceBackend {
         }
     }
     fn device_batch(&self, items: &[BatchItem<'_>]) -> Result<bool, DeviceError> {
-        let rands = random_scalars(items.len());
+        let rands = crate::backend::random_scalars(items.len());
         let sigs: Vec<blst_p2_affine> = items.iter().map(|it| *it.signature.affine()).collect();
         let (in_group, sum) = self.kernels.sig_sum(&sigs, &rands)?;
         if !in_group {
@@ -86,20 +86,6 @@ impl DeviceBackend {
         let product = self.kernels.pair_product(&pks, &uniform, &rands)?;
         Ok(closes_to_one(&product, &sum))
     }
-}
-
-/// Non-zero 64-bit scalars (a zero would drop its triple from the check), so a batch with an
-/// invalid triple passes with probability at most 2^-64, as on the CPU backend.
-fn random_scalars(n: usize) -> Vec<u64> {
-    let mut rng = rand::thread_rng();
-    (0..n)
-        .map(|_| loop {
-            let r = rng.next_u64();
-            if r != 0 {
-                break r;
-            }
-        })
-        .collect()
 }
 
 /// expand_message_xmd(msg, DST_SIG, 256) (RFC 9380 section 5.3.1), hash-to-G2's first step.
