@@ -87,6 +87,43 @@ fn gcd_cofactor(x: &Integer, y: &Integer) -> (Integer, Integer) {
     (g, s)
 }
 
+#[cfg(test)]
+pub(crate) fn gcd_cofactor_for_tests(x: &Integer, y: &Integer) -> (Integer, Integer) {
+    gcd_cofactor(x, y)
+}
+
+/// x⁻¹ mod m (some representative) for |x| ≤ m < 2^512 on fixed limbs; `None` when the gcd
+/// is not 1 or the sizes need GMP's path.
+fn inverse_mod(x: &Integer, m: &Integer) -> Option<Integer> {
+    let (magnitude, negative) = super::lehmer::inverse(m.as_limbs(), x.as_limbs())?;
+    let v = Integer::from_digits(&magnitude, rug::integer::Order::Lsf);
+    // The inverse of |x|, then of x.
+    Some(if negative != (*x < 0) { -v } else { v })
+}
+
+/// NUDUPL's and NUCOMP's partial Euclid on (a, k), 0 ≤ k < a, down to the bound: (co2, co1,
+/// r1). On fixed limbs where the sizes allow; GMP (chiavdf's variant) otherwise. Either
+/// stopping point gives the same form once it is reduced.
+fn partial_reduction(a: &Integer, k: Integer, bound: &Integer) -> (Integer, Integer, Integer) {
+    let signed = |(m, negative): ([u64; super::lehmer::LIMBS], bool)| {
+        let v = Integer::from_digits(&m, rug::integer::Order::Lsf);
+        if negative {
+            -v
+        } else {
+            v
+        }
+    };
+    if k >= 0 {
+        if let Some([co2, co1, _, r1]) =
+            super::lehmer::partial(a.as_limbs(), k.as_limbs(), bound.as_limbs())
+        {
+            return (signed(co2), signed(co1), signed(r1));
+        }
+    }
+    let (co2, co1, _, r1) = super::xgcd::partial_xgcd(a.clone(), k, bound);
+    (co2, co1, r1)
+}
+
 /// A positive definite binary quadratic form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Form {
@@ -179,7 +216,10 @@ impl Form {
     fn nudupl(&self, d: &Discriminant) -> Self {
         // s = gcd(b, a) = v·b + w·a;  A = a/s;  k = −c·v mod A  (so the unreduced square is
         // (A², b + 2Ak, ·) up to the factor s).
-        let (s, v) = gcd_cofactor(&self.b, &self.a);
+        let (s, v) = match inverse_mod(&self.b, &self.a) {
+            Some(v) => (Integer::from(1), v),
+            None => gcd_cofactor(&self.b, &self.a),
+        };
         let scaled;
         let (big_a, c1) = if s == 1 {
             (&self.a, &self.c)
@@ -206,7 +246,7 @@ impl Form {
             return Self { a, b, c };
         }
         // Partial Euclid on (A, k) down to ⌊|D|^¼⌋: r1 ≡ −co1·k (mod A).
-        let (co2, co1, _, r1) = super::xgcd::partial_xgcd(big_a.clone(), k, bound);
+        let (co2, co1, r1) = partial_reduction(big_a, k, bound);
         // m2 = (b·r1 − c1·co1) / A
         let mut m2 = Integer::from(&self.b * &r1);
         m2 -= c1 * &co1;
@@ -278,6 +318,8 @@ impl Form {
         let t = a2.clone().rem_euc(&a1);
         let (sp, v1) = if t == 0 {
             (a1.clone(), Integer::new())
+        } else if let Some(v) = inverse_mod(&t, &a1) {
+            (Integer::from(1), v)
         } else {
             let (g0, v, _) = t.extended_gcd(a1.clone(), Integer::new());
             (g0, v)
@@ -307,7 +349,7 @@ impl Form {
             c.div_exact_mut(&a1);
             return Self { a, b, c };
         }
-        let (co2, co1, _, r1) = super::xgcd::partial_xgcd(a1.clone(), k, bound);
+        let (co2, co1, r1) = partial_reduction(&a1, k, bound);
         // m1 = (m·co1 + a2·r1) / a1;  m2 = (ss·r1 − c2·co1) / a1
         let t = Integer::from(&a2 * &r1);
         let mut m1 = Integer::from(&m * &co1);

@@ -7,6 +7,7 @@
 
 mod form;
 mod hash_prime;
+mod lehmer;
 mod serialize;
 mod wesolowski;
 mod xgcd;

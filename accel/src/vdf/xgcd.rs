@@ -35,7 +35,11 @@ pub(crate) fn partial_cofactor(r2: Integer, r1: Integer, bound: &Integer) -> Int
 }
 
 /// The partial Euclid itself: returns (co2, co1, r2, r1), where r_i ≡ −co_i · r1_start
-/// (mod r2_start) and r1 ≤ bound < r2.
+/// (mod r2_start) and r1 ≤ bound. Its bound test reads leading words, as chiavdf's
+/// `mpz_xgcd_partial` does, and like it can take a step or two past the first remainder below
+/// the bound (a differential test against plain Euclid shows it): the compressed encoding
+/// needs exactly chiavdf's stopping point. NUDUPL and NUCOMP, whose result is reduced
+/// afterwards, use the exact and faster [`super::lehmer::partial`].
 pub(crate) fn partial_xgcd(
     mut r2: Integer,
     mut r1: Integer,

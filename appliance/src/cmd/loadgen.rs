@@ -278,7 +278,8 @@ struct Ledger {
     refused: BTreeMap<String, u64>,
     included_in_window: u64,
     last_inclusion: Option<Instant>,
-    blocks: Vec<(u64, u64, usize)>,
+    /// (number, gas used, transactions, when the watcher first saw it).
+    blocks: Vec<(u64, u64, usize, Instant)>,
     /// Round trips of the watcher's `eth_blockNumber`: is RPC responsive under load?
     rpc_ms: Vec<f64>,
     /// Sends repeated after "txpool is full" (`--retry-full`).
@@ -402,6 +403,7 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
             sent += 1;
         }
     }
+    let last_send = Instant::now();
     for h in handles {
         let _ = h.await;
     }
@@ -411,7 +413,13 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watcher.abort();
-    report(&args, &ledger.locked(), total, offered_s, began);
+    report(
+        &args,
+        &ledger.locked(),
+        total,
+        offered_s,
+        (began, last_send),
+    );
     Ok(())
 }
 
@@ -444,7 +452,7 @@ async fn watch_blocks(client: HttpClient, mut next: u64, ledger: Arc<Mutex<Ledge
                 .unwrap_or_default();
             let gas = quantity(&block["gasUsed"]).unwrap_or(0);
             let mut l = ledger.locked();
-            l.blocks.push((next, gas, hashes.len()));
+            l.blocks.push((next, gas, hashes.len(), now));
             for h in hashes {
                 if let Some(t) = l.submitted.remove(&h) {
                     l.latencies_ms
@@ -482,7 +490,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: Instant) {
+/// Blocks seen this long after the first send have a pool that the load had time to fill.
+const LOAD_WARMUP: Duration = Duration::from_secs(2);
+
+/// Fullness (gas used / gas limit) of the blocks seen while the load was still being offered,
+/// after the warm-up: the blocks an overload should keep full. The drain's tail of emptier
+/// blocks after the last send is not in it.
+fn fullness_under_load(
+    blocks: &[(u64, u64, usize, Instant)],
+    from: Instant,
+    to: Instant,
+) -> Vec<f64> {
+    blocks
+        .iter()
+        .filter(|(.., seen)| *seen >= from && *seen <= to)
+        .map(|(_, gas, ..)| *gas as f64 / state::GAS_LIMIT as f64)
+        .collect()
+}
+
+fn report(
+    args: &LoadgenArgs,
+    l: &Ledger,
+    total: usize,
+    offered_s: f64,
+    window: (Instant, Instant),
+) {
+    let (began, last_send) = window;
     let mut lat = l.latencies_ms.clone();
     lat.sort_by(|a, b| a.total_cmp(b));
     let refused: u64 = l.refused.values().sum();
@@ -494,8 +527,9 @@ fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: I
     let blocks = &l.blocks;
     let full: Vec<f64> = blocks
         .iter()
-        .map(|(_, gas, _)| *gas as f64 / state::GAS_LIMIT as f64)
+        .map(|(_, gas, ..)| *gas as f64 / state::GAS_LIMIT as f64)
         .collect();
+    let loaded = fullness_under_load(blocks, began + LOAD_WARMUP, last_send);
     let mean_full = if full.is_empty() {
         0.0
     } else {
@@ -520,6 +554,17 @@ fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: I
         println!("    {n:>8}  {reason}");
     }
     println!("  included    {} tx in {elapsed:.1} s = {:.0} tx/s ({} blocks, mean fullness {:.0}% of the gas limit)", l.included_in_window, l.included_in_window as f64 / elapsed, blocks.len(), mean_full * 100.0);
+    if !loaded.is_empty() {
+        let n = loaded.len();
+        let min = loaded.iter().copied().fold(f64::INFINITY, f64::min);
+        let at_85 = loaded.iter().filter(|f| **f >= 0.85).count();
+        println!(
+            "  under load  {n} blocks seen from {} s after the start to the last send: mean fullness {:.0}%, min {:.0}%, {at_85} of {n} at ≥ 85%",
+            LOAD_WARMUP.as_secs(),
+            loaded.iter().sum::<f64>() / n as f64 * 100.0,
+            min * 100.0
+        );
+    }
     println!(
         "  not seen    {} (still pooled or dropped after the drain)",
         l.submitted.len()
@@ -537,4 +582,33 @@ fn report(args: &LoadgenArgs, l: &Ledger, total: usize, offered_s: f64, began: I
         percentile(&rpc, 0.99),
         rpc.last().copied().unwrap_or(f64::NAN)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fullness_under_load_keeps_only_the_blocks_seen_while_offered() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let half = state::GAS_LIMIT / 2;
+        let blocks = [
+            (1, 0, 0, at(500)), // warm-up: pool still filling
+            (2, state::GAS_LIMIT, 1428, at(2_500)),
+            (3, half, 714, at(3_500)),
+            (4, 0, 0, at(9_000)), // drain tail after the last send
+        ];
+        let got = fullness_under_load(&blocks, at(2_000), at(4_000));
+        assert_eq!(got, vec![1.0, 0.5]);
+        assert!(fullness_under_load(&blocks, at(5_000), at(6_000)).is_empty());
+    }
+
+    #[test]
+    fn refusals_group_by_reason_without_their_numbers() {
+        assert_eq!(
+            reason_of("nonce too low: next nonce 12, tx nonce 3"),
+            "nonce too low: next nonce N, tx nonce N"
+        );
+    }
 }
