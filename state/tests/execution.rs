@@ -263,6 +263,68 @@ fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Bl
         .0
 }
 
+/// A plain transfer of 1 wei with the given gas limit.
+fn transfer_with_limit(from: u64, nonce: u64, gas_limit: u64) -> Bytes {
+    sign(
+        TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit,
+            max_fee_per_gas: 10 * MIN_BASE_FEE as u128,
+            max_priority_fee_per_gas: MIN_BASE_FEE as u128,
+            to: TxKind::Call(Address::repeat_byte(9)),
+            value: U256::from(1),
+            ..Default::default()
+        },
+        from,
+    )
+}
+
+#[test]
+fn the_leader_fits_transactions_by_gas_used_and_skips_a_sender_after_one_that_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(4, BTreeMap::new());
+    let cfg = ExecConfig::from_spec(&spec);
+    let store = open(dir.path(), &spec);
+    let gas_limit = state::GAS_LIMIT;
+    // Two 20M-limit transfers: their limits sum past the block's gas, their use (21,000
+    // each) does not, so both go in. Then sender 2's head needs nearly the whole block and
+    // no longer fits; its next nonce would fit but cannot run without it; sender 3 still does.
+    let raws = [
+        transfer_with_limit(0, 0, 20_000_000),
+        transfer_with_limit(1, 0, 20_000_000),
+        transfer_with_limit(2, 0, gas_limit - 30_000),
+        transfer_with_limit(2, 1, 21_000),
+        transfer_with_limit(3, 0, 21_000),
+    ];
+    let txs = decode(&raws);
+    let parent = tip(&store);
+    let (block, executed) =
+        exec::build(&store, &cfg, &parent, next_template(&parent), txs.clone()).unwrap();
+    let included: Vec<B256> = block
+        .body
+        .transactions
+        .iter()
+        .map(|r| state::keccak256(r))
+        .collect();
+    assert_eq!(included, vec![txs[0].hash, txs[1].hash, txs[4].hash]);
+    assert_eq!(block.header.gas_used, 3 * 21_000);
+    let rejected = &executed.execution.rejected;
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert_eq!(rejected[0].0, txs[2].hash);
+    assert!(
+        matches!(rejected[0].1, exec::TxRejection::BlockGas { gas, left } if gas == gas_limit - 30_000 && left == gas_limit - 42_000),
+        "{:?}",
+        rejected[0].1
+    );
+    assert_eq!(rejected[1], (txs[3].hash, exec::TxRejection::AfterBlockGas));
+    // A validator re-executing the block agrees.
+    store
+        .commit_executed(&block, Some(&cert(&block)), executed.writes())
+        .unwrap();
+    assert_eq!(store.state_root().unwrap(), block.header.state_root);
+}
+
 #[test]
 fn fees_are_burnt_unless_the_fork_pays_the_leader() {
     // Block 1 is in epoch 0 (3,600-block epochs): paid from epoch 0, not yet from epoch 1.

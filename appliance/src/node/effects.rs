@@ -301,7 +301,12 @@ impl Driver {
             let mut pool = self.ctx.pool.locked();
             for (hash, reason) in &executed.execution.rejected {
                 tracing::debug!(target: "mempool", %hash, %reason, "left out of the block");
-                if !matches!(reason, state::exec::TxRejection::BlockGas { .. }) {
+                // Left out for the block's gas only: they stay for a later block.
+                if !matches!(
+                    reason,
+                    state::exec::TxRejection::BlockGas { .. }
+                        | state::exec::TxRejection::AfterBlockGas
+                ) {
                     pool.remove_included(&[*hash]);
                 }
             }

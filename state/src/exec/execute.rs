@@ -15,6 +15,7 @@ use revm::database_interface::DatabaseRef;
 use revm::handler::{MainBuilder, MainContext, MainnetContext};
 use revm::primitives::hardfork::SpecId;
 use revm::{ExecuteCommitEvm, ExecuteEvm};
+use std::collections::HashSet;
 
 /// The EVM specification this chain executes.
 pub const SPEC: SpecId = SpecId::PRAGUE;
@@ -176,6 +177,10 @@ fn cfg_env(cfg: &ExecConfig) -> CfgEnv {
 pub enum TxRejection {
     #[error("exceeds block gas limit: gas {gas} with {left} left in the block")]
     BlockGas { gas: u64, left: u64 },
+    /// An earlier nonce of the same sender was left out of this block for gas, so this one
+    /// cannot run here either (it stays pooled for a later block).
+    #[error("an earlier nonce of this sender did not fit the block's gas")]
+    AfterBlockGas,
     #[error("{0}")]
     Invalid(String),
     #[error("database error: {0}")]
@@ -242,9 +247,17 @@ where
     let burn_tips = !cfg.leader_paid(inputs.epoch);
     let mut evm = new_evm(PendingState::new(base), cfg_env(cfg), block_env, staking);
     let mut out = Execution::default();
+    // Senders with a transaction left out for gas: their later nonces cannot run after it.
+    let mut gas_blocked: HashSet<Address> = HashSet::new();
     for (index, tx) in txs.into_iter().enumerate() {
         let left = inputs.gas_limit - out.gas_used;
         let reject = |r: TxRejection| (index, tx.hash, r);
+        if !strict && gas_blocked.contains(&tx.sender) {
+            out.rejected.push((tx.hash, TxRejection::AfterBlockGas));
+            continue;
+        }
+        // What fits is decided on the gas actually used so far, as Ethereum clients do: a
+        // transaction needs its whole limit free, and returns what it does not use.
         if tx.gas_limit() > left {
             let r = TxRejection::BlockGas {
                 gas: tx.gas_limit(),
@@ -253,6 +266,7 @@ where
             if strict {
                 return Err(reject(r));
             }
+            gas_blocked.insert(tx.sender);
             out.rejected.push((tx.hash, r));
             continue;
         }

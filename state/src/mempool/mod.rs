@@ -43,10 +43,14 @@
 //!   transaction would sit above a gap it just made).
 //! - **Selection** ([`Mempool::best`]) gives the leader, per sender, only the contiguous run of
 //!   nonces starting at the account's nonce (nothing after a gap can execute), interleaves the
-//!   senders greedily by the tip each head transaction pays at the block's base fee, drops a
-//!   sender's run at a transaction whose fee cap is below the base fee or that no longer fits the
-//!   block's gas, and keeps packing smaller transactions from other senders. Ties go to the lower
-//!   sender address, so every node builds the same list from the same pool.
+//!   senders greedily by the tip each head transaction pays at the block's base fee, and drops a
+//!   sender's run at a transaction whose fee cap is below the base fee. It offers at most
+//!   gas limit / 21,000 transactions, the most any block can hold: what fits is decided by
+//!   executing them on the gas actually used (a transaction needs its whole limit free and gives
+//!   back what it does not use, as in Ethereum clients), so transfers whose limit is well above
+//!   their use still fill the block. The builder leaves out one that no longer fits, with its
+//!   sender's later nonces, and keeps packing from other senders. Ties go to the lower sender
+//!   address, so every node builds the same list from the same pool.
 //! - **Cleanup**: after each finalized block, [`Mempool::remove_included`] drops the block's
 //!   transactions and [`Mempool::prune`] drops any whose nonce the chain has moved past
 //!   (included elsewhere, or replaced by another transaction with the same nonce), and any
@@ -541,7 +545,8 @@ impl Mempool {
 
     /// The transactions a leader should try, in order, for a block with `base_fee` and
     /// `gas_limit`: per sender the contiguous run from its account nonce, across senders
-    /// greedily the highest tip at `base_fee` (see the module documentation).
+    /// greedily the highest tip at `base_fee`, at most `gas_limit` / 21,000 of them (see the
+    /// module documentation; execution decides which fit).
     pub fn best(&self, state: &impl AccountSource, base_fee: u64, gas_limit: u64) -> Vec<SignedTx> {
         // Max-heap of sender heads: highest tip first, then the lowest sender address.
         let mut heads: BinaryHeap<(u128, Reverse<Address>, Reverse<u64>)> = BinaryHeap::new();
@@ -562,17 +567,17 @@ impl Mempool {
             push(&mut heads, *sender, state.nonce_and_balance(*sender).0);
         }
         let mut out = Vec::new();
-        let mut left = gas_limit;
+        // Every transaction uses at least MIN_TX_GAS: no block holds more than this many.
+        let most = (gas_limit / MIN_TX_GAS) as usize;
         while let Some((_, Reverse(sender), Reverse(nonce))) = heads.pop() {
-            if left < MIN_TX_GAS {
+            if out.len() >= most {
                 break;
             }
             let tx = &self.txs[&self.by_sender[&sender].nonces[&nonce]].tx;
-            if tx.gas_limit() > left {
-                // Does not fit; the sender's later nonces cannot run without it.
+            if tx.gas_limit() > gas_limit {
+                // Not even an empty block holds it; the sender's later nonces wait behind it.
                 continue;
             }
-            left -= tx.gas_limit();
             out.push(tx.clone());
             if let Some(n) = nonce.checked_add(1) {
                 push(&mut heads, sender, n);

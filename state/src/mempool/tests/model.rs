@@ -218,8 +218,8 @@ prop_assert!(expired);
                prop_assert!(p.queued() <= cfg.max_queued);
 
                let best = p.best(&s, base * BASE, block_gas);
-               let total: u64 = best.iter().map(SignedTx::gas_limit).sum();
-               prop_assert!(total <= block_gas);
+               prop_assert!(best.len() as u64 * 21_000 <= block_gas);
+               prop_assert!(best.iter().all(|t| t.gas_limit() <= block_gas));
                let hashes: HashSet<B256> = best.iter().map(|t| t.hash).collect();
                prop_assert_eq!(hashes.len(), best.len());
                let mut expect: HashMap<Address, u64> = HashMap::new();

@@ -146,7 +146,7 @@ fn best_ties_go_to_the_lower_address() {
 }
 
 #[test]
-fn best_packs_by_gas() {
+fn best_offers_what_a_block_could_hold_and_execution_decides() {
     let (a, b, c, d) = (key(0), key(1), key(2), key(3));
     let (s, mut p) = (Accounts::default(), pool());
     let t = |k, gas, tip| dyn_tx_full(k, 0, gas, 100 * GWEI, tip * GWEI, U256::ZERO);
@@ -154,18 +154,23 @@ fn best_packs_by_gas() {
     p.insert(t(&b, 50_000, 9), &s, BASE).unwrap();
     p.insert(t(&c, 30_000, 8), &s, BASE).unwrap();
     p.insert(t(&d, 21_000, 7), &s, BASE).unwrap();
-    // b does not fit after a; c does, and then d no longer does.
+    // Limits sum to 161,000 but each uses at least 21,000: 100,000 gas may hold four of them
+    // (execution decides on the gas used), so all four are offered, by tip.
     let best = p.best(&s, BASE, 100_000);
-    assert_eq!(order(&best, &[&a, &b, &c, &d]), [(0, 0), (2, 0)]);
-    let total: u64 = best.iter().map(SignedTx::gas_limit).sum();
-    assert!(total <= 100_000);
-    // A sender whose head does not fit loses the rest of its run.
+    assert_eq!(
+        order(&best, &[&a, &b, &c, &d]),
+        [(0, 0), (1, 0), (2, 0), (3, 0)]
+    );
+    // No block of 63,000 gas holds more than three transactions.
+    let best = p.best(&s, BASE, 63_000);
+    assert_eq!(order(&best, &[&a, &b, &c, &d]), [(0, 0), (1, 0), (2, 0)]);
+    // A head over the whole block's gas is passed over with its sender's later nonces.
     let mut p = pool();
     p.insert(t(&a, 90_000, 10), &s, BASE).unwrap();
     p.insert(dyn_tx(&a, 1, 100, 20), &s, BASE).unwrap();
     p.insert(t(&b, 30_000, 1), &s, BASE).unwrap();
     let best = p.best(&s, BASE, 100_000);
-    assert_eq!(order(&best, &[&a, &b]), [(0, 0)]);
+    assert_eq!(order(&best, &[&a, &b]), [(0, 0), (0, 1), (1, 0)]);
     let best = p.best(&s, BASE, 80_000);
     assert_eq!(order(&best, &[&a, &b]), [(1, 0)]);
 }
