@@ -140,6 +140,60 @@ fn apply_cofactors(c0: &Num, c1: &Num, m: [u64; 4]) -> (Num, Num) {
     (u, v)
 }
 
+/// Matrix entries below this take the narrow passes: a product of an entry and a limb stays
+/// under 2^126, so a signed 128-bit accumulator holds each whole column. Word-level runs stop
+/// near half a word (their entries stay near 2^32); only the exact single-word tail can exceed it.
+const NARROW: u64 = 1 << 62;
+
+/// [`apply_remainders`] for entries below [`NARROW`].
+#[inline(always)]
+fn apply_remainders_narrow(r0: &Num, r1: &Num, n: usize, m: [u64; 4]) -> (Num, Num) {
+    let [pa, qa, pb, qb] = m.map(i128::from);
+    let (mut u, mut v) = ([0u64; W], [0u64; W]);
+    let (mut cu, mut cv) = (0i128, 0i128);
+    for i in 0..n {
+        let (x, y) = (i128::from(r0.l[i]), i128::from(r1.l[i]));
+        cu += pa * x - qa * y;
+        u[i] = cu as u64;
+        cu >>= 64;
+        cv += pb * y - qb * x;
+        v[i] = cv as u64;
+        cv >>= 64;
+    }
+    let (mut u, mut v) = (Num { l: u, n }, Num { l: v, n });
+    u.trim();
+    v.trim();
+    (u, v)
+}
+
+/// [`apply_cofactors`] for entries below [`NARROW`].
+#[inline(always)]
+fn apply_cofactors_narrow(c0: &Num, c1: &Num, m: [u64; 4]) -> (Num, Num) {
+    let [s0, t0, s1, t1] = m.map(u128::from);
+    let n = c0.n.max(c1.n);
+    let (mut u, mut v) = ([0u64; W], [0u64; W]);
+    let (mut cu, mut cv) = (0u128, 0u128);
+    for i in 0..n {
+        let (x, y) = (u128::from(c0.l[i]), u128::from(c1.l[i]));
+        cu += s0 * x + t0 * y;
+        u[i] = cu as u64;
+        cu >>= 64;
+        cv += s1 * x + t1 * y;
+        v[i] = cv as u64;
+        cv >>= 64;
+    }
+    let (mut nu, mut nv) = (n, n);
+    if n < W {
+        u[n] = cu as u64;
+        v[n] = cv as u64;
+        (nu, nv) = (n + 1, n + 1);
+    }
+    let (mut u, mut v) = (Num { l: u, n: nu }, Num { l: v, n: nv });
+    u.trim();
+    v.trim();
+    (u, v)
+}
+
 /// One run of Euclid's quotients on leading words x0 ≥ x1, taking a step only while the
 /// divisor is provably above the bound (`lim`, the bound's word; `None`: no bound): the cofactor magnitudes (s_k, t_k, s_{k+1}, t_{k+1}) of the last
 /// two remainders, R_k = ±(s_k·r0 − t_k·r1), and k, the number of steps that are provably
@@ -212,13 +266,23 @@ fn euclid(mut r0: Num, mut r1: Num, bound: &Num) -> Option<Stop> {
             return None;
         }
         let n = r0.n;
-        (r0, r1) = if k & 1 == 0 {
-            apply_remainders(&r0, &r1, n, [s0, t0, t1, s1])
+        let m = if k & 1 == 0 {
+            [s0, t0, t1, s1]
         } else {
-            let (u, v) = apply_remainders(&r0, &r1, n, [s1, t1, t0, s0]);
-            (v, u)
+            [s1, t1, t0, s0]
         };
-        (c0, c1) = apply_cofactors(&c0, &c1, [s0, t0, s1, t1]);
+        let narrow = s0.max(t0).max(s1).max(t1) < NARROW;
+        let (u, v) = if narrow {
+            apply_remainders_narrow(&r0, &r1, n, m)
+        } else {
+            apply_remainders(&r0, &r1, n, m)
+        };
+        (r0, r1) = if k & 1 == 0 { (u, v) } else { (v, u) };
+        (c0, c1) = if narrow {
+            apply_cofactors_narrow(&c0, &c1, [s0, t0, s1, t1])
+        } else {
+            apply_cofactors(&c0, &c1, [s0, t0, s1, t1])
+        };
         g += u64::from(k);
     }
     Some(Stop { r0, r1, c0, c1, g })
