@@ -74,7 +74,7 @@ pub struct GenesisAccount {
 #[serde(deny_unknown_fields, default)]
 pub struct VdfParams {
     /// Sequential squarings (Harmony's difficulty: 50,000). They must finish within half an
-    /// epoch on the slowest validator: about 120,000 a second at 1,024 bits
+    /// epoch on the slowest validator: about 180,000 a second at 1,024 bits on one current core
     /// (`benches/README.md`).
     pub iterations: u64,
     /// Discriminant size in bits: a multiple of 8, at most 1,024.

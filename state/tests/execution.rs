@@ -305,7 +305,7 @@ fn the_leader_fits_transactions_by_gas_used_and_skips_a_sender_after_one_that_do
         .body
         .transactions
         .iter()
-        .map(|r| state::keccak256(r))
+        .map(state::keccak256)
         .collect();
     assert_eq!(included, vec![txs[0].hash, txs[1].hash, txs[4].hash]);
     assert_eq!(block.header.gas_used, 3 * 21_000);

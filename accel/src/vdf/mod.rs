@@ -3,7 +3,9 @@
 //! (100 bytes for discriminants up to 1024 bits), and `prove` output `y ‖ π`, byte for byte.
 //!
 //! Squarings are sequential by nature: more cores (or a GPU) cannot speed up the evaluation;
-//! they are only useful for the proof. Arithmetic runs on GMP through `rug`.
+//! they are only useful for the proof. Arithmetic runs on GMP through `rug`, except the two
+//! Euclids of every squaring (the inverse b⁻¹ mod a and the partial reduction), which run on
+//! fixed limb arrays (`lehmer`, ADR 0022).
 
 mod form;
 mod hash_prime;

@@ -65,7 +65,7 @@ pub struct LocalnetArgs {
     /// Blocks each leader proposes before the next one takes over (Harmony HET-8).
     #[arg(long, default_value_t = 10)]
     pub blocks_per_leader: u64,
-    /// Squarings of each epoch's VDF (1,024-bit discriminant, about 120,000 a second).
+    /// Squarings of each epoch's VDF (1,024-bit discriminant, about 180,000 a second on one current core).
     #[arg(long, default_value_t = 20_000)]
     pub vdf_iterations: u64,
     /// Blocks per epoch. Short by default so an election (at each epoch's last block) comes
