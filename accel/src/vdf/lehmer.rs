@@ -75,79 +75,16 @@ impl Num {
     }
 }
 
-/// One pass over r0 and r1 (n limbs): (pa·r0 − qa·r1, pb·r1 − qb·r0), both known to be
-/// nonnegative and below r0. Each difference keeps the high words of its two products apart
-/// and a borrow, so no intermediate sum overflows.
-#[inline(always)]
-fn apply_remainders(r0: &Num, r1: &Num, n: usize, m: [u64; 4]) -> (Num, Num) {
-    let [pa, qa, pb, qb] = m.map(u128::from);
-    let (mut u, mut v) = ([0u64; W], [0u64; W]);
-    let (mut cu, mut du, mut bu) = (0u64, 0u64, 0u64);
-    let (mut cv, mut dv, mut bv) = (0u64, 0u64, 0u64);
-    for i in 0..n {
-        let (x, y) = (u128::from(r0.l[i]), u128::from(r1.l[i]));
-        let p = pa * x + u128::from(cu);
-        let q = qa * y + u128::from(du);
-        let (d, o1) = (p as u64).overflowing_sub(q as u64);
-        let (d, o2) = d.overflowing_sub(bu);
-        u[i] = d;
-        (cu, du, bu) = ((p >> 64) as u64, (q >> 64) as u64, u64::from(o1 | o2));
-        let p = pb * y + u128::from(cv);
-        let q = qb * x + u128::from(dv);
-        let (d, o1) = (p as u64).overflowing_sub(q as u64);
-        let (d, o2) = d.overflowing_sub(bv);
-        v[i] = d;
-        (cv, dv, bv) = ((p >> 64) as u64, (q >> 64) as u64, u64::from(o1 | o2));
-    }
-    let (mut u, mut v) = (Num { l: u, n }, Num { l: v, n });
-    u.trim();
-    v.trim();
-    (u, v)
-}
-
-/// (s0·c0 + t0·c1, s1·c0 + t1·c1) in one pass; the caller knows both fit in `W` limbs.
-#[inline(always)]
-fn apply_cofactors(c0: &Num, c1: &Num, m: [u64; 4]) -> (Num, Num) {
-    let [s0, t0, s1, t1] = m.map(u128::from);
-    let n = c0.n.max(c1.n);
-    let (mut u, mut v) = ([0u64; W], [0u64; W]);
-    // Each carry stays below 2^66: two high halves plus the carries out of the low sum.
-    let (mut cu, mut cv) = (0u128, 0u128);
-    for i in 0..n {
-        let (x, y) = (u128::from(c0.l[i]), u128::from(c1.l[i]));
-        let (p, q) = (s0 * x, t0 * y);
-        let lo = u128::from(p as u64) + u128::from(q as u64) + u128::from(cu as u64);
-        u[i] = lo as u64;
-        cu = (p >> 64) + (q >> 64) + (cu >> 64) + (lo >> 64);
-        let (p, q) = (s1 * x, t1 * y);
-        let lo = u128::from(p as u64) + u128::from(q as u64) + u128::from(cv as u64);
-        v[i] = lo as u64;
-        cv = (p >> 64) + (q >> 64) + (cv >> 64) + (lo >> 64);
-    }
-    let spill = |out: &mut [u64; W], mut c: u128| {
-        let mut len = n;
-        while c != 0 && len < W {
-            out[len] = c as u64;
-            c >>= 64;
-            len += 1;
-        }
-        len
-    };
-    let (nu, nv) = (spill(&mut u, cu), spill(&mut v, cv));
-    let (mut u, mut v) = (Num { l: u, n: nu }, Num { l: v, n: nv });
-    u.trim();
-    v.trim();
-    (u, v)
-}
-
-/// Matrix entries below this take the narrow passes: a product of an entry and a limb stays
-/// under 2^126, so a signed 128-bit accumulator holds each whole column. Word-level runs stop
-/// near half a word (their entries stay near 2^32); only the exact single-word tail can exceed it.
+/// Runs stop before a matrix entry reaches this: a product of an entry and a limb then stays
+/// under 2^126, so one signed 128-bit accumulator holds each whole column of a pass.
+/// Word-level runs stop near half a word anyway (their entries stay near 2^32); only the exact
+/// single-word tail can get here, and it then takes another run.
 const NARROW: u64 = 1 << 62;
 
-/// [`apply_remainders`] for entries below [`NARROW`].
+/// One pass over r0 and r1 (n limbs): (pa·r0 − qa·r1, pb·r1 − qb·r0), both known to be
+/// nonnegative and below r0, for entries below [`NARROW`].
 #[inline(always)]
-fn apply_remainders_narrow(r0: &Num, r1: &Num, n: usize, m: [u64; 4]) -> (Num, Num) {
+fn apply_remainders(r0: &Num, r1: &Num, n: usize, m: [u64; 4]) -> (Num, Num) {
     let [pa, qa, pb, qb] = m.map(i128::from);
     let (mut u, mut v) = ([0u64; W], [0u64; W]);
     let (mut cu, mut cv) = (0i128, 0i128);
@@ -166,9 +103,10 @@ fn apply_remainders_narrow(r0: &Num, r1: &Num, n: usize, m: [u64; 4]) -> (Num, N
     (u, v)
 }
 
-/// [`apply_cofactors`] for entries below [`NARROW`].
+/// (s0·c0 + t0·c1, s1·c0 + t1·c1) in one pass, for entries below [`NARROW`]; the caller
+/// knows both fit in `W` limbs.
 #[inline(always)]
-fn apply_cofactors_narrow(c0: &Num, c1: &Num, m: [u64; 4]) -> (Num, Num) {
+fn apply_cofactors(c0: &Num, c1: &Num, m: [u64; 4]) -> (Num, Num) {
     let [s0, t0, s1, t1] = m.map(u128::from);
     let n = c0.n.max(c1.n);
     let (mut u, mut v) = ([0u64; W], [0u64; W]);
@@ -218,6 +156,9 @@ fn run(mut x0: u64, mut x1: u64, lim: Option<u64>, exact: bool) -> ([u64; 4], u3
         let x2 = x0 - q * x1;
         let s2 = q * s1 + s0;
         let t2 = q * t1 + t0;
+        if s2 >= NARROW || t2 >= NARROW {
+            break;
+        }
         if !exact {
             // Jebelean: with m = k + 2 the index of x2, the quotient is the true one while
             // (m even) x2 ≥ |t_m| and x1 − x2 ≥ |s_m| + |s_{m−1}|,
@@ -271,18 +212,9 @@ fn euclid(mut r0: Num, mut r1: Num, bound: &Num) -> Option<Stop> {
         } else {
             [s1, t1, t0, s0]
         };
-        let narrow = s0.max(t0).max(s1).max(t1) < NARROW;
-        let (u, v) = if narrow {
-            apply_remainders_narrow(&r0, &r1, n, m)
-        } else {
-            apply_remainders(&r0, &r1, n, m)
-        };
+        let (u, v) = apply_remainders(&r0, &r1, n, m);
         (r0, r1) = if k & 1 == 0 { (u, v) } else { (v, u) };
-        (c0, c1) = if narrow {
-            apply_cofactors_narrow(&c0, &c1, [s0, t0, s1, t1])
-        } else {
-            apply_cofactors(&c0, &c1, [s0, t0, s1, t1])
-        };
+        (c0, c1) = apply_cofactors(&c0, &c1, [s0, t0, s1, t1]);
         g += u64::from(k);
     }
     Some(Stop { r0, r1, c0, c1, g })
