@@ -1,10 +1,11 @@
-//! The modular inverse b⁻¹ mod a that every NUDUPL squaring needs, by Lehmer's extended Euclid
-//! on fixed-size limb arrays: 64-bit leading words give runs of quotients (Jebelean's
-//! conditions say when they are still the true ones), and each run is applied to the
-//! full-size numbers in one pass. Only the cofactor of b is carried, as magnitudes: Euclid's
-//! cofactors alternate in sign, so their magnitudes only ever add. GMP's `mpz_gcdext` does the
-//! same work on double words with its general-purpose bookkeeping; at the 512-bit sizes of a
-//! 1,024-bit discriminant this is where a squaring spends most of its time (ADR 0022).
+//! The two Euclids of every class-group squaring, on fixed-size limb arrays: the inverse
+//! b⁻¹ mod a that opens NUDUPL, and NUDUPL's and NUCOMP's partial reduction. Lehmer's method:
+//! 64-bit leading words give runs of quotients (Jebelean's conditions say when they are still
+//! the true ones), and each run is applied to the full-size numbers in one pass. Only the
+//! cofactors that are needed are carried, as magnitudes: Euclid's cofactors alternate in sign,
+//! so their magnitudes only ever add. GMP's `mpz_gcdext` does the same work on double words
+//! with general-purpose bookkeeping; at the 512-bit sizes of a 1,024-bit discriminant this was
+//! where a squaring spent most of its time (ADR 0022).
 
 /// Limbs of the largest modulus: a < 2^512 for discriminants up to 1,024 bits.
 pub(crate) const LIMBS: usize = 8;
@@ -133,9 +134,10 @@ fn apply_cofactors(c0: &Num, c1: &Num, m: [u64; 4]) -> (Num, Num) {
 }
 
 /// One run of Euclid's quotients on leading words x0 ≥ x1, taking a step only while the
-/// divisor is provably above the bound (`lim`, the bound's word; `None`: no bound): the cofactor magnitudes (s_k, t_k, s_{k+1}, t_{k+1}) of the last
-/// two remainders, R_k = ±(s_k·r0 − t_k·r1), and k, the number of steps that are provably
-/// those of the full numbers. `exact` when x0 and x1 are the whole numbers.
+/// divisor is provably above the bound (`lim`, the bound's word; `None`: no bound). Returns
+/// the cofactor magnitudes (s_k, t_k, s_{k+1}, t_{k+1}) of the last two remainders,
+/// R_k = ±(s_k·r0 − t_k·r1), and k, the number of steps that are provably those of the full
+/// numbers. `exact` when x0 and x1 are the whole numbers.
 fn run(mut x0: u64, mut x1: u64, lim: Option<u64>, exact: bool) -> ([u64; 4], u32) {
     // Euclid on the words themselves bounds the cofactors by the words (|s_m| ≤ x1,
     // |t_m| ≤ x0, and |s_m| + |s_{m−1}| ≤ x1), so nothing below overflows.
