@@ -95,11 +95,15 @@ where
 }
 
 fn transfer(from: u64, nonce: u64, to: Address, value: U256) -> Bytes {
+    transfer_with_gas(from, nonce, to, value, 21_000)
+}
+
+fn transfer_with_gas(from: u64, nonce: u64, to: Address, value: U256, gas_limit: u64) -> Bytes {
     sign(
         TxEip1559 {
             chain_id: CHAIN_ID,
             nonce,
-            gas_limit: 21_000,
+            gas_limit,
             max_fee_per_gas: 10 * MIN_BASE_FEE as u128,
             max_priority_fee_per_gas: MIN_BASE_FEE as u128,
             to: TxKind::Call(to),
@@ -265,18 +269,12 @@ fn produce_candidate(store: &ChainStore, cfg: &ExecConfig, raws: &[Bytes]) -> Bl
 
 /// A plain transfer of 1 wei with the given gas limit.
 fn transfer_with_limit(from: u64, nonce: u64, gas_limit: u64) -> Bytes {
-    sign(
-        TxEip1559 {
-            chain_id: CHAIN_ID,
-            nonce,
-            gas_limit,
-            max_fee_per_gas: 10 * MIN_BASE_FEE as u128,
-            max_priority_fee_per_gas: MIN_BASE_FEE as u128,
-            to: TxKind::Call(Address::repeat_byte(9)),
-            value: U256::from(1),
-            ..Default::default()
-        },
+    transfer_with_gas(
         from,
+        nonce,
+        Address::repeat_byte(9),
+        U256::from(1),
+        gas_limit,
     )
 }
 

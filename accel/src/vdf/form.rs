@@ -95,24 +95,16 @@ pub(crate) fn gcd_cofactor_for_tests(x: &Integer, y: &Integer) -> (Integer, Inte
 /// x⁻¹ mod m (some representative) for |x| ≤ m < 2^512 on fixed limbs; `None` when the gcd
 /// is not 1 or the sizes need GMP's path.
 fn inverse_mod(x: &Integer, m: &Integer) -> Option<Integer> {
-    let (magnitude, negative) = super::lehmer::inverse(m.as_limbs(), x.as_limbs())?;
-    let v = Integer::from_digits(&magnitude, rug::integer::Order::Lsf);
+    let v = super::lehmer::to_integer(super::lehmer::inverse(m.as_limbs(), x.as_limbs())?);
     // The inverse of |x|, then of x.
-    Some(if negative != (*x < 0) { -v } else { v })
+    Some(if *x < 0 { -v } else { v })
 }
 
 /// NUDUPL's and NUCOMP's partial Euclid on (a, k), 0 ≤ k < a, down to the bound: (co2, co1,
 /// r1). On fixed limbs where the sizes allow; GMP (chiavdf's variant) otherwise. Either
 /// stopping point gives the same form once it is reduced.
 fn partial_reduction(a: &Integer, k: Integer, bound: &Integer) -> (Integer, Integer, Integer) {
-    let signed = |(m, negative): ([u64; super::lehmer::LIMBS], bool)| {
-        let v = Integer::from_digits(&m, rug::integer::Order::Lsf);
-        if negative {
-            -v
-        } else {
-            v
-        }
-    };
+    let signed = super::lehmer::to_integer;
     if k >= 0 {
         if let Some([co2, co1, _, r1]) =
             super::lehmer::partial(a.as_limbs(), k.as_limbs(), bound.as_limbs())

@@ -234,7 +234,7 @@ fn limbs_of(x: &Num) -> Option<[u64; LIMBS]> {
 /// b⁻¹ mod a as (magnitude limbs, negative), for 0 < b ≤ a < 2^512 given as limbs (least
 /// significant first). `None` when gcd(a, b) ≠ 1, or in the rare case of a quotient too large
 /// for a word-level run: the caller then takes GMP's general path. The magnitude is at most a.
-pub(crate) fn inverse(a: &[u64], b: &[u64]) -> Option<([u64; LIMBS], bool)> {
+pub(crate) fn inverse(a: &[u64], b: &[u64]) -> Option<Signed> {
     if a.len() > LIMBS || b.len() > LIMBS {
         return None;
     }
@@ -249,8 +249,18 @@ pub(crate) fn inverse(a: &[u64], b: &[u64]) -> Option<([u64; LIMBS], bool)> {
     Some((limbs_of(&stop.c0)?, stop.g & 1 == 0))
 }
 
-/// A signed number as limbs: magnitude and sign.
+/// A signed number as limbs: magnitude and sign (true: negative).
 pub(crate) type Signed = ([u64; LIMBS], bool);
+
+/// The GMP integer of a [`Signed`].
+pub(crate) fn to_integer((magnitude, negative): Signed) -> rug::Integer {
+    let v = rug::Integer::from_digits(&magnitude, rug::integer::Order::Lsf);
+    if negative {
+        -v
+    } else {
+        v
+    }
+}
 
 /// Partial Euclid on (a, b), a ≥ b ≥ 0, down to the first remainder r1 ≤ bound, in the shape
 /// of [`super::xgcd::partial_xgcd`]: (co2, co1, r2, r1) with r_i ≡ −co_i·b (mod a), each as
@@ -302,11 +312,7 @@ mod tests {
 
     fn check(a: &Integer, b: &Integer) {
         let want = b.clone().invert(a).ok();
-        let got = inverse(a.as_limbs(), b.as_limbs()).map(|(m, neg)| {
-            let v = Integer::from_digits(&m, rug::integer::Order::Lsf);
-            let v = if neg { -v } else { v };
-            v.rem_euc(a)
-        });
+        let got = inverse(a.as_limbs(), b.as_limbs()).map(|v| to_integer(v).rem_euc(a));
         match (&want, &got) {
             (Some(w), Some(g)) => assert_eq!(g, w, "a = {a}, b = {b}"),
             (None, Some(g)) => panic!("no inverse exists, got {g}: a = {a}, b = {b}"),
@@ -412,14 +418,7 @@ mod tests {
                 match partial(a.as_limbs(), b.as_limbs(), bound.as_limbs()) {
                     None => refused += 1,
                     Some(got) => {
-                        let got = got.map(|(m, neg)| {
-                            let v = Integer::from_digits(&m, rug::integer::Order::Lsf);
-                            if neg {
-                                -v
-                            } else {
-                                v
-                            }
-                        });
+                        let got = got.map(to_integer);
                         let want = [
                             want.0.clone(),
                             want.1.clone(),
