@@ -307,7 +307,7 @@ impl Driver {
                     state::exec::TxRejection::BlockGas { .. }
                         | state::exec::TxRejection::AfterBlockGas
                 ) {
-                    pool.remove_included(&[*hash]);
+                    pool.remove_rejected(&[*hash]);
                 }
             }
         }

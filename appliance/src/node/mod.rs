@@ -189,7 +189,6 @@ pub async fn run(
     let gossip = gossip::spawn_gossip_worker(
         ctx.store.clone(),
         ctx.pool.clone(),
-        ctx.engine.clone(),
         ctx.exec.chain_id,
         ctx.metrics.sender_recovery_seconds.clone(),
         gossip_tx,

@@ -52,7 +52,9 @@
 //!   sender's later nonces, and keeps packing from other senders. Ties go to the lower sender
 //!   address, so every node builds the same list from the same pool.
 //! - **Cleanup**: after each finalized block, [`Mempool::remove_included`] drops the block's
-//!   transactions and [`Mempool::prune`] drops any whose nonce the chain has moved past
+//!   transactions (and remembers the last 65,536 included hashes, so that a relayed copy
+//!   arriving after its block is recognised by [`Mempool::knows`] before anyone recovers its
+//!   sender) and [`Mempool::prune`] drops any whose nonce the chain has moved past
 //!   (included elsewhere, or replaced by another transaction with the same nonce), and any
 //!   pooled for longer than [`MempoolConfig::max_age`] together with every later nonce of the
 //!   same sender (which could not execute without it). The time to live bounds what the limits
@@ -65,7 +67,7 @@
 pub mod staking;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use alloy_consensus::Transaction;
@@ -228,6 +230,38 @@ pub struct Mempool {
     by_sender: BTreeMap<Address, SenderTxs>,
     /// The sum of the senders' `queued`.
     queued: usize,
+    /// Hashes of the transactions of recent finalized blocks, pooled here or not.
+    included: RecentHashes,
+}
+
+/// Transactions in this many recent finalized blocks' worth of full blocks (1,428 transfers
+/// each, 45 blocks) are remembered as included.
+const RECENTLY_INCLUDED: usize = 1 << 16;
+
+/// The last [`RECENTLY_INCLUDED`] hashes given to [`Mempool::remove_included`], oldest first
+/// out. A relayed copy of a transaction often arrives after its block (the relay reached the
+/// leader first); recognised by hash, it costs no sender recovery (30 µs, the largest cost of a
+/// relayed transaction) just to be refused as "nonce too low".
+#[derive(Debug, Clone, Default)]
+struct RecentHashes {
+    set: HashSet<B256>,
+    order: VecDeque<B256>,
+}
+
+impl RecentHashes {
+    fn add(&mut self, hash: B256) {
+        if !self.set.insert(hash) {
+            return;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > RECENTLY_INCLUDED {
+            let old = self
+                .order
+                .pop_front()
+                .expect("over the bound, so not empty");
+            self.set.remove(&old);
+        }
+    }
 }
 
 /// The fee cap per gas (the gas price for legacy and EIP-2930 transactions).
@@ -261,6 +295,7 @@ impl Mempool {
             txs: HashMap::new(),
             by_sender: BTreeMap::new(),
             queued: 0,
+            included: RecentHashes::default(),
         }
     }
 
@@ -509,6 +544,13 @@ impl Mempool {
         self.txs.contains_key(hash)
     }
 
+    /// True when the transaction with this hash is pooled or was in a recent finalized block
+    /// (one of the last [`RECENTLY_INCLUDED`] given to [`Mempool::remove_included`]): a copy
+    /// of it needs no decoding, let alone its sender recovered.
+    pub fn knows(&self, hash: &B256) -> bool {
+        self.txs.contains_key(hash) || self.included.set.contains(hash)
+    }
+
     pub fn len(&self) -> usize {
         self.txs.len()
     }
@@ -586,9 +628,18 @@ impl Mempool {
         out
     }
 
-    /// Drops the transactions with these hashes (those of a finalized block); returns how many
-    /// were pooled.
+    /// Drops the transactions with these hashes (those of a finalized block) and remembers them
+    /// as included (see [`Mempool::knows`]); returns how many were pooled.
     pub fn remove_included(&mut self, hashes: &[B256]) -> usize {
+        for h in hashes {
+            self.included.add(*h);
+        }
+        self.remove_rejected(hashes)
+    }
+
+    /// Drops the transactions with these hashes (ones a block's execution refused); returns
+    /// how many were pooled. They are not remembered: a copy may be valid later.
+    pub fn remove_rejected(&mut self, hashes: &[B256]) -> usize {
         hashes.iter().filter(|h| self.remove(h).is_some()).count()
     }
 

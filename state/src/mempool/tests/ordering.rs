@@ -233,3 +233,40 @@ fn lookups_and_stats() {
     );
     assert_eq!(Mempool::default().stats(), MempoolStats::default());
 }
+
+#[test]
+fn included_transactions_are_known_without_being_pooled_and_refused_ones_are_forgotten() {
+    let (a, b, s, mut p) = (key(0), key(1), Accounts::default(), pool());
+    let pooled = dyn_tx(&a, 0, 10, 1);
+    let refused = dyn_tx(&a, 1, 10, 1);
+    let elsewhere = dyn_tx(&b, 0, 10, 1);
+    p.insert(pooled.clone(), &s, BASE).unwrap();
+    p.insert(refused.clone(), &s, BASE).unwrap();
+    assert!(p.knows(&pooled.hash) && p.knows(&refused.hash));
+    assert!(!p.knows(&elsewhere.hash));
+    // A block includes `pooled` and `elsewhere` (which reached the leader only); execution
+    // refused `refused`.
+    assert_eq!(p.remove_included(&[pooled.hash, elsewhere.hash]), 1);
+    assert_eq!(p.remove_rejected(&[refused.hash]), 1);
+    assert!(p.is_empty());
+    assert!(p.knows(&pooled.hash), "included, no longer pooled");
+    assert!(p.knows(&elsewhere.hash), "included, never pooled here");
+    assert!(
+        !p.knows(&refused.hash),
+        "a refused transaction may be valid later"
+    );
+    // The memory is bounded: the oldest hashes go first.
+    let later: Vec<B256> = (0..RECENTLY_INCLUDED as u64)
+        .map(|i| B256::left_padding_from(&i.to_be_bytes()))
+        .collect();
+    p.remove_included(&later[..RECENTLY_INCLUDED - 2]);
+    assert!(p.knows(&pooled.hash) && p.knows(&elsewhere.hash));
+    p.remove_included(&later[RECENTLY_INCLUDED - 2..RECENTLY_INCLUDED - 1]);
+    assert!(!p.knows(&pooled.hash), "the oldest hash is forgotten first");
+    assert!(p.knows(&elsewhere.hash));
+    // Seen twice, remembered once.
+    p.remove_included(&[elsewhere.hash]);
+    p.remove_included(&[B256::repeat_byte(0xee)]);
+    assert!(!p.knows(&elsewhere.hash));
+    assert!(p.knows(&later[1]));
+}
