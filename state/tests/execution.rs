@@ -79,6 +79,19 @@ fn open(dir: &std::path::Path, spec: &ChainSpec) -> ChainStore {
     store
 }
 
+/// A chain at genesis in a fresh directory: the directory (kept alive by the caller), the
+/// spec's execution config and the open store.
+fn chain(
+    accounts: u64,
+    forks: BTreeMap<String, u64>,
+) -> (tempfile::TempDir, ExecConfig, ChainStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(accounts, forks);
+    let cfg = ExecConfig::from_spec(&spec);
+    let store = open(dir.path(), &spec);
+    (dir, cfg, store)
+}
+
 fn tip(store: &ChainStore) -> Header {
     let (n, _) = store.tip().unwrap().unwrap();
     store.header(n).unwrap().unwrap()
@@ -280,10 +293,7 @@ fn transfer_with_limit(from: u64, nonce: u64, gas_limit: u64) -> Bytes {
 
 #[test]
 fn the_leader_fits_transactions_by_gas_used_and_skips_a_sender_after_one_that_does_not_fit() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(4, BTreeMap::new());
-    let cfg = ExecConfig::from_spec(&spec);
-    let store = open(dir.path(), &spec);
+    let (_dir, cfg, store) = chain(4, BTreeMap::new());
     let gas_limit = state::GAS_LIMIT;
     // Two 20M-limit transfers: their limits sum past the block's gas, their use (21,000
     // each) does not, so both go in. Then sender 2's head needs nearly the whole block and
@@ -327,13 +337,10 @@ fn the_leader_fits_transactions_by_gas_used_and_skips_a_sender_after_one_that_do
 fn fees_are_burnt_unless_the_fork_pays_the_leader() {
     // Block 1 is in epoch 0 (3,600-block epochs): paid from epoch 0, not yet from epoch 1.
     for paid_from in [None, Some(0u64), Some(1)] {
-        let dir = tempfile::tempdir().unwrap();
         let forks = paid_from
             .map(|n| BTreeMap::from([(exec::FORK_PRIORITY_FEE_TO_LEADER.to_string(), n)]))
             .unwrap_or_default();
-        let spec = spec(2, forks);
-        let cfg = ExecConfig::from_spec(&spec);
-        let store = open(dir.path(), &spec);
+        let (_dir, cfg, store) = chain(2, forks);
         let sender = signer(0).address();
         let before = balance(&store, sender);
         let block = produce(
@@ -358,10 +365,7 @@ fn fees_are_burnt_unless_the_fork_pays_the_leader() {
 
 #[test]
 fn transaction_types_blobs_and_chain_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = spec(3, BTreeMap::new());
-    let cfg = ExecConfig::from_spec(&spec);
-    let store = open(dir.path(), &spec);
+    let (_dir, cfg, store) = chain(3, BTreeMap::new());
     let legacy = sign(
         TxLegacy {
             chain_id: Some(CHAIN_ID),
@@ -519,11 +523,8 @@ proptest! {
 
 #[test]
 fn header_v2_blocks_follow_the_fork_schedule() {
-    let dir = tempfile::tempdir().unwrap();
     let forks = BTreeMap::from([(state::forks::HEADER_V2.to_string(), 0u64)]);
-    let spec = spec(2, forks);
-    let cfg = ExecConfig::from_spec(&spec);
-    let store = open(dir.path(), &spec);
+    let (_dir, cfg, store) = chain(2, forks);
     assert_eq!(tip(&store).version, 2, "genesis follows the schedule too");
     let block = produce(
         &store,

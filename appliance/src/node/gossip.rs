@@ -75,11 +75,15 @@ pub(super) fn spawn_gossip_worker(
                 }
                 let mut senders = peers.clone();
                 // Copies of pooled or recently included transactions are dropped unrecovered.
+                // Hashed before the lock: RPC submissions wait on it.
+                let hashes: Vec<B256> = raws.iter().map(state::keccak256).collect();
                 let (raws, peers): (Vec<_>, Vec<_>) = {
                     let pool = pool.locked();
                     raws.into_iter()
                         .zip(peers)
-                        .filter(|(raw, _)| !pool.knows(&state::keccak256(raw)))
+                        .zip(&hashes)
+                        .filter(|(_, hash)| !pool.knows(hash))
+                        .map(|(pair, _)| pair)
                         .unzip()
                 };
                 let mut undecodable: HashMap<usize, usize> = HashMap::new();

@@ -271,20 +271,24 @@ pub async fn serve(
             )
         })?
     };
-    let metrics = ctx.metrics.clone();
     let http = tower::ServiceBuilder::new()
         .layer(observe::RefusalCountLayer {
-            counter: metrics.rpc_refused.clone(),
+            counter: ctx.metrics.rpc_refused.clone(),
         })
         .layer(host_filter)
         .layer(origin::OriginFilterLayer::new(&cfg.allowed_origins));
+    let (requests, seconds) = (
+        ctx.metrics.rpc_requests.clone(),
+        ctx.metrics.rpc_seconds.clone(),
+    );
     let module = module(ctx);
-    let methods: Arc<std::collections::HashSet<&'static str>> =
-        Arc::new(module.method_names().collect());
-    let rpc =
-        jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new().layer_fn(move |service| {
-            observe::RpcMetrics::new(service, methods.clone(), metrics.clone())
-        });
+    let counters = Arc::new(observe::RpcCounters {
+        methods: module.method_names().collect(),
+        requests,
+        seconds,
+    });
+    let rpc = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+        .layer_fn(move |service| observe::RpcMetrics::new(service, counters.clone()));
     let server = Server::builder()
         .set_config(server_cfg)
         .set_http_middleware(http)

@@ -22,21 +22,20 @@ pub const REFUSED_BY: &str = "x-harmony-refused";
 #[derive(Clone)]
 pub struct RpcMetrics<S> {
     service: S,
-    methods: Arc<HashSet<&'static str>>,
-    metrics: crate::metrics::Metrics,
+    counters: Arc<RpcCounters>,
+}
+
+/// What every call updates, shared by all connections: the method names served and the two
+/// metric families (one `Arc` per call instead of a clone of the node's whole metric set).
+pub struct RpcCounters {
+    pub methods: HashSet<&'static str>,
+    pub requests: prometheus::IntCounterVec,
+    pub seconds: prometheus::HistogramVec,
 }
 
 impl<S> RpcMetrics<S> {
-    pub fn new(
-        service: S,
-        methods: Arc<HashSet<&'static str>>,
-        metrics: crate::metrics::Metrics,
-    ) -> Self {
-        Self {
-            service,
-            methods,
-            metrics,
-        }
+    pub fn new(service: S, counters: Arc<RpcCounters>) -> Self {
+        Self { service, counters }
     }
 }
 
@@ -53,18 +52,15 @@ where
     type BatchResponse = S::BatchResponse;
 
     fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let method = label(&self.methods, request.method_name());
-        let (service, metrics) = (self.service.clone(), self.metrics.clone());
+        let method = label(&self.counters.methods, request.method_name());
+        let (service, counters) = (self.service.clone(), self.counters.clone());
         async move {
             let started = Instant::now();
             let response = service.call(request).await;
             let status = if response.is_error() { "error" } else { "ok" };
-            metrics
-                .rpc_requests
-                .with_label_values(&[method, status])
-                .inc();
-            metrics
-                .rpc_seconds
+            counters.requests.with_label_values(&[method, status]).inc();
+            counters
+                .seconds
                 .with_label_values(&[method])
                 .observe(started.elapsed().as_secs_f64());
             response
@@ -76,9 +72,9 @@ where
     fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
         for entry in batch.iter() {
             if let Ok(BatchEntry::Call(req)) = entry {
-                let method = label(&self.methods, req.method_name());
-                self.metrics
-                    .rpc_requests
+                let method = label(&self.counters.methods, req.method_name());
+                self.counters
+                    .requests
                     .with_label_values(&[method, "batch"])
                     .inc();
             }
