@@ -653,3 +653,109 @@ async fn a_peer_that_claims_a_height_and_never_answers_does_not_hold_catch_up() 
     let _ = spam.await;
     liar.shutdown().await;
 }
+
+/// `make localnet` as an operator runs it: the supervisor starts 4 nodes, its status lines show
+/// blocks finalized with every node up, its output holds nothing else (libmdbx's fork handler
+/// once printed "rthc_afterfork: drown 0 rthc entries" per node), and an interrupt stops every
+/// node before it exits.
+#[test]
+fn the_supervisor_reports_finality_and_stops_its_nodes_on_interrupt() {
+    use std::io::{BufRead, BufReader, Read};
+    let tmp = tempfile::tempdir().unwrap();
+    let offset = support::port_offset(2000);
+    let mut sup = support::Kill(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .args(["localnet", "--block-time-ms", "250", "--port-offset"])
+            .arg(offset.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = sup.0.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(sup.0.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| {
+                panic!("no status line with height 3 in 60 s:\n{}", seen.join("\n"))
+            });
+        seen.push(line.clone());
+        // Status lines: "height N | epoch E | last finality X ms | ... | nodes up 4/4".
+        let height = line
+            .split(" | ")
+            .next()
+            .and_then(|h| h.rsplit(' ').next())
+            .and_then(|h| h.parse::<u64>().ok());
+        if height.is_some_and(|h| h >= 3) && line.ends_with("nodes up 4/4") {
+            assert!(line.contains(" ms | "), "no finality time: {line}");
+            break;
+        }
+    }
+    let node0 = std::net::SocketAddr::from(([127, 0, 0, 1], 9500 + offset));
+    assert!(std::net::TcpStream::connect(node0).is_ok());
+    // SAFETY: a signal to the child this test spawned.
+    unsafe {
+        libc::kill(sup.0.id() as i32, libc::SIGINT);
+    }
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = sup.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "the supervisor did not exit within 20 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "supervisor exited with {status}");
+    seen.extend(rx.try_iter());
+    assert!(
+        seen.iter().any(|l| l.contains("all nodes stopped")),
+        "{}",
+        seen.join("\n")
+    );
+    for i in 0..4u16 {
+        let rpc = std::net::SocketAddr::from(([127, 0, 0, 1], 9500 + offset + i));
+        assert!(
+            std::net::TcpStream::connect(rpc).is_err(),
+            "node{i} still answers on {rpc} after the supervisor stopped"
+        );
+    }
+    let errors = errors.join().unwrap();
+    assert!(
+        errors.trim().is_empty(),
+        "the supervisor wrote to stderr: {errors}"
+    );
+    let noise: Vec<_> = seen
+        .iter()
+        .filter(|l| {
+            !(l.starts_with("height ")
+                || l.starts_with("node")
+                || l.starts_with("  (")
+                || l.starts_with("generated ")
+                || l.starts_with("development accounts")
+                || l.starts_with("waiting for nodes")
+                || l.contains("all nodes stopped")
+                || l.trim().is_empty())
+        })
+        .collect();
+    assert!(noise.is_empty(), "unexpected output lines: {noise:?}");
+}

@@ -43,6 +43,12 @@ impl SignedTx {
         if raw.len() > MAX_TX_BYTES {
             return Err(TxError::Oversized(raw.len()));
         }
+        if raw.is_empty() {
+            // alloy reads an empty input as a type-0 envelope and says "unexpected type flag".
+            return Err(TxError::Decode(
+                "empty transaction: no bytes to decode (expected an EIP-2718 envelope)".into(),
+            ));
+        }
         let mut buf = raw;
         let envelope =
             TxEnvelope::decode_2718(&mut buf).map_err(|e| TxError::Decode(e.to_string()))?;

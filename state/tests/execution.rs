@@ -438,6 +438,8 @@ fn transaction_types_blobs_and_chain_ids() {
         SignedTx::decode(&[0xde, 0xad], CHAIN_ID),
         Err(TxError::Decode(_))
     ));
+    let empty = SignedTx::decode(&[], CHAIN_ID).unwrap_err().to_string();
+    assert!(empty.contains("empty transaction"), "{empty}");
 }
 
 #[derive(Debug, Clone)]

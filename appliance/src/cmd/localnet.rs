@@ -5,7 +5,8 @@
 //! 127.0.0.1:9900+i (plus `--port-offset`). Re-running resumes the same chain; `--reset`
 //! starts over. The keys are development keys written in plain files: never use them on a
 //! public network (the chain id is not Harmony's).
-// libc: child nodes die with the supervisor (prctl in pre_exec), and signals to them.
+// libc: child nodes die with the supervisor (prctl in pre_exec), and signals to them;
+// mdbx-sys: libmdbx's log level before forking.
 #![allow(unsafe_code)]
 
 use super::Cli;
@@ -153,6 +154,7 @@ pub fn run(cli: &Cli, args: &LocalnetArgs) -> eyre::Result<()> {
         return Ok(());
     }
     print_dev_accounts()?;
+    mdbx_warnings_only();
     let exe = std::env::current_exe()?;
     let mut children: Vec<Child> = (0..total)
         .map(|i| {
@@ -298,6 +300,25 @@ fn generate(dir: &Path, args: &LocalnetArgs) -> eyre::Result<()> {
     Ok(())
 }
 
+/// Sets libmdbx's log level to warnings and errors before the nodes are forked.
+///
+/// libmdbx's fork handler logs a notice in every child, and until a process opens its first
+/// database (this supervisor opens none) its default logger writes notices to stderr: the
+/// terminal showed "rthc_afterfork:36856 drown 0 rthc entries" once per node started.
+fn mdbx_warnings_only() {
+    // SAFETY: sets two libmdbx globals (no logger and no buffer passed, so both stay as they
+    // are); nothing else in this process is using libmdbx.
+    unsafe {
+        mdbx_sys::mdbx_setup_debug_nofmt(
+            mdbx_sys::MDBX_LOG_WARN,
+            mdbx_sys::MDBX_DBG_DONTCHANGE,
+            None,
+            std::ptr::null_mut(),
+            0,
+        );
+    }
+}
+
 fn spawn(exe: &Path, node_dir: &Path, log_format: Option<&str>) -> eyre::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -343,6 +364,7 @@ async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Resul
         .collect::<Result<_, _>>()?;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last_height = u64::MAX;
+    let mut waiting_shown = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     // Created once, so a signal that arrives while nodes are being polled is not lost.
     use tokio::signal::unix::{signal, SignalKind};
@@ -376,8 +398,14 @@ async fn status_loop(args: &LocalnetArgs, children: &mut [Child]) -> eyre::Resul
             }
         }
         let Some(b) = best else {
-            print!("\rwaiting for nodes to answer RPC...");
-            flush();
+            // Piped (a log file, `tee`), one line once; on a terminal, the line is redrawn.
+            if tty {
+                print!("\rwaiting for nodes to answer RPC...");
+                flush();
+            } else if !waiting_shown {
+                println!("waiting for nodes to answer RPC...");
+            }
+            waiting_shown = true;
             continue;
         };
         let height = b["blockNumber"].as_u64().unwrap_or(0);

@@ -8,7 +8,8 @@
 //!   a nonce below the account's nonce, or more than [`MempoolConfig::max_nonce_gap`] above it
 //!   (a bounded window keeps a sender from parking transactions that can never execute); a gas
 //!   limit above the block gas limit or below the intrinsic gas (it could never be included);
-//!   a fee cap below [`MIN_BASE_FEE`] (it could never pay the base fee); and a sender whose
+//!   a fee cap below [`MIN_BASE_FEE`] (it could never pay the base fee) or below its own tip
+//!   cap (execution refuses it at any base fee); and a sender whose
 //!   balance does not cover the transaction's maximum cost *plus* the maximum cost of its pooled
 //!   transactions with lower nonces, which must all execute first.
 //! - **Replacement**: a transaction with the nonce of a pooled one from the same sender replaces
@@ -152,6 +153,8 @@ pub enum MempoolError {
     IntrinsicGasTooLow { gas: u64, needed: u64 },
     #[error("transaction underpriced: max fee per gas {max_fee} below the minimum {min}")]
     Underpriced { max_fee: u128, min: u128 },
+    #[error("max priority fee per gas higher than max fee per gas: tip {tip}, max fee {max_fee}")]
+    TipAboveFeeCap { tip: u128, max_fee: u128 },
     /// `cost` includes the maximum cost of the sender's pooled transactions with lower nonces.
     #[error("insufficient funds for gas * price + value: balance {balance}, tx cost {cost}")]
     InsufficientFunds { balance: U256, cost: U256 },
@@ -359,6 +362,13 @@ impl Mempool {
                 max_fee,
                 min: u128::from(MIN_BASE_FEE),
             });
+        }
+        // Execution refuses such a transaction at any base fee; pooled, it would hold its
+        // nonce (and refuse the sender's valid transaction there as an underpriced
+        // replacement) until a leader tried it.
+        let tip = tip_cap(&tx);
+        if tip > max_fee {
+            return Err(MempoolError::TipAboveFeeCap { tip, max_fee });
         }
 
         // The transactions ahead of this one must execute first, so its sender must be able

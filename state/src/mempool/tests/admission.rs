@@ -73,6 +73,24 @@ fn underpriced() {
     assert!(p.insert(legacy_tx(&a, 0, 21_000, GWEI), &s, BASE).is_ok());
 }
 
+/// A tip cap above the fee cap never executes (revm refuses it at any base fee). Admitted,
+/// it held its nonce: the sender's valid transaction with that nonce was then refused as an
+/// underpriced replacement until a leader tried the bad one.
+#[test]
+fn a_tip_above_the_fee_cap_is_refused_and_does_not_hold_the_nonce() {
+    let (a, s, mut p) = (key(0), Accounts::default(), pool());
+    assert_eq!(
+        err(&mut p, dyn_tx(&a, 0, 2, 3), &s),
+        "max priority fee per gas higher than max fee per gas: tip 3000000000, max fee 2000000000"
+    );
+    assert_eq!(p.len(), 0);
+    assert!(p.insert(dyn_tx(&a, 0, 2, 1), &s, BASE).is_ok());
+    assert!(
+        p.insert(dyn_tx(&a, 1, 2, 2), &s, BASE).is_ok(),
+        "tip equal to the cap"
+    );
+}
+
 /// Issue 14: a value of 2^256 − gas·fee wrapped the cost to 0, so an empty account filled
 /// pool slots for free.
 #[test]

@@ -52,8 +52,9 @@ fn eviction_ranks_by_the_tip_at_the_base_fee() {
         max_total: 1,
         ..Default::default()
     });
-    // Tip cap 5 gwei but a fee cap below the base fee: it pays nothing now.
-    let a0 = dyn_tx(&a, 0, 2, 5);
+    // Tip cap 2 gwei (above the newcomer's 1) but a fee cap below the base fee: it pays
+    // nothing now.
+    let a0 = dyn_tx(&a, 0, 2, 2);
     p.insert(a0.clone(), &s, 3 * BASE).unwrap();
     assert_eq!(
         p.insert(dyn_tx(&b, 0, 10, 1), &s, 3 * BASE),
