@@ -258,6 +258,7 @@ async fn run_async(
             subscribed_filters: Arc::new(tokio::sync::Semaphore::new(
                 rpc::subscribe::MAX_SUBSCRIBED_FILTER_ENTRIES,
             )),
+            filters: Default::default(),
             metrics: metrics.clone(),
         };
         let (addr, handle) = rpc_runtime

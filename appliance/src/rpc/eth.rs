@@ -84,16 +84,27 @@ fn call_result(outcome: CallOutcome) -> RpcResult<(Bytes, u64)> {
     }
 }
 
+/// A mined transaction with where it is, its receipt, and the index of its first log in the
+/// block.
+type MinedTx = (SignedTx, Mined, state::exec::StoredReceipt, u64);
+
 /// Looks up a mined transaction: the decoded transaction, its position and its receipt.
-fn mined_tx(
-    ctx: &RpcContext,
-    hash: &B256,
-) -> RpcResult<Option<(SignedTx, Mined, state::exec::StoredReceipt, u64)>> {
+fn mined_tx(ctx: &RpcContext, hash: &B256) -> RpcResult<Option<MinedTx>> {
     let Some((block, receipts, i)) = located(ctx, hash)? else {
         return Ok(None);
     };
-    if i >= block.body.transactions.len() && i < receipts.len() {
-        // A staking transaction: see `hmy_getStakingTransactionReceipt`.
+    tx_at(ctx, &block, &receipts, i)
+}
+
+/// Transaction `i` of `block`; `None` past its Ethereum transactions (the staking ones that
+/// follow them in the receipts are served by `hmy_getStakingTransactionReceipt`).
+fn tx_at(
+    ctx: &RpcContext,
+    block: &state::Block,
+    receipts: &[state::exec::StoredReceipt],
+    i: usize,
+) -> RpcResult<Option<MinedTx>> {
+    if i >= block.body.transactions.len() {
         return Ok(None);
     }
     let (Some(raw), Some(r)) = (block.body.transactions.get(i), receipts.get(i)) else {
@@ -109,6 +120,117 @@ fn mined_tx(
         base_fee: block.header.base_fee,
     };
     Ok(Some((tx, mined, r.clone(), first_log)))
+}
+
+/// Block `n` and its receipts, if stored.
+fn block_and_receipts(
+    ctx: &RpcContext,
+    n: u64,
+) -> RpcResult<Option<(state::Block, Vec<state::exec::StoredReceipt>)>> {
+    let Some(block) = ctx.store.block(n).map_err(internal)? else {
+        return Ok(None);
+    };
+    let receipts = ctx
+        .store
+        .receipts(n)
+        .map_err(internal)?
+        .unwrap_or_default()
+        .receipts;
+    Ok(Some((block, receipts)))
+}
+
+/// A block named by number, tag or hash (`eth_getBlockReceipts` takes either); `None` for a
+/// hash this node does not have.
+fn block_by_number_or_hash(ctx: &RpcContext, v: &Value) -> RpcResult<Option<u64>> {
+    match v.as_str() {
+        Some(h) if h.len() == 66 => ctx
+            .store
+            .number_of(&parse_hash(v, "block")?)
+            .map_err(|e| internal(format!("block {h}: {e}"))),
+        _ => block_param(ctx, Some(v)).map(Some),
+    }
+}
+
+/// `eth_getTransactionByBlock{Number,Hash}AndIndex` once the block is resolved.
+fn tx_by_index(ctx: &RpcContext, n: Option<u64>, index: &Value) -> RpcResult<Value> {
+    let i = quantity_u64(index, "transactionIndex")?;
+    let Some((block, receipts)) = n.map(|n| block_and_receipts(ctx, n)).transpose()?.flatten()
+    else {
+        return Ok(Value::Null);
+    };
+    let Ok(i) = usize::try_from(i) else {
+        return Ok(Value::Null);
+    };
+    Ok(tx_at(ctx, &block, &receipts, i)?
+        .map(|(tx, mined, _, _)| json::transaction(&tx, Some(mined)))
+        .unwrap_or(Value::Null))
+}
+
+/// Registers the reads of a block's transactions by position, its receipts, and the uncle
+/// methods (this chain has no uncles: counts are zero, lookups null).
+fn register_block_reads(m: &mut RpcModule<RpcContext>) {
+    m.register_method("eth_getBlockTransactionCountByHash", |p, c, _| {
+        let shape = "[blockHash]";
+        let v = params_vec(&p, shape)?;
+        let hash = parse_hash(arg(&v, 0, shape)?, "blockHash")?;
+        let Some(n) = c.store.number_of(&hash).map_err(internal)? else {
+            return Ok::<_, ErrorObjectOwned>(Value::Null);
+        };
+        Ok(c.store
+            .block(n)
+            .map_err(internal)?
+            .map(|b| json!(hex_u64(b.body.transactions.len() as u64)))
+            .unwrap_or(Value::Null))
+    })
+    .expect("unique name");
+    m.register_method("eth_getTransactionByBlockNumberAndIndex", |p, c, _| {
+        let shape = "[block, transactionIndex]";
+        let v = params_vec(&p, shape)?;
+        let n = block_param(c, Some(arg(&v, 0, shape)?))?;
+        tx_by_index(c, Some(n), arg(&v, 1, shape)?)
+    })
+    .expect("unique name");
+    m.register_method("eth_getTransactionByBlockHashAndIndex", |p, c, _| {
+        let shape = "[blockHash, transactionIndex]";
+        let v = params_vec(&p, shape)?;
+        let hash = parse_hash(arg(&v, 0, shape)?, "blockHash")?;
+        let n = c.store.number_of(&hash).map_err(internal)?;
+        tx_by_index(c, n, arg(&v, 1, shape)?)
+    })
+    .expect("unique name");
+    m.register_method("eth_getBlockReceipts", |p, c, _| {
+        let shape = "[block or blockHash]";
+        let v = params_vec(&p, shape)?;
+        let Some(n) = block_by_number_or_hash(c, arg(&v, 0, shape)?)? else {
+            return Ok::<_, ErrorObjectOwned>(Value::Null);
+        };
+        let _permit = c.heavy_permit()?;
+        let Some((block, receipts)) = block_and_receipts(c, n)? else {
+            return Ok(Value::Null);
+        };
+        let mut out = Vec::with_capacity(block.body.transactions.len());
+        for i in 0..block.body.transactions.len() {
+            if let Some((_, mined, r, first)) = tx_at(c, &block, &receipts, i)? {
+                out.push(json::receipt(&r, mined, first));
+            }
+        }
+        Ok(Value::Array(out))
+    })
+    .expect("unique name");
+    for name in [
+        "eth_getUncleCountByBlockNumber",
+        "eth_getUncleCountByBlockHash",
+    ] {
+        m.register_method(name, |_, _, _| hex_u64(0))
+            .expect("unique name");
+    }
+    for name in [
+        "eth_getUncleByBlockNumberAndIndex",
+        "eth_getUncleByBlockHashAndIndex",
+    ] {
+        m.register_method(name, |_, _, _| Value::Null)
+            .expect("unique name");
+    }
 }
 
 /// The block object of block `n`, with hashes or full transactions.
@@ -150,6 +272,7 @@ pub(crate) fn block_json(ctx: &RpcContext, n: u64, full: bool) -> RpcResult<Valu
 
 /// Registers the `eth_` methods.
 pub fn register(m: &mut RpcModule<RpcContext>) {
+    register_block_reads(m);
     m.register_method("eth_chainId", |_, c, _| hex_u64(c.chain_id))
         .expect("unique name");
     m.register_method("eth_blockNumber", |_, c, _| {

@@ -2,7 +2,8 @@
 //! dapps use, `hmy_` node state, and operator peer control.
 //!
 //! - [`eth`]: chain and state reads, calls, gas, fees, submission.
-//! - [`logs`]: log filters; [`subscribe`]: `eth_subscribe` (newHeads, logs).
+//! - [`logs`]: log filters; [`filters`]: polling filters (`eth_newFilter`, ...);
+//!   [`subscribe`]: `eth_subscribe` (newHeads, logs).
 //! - [`json`]: the Ethereum JSON shapes.
 //! - `staking`: the `hmy_` staking methods (Harmony's shapes).
 //!
@@ -10,6 +11,7 @@
 //! time on a blocking thread, log range and count), so a public port cannot stall consensus.
 
 mod eth;
+pub mod filters;
 pub mod json;
 mod logs;
 pub mod observe;
@@ -50,6 +52,8 @@ pub struct RpcContext {
     /// Addresses and topics held by live `logs` subscriptions, all connections together
     /// ([`subscribe::MAX_SUBSCRIBED_FILTER_ENTRIES`]).
     pub subscribed_filters: Arc<tokio::sync::Semaphore>,
+    /// Polling filters installed by clients (`eth_newFilter`, `eth_newBlockFilter`).
+    pub filters: filters::Filters,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -131,7 +135,14 @@ pub fn module(ctx: RpcContext) -> RpcModule<RpcContext> {
     .expect("unique name");
     m.register_method("net_version", |_, c, _| c.chain_id.to_string())
         .expect("unique name");
+    m.register_method("net_listening", |_, _, _| true)
+        .expect("unique name");
+    m.register_method("net_peerCount", |_, c, _| {
+        json::hex_u64(c.board.status.locked().connected_peers.len() as u64)
+    })
+    .expect("unique name");
     eth::register(&mut m);
+    filters::register(&mut m);
     staking::register(&mut m);
     subscribe::register(&mut m);
     m.register_method("hmy_latestHeader", |_, c, _| {

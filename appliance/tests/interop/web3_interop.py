@@ -510,6 +510,10 @@ def check_tx_errors(w3, chain_id, a0):
     err = expect_rpc_error(w3, "eth_sendRawTransaction", [hx(low.raw_transaction)], ["intrinsic gas too low"],
                            "tx with gas 20000")
     C.ok(f"gas below intrinsic rejected: {err.get('message')!r} (code {err.get('code')})")
+    over = a0.sign_transaction({**tx2(pending), "maxFeePerGas": base, "maxPriorityFeePerGas": base + 1})
+    err = expect_rpc_error(w3, "eth_sendRawTransaction", [hx(over.raw_transaction)],
+                           ["max priority fee per gas higher than max fee per gas"], "tx with tip above its fee cap")
+    C.ok(f"tip above the fee cap rejected: {err.get('message')!r} (code {err.get('code')})")
     C.eq("account 0 pending nonce after the rejected txs", pending, next_nonce(w3, a0.address))
 
     resp = raw_rpc(w3, "eth_sendRawTransaction", ["0xdeadbeef"])
@@ -575,6 +579,61 @@ def check_blocks(w3, tx_hash, receipt):
            "block tags out of order (want finalized <= safe <= latest)", expected=f"<= {latest_after}", got=got)
     C.true(got["pending"] >= latest_before, "'pending' is behind 'latest'", expected=f">= {latest_before}", got=got)
     C.ok(f"block tags work: {got}")
+
+
+def check_block_reads(w3, tx_hash, receipt):
+    C.step = "transactions by block and index, block receipts, net_"
+    n, i, bhash = receipt["blockNumber"], receipt["transactionIndex"], receipt["blockHash"]
+    want = plain(w3.eth.get_transaction(tx_hash))
+    C.eq(f"eth_getTransactionByBlockNumberAndIndex({n}, {i})", want, plain(w3.eth.get_transaction_by_block(n, i)))
+    C.eq(f"eth_getTransactionByBlockHashAndIndex(.., {i})", want, plain(w3.eth.get_transaction_by_block(bhash, i)))
+    count = w3.eth.get_block_transaction_count(n)
+    C.eq("eth_getBlockTransactionCountByHash vs ByNumber", count, w3.eth.get_block_transaction_count(bhash))
+    past = raw_rpc(w3, "eth_getTransactionByBlockNumberAndIndex", [hex(n), hex(count)])
+    C.eq(f"transaction index {count} (past the block's end)", None, past.get("result", "missing"))
+    C.ok(f"block {n}: transaction {i} by number and by hash and index, {count} transactions, null past the end")
+    receipts = w3.eth.get_block_receipts(n)
+    C.eq(f"eth_getBlockReceipts({n}) count", count, len(receipts))
+    C.eq(f"eth_getBlockReceipts({n})[{i}]", plain(w3.eth.get_transaction_receipt(tx_hash)), plain(receipts[i]))
+    C.eq("eth_getBlockReceipts by hash", plain(receipts), plain(w3.eth.get_block_receipts(bhash)))
+    C.ok(f"eth_getBlockReceipts({n}) by number and by hash: {len(receipts)} receipts, the same as one by one")
+    C.eq("eth_getUncleCountByBlockNumber", 0, int(raw_rpc(w3, "eth_getUncleCountByBlockNumber", [hex(n)])["result"], 16))
+    C.true(w3.net.listening, "net_listening is false")
+    peers = w3.net.peer_count
+    C.true(peers >= 1, "net_peerCount: a node of a running network has no peers", got=peers)
+    C.ok(f"no uncles; net_listening true; net_peerCount {peers}")
+
+
+def check_filters(w3, chain_id, token, sender):
+    C.step = "polling filters"
+    blocks = w3.eth.filter("latest")
+    logs = w3.eth.filter({"address": token.address, "topics": [TRANSFER_TOPIC]})
+    start = w3.eth.block_number
+    to, amount = Account.create().address, 77
+    _, h, r = token_transfer(w3, chain_id, token, sender, to, amount, "transfer under a log filter")
+    deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+    while w3.eth.block_number < r["blockNumber"] + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    new = [hx(b) for b in blocks.get_new_entries()]
+    C.true(len(new) >= 2, "eth_getFilterChanges (block filter) reported fewer than 2 new blocks", got=new)
+    first = w3.eth.get_block(new[0])["number"]
+    C.true(start <= first <= start + 1, "block filter: the first new block is not the one after the filter's tip",
+           expected=f"#{start} or #{start + 1}", got=first)
+    C.eq("block filter: the hashes of consecutive new blocks",
+         [hx(w3.eth.get_block(first + k)["hash"]) for k in range(len(new))], new)
+    seen = [(hx(lg["transactionHash"]), lg["logIndex"]) for lg in logs.get_new_entries()]
+    C.eq("log filter: the Transfer logs since it was installed", [(hx(h), r["logs"][0]["logIndex"])], seen)
+    C.eq("log filter polled again: nothing new", [], [plain(x) for x in logs.get_new_entries()])
+    C.ok(f"eth_newBlockFilter reported {len(new)} new blocks from #{first}; eth_newFilter reported the one "
+         "Transfer once")
+    ranged = w3.eth.filter({"fromBlock": r["blockNumber"], "toBlock": r["blockNumber"], "address": token.address})
+    C.eq("eth_getFilterLogs over the transfer's block", [hx(h)],
+         [hx(lg["transactionHash"]) for lg in ranged.get_all_entries()])
+    for f in (blocks, logs, ranged):
+        C.true(w3.eth.uninstall_filter(f.filter_id), "eth_uninstallFilter of an installed filter returned false")
+    C.eq("eth_uninstallFilter again", False, w3.eth.uninstall_filter(logs.filter_id))
+    expect_rpc_error(w3, "eth_getFilterChanges", [logs.filter_id], ["filter not found"], "poll after uninstall")
+    C.ok("eth_getFilterLogs returns the range's logs; uninstalled filters answer 'filter not found'")
 
 
 def check_fees(w3):
@@ -864,6 +923,8 @@ def main(argv=None):
         check_revert(w3, token, a1.address)
         check_tx_errors(w3, args.chain_id, a0)
         check_blocks(w3, xfer_hash, xfer_r)
+        check_block_reads(w3, xfer_hash, xfer_r)
+        check_filters(w3, args.chain_id, token, a1)
         check_fees(w3)
         check_storage(w3, token, a1.address)
         check_same_state(args.rpc, args.chain_id, last_block, [a0.address, eth_rcpt, a1.address], token,
