@@ -27,6 +27,9 @@ pub struct NodeStatus {
     pub epoch: u64,
     /// The highest height a peer claimed (catch-up target).
     pub peer_height: u64,
+    /// The tip when this node last fell behind its peers (`eth_syncing`'s `startingBlock`);
+    /// none while it is in sync.
+    pub sync_started: Option<u64>,
     /// Transactions waiting in the pool.
     pub mempool: usize,
     pub in_committee: bool,
@@ -34,6 +37,24 @@ pub struct NodeStatus {
     /// This node's keys: blocks whose carried certificate holds or lacks each one's
     /// signature, since the node started (as the metrics count them).
     pub keys: Vec<KeySigning>,
+}
+
+/// A node is behind when its peers claim more than this many blocks above its tip (a block or
+/// two in flight is the normal state of a chain with one-block finality).
+pub const BEHIND_BLOCKS: u64 = 2;
+
+impl NodeStatus {
+    /// Whether the peers claim more than [`BEHIND_BLOCKS`] above this node's tip.
+    pub fn is_behind(&self) -> bool {
+        self.peer_height.saturating_sub(self.finalized) > BEHIND_BLOCKS
+    }
+
+    /// Records the peers' highest claim against `tip`, and where catch-up started.
+    pub fn note_peer_height(&mut self, tip: u64, peer_height: u64) {
+        self.peer_height = peer_height;
+        self.sync_started = (peer_height.saturating_sub(tip) > BEHIND_BLOCKS)
+            .then(|| self.sync_started.unwrap_or(tip));
+    }
 }
 
 /// One of this node's BLS keys and how it signed, for `hmy_consensusStatus` and `status`.
@@ -168,4 +189,34 @@ pub fn recent_bitmaps(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `eth_syncing`'s start: set when the node falls behind, kept while it catches up,
+    /// cleared once in sync, and set afresh the next time.
+    #[test]
+    fn catch_up_start_is_kept_while_behind_and_cleared_in_sync() {
+        let mut s = NodeStatus::default();
+        s.note_peer_height(10, 12);
+        assert_eq!(s.sync_started, None, "two blocks in flight is in sync");
+        s.note_peer_height(10, 100);
+        assert_eq!(s.sync_started, Some(10));
+        s.finalized = 50;
+        s.note_peer_height(50, 120);
+        assert_eq!(
+            s.sync_started,
+            Some(10),
+            "the start stays while catching up"
+        );
+        assert!(s.is_behind());
+        s.finalized = 119;
+        s.note_peer_height(119, 120);
+        assert_eq!(s.sync_started, None);
+        assert!(!s.is_behind());
+        s.note_peer_height(119, 200);
+        assert_eq!(s.sync_started, Some(119));
+    }
 }

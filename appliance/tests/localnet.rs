@@ -601,6 +601,12 @@ async fn a_peer_that_claims_a_height_and_never_answers_does_not_hold_catch_up() 
         height(&net.client(0)).await.unwrap_or(0) >= 40
     })
     .await;
+    let syncing: Value = net
+        .client(0)
+        .request("eth_syncing", rpc_params![])
+        .await
+        .unwrap();
+    assert_eq!(syncing, Value::Bool(false), "node 0 is in sync");
     // Node 2 stops: two of four cannot finalize, the chain halts where it is. Nodes 0 and 1
     // go down too for now, so the liar below is the only peer node 3 hears at first.
     net.kill(2);
@@ -633,6 +639,25 @@ async fn a_peer_that_claims_a_height_and_never_answers_does_not_hold_catch_up() 
         "node3 to give up on the liar",
         Duration::from_secs(30),
         async || net.log(3).contains("left a sync request unanswered"),
+    )
+    .await;
+    // Behind a claim it cannot reach, node 3 says it is syncing (as geth: start, current,
+    // highest); node 0 said false while the chain was live.
+    wait_for(
+        "node3 to report syncing",
+        Duration::from_secs(10),
+        async || {
+            let s: Option<Value> = net
+                .client(3)
+                .request("eth_syncing", rpc_params![])
+                .await
+                .ok();
+            s.is_some_and(|s| {
+                s["highestBlock"] == "0xf4240"
+                    && s["currentBlock"] == "0x0"
+                    && s["startingBlock"] == "0x0"
+            })
+        },
     )
     .await;
     // Honest peers return; node 3 catches up from them although the liar keeps claiming

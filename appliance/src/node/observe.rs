@@ -191,7 +191,11 @@ impl Driver {
         let tip = self.fbft.tip().number;
         let peer_height = self.sync_peers.highest_claim().unwrap_or(tip).max(tip);
         m.peer_height.set(peer_height as i64);
-        self.ctx.board.status.locked().peer_height = peer_height;
+        self.ctx
+            .board
+            .status
+            .locked()
+            .note_peer_height(tip, peer_height);
         if self
             .observed
             .storage_sampled

@@ -279,8 +279,19 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         Ok::<_, ErrorObjectOwned>(hex_u64(tip(c)?.0))
     })
     .expect("unique name");
-    m.register_method("eth_syncing", |_, _, _| false)
-        .expect("unique name");
+    // Behind its peers (catching up), the node says so as geth does; in sync, false.
+    m.register_method("eth_syncing", |_, c, _| {
+        let s = c.board.status.locked();
+        match s.sync_started {
+            Some(start) if s.is_behind() => json!({
+                "startingBlock": hex_u64(start),
+                "currentBlock": hex_u64(s.finalized),
+                "highestBlock": hex_u64(s.peer_height),
+            }),
+            _ => json!(false),
+        }
+    })
+    .expect("unique name");
     m.register_method("eth_accounts", |_, _, _| Vec::<Address>::new())
         .expect("unique name");
     m.register_method("eth_getBlockByNumber", |p, c, _| {

@@ -1,15 +1,12 @@
 //! The status screen's layout, drawn from one [`Screen`] (no I/O here, so a fixed fixture
 //! renders to a buffer in tests).
 
-use crate::chain::NodeStatus;
+use crate::chain::{NodeStatus, BEHIND_BLOCKS};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Gauge, Paragraph, Row, Table};
 use ratatui::Frame;
-
-/// A node is "behind" when its peers claim more than this many blocks above its tip.
-const BEHIND_BLOCKS: u64 = 2;
 
 /// What one refresh shows.
 #[derive(Debug, Clone)]
@@ -250,6 +247,7 @@ mod tests {
             finalized: 1041,
             epoch: 10,
             peer_height: 1041,
+            sync_started: None,
             mempool: 17,
             in_committee: true,
             committee_members: 4,
