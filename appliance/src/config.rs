@@ -295,7 +295,10 @@ impl Default for LogConfig {
 /// A config that could not be used; the message names the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error(
+        "cannot read config {path}: {source}; pass an existing file with --config (or \
+         HARMONY_CONFIG), or leave both out to use <data-dir>/config.toml or the built-in defaults"
+    )]
     Io {
         path: String,
         source: std::io::Error,

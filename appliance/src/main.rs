@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
     match appliance::cmd::dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", appliance::cmd::describe(&e));
             std::process::ExitCode::FAILURE
         }
     }

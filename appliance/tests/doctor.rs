@@ -264,3 +264,32 @@ fn status_once_on_a_node_that_does_not_answer_says_so_and_fails() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("The node does not answer"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rpc.enabled"));
 }
+
+/// Without a terminal (a pipe, a service, CI) the live screen is refused with the way out, not
+/// a panic from the terminal library; a missing chain spec is reported once, with the fix.
+#[test]
+fn a_stranger_without_a_terminal_or_a_chain_spec_gets_errors_that_say_what_to_do() {
+    let out = Command::new(BIN)
+        .args(["status", "--rpc", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("status --once") && !err.contains("panicked"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(empty.path())
+        .arg("run")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("chain-spec.toml") && err.contains("--generate-only"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause once: {err}"
+    );
+}

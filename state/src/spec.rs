@@ -135,7 +135,11 @@ pub struct ValidatorKey {
 /// Why a chain spec was refused; every variant names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("cannot read chain spec {path}: {source}")]
+    #[error(
+        "cannot read chain spec {path}: {source}; copy the network's chain spec there (every \
+         validator needs the identical file) or point `chain_spec` in the config at it (`localnet \
+         --generate-only` writes one for a local network)"
+    )]
     Io {
         path: String,
         source: std::io::Error,

@@ -70,6 +70,21 @@ pub enum Command {
     Status(status::StatusArgs),
 }
 
+/// An error and its causes on one line, leaving out a cause whose text the line holds already
+/// (most errors here put their source in their own message; eyre's `{:#}` repeated it:
+/// "cannot read config x: No such file or directory: No such file or directory").
+pub fn describe(e: &eyre::Report) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
 pub fn dispatch(cli: Cli) -> eyre::Result<()> {
     match &cli.command {
         Command::Run(a) => run::run(&cli, a),
@@ -91,4 +106,22 @@ pub fn config_path(cli: &Cli, data_dir: &std::path::Path) -> Option<PathBuf> {
         let p = data_dir.join("config.toml");
         p.exists().then_some(p)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn describe_keeps_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let repeated = eyre::Report::new(state::spec::SpecError::Io {
+            path: "x.toml".into(),
+            source: io,
+        });
+        assert_eq!(
+            super::describe(&repeated),
+            "cannot read chain spec x.toml: No such file; copy the network's chain spec there (every validator needs the identical file) or point `chain_spec` in the config at it (`localnet --generate-only` writes one for a local network)"
+        );
+        let wrapped = eyre::eyre!("inner cause").wrap_err("while starting");
+        assert_eq!(super::describe(&wrapped), "while starting: inner cause");
+    }
 }

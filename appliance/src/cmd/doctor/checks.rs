@@ -254,7 +254,11 @@ impl Doctor {
                           (`harmony-appliance hsm verify`)"
                     }
                 };
-                Finding::fail("keys", format!("backend `{}`: {e:#}", k.backend), fix)
+                Finding::fail(
+                    "keys",
+                    format!("backend `{}`: {}", k.backend, crate::cmd::describe(&e)),
+                    fix,
+                )
             }
         }
     }
@@ -275,7 +279,7 @@ impl Doctor {
             Err(e) => {
                 return Finding::fail(
                     "guard",
-                    format!("{}: {e:#}", dir.display()),
+                    format!("{}: {}", dir.display(), crate::cmd::describe(&e)),
                     "restore the guard directory from the backup of this machine; never start \
                      signing without it",
                 )

@@ -101,6 +101,12 @@ fn interactive(
     interval: Duration,
 ) -> eyre::Result<()> {
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyModifiers};
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        eyre::bail!(
+            "the live status screen needs a terminal and stdout is not one; use `status --once` \
+             to print one frame as text"
+        );
+    }
     let mut terminal = ratatui::init();
     let result = (|| -> eyre::Result<()> {
         loop {
