@@ -275,7 +275,10 @@ fn a_stranger_without_a_terminal_or_a_chain_spec_gets_errors_that_say_what_to_do
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("status --once") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("status --once") && !err.contains("panicked"),
+        "{err}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -286,7 +289,10 @@ fn a_stranger_without_a_terminal_or_a_chain_spec_gets_errors_that_say_what_to_do
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("chain-spec.toml") && err.contains("--generate-only"), "{err}");
+    assert!(
+        err.contains("chain-spec.toml") && err.contains("--generate-only"),
+        "{err}"
+    );
     assert_eq!(
         err.matches("No such file or directory").count(),
         1,

@@ -188,22 +188,22 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         c.filters.install(c, Kind::Blocks, Instant::now())
     })
     .expect("unique name");
-    m.register_blocking_method("eth_getFilterChanges", |p, c, _| {
-        let shape = "[filterId]";
-        let v = params_vec(&p, shape)?;
-        let id = parse_id(arg(&v, 0, shape)?)?;
-        let _permit = c.heavy_permit()?;
-        c.filters.changes(&c, id, Instant::now())
-    })
-    .expect("unique name");
-    m.register_blocking_method("eth_getFilterLogs", |p, c, _| {
-        let shape = "[filterId]";
-        let v = params_vec(&p, shape)?;
-        let id = parse_id(arg(&v, 0, shape)?)?;
-        let _permit = c.heavy_permit()?;
-        c.filters.logs(&c, id, Instant::now())
-    })
-    .expect("unique name");
+    // Both read blocks like `eth_getLogs`, so both take a costly-request permit.
+    type Read = fn(&Filters, &RpcContext, u128, Instant) -> RpcResult<Value>;
+    let reads: [(&'static str, Read); 2] = [
+        ("eth_getFilterChanges", Filters::changes),
+        ("eth_getFilterLogs", Filters::logs),
+    ];
+    for (name, read) in reads {
+        m.register_blocking_method(name, move |p, c, _| {
+            let shape = "[filterId]";
+            let v = params_vec(&p, shape)?;
+            let id = parse_id(arg(&v, 0, shape)?)?;
+            let _permit = c.heavy_permit()?;
+            read(&c.filters, &c, id, Instant::now())
+        })
+        .expect("unique name");
+    }
     m.register_method("eth_uninstallFilter", |p, c, _| {
         let shape = "[filterId]";
         let v = params_vec(&p, shape)?;
