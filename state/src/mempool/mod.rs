@@ -50,8 +50,11 @@
 //!   executing them on the gas actually used (a transaction needs its whole limit free and gives
 //!   back what it does not use, as in Ethereum clients), so transfers whose limit is well above
 //!   their use still fill the block. The builder leaves out one that no longer fits, with its
-//!   sender's later nonces, and keeps packing from other senders. Ties go to the lower sender
-//!   address, so every node builds the same list from the same pool.
+//!   sender's later nonces, and keeps packing from other senders. Among equal tips the head
+//!   pooled first goes first (geth's "time first seen"): under a backlog every sender then waits
+//!   about as long as the backlog, where ordering ties by address had the highest addresses
+//!   wait for as long as lower ones kept sending. Remaining ties go to the lower sender address.
+//!   Only the leader selects; validators execute the list it proposed.
 //! - **Cleanup**: after each finalized block, [`Mempool::remove_included`] drops the block's
 //!   transactions (and remembers the last 65,536 included hashes, so that a relayed copy
 //!   arriving after its block is recognised by [`Mempool::knows`] before anyone recovers its
@@ -600,9 +603,11 @@ impl Mempool {
     /// greedily the highest tip at `base_fee`, at most `gas_limit` / 21,000 of them (see the
     /// module documentation; execution decides which fit).
     pub fn best(&self, state: &impl AccountSource, base_fee: u64, gas_limit: u64) -> Vec<SignedTx> {
-        // Max-heap of sender heads: highest tip first, then the lowest sender address.
-        let mut heads: BinaryHeap<(u128, Reverse<Address>, Reverse<u64>)> = BinaryHeap::new();
-        let push = |heads: &mut BinaryHeap<_>, sender: Address, nonce: u64| {
+        // Max-heap of sender heads: highest tip first, then the one pooled first, then the
+        // lowest sender address.
+        type Head = (u128, Reverse<Instant>, Reverse<Address>, Reverse<u64>);
+        let mut heads: BinaryHeap<Head> = BinaryHeap::new();
+        let push = |heads: &mut BinaryHeap<Head>, sender: Address, nonce: u64| {
             let Some(hash) = self
                 .by_sender
                 .get(&sender)
@@ -610,9 +615,10 @@ impl Mempool {
             else {
                 return;
             };
+            let pooled = &self.txs[hash];
             // A fee cap below the base fee blocks the rest of the sender's run as well.
-            if let Some(tip) = self.txs[hash].tx.effective_tip(base_fee) {
-                heads.push((tip, Reverse(sender), Reverse(nonce)));
+            if let Some(tip) = pooled.tx.effective_tip(base_fee) {
+                heads.push((tip, Reverse(pooled.added), Reverse(sender), Reverse(nonce)));
             }
         };
         for sender in self.by_sender.keys() {
@@ -621,7 +627,7 @@ impl Mempool {
         let mut out = Vec::new();
         // Every transaction uses at least MIN_TX_GAS: no block holds more than this many.
         let most = (gas_limit / MIN_TX_GAS) as usize;
-        while let Some((_, Reverse(sender), Reverse(nonce))) = heads.pop() {
+        while let Some((_, _, Reverse(sender), Reverse(nonce))) = heads.pop() {
             if out.len() >= most {
                 break;
             }

@@ -131,11 +131,13 @@ fn best_skips_senders_below_the_base_fee() {
 }
 
 #[test]
-fn best_ties_go_to_the_lower_address() {
+fn best_ties_go_to_the_one_pooled_first_then_the_lower_address() {
     let keys: Vec<_> = (0..5).map(key).collect();
     let (s, mut p) = (Accounts::default(), pool());
+    let t0 = Instant::now();
+    // Pooled at the same instant: by address, whatever the insertion order.
     for k in keys.iter().rev() {
-        p.insert(dyn_tx(k, 0, 10, 2), &s, BASE).unwrap();
+        p.insert_at(dyn_tx(k, 0, 10, 2), &s, BASE, t0).unwrap();
     }
     let best = p.best(&s, BASE, GAS_LIMIT);
     let senders: Vec<Address> = best.iter().map(|t| t.sender).collect();
@@ -144,6 +146,33 @@ fn best_ties_go_to_the_lower_address() {
     assert_eq!(senders, sorted);
     assert_eq!(senders.len(), 5);
     assert_eq!(best, p.best(&s, BASE, GAS_LIMIT));
+
+    // Pooled one after the other, highest address first: first seen, first offered, so a
+    // high address does not wait behind every later sender with a lower one.
+    let mut by_address: Vec<_> = (5..10).map(key).collect();
+    by_address.sort_by_key(|k| std::cmp::Reverse(k.address()));
+    let (s, mut p) = (Accounts::default(), pool());
+    for (i, k) in by_address.iter().enumerate() {
+        let at = t0 + std::time::Duration::from_millis(i as u64);
+        p.insert_at(dyn_tx(k, 0, 10, 2), &s, BASE, at).unwrap();
+    }
+    let offered: Vec<Address> = p
+        .best(&s, BASE, GAS_LIMIT)
+        .iter()
+        .map(|t| t.sender)
+        .collect();
+    let arrival: Vec<Address> = by_address.iter().map(|k| k.address()).collect();
+    assert_eq!(offered, arrival);
+    // A higher tip still goes first, however late.
+    let late = key(10);
+    p.insert_at(
+        dyn_tx(&late, 0, 10, 3),
+        &s,
+        BASE,
+        t0 + std::time::Duration::from_secs(1),
+    )
+    .unwrap();
+    assert_eq!(p.best(&s, BASE, GAS_LIMIT)[0].sender, late.address());
 }
 
 #[test]
