@@ -96,16 +96,25 @@ impl Filters {
     /// What happened since the last poll: block hashes or matching logs.
     fn changes(&self, ctx: &RpcContext, id: u128, now: Instant) -> RpcResult<Value> {
         let tip = tip(ctx)?.0;
-        // The filter is taken out while its blocks are read, so a slow read does not hold
-        // every other client's filters; a concurrent poll of the same id finds nothing.
-        let mut f = {
+        // Blocks are read without the lock (it serves every client's filters): what to read is
+        // copied out, and the position is moved on afterwards if the filter is still there.
+        let (logs, next) = {
             let mut installed = self.installed.locked();
             installed.retain(|_, f| now.duration_since(f.polled) < FILTER_TIMEOUT);
-            installed.remove(&id).ok_or_else(not_found)?
+            let f = installed.get_mut(&id).ok_or_else(not_found)?;
+            f.polled = now;
+            let logs = match &f.kind {
+                Kind::Blocks => None,
+                Kind::Logs { filter, .. } => Some(filter.clone()),
+            };
+            (logs, f.next)
         };
-        let last = tip.min(f.next.saturating_add(ctx.limits.max_logs_range.max(1) - 1));
-        let result = match &f.kind {
-            Kind::Blocks => (f.next..=last)
+        let last = tip.min(next.saturating_add(ctx.limits.max_logs_range.max(1) - 1));
+        if next > last {
+            return Ok(json!([]));
+        }
+        let result = match logs {
+            None => (next..=last)
                 .map(|n| {
                     ctx.store
                         .header(n)
@@ -113,24 +122,21 @@ impl Filters {
                         .map(|h| h.map(|h| json!(h.hash())))
                 })
                 .collect::<RpcResult<Vec<_>>>()
-                .map(|hashes| Value::Array(hashes.into_iter().flatten().collect())),
-            Kind::Logs { filter, .. } => {
-                let mut range = filter.clone();
-                range.from = f.next.max(filter.from);
-                range.to = last.min(filter.to);
+                .map(|hashes| Value::Array(hashes.into_iter().flatten().collect()))?,
+            Some(mut range) => {
+                range.from = range.from.max(next);
+                range.to = range.to.min(last);
                 if range.from > range.to {
-                    Ok(json!([]))
+                    json!([])
                 } else {
-                    range.collect(ctx)
+                    range.collect(ctx)?
                 }
             }
         };
-        if result.is_ok() && f.next <= last {
-            f.next = last + 1;
+        if let Some(f) = self.installed.locked().get_mut(&id) {
+            f.next = f.next.max(last + 1);
         }
-        f.polled = now;
-        self.installed.locked().insert(id, f);
-        result
+        Ok(result)
     }
 
     /// Every log a filter matches over its whole range, as `eth_getLogs` would return.
@@ -180,6 +186,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let v = params_vec(&p, shape)?;
         let request = arg(&v, 0, shape)?.clone();
         let filter = log_filter(c, &request)?;
+        // Hashes its addresses and topics for the bloom test now, once: every poll works on a
+        // copy, which keeps them.
+        filter.bloom_may_match(&Default::default());
         c.filters
             .install(c, Kind::Logs { filter, request }, Instant::now())
     })
