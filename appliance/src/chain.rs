@@ -41,7 +41,7 @@ pub struct NodeStatus {
 
 /// A node is behind when its peers claim more than this many blocks above its tip (a block or
 /// two in flight is the normal state of a chain with one-block finality).
-pub const BEHIND_BLOCKS: u64 = 2;
+const BEHIND_BLOCKS: u64 = 2;
 
 impl NodeStatus {
     /// Whether the peers claim more than [`BEHIND_BLOCKS`] above this node's tip.
@@ -49,11 +49,13 @@ impl NodeStatus {
         self.peer_height.saturating_sub(self.finalized) > BEHIND_BLOCKS
     }
 
-    /// Records the peers' highest claim against `tip`, and where catch-up started.
-    pub fn note_peer_height(&mut self, tip: u64, peer_height: u64) {
+    /// Records the peers' highest claim, and where catch-up started (the tip when the node
+    /// fell behind by [`NodeStatus::is_behind`]).
+    pub fn note_peer_height(&mut self, peer_height: u64) {
         self.peer_height = peer_height;
-        self.sync_started = (peer_height.saturating_sub(tip) > BEHIND_BLOCKS)
-            .then(|| self.sync_started.unwrap_or(tip));
+        self.sync_started = self
+            .is_behind()
+            .then(|| self.sync_started.unwrap_or(self.finalized));
     }
 }
 
@@ -199,13 +201,16 @@ mod tests {
     /// cleared once in sync, and set afresh the next time.
     #[test]
     fn catch_up_start_is_kept_while_behind_and_cleared_in_sync() {
-        let mut s = NodeStatus::default();
-        s.note_peer_height(10, 12);
+        let mut s = NodeStatus {
+            finalized: 10,
+            ..Default::default()
+        };
+        s.note_peer_height(12);
         assert_eq!(s.sync_started, None, "two blocks in flight is in sync");
-        s.note_peer_height(10, 100);
+        s.note_peer_height(100);
         assert_eq!(s.sync_started, Some(10));
         s.finalized = 50;
-        s.note_peer_height(50, 120);
+        s.note_peer_height(120);
         assert_eq!(
             s.sync_started,
             Some(10),
@@ -213,10 +218,10 @@ mod tests {
         );
         assert!(s.is_behind());
         s.finalized = 119;
-        s.note_peer_height(119, 120);
+        s.note_peer_height(120);
         assert_eq!(s.sync_started, None);
         assert!(!s.is_behind());
-        s.note_peer_height(119, 200);
+        s.note_peer_height(200);
         assert_eq!(s.sync_started, Some(119));
     }
 }

@@ -281,12 +281,7 @@ fn a_stranger_without_a_terminal_or_a_chain_spec_gets_errors_that_say_what_to_do
     );
 
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(empty.path())
-        .arg("run")
-        .output()
-        .unwrap();
+    let out = ha(empty.path(), &["run"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

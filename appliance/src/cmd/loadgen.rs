@@ -377,33 +377,26 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
     if !(0.0..=1.0).contains(&args.erc20_share) || args.rate == 0 || args.accounts == 0 {
         eyre::bail!("--erc20-share must be in [0, 1], --rate and --accounts above 0");
     }
-    let clients: Vec<HttpClient> = args
-        .rpc
-        .split(',')
-        .map(|u| {
-            HttpClientBuilder::default()
-                .request_timeout(Duration::from_secs(10))
-                .max_concurrent_requests(args.concurrency.max(1))
-                .build(u.trim())
-        })
-        .collect::<Result<_, _>>()?;
-    let chain_id = quantity(
-        &clients[0]
-            .request::<serde_json::Value, _>("eth_chainId", rpc_params![])
-            .await
-            .map_err(|e| {
-                eyre::eyre!(
-                    "cannot reach {}: {e}; start a network first (make localnet)",
-                    args.rpc
-                )
-            })?,
-    )?;
-    let (mut accounts, token) = setup(&clients[0], chain_id, &args).await?;
+    // The load goes to every endpoint in turn; setup and the block watcher use the first.
     let senders: Vec<RawSender> = args
         .rpc
         .split(',')
         .map(|u| RawSender::new(u.trim()))
         .collect::<eyre::Result<_>>()?;
+    let first = args.rpc.split(',').next().unwrap_or_default().trim();
+    let client = HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(10))
+        .max_concurrent_requests(args.concurrency.max(1))
+        .build(first)?;
+    let chain_id = quantity(
+        &client
+            .request::<serde_json::Value, _>("eth_chainId", rpc_params![])
+            .await
+            .map_err(|e| {
+                eyre::eyre!("cannot reach {first}: {e}; start a network first (make localnet)")
+            })?,
+    )?;
+    let (mut accounts, token) = setup(&client, chain_id, &args).await?;
 
     let total = (args.rate * args.duration_s) as usize;
     eprintln!("signing {total} transactions...");
@@ -434,12 +427,8 @@ async fn run_async(args: LoadgenArgs) -> eyre::Result<()> {
     }
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let start_block = quantity(&clients[0].request("eth_blockNumber", rpc_params![]).await?)?;
-    let watcher = tokio::spawn(watch_blocks(
-        clients[0].clone(),
-        start_block,
-        ledger.clone(),
-    ));
+    let start_block = quantity(&client.request("eth_blockNumber", rpc_params![]).await?)?;
+    let watcher = tokio::spawn(watch_blocks(client.clone(), start_block, ledger.clone()));
     let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let cpu_before = own_cpu_s();
     let began = Instant::now();

@@ -191,11 +191,10 @@ impl Driver {
         let tip = self.fbft.tip().number;
         let peer_height = self.sync_peers.highest_claim().unwrap_or(tip).max(tip);
         m.peer_height.set(peer_height as i64);
-        self.ctx
-            .board
-            .status
-            .locked()
-            .note_peer_height(tip, peer_height);
+        let mut status = self.ctx.board.status.locked();
+        status.finalized = tip;
+        status.note_peer_height(peer_height);
+        drop(status);
         if self
             .observed
             .storage_sampled

@@ -151,6 +151,15 @@ fn block_by_number_or_hash(ctx: &RpcContext, v: &Value) -> RpcResult<Option<u64>
     }
 }
 
+/// How many Ethereum transactions block `n` holds (`None`: no such block).
+fn tx_count(ctx: &RpcContext, n: u64) -> RpcResult<Option<String>> {
+    Ok(ctx
+        .store
+        .block(n)
+        .map_err(internal)?
+        .map(|b| hex_u64(b.body.transactions.len() as u64)))
+}
+
 /// `eth_getTransactionByBlock{Number,Hash}AndIndex` once the block is resolved.
 fn tx_by_index(ctx: &RpcContext, n: Option<u64>, index: &Value) -> RpcResult<Value> {
     let i = quantity_u64(index, "transactionIndex")?;
@@ -173,14 +182,8 @@ fn register_block_reads(m: &mut RpcModule<RpcContext>) {
         let shape = "[blockHash]";
         let v = params_vec(&p, shape)?;
         let hash = parse_hash(arg(&v, 0, shape)?, "blockHash")?;
-        let Some(n) = c.store.number_of(&hash).map_err(internal)? else {
-            return Ok::<_, ErrorObjectOwned>(Value::Null);
-        };
-        Ok(c.store
-            .block(n)
-            .map_err(internal)?
-            .map(|b| json!(hex_u64(b.body.transactions.len() as u64)))
-            .unwrap_or(Value::Null))
+        let n = c.store.number_of(&hash).map_err(internal)?;
+        n.map_or(Ok(None), |n| tx_count(c, n))
     })
     .expect("unique name");
     m.register_method("eth_getTransactionByBlockNumberAndIndex", |p, c, _| {
@@ -318,13 +321,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     m.register_method("eth_getBlockTransactionCountByNumber", |p, c, _| {
         let shape = "[block]";
         let v = params_vec(&p, shape)?;
-        let n = block_param(c, Some(arg(&v, 0, shape)?))?;
-        Ok::<_, ErrorObjectOwned>(
-            c.store
-                .block(n)
-                .map_err(internal)?
-                .map(|b| hex_u64(b.body.transactions.len() as u64)),
-        )
+        tx_count(c, block_param(c, Some(arg(&v, 0, shape)?))?)
     })
     .expect("unique name");
     m.register_method("eth_getBalance", |p, c, _| {

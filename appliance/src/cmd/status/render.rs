@@ -1,7 +1,7 @@
 //! The status screen's layout, drawn from one [`Screen`] (no I/O here, so a fixed fixture
 //! renders to a buffer in tests).
 
-use crate::chain::{NodeStatus, BEHIND_BLOCKS};
+use crate::chain::NodeStatus;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
@@ -51,10 +51,10 @@ fn ms(v: Option<f64>) -> String {
 
 /// Catch-up progress: (ratio, label) when the node is behind its peers.
 fn sync_progress(s: &NodeStatus, blocks_per_s: Option<f64>) -> Option<(f64, String)> {
-    let behind = s.peer_height.saturating_sub(s.finalized);
-    if behind <= BEHIND_BLOCKS {
+    if !s.is_behind() {
         return None;
     }
+    let behind = s.peer_height.saturating_sub(s.finalized);
     let ratio = s.finalized as f64 / s.peer_height.max(1) as f64;
     let eta = match blocks_per_s {
         Some(r) if r > 0.0 => {
